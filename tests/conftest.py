@@ -1,0 +1,5 @@
+"""Session-wide fixtures live in tests/plugins/, one module per real part."""
+
+pytest_plugins = [
+    "tests.plugins.services",
+]

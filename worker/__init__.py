@@ -1,0 +1,1 @@
+"""pushsync worker: the Celery app, its tasks and everything they call."""

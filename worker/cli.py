@@ -1,0 +1,27 @@
+"""The `pushsync` command line: one group, with the subcommands of each part attached."""
+
+from __future__ import annotations
+
+import click
+
+from worker.settings import SettingsError
+from worker.version import VERSION
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """pushsync: keep a Coveo Push source in sync with the systems that own the content."""
+
+
+@main.command()
+def version() -> None:
+    """Print the installed pushsync version."""
+    click.echo(f"pushsync {VERSION}")
+
+
+def run() -> None:
+    """Console entry point: turn a settings error into one clear line and exit status 2."""
+    try:
+        main(standalone_mode=True)
+    except SettingsError as exc:
+        raise SystemExit(f"pushsync: {exc}") from None

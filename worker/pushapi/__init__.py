@@ -1,0 +1,1 @@
+"""A complete, retrying client for Coveo's Push API."""

@@ -1,0 +1,172 @@
+"""Every setting of pushsync, read from the environment in one typed place.
+
+`load_settings()` validates the whole environment at start-up and raises `SettingsError`
+naming each bad variable and the form it expects, so a typo never surfaces mid-push.
+"""
+
+from __future__ import annotations
+
+import enum
+from functools import cached_property
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MIB = 1024 * 1024
+CONTAINER_LIMIT_BYTES = 256 * MIB
+"""The service's hard limit for one file container upload."""
+INLINE_CONTENT_LIMIT_BYTES = 5 * MIB
+"""Largest `data` / `compressedBinaryData` the service takes inline in an item."""
+LOCAL_PUSH_URL = "http://127.0.0.1:8089/push/v1"
+"""The local emulator, used when neither a region nor a base URL is given."""
+
+REGION_HOSTS = {
+    "us": "https://api.cloud.coveo.com/push/v1",
+    "ca": "https://api-ca.cloud.coveo.com/push/v1",
+    "eu": "https://api-eu.cloud.coveo.com/push/v1",
+    "au": "https://api-au.cloud.coveo.com/push/v1",
+    "hipaa": "https://apihipaa.cloud.coveo.com/push/v1",
+}
+
+
+class BurstStatus(str, enum.Enum):
+    """The source status that opens a burst of incremental work."""
+
+    REFRESH = "REFRESH"
+    INCREMENTAL = "INCREMENTAL"
+
+
+class SettingsError(ValueError):
+    """The environment holds a setting pushsync cannot use; the message names the variable."""
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """The validated configuration of one pushsync process."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    organization_id: str = Field(
+        "pushsync-local", validation_alias=_env("COVEO_ORGANIZATION_ID"), pattern=r"^[A-Za-z0-9_-]+$",
+        description="Coveo organization id.",
+    )
+    api_key: SecretStr = Field(
+        SecretStr("local-emulator-key"), validation_alias=_env("COVEO_API_KEY"), min_length=1,
+        description="Push API key; never logged.",
+    )
+    region: str | None = Field(
+        None, validation_alias=_env("COVEO_REGION"), description="Coveo region: us, ca, eu, au or hipaa.",
+    )
+    push_url: str | None = Field(
+        None, validation_alias=_env("COVEO_PUSH_URL"),
+        description="Explicit Push API base URL ending in /push/v1 (emulator, proxy).",
+    )
+    redis_url: str | None = Field(
+        None, validation_alias=_env("REDIS_URL"), description="Coalescing store; unset means embedded Redis.",
+    )
+    broker_url: str | None = Field(
+        None, validation_alias=_env("BROKER_URL"), description="Celery broker; unset means the Redis store.",
+    )
+    window_seconds: float = Field(
+        5.0, gt=0, le=3600, validation_alias=_env("PUSHSYNC_WINDOW_SECONDS"),
+        description="How long a source's window stays open after its first event.",
+    )
+    window_max_items: int = Field(
+        100_000, gt=0, validation_alias=_env("PUSHSYNC_WINDOW_MAX_ITEMS"),
+        description="Item count that closes a window early.",
+    )
+    window_max_bytes: int = Field(
+        200 * MIB, gt=0, validation_alias=_env("PUSHSYNC_WINDOW_MAX_BYTES"),
+        description="Buffered bytes that close a window early.",
+    )
+    container_max_bytes: int = Field(
+        CONTAINER_LIMIT_BYTES, ge=MIB, le=CONTAINER_LIMIT_BYTES, validation_alias=_env("PUSHSYNC_CONTAINER_MAX_BYTES"),
+        description="Largest batch file written to one container (at most 256 MiB).",
+    )
+    connect_timeout: float = Field(
+        10.0, gt=0, validation_alias=_env("PUSHSYNC_CONNECT_TIMEOUT"), description="Seconds to open a connection.",
+    )
+    read_timeout: float = Field(
+        120.0, gt=0, validation_alias=_env("PUSHSYNC_READ_TIMEOUT"), description="Seconds to wait for an answer.",
+    )
+    retry_budget_seconds: float = Field(
+        600.0, gt=0, validation_alias=_env("PUSHSYNC_RETRY_BUDGET_SECONDS"),
+        description="Total time one call may spend retrying; keep under the broker's redelivery timeout.",
+    )
+    burst_status: BurstStatus = Field(
+        BurstStatus.REFRESH, validation_alias=_env("PUSHSYNC_BURST_STATUS"),
+        description="Status that opens a burst: REFRESH or INCREMENTAL.",
+    )
+    protected_sources: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("PUSHSYNC_PROTECTED_SOURCES"),
+        description="Comma-separated source ids pushsync must never call (Crawling Module, Coveo for Sitecore).",
+    )
+
+    _split_protected = field_validator("protected_sources", mode="before")(_split_csv)
+
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        region = value.strip().lower()
+        if region not in REGION_HOSTS:
+            raise ValueError(f"expected one of {', '.join(REGION_HOSTS)}")
+        return region
+
+    @field_validator("push_url", "redis_url", "broker_url")
+    @classmethod
+    def _url_form(cls, value: str | None) -> str | None:
+        if value is not None and "://" not in value:
+            raise ValueError("expected a URL such as scheme://host:port/path")
+        return value
+
+    @model_validator(mode="after")
+    def _one_endpoint(self) -> "Settings":
+        if self.region and self.push_url:
+            raise ValueError("COVEO_REGION and COVEO_PUSH_URL both set: give one of them")
+        return self
+
+    @cached_property
+    def push_base_url(self) -> str:
+        """The Push API base URL, without the organization part."""
+        if self.push_url:
+            return self.push_url.rstrip("/")
+        if self.region:
+            return REGION_HOSTS[self.region]
+        return LOCAL_PUSH_URL
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read and validate the environment; `overrides` win over it (tests, CLI options)."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False):
+        field = error["loc"][0] if error["loc"] else None
+        name = _variable_name(str(field)) if field else "settings"
+        lines.append(f"{name}: {error['msg'].removeprefix('Value error, ')}")
+    return "invalid settings:\n  " + "\n  ".join(lines)
+
+
+def _variable_name(field: str) -> str:
+    info = Settings.model_fields.get(field)
+    alias = getattr(info, "validation_alias", None) if info else None
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return field
