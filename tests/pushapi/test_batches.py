@@ -1,0 +1,151 @@
+"""Batches are streamed into files that each fit one container; oversized items travel alone."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import zlib
+
+import pytest
+
+from tests.support.scripted_server import UPLOAD_PREFIX
+from worker.pushapi import errors
+from worker.pushapi.batchfile import ITEM_SECTIONS, BatchFileWriter
+from worker.pushapi.batches import BatchPusher, Delete, IdentityOp, Upsert
+
+MB = 1024 * 1024
+LIMIT = 256 * MB
+
+
+def uploads(server):
+    return server.matching("PUT", "^" + UPLOAD_PREFIX)
+
+
+def batch_calls(server):
+    return server.matching("PUT", r"/documents/batch$")
+
+
+def test_300_mb_batch_becomes_two_containers_under_the_limit(client, server, tmp_path):
+    text = "x" * MB
+    operations = (Upsert({"documentId": f"https://example.com/{i}", "data": text}) for i in range(300))
+    report = BatchPusher(client, directory=tmp_path).push_documents("src", operations)
+    sizes = [request.size for request in uploads(server)]
+    assert len(sizes) == 2 and all(size <= LIMIT for size in sizes)
+    assert sum(sizes) > 300 * MB
+    assert report.counts == {"addOrUpdate": 300, "delete": 0}
+    assert [call.query["fileId"][0] for call in batch_calls(server)] == report.file_ids
+    assert os.listdir(tmp_path) == []
+
+
+def test_7_mb_item_goes_through_its_own_container(client, server, tmp_path):
+    content = os.urandom(7 * MB)
+    report = BatchPusher(client, directory=tmp_path).push_documents(
+        "src", [Upsert({"documentId": "https://example.com/big", "title": "Big"}, content=content),
+                Upsert({"documentId": "https://example.com/small", "data": "small"})])
+    first, second = uploads(server)
+    assert first.size == len(zlib.compress(content, 6))
+    batch = second.json()
+    big, small = batch["addOrUpdate"]
+    assert big["compressionType"] == "ZLIB" and "compressedBinaryData" not in big
+    assert big["compressedBinaryDataFileId"] == first.path.removeprefix(UPLOAD_PREFIX)
+    assert small == {"documentId": "https://example.com/small", "data": "small"}
+    assert report.rejected == [] and len(report.file_ids) == 1
+
+
+def test_small_content_is_compressed_inline(client, server):
+    BatchPusher(client).push_documents("src", [Upsert({"documentId": "file://a/b.txt"}, content=b"hello " * 100)])
+    (upload,) = uploads(server)
+    (item,) = upload.json()["addOrUpdate"]
+    assert item["compressionType"] == "ZLIB"
+    assert zlib.decompress(base64.b64decode(item["compressedBinaryData"])) == b"hello " * 100
+
+
+def test_data_over_5_mb_is_compressed_inline_when_it_fits(client, server):
+    text = "y" * (6 * MB)
+    BatchPusher(client).push_documents("src", [Upsert({"documentId": "https://example.com/t", "data": text})])
+    (upload,) = uploads(server)
+    (item,) = upload.json()["addOrUpdate"]
+    assert "data" not in item and item["compressionType"] == "ZLIB"
+    assert zlib.decompress(base64.b64decode(item["compressedBinaryData"])).decode() == text
+
+
+def test_incompressible_data_over_5_mb_goes_through_its_own_container(client, server):
+    text = base64.b64encode(os.urandom(5 * MB)).decode()
+    BatchPusher(client).push_documents("src", [Upsert({"documentId": "https://example.com/t", "data": text})])
+    content, batch = uploads(server)
+    (item,) = batch.json()["addOrUpdate"]
+    assert "data" not in item and item["compressedBinaryDataFileId"] == content.path.removeprefix(UPLOAD_PREFIX)
+    assert zlib.decompress(content.body).decode() == text
+
+
+def test_300_mb_item_is_rejected_alone_and_the_rest_lands(client, server):
+    huge = bytes(300 * MB)
+    report = BatchPusher(client).push_documents("src", [
+        Upsert({"documentId": "https://example.com/ok-1", "data": "1"}),
+        Upsert({"documentId": "https://example.com/huge"}, content=huge, compression_type="DEFLATE"),
+        Delete("https://example.com/gone"),
+    ])
+    ((operation, error),) = report.rejected
+    assert isinstance(error, errors.ItemTooLargeError)
+    assert error.document_id == "https://example.com/huge" and "huge" in str(error)
+    (upload,) = uploads(server)
+    batch = upload.json()
+    assert [item["documentId"] for item in batch["addOrUpdate"]] == ["https://example.com/ok-1"]
+    assert batch["delete"] == [{"documentId": "https://example.com/gone", "deleteChildren": False}]
+
+
+def test_invalid_items_are_reported_not_sent(client, server):
+    report = BatchPusher(client).push_documents("src", [
+        Upsert({"documentId": "not a uri"}),
+        Upsert({"documentId": "https://example.com/meta", "author": {"name": "x"}}),
+        Upsert({"documentId": "https://example.com/fine"}),
+    ])
+    assert [str(op.document["documentId"]) for op, _ in report.rejected] == ["not a uri", "https://example.com/meta"]
+    (upload,) = uploads(server)
+    assert [i["documentId"] for i in upload.json()["addOrUpdate"]] == ["https://example.com/fine"]
+
+
+def test_vanished_container_gets_a_fresh_one(client, server):
+    server.script("PUT", r"/documents/batch$", 404, error_code="FILE_NOT_FOUND")
+    report = BatchPusher(client).push_documents("src", [Upsert({"documentId": "https://example.com/a"})])
+    calls = batch_calls(server)
+    assert [c.status for c in calls] == [404, 202]
+    assert calls[0].query["fileId"] != calls[1].query["fileId"]
+    assert report.file_ids == [calls[1].query["fileId"][0]]
+
+
+def test_identity_batches_have_their_three_sections(client, server):
+    group = {"name": "g", "type": "GROUP", "additionalInfo": {}}
+    user = {"name": "u", "type": "USER", "additionalInfo": {}}
+    report = BatchPusher(client).push_identities("prov", [
+        IdentityOp("members", {"identity": group, "members": [user], "wellKnowns": []}),
+        IdentityOp("mappings", {"identity": user, "mappings": [{"name": "u2", "type": "USER", "provider": "p2"}]}),
+        IdentityOp("deleted", {"identity": user}),
+    ])
+    (upload,) = uploads(server)
+    assert upload.json() == {
+        "members": [{"identity": group, "members": [user], "wellKnowns": []}],
+        "mappings": [{"identity": user, "mappings": [{"name": "u2", "type": "USER", "provider": "p2"}]}],
+        "deleted": [{"identity": user}],
+    }
+    assert server.matching("PUT", r"/providers/prov/permissions/batch$")[0].query["fileId"] == report.file_ids
+
+
+@pytest.mark.parametrize("count", [0, 1, 5, 200])
+def test_writer_files_are_valid_json_and_never_over_the_limit(tmp_path, count):
+    finished = []
+
+    def keep(batch):
+        finished.append((batch.size, batch.path.stat().st_size, json.loads(batch.path.read_bytes()), batch.counts))
+
+    writer = BatchFileWriter(ITEM_SECTIONS, max_bytes=2000, on_file=keep, directory=tmp_path)
+    for i in range(count):
+        writer.add("addOrUpdate", {"documentId": f"https://e.com/{i}", "data": "z" * (i % 50)}, name=str(i))
+        writer.add("delete", {"documentId": f"https://e.com/d{i}", "deleteChildren": False}, name=str(i))
+    writer.close()
+    assert all(size == on_disk <= 2000 for size, on_disk, _, _ in finished)
+    assert sum(len(doc["addOrUpdate"]) for _, _, doc, _ in finished) == count
+    assert sum(len(doc["delete"]) for _, _, doc, _ in finished) == count
+    assert all(c == {"addOrUpdate": len(d["addOrUpdate"]), "delete": len(d["delete"])} for _, _, d, c in finished)
+    assert os.listdir(tmp_path) == []

@@ -1,0 +1,5 @@
+"""`python -m worker` runs the `pushsync` command line."""
+
+from worker.cli import run
+
+run()

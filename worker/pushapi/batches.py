@@ -1,0 +1,202 @@
+"""Pushing a whole batch of items or identities through file containers.
+
+`BatchPusher` streams the operations into batch files that fit one container each, sends item
+content that is too large to inline through a container of its own, and for every finished file
+creates a container, uploads, and calls the batch operation. An item that cannot be sent at all
+(too large, invalid) is reported back instead of failing the batch, so the caller can
+dead-letter it alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import tempfile
+import zlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from worker.pushapi import documents
+from worker.pushapi.batchfile import IDENTITY_SECTIONS, ITEM_SECTIONS, BatchFile, BatchFileWriter
+from worker.pushapi.client import PushApiClient
+from worker.pushapi.errors import ContainerExpiredError, InvalidInputError, ItemTooLargeError
+from worker.settings import CONTAINER_LIMIT_BYTES, INLINE_CONTENT_LIMIT_BYTES
+
+log = logging.getLogger(__name__)
+
+CONTAINER_ATTEMPTS = 3
+"""Fresh containers tried for one file when the previous one expired or vanished."""
+ZLIB_LEVEL = 6
+
+
+@dataclass(frozen=True)
+class Upsert:
+    """Add or update one item.
+
+    document: the item's JSON (documentId, metadata, data, fileExtension, permissions...).
+    content: raw content bytes, sent compressed inline or through a container of their own.
+    compression_type: how `content` is already compressed; UNCOMPRESSED content is ZLIB-compressed here.
+    """
+
+    document: Mapping[str, Any]
+    content: bytes | None = None
+    compression_type: str = "UNCOMPRESSED"
+
+
+@dataclass(frozen=True)
+class Delete:
+    """Delete one item, and its children when `delete_children` is true."""
+
+    document_id: str
+    delete_children: bool = False
+
+
+@dataclass(frozen=True)
+class IdentityOp:
+    """One entry of an identity batch: `section` is members, mappings or deleted."""
+
+    section: str
+    body: Mapping[str, Any]
+
+
+@dataclass
+class PushReport:
+    """What one push sent, and what it refused to send."""
+
+    file_ids: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    bytes: int = 0
+    rejected: list[tuple[Any, InvalidInputError]] = field(default_factory=list)
+    """Operations refused before sending, with the reason (too large, invalid)."""
+
+
+class BatchPusher:
+    """Sends batches of items or identities through file containers."""
+
+    def __init__(
+        self,
+        client: PushApiClient,
+        *,
+        max_bytes: int = CONTAINER_LIMIT_BYTES,
+        directory: str | os.PathLike[str] | None = None,
+    ) -> None:
+        """
+        client: the Push API client to call.
+        max_bytes: the largest batch file (and content container) to send.
+        directory: where batch files are written while they are built.
+        """
+        self.client = client
+        self.max_bytes = max_bytes
+        self.directory = directory
+
+    def push_documents(self, source_id: str, operations: Iterable[Upsert | Delete]) -> PushReport:
+        """Push item upserts and deletes to `source_id` in as few containers as fit."""
+        report = PushReport()
+        send = self._sender(report, lambda file_id: self.client.push_documents_batch(source_id, file_id), source_id)
+        writer = BatchFileWriter(ITEM_SECTIONS, max_bytes=self.max_bytes, on_file=send, directory=self.directory)
+        try:
+            for operation in operations:
+                try:
+                    if isinstance(operation, Delete):
+                        documents.check_document_id(operation.document_id)
+                        entry = {"documentId": operation.document_id, "deleteChildren": operation.delete_children}
+                        writer.add("delete", entry, name=operation.document_id)
+                    else:
+                        document = self._prepare(operation)
+                        writer.add("addOrUpdate", document, name=str(document["documentId"]))
+                except InvalidInputError as exc:
+                    report.rejected.append((operation, exc))
+            writer.close()
+        finally:
+            writer.discard()
+        return report
+
+    def push_identities(self, provider_id: str, operations: Iterable[IdentityOp]) -> PushReport:
+        """Push identity members, aliases and disables to `provider_id`."""
+        report = PushReport()
+        send = self._sender(report, lambda file_id: self.client.push_identities_batch(provider_id, file_id), provider_id)
+        writer = BatchFileWriter(IDENTITY_SECTIONS, max_bytes=self.max_bytes, on_file=send, directory=self.directory)
+        try:
+            for operation in operations:
+                try:
+                    identity = operation.body.get("identity", {})
+                    documents.check_identity(identity)
+                    writer.add(operation.section, operation.body, name=str(identity.get("name")))
+                except InvalidInputError as exc:
+                    report.rejected.append((operation, exc))
+            writer.close()
+        finally:
+            writer.discard()
+        return report
+
+    def _prepare(self, upsert: Upsert) -> dict[str, Any]:
+        """The batch entry for `upsert`, with its content inline or in a container of its own."""
+        document = dict(upsert.document)
+        documents.check_document(document)
+        content, compression = upsert.content, upsert.compression_type
+        data = document.get("data")
+        if content is None and isinstance(data, str) and len(data.encode()) > INLINE_CONTENT_LIMIT_BYTES:
+            content = document.pop("data").encode()
+        if content is None:
+            return document
+        document.pop("data", None)
+        if compression == "UNCOMPRESSED":
+            content, compression = zlib.compress(content, ZLIB_LEVEL), "ZLIB"
+        document["compressionType"] = compression
+        if len(content) > self.max_bytes:
+            raise ItemTooLargeError(str(document["documentId"]), len(content), self.max_bytes)
+        if _base64_length(len(content)) <= INLINE_CONTENT_LIMIT_BYTES:
+            document["compressedBinaryData"] = base64.b64encode(content).decode()
+        else:
+            document["compressedBinaryDataFileId"] = self._upload_content(content)
+        return document
+
+    def _upload_content(self, content: bytes) -> str:
+        """Put raw content bytes in a container of their own; return its fileId."""
+        with tempfile.NamedTemporaryFile(prefix="pushsync-content-", dir=self.directory, delete=False) as handle:
+            handle.write(content)
+        try:
+            container = self.client.create_file_container()
+            self.client.upload(container, handle.name)
+            return container.file_id
+        finally:
+            Path(handle.name).unlink(missing_ok=True)
+
+    def _sender(self, report: PushReport, apply: Callable[[str], None], target: str) -> Callable[[BatchFile], None]:
+        """A writer callback that sends each finished file and records it in `report`."""
+
+        def send(batch: BatchFile) -> None:
+            file_id = self._send_file(batch, apply)
+            report.file_ids.append(file_id)
+            report.bytes += batch.size
+            for section, count in batch.counts.items():
+                report.counts[section] = report.counts.get(section, 0) + count
+            log.info(
+                "batch accepted target=%s fileId=%s %s bytes=%d",
+                target, file_id, " ".join(f"{name}={count}" for name, count in batch.counts.items()), batch.size,
+                extra={"target": target, "file_id": file_id, "counts": batch.counts, "bytes": batch.size},
+            )
+
+        return send
+
+    def _send_file(self, batch: BatchFile, apply: Callable[[str], None]) -> str:
+        """Create a container, upload `batch`, apply it; a vanished container gets a fresh one."""
+        attempts_left = CONTAINER_ATTEMPTS
+        while True:
+            container = self.client.create_file_container()
+            try:
+                self.client.upload(container, batch.path)
+                apply(container.file_id)
+                return container.file_id
+            except ContainerExpiredError:
+                attempts_left -= 1
+                if not attempts_left:
+                    raise
+                log.warning("file container %s vanished before use; sending through a new one", container.file_id)
+
+
+def _base64_length(size: int) -> int:
+    return 4 * ((size + 2) // 3)

@@ -1,0 +1,321 @@
+"""A client for every operation of Coveo's Push API, retrying what may succeed later.
+
+One `PushApiClient` per process: it holds a pooled `requests.Session`. Every method raises a
+subclass of `PushApiError` (see `errors.py`) and never puts the API key into one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util import SKIP_HEADER
+
+from worker.pushapi import documents
+from worker.pushapi.errors import (
+    ConnectError,
+    ContainerExpiredError,
+    InvalidInputError,
+    PushApiError,
+    TimeoutError,
+)
+from worker.pushapi.responses import error_from_response
+from worker.pushapi.retry import call_with_retries
+from worker.settings import Settings
+from worker.version import USER_AGENT
+
+log = logging.getLogger(__name__)
+
+POOL_CONNECTIONS = 10
+"""Hosts whose connections the session keeps (the Push API and the storage host)."""
+POOL_MAXSIZE = 20
+"""Connections kept per host."""
+ORDERING_ID_SKEW_MS = 60_000
+"""How far ahead of this clock an `orderingId` may be before we refuse to send it: a future
+`orderingId` blocks the source until that time and the only cure is recreating the source."""
+JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+UPLOAD_DROPPED_HEADERS = {"User-Agent": SKIP_HEADER, "Accept-Encoding": SKIP_HEADER, "Accept": None}
+"""Session defaults kept off the upload, which carries only the container's `requiredHeaders`."""
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class FileContainer:
+    """A file container the service created: upload once to `upload_uri`, then use `file_id`."""
+
+    file_id: str
+    upload_uri: str
+    required_headers: Mapping[str, str]
+
+
+class PushApiClient:
+    """Every Push API operation for one organization, with retries within a time budget."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        organization_id: str,
+        api_key: str,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 120.0,
+        retry_budget_seconds: float = 600.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        """
+        base_url: the Push API root ending in /push/v1 (a region's host, the emulator, a proxy).
+        organization_id: the Coveo organization every call addresses.
+        api_key: the key sent as a Bearer token to the Push API, never to the storage host.
+        connect_timeout: seconds to open a connection.
+        read_timeout: seconds to wait for an answer.
+        retry_budget_seconds: the span retries of one call may take, waits included.
+        sleep: how to wait between attempts (tests may record the waits).
+        """
+        self.organization_url = f"{base_url.rstrip('/')}/organizations/{quote(organization_id, safe='')}"
+        self._auth = {"Authorization": f"Bearer {api_key}"}
+        self._api_key = api_key
+        self.timeout = (connect_timeout, read_timeout)
+        self.retry_budget_seconds = retry_budget_seconds
+        self._sleep = sleep
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+        adapter = HTTPAdapter(pool_connections=POOL_CONNECTIONS, pool_maxsize=POOL_MAXSIZE, max_retries=0)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> "PushApiClient":
+        """A client configured from the validated settings; `overrides` win."""
+        options: dict[str, Any] = {
+            "base_url": settings.push_base_url,
+            "organization_id": settings.organization_id,
+            "api_key": settings.api_key.get_secret_value(),
+            "connect_timeout": settings.connect_timeout,
+            "read_timeout": settings.read_timeout,
+            "retry_budget_seconds": settings.retry_budget_seconds,
+        }
+        return cls(**(options | overrides))
+
+    def close(self) -> None:
+        self.session.close()
+
+    # -- file containers -------------------------------------------------------------------
+
+    def create_file_container(self, *, use_virtual_hosted_style_url: bool = False) -> FileContainer:
+        """Create a file container (one upload, expires after 60 minutes)."""
+        params = {"useVirtualHostedStyleUrl": "true"} if use_virtual_hosted_style_url else None
+        body = self._call("POST", "/files", operation="create_file_container", params=params, expect_json=True)
+        return FileContainer(file_id=body["fileId"], upload_uri=body["uploadUri"], required_headers=body["requiredHeaders"])
+
+    def upload(self, container: FileContainer, path: str | os.PathLike[str]) -> None:
+        """Upload the file at `path` to `container`, streamed, with only its `requiredHeaders`."""
+
+        def attempt() -> None:
+            with open(path, "rb") as body:
+                response = self._send(
+                    "PUT",
+                    container.upload_uri,
+                    operation="upload",
+                    target=container.file_id,
+                    data=body,
+                    headers={**UPLOAD_DROPPED_HEADERS, **container.required_headers},
+                )
+            # Storage answers 403/404 once a presigned URL expired or its container was consumed.
+            if response.status_code in (403, 404):
+                raise ContainerExpiredError(
+                    f"file container {container.file_id} can no longer be uploaded to",
+                    status=response.status_code,
+                    operation="upload",
+                    target=container.file_id,
+                )
+            self._raise_for_status(response, operation="upload", target=container.file_id)
+
+        call_with_retries(attempt, budget_seconds=self.retry_budget_seconds, sleep=self._sleep)
+
+    # -- items -----------------------------------------------------------------------------
+
+    def add_document(
+        self, source_id: str, document: Mapping[str, Any], *, ordering_id: int | None = None
+    ) -> None:
+        """Add or update one item (`document` holds `documentId`, content, metadata)."""
+        documents.check_document(document)
+        body = {key: value for key, value in document.items() if key != "documentId"}
+        params = {"documentId": document["documentId"], **self._ordering(ordering_id)}
+        if "compressionType" in document:
+            params["compressionType"] = document["compressionType"]
+        self._call(
+            "PUT", f"/sources/{quote(source_id, safe='')}/documents", operation="add_document",
+            target=source_id, params=params, json_body=body,
+        )
+
+    def delete_document(
+        self, source_id: str, document_id: str, *, delete_children: bool = False, ordering_id: int | None = None
+    ) -> None:
+        """Delete one item, and its children when `delete_children` is true."""
+        documents.check_document_id(document_id)
+        params = {"documentId": document_id, "deleteChildren": _bool(delete_children), **self._ordering(ordering_id)}
+        self._call(
+            "DELETE", f"/sources/{quote(source_id, safe='')}/documents", operation="delete_document",
+            target=source_id, params=params,
+        )
+
+    def push_documents_batch(self, source_id: str, file_id: str, *, ordering_id: int | None = None) -> None:
+        """Apply the batch file (`addOrUpdate` / `delete`) uploaded to container `file_id`."""
+        self._call(
+            "PUT", f"/sources/{quote(source_id, safe='')}/documents/batch", operation="push_documents_batch",
+            target=source_id, params={"fileId": file_id, **self._ordering(ordering_id)}, file_id=file_id,
+        )
+
+    def delete_documents_older_than(self, source_id: str, ordering_id: int, *, queue_delay: int | None = None) -> None:
+        """Delete every item last touched by an operation with an `orderingId` below `ordering_id`.
+
+        queue_delay: minutes the service waits before deleting (its default is 15).
+        """
+        self._call(
+            "DELETE", f"/sources/{quote(source_id, safe='')}/documents/olderthan",
+            operation="delete_documents_older_than", target=source_id,
+            params=self._older_than(ordering_id, queue_delay),
+        )
+
+    def set_source_status(self, source_id: str, status_type: str) -> None:
+        """Open (REBUILD, REFRESH, INCREMENTAL) or close (IDLE) an activity on the source."""
+        documents.check_status_type(status_type)
+        self._call(
+            "POST", f"/sources/{quote(source_id, safe='')}/status", operation="set_source_status",
+            target=source_id, params={"statusType": status_type},
+        )
+
+    # -- security identities ---------------------------------------------------------------
+
+    def add_identity(self, provider_id: str, body: Mapping[str, Any], *, ordering_id: int | None = None) -> None:
+        """Add or update one identity (`{"identity", "members", "wellKnowns"}`)."""
+        documents.check_identity(body.get("identity", {}))
+        self._call(
+            "PUT", f"/providers/{quote(provider_id, safe='')}/permissions", operation="add_identity",
+            target=provider_id, params=self._ordering(ordering_id), json_body=body,
+        )
+
+    def disable_identity(
+        self, provider_id: str, identity: Mapping[str, Any], *, ordering_id: int | None = None
+    ) -> None:
+        """Disable one identity."""
+        documents.check_identity(identity)
+        self._call(
+            "DELETE", f"/providers/{quote(provider_id, safe='')}/permissions", operation="disable_identity",
+            target=provider_id, params=self._ordering(ordering_id), json_body={"identity": identity},
+        )
+
+    def add_alias(self, provider_id: str, body: Mapping[str, Any], *, ordering_id: int | None = None) -> None:
+        """Add or update one alias (`{"identity", "mappings", "wellKnowns"}`)."""
+        documents.check_identity(body.get("identity", {}))
+        self._call(
+            "PUT", f"/providers/{quote(provider_id, safe='')}/mappings", operation="add_alias",
+            target=provider_id, params=self._ordering(ordering_id), json_body=body,
+        )
+
+    def push_identities_batch(self, provider_id: str, file_id: str, *, ordering_id: int | None = None) -> None:
+        """Apply the identity batch file (`members` / `mappings` / `deleted`) in container `file_id`."""
+        self._call(
+            "PUT", f"/providers/{quote(provider_id, safe='')}/permissions/batch", operation="push_identities_batch",
+            target=provider_id, params={"fileId": file_id, **self._ordering(ordering_id)}, file_id=file_id,
+        )
+
+    def disable_identities_older_than(
+        self, provider_id: str, ordering_id: int, *, queue_delay: int | None = None
+    ) -> None:
+        """Disable every identity last touched before `ordering_id` (after `queue_delay` minutes)."""
+        self._call(
+            "DELETE", f"/providers/{quote(provider_id, safe='')}/permissions/olderthan",
+            operation="disable_identities_older_than", target=provider_id,
+            params=self._older_than(ordering_id, queue_delay),
+        )
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        operation: str,
+        target: str = "",
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        file_id: str | None = None,
+        expect_json: bool = False,
+    ) -> Any:
+        """One Push API call with retries; returns the decoded JSON answer when `expect_json`."""
+        data = None if json_body is None else json.dumps(json_body, separators=(",", ":")).encode()
+
+        def attempt() -> Any:
+            response = self._send(
+                method, self.organization_url + path, operation=operation, target=target,
+                params=params, data=data, headers={**JSON_HEADERS, **self._auth},
+            )
+            self._raise_for_status(response, operation=operation, target=target, file_id=file_id)
+            if not expect_json:
+                return None
+            try:
+                return response.json()
+            except ValueError:
+                raise InvalidInputError(
+                    f"the service answered {response.status_code} with a body that is not JSON",
+                    operation=operation, target=target,
+                ) from None
+
+        return call_with_retries(attempt, budget_seconds=self.retry_budget_seconds, sleep=self._sleep)
+
+    def _send(self, method: str, url: str, *, operation: str, target: str, **kwargs: Any) -> requests.Response:
+        try:
+            return self.session.request(method, url, timeout=self.timeout, **kwargs)
+        except requests.Timeout as exc:
+            raise TimeoutError(self._redact(f"no answer in time: {exc}"), operation=operation, target=target) from None
+        except requests.ConnectionError as exc:
+            raise ConnectError(self._redact(f"connection failed: {exc}"), operation=operation, target=target) from None
+        except requests.RequestException as exc:
+            raise PushApiError(self._redact(f"request failed: {exc}"), operation=operation, target=target) from None
+
+    def _raise_for_status(
+        self, response: requests.Response, *, operation: str, target: str, file_id: str | None = None
+    ) -> None:
+        if response.status_code < 400:
+            return
+        error = error_from_response(response, operation=operation, target=target, file_id=file_id)
+        error.message = self._redact(error.message)
+        raise error
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._api_key, "[redacted]") if self._api_key else text
+
+    @staticmethod
+    def _ordering(ordering_id: int | None) -> dict[str, int]:
+        if ordering_id is None:
+            return {}
+        if not isinstance(ordering_id, int) or isinstance(ordering_id, bool) or ordering_id < 0:
+            raise InvalidInputError(f"orderingId {ordering_id!r} must be a non-negative integer (epoch milliseconds)")
+        if ordering_id > time.time() * 1000 + ORDERING_ID_SKEW_MS:
+            raise InvalidInputError(
+                f"orderingId {ordering_id} is in the future: the service would refuse new items until then"
+            )
+        return {"orderingId": ordering_id}
+
+    def _older_than(self, ordering_id: int, queue_delay: int | None) -> dict[str, int]:
+        params = self._ordering(ordering_id)
+        if queue_delay is not None:
+            if not isinstance(queue_delay, int) or queue_delay < 0:
+                raise InvalidInputError(f"queueDelay {queue_delay!r} must be a non-negative number of minutes")
+            params["queueDelay"] = queue_delay
+        return params
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
