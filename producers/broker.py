@@ -1,0 +1,93 @@
+"""The broker topology of change events, declared identically by producers and the worker.
+
+Both sides must declare `pushsync.events` with the same arguments (RabbitMQ refuses a second
+declaration that differs), so the topology lives here and nowhere else.
+
+- Redis: one durable list per queue. The broker has no dead-lettering; the worker keeps its own
+  attempt counts. Run Redis with `appendonly yes` and `maxmemory-policy noeviction`.
+- RabbitMQ: `pushsync.events` is a quorum queue with a delivery limit; a message redelivered
+  more often than that (a poison message) is dead-lettered, at least once, through the direct
+  exchange `pushsync.events.dead-letter` to the quorum queue `pushsync.events.poison`.
+  Publishers wait for the broker's confirm of every message.
+"""
+
+from __future__ import annotations
+
+from kombu import Connection, Exchange, Queue
+
+EVENTS_QUEUE = "pushsync.events"
+POISON_SUFFIX = ".poison"
+DEAD_LETTER_SUFFIX = ".dead-letter"
+DELIVERY_LIMIT = 5
+"""Deliveries of one RabbitMQ message before it is dead-lettered as poison."""
+CONTENT_TYPE = "application/json"
+CONTENT_ENCODING = "utf-8"
+PERSISTENT = 2
+"""AMQP delivery mode: the broker writes the message to disk."""
+DEFAULT_CONNECT_TIMEOUT = 5.0
+"""Seconds to open a broker connection."""
+DEFAULT_CONFIRM_TIMEOUT = 10.0
+"""Seconds to wait for RabbitMQ to confirm a published message."""
+AMQP_SCHEMES = frozenset({"amqp", "amqps", "pyamqp"})
+
+
+def is_amqp(broker_url: str) -> bool:
+    """Whether `broker_url` names RabbitMQ (AMQP) rather than Redis."""
+    return broker_url.split("://", 1)[0].lower() in AMQP_SCHEMES
+
+
+def connect(broker_url: str, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT) -> Connection:
+    """A kombu connection (not yet opened) set up for confirmed publishing on either broker.
+
+    `connect_timeout` is the seconds allowed to open the connection.
+    """
+    if is_amqp(broker_url):
+        options = {"confirm_publish": True}
+    else:
+        options = {"socket_connect_timeout": connect_timeout, "socket_timeout": connect_timeout}
+    return Connection(broker_url, connect_timeout=connect_timeout, transport_options=options)
+
+
+def events_queue(connection: Connection, name: str = EVENTS_QUEUE) -> Queue:
+    """The change-event queue to publish to and consume from; `name` is overridden only by tests."""
+    if not _on_amqp(connection):
+        return Queue(name, exchange=Exchange(""), routing_key=name, durable=True)
+    return Queue(
+        name,
+        exchange=Exchange(""),
+        routing_key=name,
+        durable=True,
+        queue_arguments={
+            "x-queue-type": "quorum",
+            "x-delivery-limit": DELIVERY_LIMIT,
+            "x-dead-letter-exchange": name + DEAD_LETTER_SUFFIX,
+            "x-dead-letter-routing-key": name + POISON_SUFFIX,
+            # At-least-once dead-lettering never loses a poison message; RabbitMQ requires
+            # reject-publish overflow for it.
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        },
+    )
+
+
+def poison_queue(name: str = EVENTS_QUEUE) -> Queue:
+    """Where RabbitMQ dead-letters messages of queue `name` that exceeded the delivery limit."""
+    exchange = Exchange(name + DEAD_LETTER_SUFFIX, type="direct", durable=True)
+    return Queue(
+        name + POISON_SUFFIX,
+        exchange=exchange,
+        routing_key=name + POISON_SUFFIX,
+        durable=True,
+        queue_arguments={"x-queue-type": "quorum"},
+    )
+
+
+def topology(connection: Connection, name: str = EVENTS_QUEUE) -> list[Queue]:
+    """Every queue to declare before publishing or consuming, dead-letter target first."""
+    if _on_amqp(connection):
+        return [poison_queue(name), events_queue(connection, name)]
+    return [events_queue(connection, name)]
+
+
+def _on_amqp(connection: Connection) -> bool:
+    return connection.transport.driver_type == "amqp"

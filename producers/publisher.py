@@ -1,0 +1,175 @@
+"""Hand change events over to the broker: validated, many per message, confirmed, retried within bounds.
+
+    with Publisher("redis://127.0.0.1:6379/0") as publisher:
+        publisher.publish({"kind": "item.delete", "source": "my-source", "documentId": "https://…"})
+
+`publish` buffers; a message leaves when it holds `events_per_message` events or would grow past
+`max_message_bytes`, and on `flush()` / the end of the `with` block. Whatever was not confirmed
+by the broker raises PublishError carrying those events. A Publisher is not thread-safe.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from kombu import Connection, Producer
+
+from producers import broker
+from producers.clock import PROCESS_CLOCK, VersionClock
+from producers.errors import PublishError
+from producers.events import EVENT_TYPES, MAX_EVENT_BYTES, Event, complete_event, encode_message, parse_event
+
+log = logging.getLogger(__name__)
+
+DEFAULT_EVENTS_PER_MESSAGE = 500
+DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+"""Keeps one message well under what brokers handle comfortably; a larger single event goes alone."""
+ENVELOPE_OVERHEAD_BYTES = len(b'{"events":[]}')
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long to keep trying when the broker cannot be reached (kombu's `ensure` arguments)."""
+
+    max_retries: int = 3
+    """Attempts after the first one; then PublishError."""
+    interval_start: float = 0.0
+    """Seconds before the first retry."""
+    interval_step: float = 0.5
+    """Seconds added to the wait after each retry."""
+    interval_max: float = 2.0
+    """Longest wait between two retries, in seconds."""
+
+    def as_kombu(self) -> dict[str, float]:
+        return {
+            "max_retries": self.max_retries,
+            "interval_start": self.interval_start,
+            "interval_step": self.interval_step,
+            "interval_max": self.interval_max,
+        }
+
+
+class Publisher:
+    """Publishes change events to the `pushsync.events` queue of one broker."""
+
+    def __init__(
+        self,
+        broker_url: str,
+        *,
+        events_per_message: int = DEFAULT_EVENTS_PER_MESSAGE,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        max_event_bytes: int = MAX_EVENT_BYTES,
+        retry: RetryPolicy = RetryPolicy(),
+        connect_timeout: float = broker.DEFAULT_CONNECT_TIMEOUT,
+        confirm_timeout: float = broker.DEFAULT_CONFIRM_TIMEOUT,
+        clock: VersionClock = PROCESS_CLOCK,
+        queue_name: str = broker.EVENTS_QUEUE,
+    ) -> None:
+        """
+        `broker_url`: redis://… or amqp://… of the broker the workers consume.
+        `events_per_message`: most events carried by one message.
+        `max_message_bytes`: largest message body, unless one event alone is larger.
+        `max_event_bytes`: largest encoded event accepted (keep equal to the worker's).
+        `retry`: how long to retry when the broker cannot be reached.
+        `connect_timeout`: seconds to open a connection.
+        `confirm_timeout`: seconds to wait for RabbitMQ's confirm of one message.
+        `clock`: fills the version of events that come without one.
+        `queue_name`: the queue to publish to; only tests change it.
+        """
+        if events_per_message < 1:
+            raise ValueError("events_per_message must be at least 1")
+        self.events_per_message = events_per_message
+        self.max_message_bytes = max_message_bytes
+        self.max_event_bytes = max_event_bytes
+        self.clock = clock
+        self.published_events = 0
+        """Events the broker confirmed so far."""
+        self.published_messages = 0
+        """Messages the broker confirmed so far."""
+        self._retry = retry
+        self._confirm_timeout = confirm_timeout
+        self._connection: Connection = broker.connect(broker_url, connect_timeout=connect_timeout)
+        # kombu reads the retry bounds for (re)connecting from the transport options.
+        self._connection.transport_options.update(retry.as_kombu())
+        self._queue_name = queue_name
+        self._producer: Producer | None = None
+        self._buffer: list[Event] = []
+        self._buffer_bytes = ENVELOPE_OVERHEAD_BYTES
+
+    @property
+    def broker(self) -> str:
+        """The broker URL with its password masked, for messages and logs."""
+        return self._connection.as_uri()
+
+    def prepare(self, event: Event | dict[str, Any]) -> Event:
+        """Validate `event` and fill what it may leave out (ids, time, version); raise InvalidEventError."""
+        if isinstance(event, EVENT_TYPES):
+            return event
+        return parse_event(complete_event(event, next_version=self.clock.next), max_bytes=self.max_event_bytes)
+
+    def publish(self, event: Event | dict[str, Any]) -> Event:
+        """Queue one event for the next message, sending the message once it is full; return the event as sent."""
+        prepared = self.prepare(event)
+        size = prepared.encoded_size + 1  # the comma between events
+        if self._buffer and self._buffer_bytes + size > self.max_message_bytes:
+            self.flush()
+        self._buffer.append(prepared)
+        self._buffer_bytes += size
+        if len(self._buffer) >= self.events_per_message:
+            self.flush()
+        return prepared
+
+    def publish_many(self, events: Iterable[Event | dict[str, Any]]) -> list[Event]:
+        """Publish every event, then flush: when this returns, the broker has confirmed them all."""
+        published = [self.publish(event) for event in events]
+        self.flush()
+        return published
+
+    def flush(self) -> None:
+        """Send the buffered events as one message; raise PublishError (holding them) if the broker did not confirm."""
+        if not self._buffer:
+            return
+        batch, self._buffer, self._buffer_bytes = self._buffer, [], ENVELOPE_OVERHEAD_BYTES
+        try:
+            self._send(encode_message(batch))
+        except Exception as exc:  # kombu and its transports raise many unrelated classes
+            raise PublishError(f"{type(exc).__name__}: {exc} (broker {self.broker})", batch) from exc
+        self.published_events += len(batch)
+        self.published_messages += 1
+
+    def close(self) -> None:
+        """Flush what is buffered, then release the connection."""
+        try:
+            self.flush()
+        finally:
+            self._connection.release()
+            self._producer = None
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _send(self, body: bytes) -> None:
+        if self._producer is None:
+            self._producer = Producer(self._connection.default_channel, auto_declare=False)
+        self._producer.publish(
+            body,
+            exchange="",
+            routing_key=self._queue_name,
+            declare=broker.topology(self._connection, self._queue_name),
+            content_type=broker.CONTENT_TYPE,
+            content_encoding=broker.CONTENT_ENCODING,
+            delivery_mode=broker.PERSISTENT,
+            retry=True,
+            retry_policy=self._retry.as_kombu(),
+            confirm_timeout=self._confirm_timeout,
+        )
+        log.debug("published a message of %d bytes to %s", len(body), self._queue_name)
