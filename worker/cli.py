@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from producers.cli import publish, webhook
 from worker.settings import SettingsError
 from worker.version import VERSION
 
@@ -17,6 +18,10 @@ def main() -> None:
 def version() -> None:
     """Print the installed pushsync version."""
     click.echo(f"pushsync {VERSION}")
+
+
+main.add_command(publish)
+main.add_command(webhook)
 
 
 def run() -> None:
