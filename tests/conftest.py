@@ -2,4 +2,5 @@
 
 pytest_plugins = [
     "tests.plugins.services",
+    "tests.plugins.worker",
 ]

@@ -81,6 +81,10 @@ class Settings(BaseSettings):
         5.0, gt=0, le=3600, validation_alias=_env("PUSHSYNC_WINDOW_SECONDS"),
         description="How long a source's window stays open after its first event.",
     )
+    source_windows: Annotated[dict[str, float], NoDecode] = Field(
+        default_factory=dict, validation_alias=_env("PUSHSYNC_SOURCE_WINDOWS"),
+        description="Per-target window seconds overriding the default, as `source-a=2,source-b=30`.",
+    )
     window_max_items: int = Field(
         100_000, gt=0, validation_alias=_env("PUSHSYNC_WINDOW_MAX_ITEMS"),
         description="Item count that closes a window early.",
@@ -103,6 +107,18 @@ class Settings(BaseSettings):
         600.0, gt=0, validation_alias=_env("PUSHSYNC_RETRY_BUDGET_SECONDS"),
         description="Total time one call may spend retrying; keep under the broker's redelivery timeout.",
     )
+    visibility_timeout: int = Field(
+        3600, ge=60, validation_alias=_env("PUSHSYNC_VISIBILITY_TIMEOUT"),
+        description="Seconds before Redis redelivers an unacknowledged task; every task hold stays under it.",
+    )
+    task_delivery_limit: int = Field(
+        10, ge=2, validation_alias=_env("PUSHSYNC_TASK_DELIVERY_LIMIT"),
+        description="Deliveries of one task message before RabbitMQ sets it aside as poison.",
+    )
+    sweep_seconds: float = Field(
+        1.0, gt=0, le=60, validation_alias=_env("PUSHSYNC_SWEEP_SECONDS"),
+        description="How often beat sweeps windows whose time is up.",
+    )
     burst_status: BurstStatus = Field(
         BurstStatus.REFRESH, validation_alias=_env("PUSHSYNC_BURST_STATUS"),
         description="Status that opens a burst: REFRESH or INCREMENTAL.",
@@ -113,6 +129,27 @@ class Settings(BaseSettings):
     )
 
     _split_protected = field_validator("protected_sources", mode="before")(_split_csv)
+
+    @field_validator("source_windows", mode="before")
+    @classmethod
+    def _parse_windows(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        windows = {}
+        for pair in _split_csv(value):
+            name, sep, seconds = pair.partition("=")
+            if not sep or not name.strip():
+                raise ValueError(f"expected id=seconds pairs separated by commas, got {pair!r}")
+            windows[name.strip()] = seconds.strip()
+        return windows
+
+    @field_validator("source_windows")
+    @classmethod
+    def _positive_windows(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, seconds in value.items():
+            if not 0 < seconds <= 3600:
+                raise ValueError(f"window of {name!r} must be between 0 and 3600 seconds")
+        return value
 
     @field_validator("region")
     @classmethod
@@ -135,7 +172,16 @@ class Settings(BaseSettings):
     def _one_endpoint(self) -> "Settings":
         if self.region and self.push_url:
             raise ValueError("COVEO_REGION and COVEO_PUSH_URL both set: give one of them")
+        if self.retry_budget_seconds * 2 > self.visibility_timeout:
+            raise ValueError(
+                "PUSHSYNC_RETRY_BUDGET_SECONDS must be at most half of PUSHSYNC_VISIBILITY_TIMEOUT, "
+                "so a task that retries is never redelivered to a second worker"
+            )
         return self
+
+    def window_for(self, target_id: str) -> float:
+        """Seconds a window of `target_id` stays open after its first event."""
+        return self.source_windows.get(target_id, self.window_seconds)
 
     @cached_property
     def push_base_url(self) -> str:

@@ -55,6 +55,18 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture()
+def redis_broker_url(redis_url: str) -> Iterator[str]:
+    """A Redis broker on the same server as the store, in the next database, emptied per test."""
+    base, _, db = redis_url.rpartition("/")
+    url = f"{base}/{int(db) + 1}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture()
 def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     """A client on the test database, emptied before each test."""
     client = redis.Redis.from_url(redis_url)

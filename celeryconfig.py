@@ -1,0 +1,55 @@
+"""Celery configuration of the pushsync worker, derived from the typed settings.
+
+The choices keep every accepted event safe (see ../shared/DESIGN.md, "Decisions already taken"):
+late acknowledgement with a prefetch of one, tasks re-queued when their worker process dies,
+and on RabbitMQ quorum queues with publisher confirms and a delivery limit.
+"""
+
+from kombu import Exchange, Queue
+
+from worker.settings import load_settings
+from worker.store import store_url
+
+_settings = load_settings()
+
+broker_url = _settings.broker_url or store_url(_settings)
+broker_connection_retry_on_startup = True
+task_default_queue = "pushsync.tasks"
+task_serializer = "json"
+accept_content = ["json"]
+result_backend = None
+task_ignore_result = True
+
+# An acknowledged task is a finished task: a worker killed mid-push leaves its message to be redelivered.
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 1
+
+if broker_url.split("://", 1)[0] in ("amqp", "amqps", "pyamqp"):
+    # A task message redelivered past the limit goes to the poison queue instead of looping;
+    # the reaper then finds its batch unfinished and dead-letters it with its context.
+    task_queues = [
+        Queue(f"{task_default_queue}.poison", Exchange(f"{task_default_queue}.dead-letter", type="direct"),
+              routing_key=f"{task_default_queue}.poison", queue_arguments={"x-queue-type": "quorum"}),
+        Queue(task_default_queue, Exchange(task_default_queue), routing_key=task_default_queue, queue_arguments={
+            "x-queue-type": "quorum",
+            "x-delivery-limit": _settings.task_delivery_limit,
+            "x-dead-letter-exchange": f"{task_default_queue}.dead-letter",
+            "x-dead-letter-routing-key": f"{task_default_queue}.poison",
+        }),
+    ]
+    task_default_exchange = task_default_queue
+    task_default_routing_key = task_default_queue
+    worker_detect_quorum_queues = True
+    broker_transport_options = {"confirm_publish": True}
+else:
+    # Redis redelivers an unacknowledged task after this long; every task's hold stays under it.
+    broker_transport_options = {"visibility_timeout": _settings.visibility_timeout}
+
+beat_schedule = {
+    "sweep-windows": {"task": "pushsync.sweep", "schedule": _settings.sweep_seconds},
+}
+
+worker_send_task_events = True
+task_send_sent_event = True
+worker_hijack_root_logger = False

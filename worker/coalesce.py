@@ -1,0 +1,88 @@
+"""Coalescing: each valid event goes into its target's open window, newest version per key.
+
+Items go to their Push source's window, identity changes to their provider's. Each event is
+one atomic `coalesce.lua` call, all of a message's events in one pipeline; then the window's
+deadline is registered, brought forward to now when the window is full.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import redis
+
+from producers.events import Event, IdentityAlias, IdentityDisable, IdentityUpsert
+from worker import keys
+from worker.scripts import script
+from worker.settings import Settings
+
+OUTCOMES = {1: "added", 2: "replaced", 0: "superseded", -1: "stale"}
+
+
+def target_of(event: Event) -> keys.Target:
+    """The window an event belongs in: its provider's for identity events, else its source's."""
+    if isinstance(event, (IdentityUpsert, IdentityAlias, IdentityDisable)):
+        return keys.Target(keys.PROVIDER, event.target)
+    return keys.Target(keys.SOURCE, event.target)
+
+
+@dataclass
+class CoalesceResult:
+    """What happened to a group of events: counts per outcome, and the targets touched."""
+
+    outcomes: Counter = field(default_factory=Counter)
+    full: set[keys.Target] = field(default_factory=set)
+    """Targets whose window reached the item or byte limit and closes at the next sweep."""
+    touched: set[keys.Target] = field(default_factory=set)
+
+
+class Coalescer:
+    """Writes events into per-target windows in Redis."""
+
+    def __init__(self, client: redis.Redis, settings: Settings) -> None:
+        """
+        client: the coalescing store.
+        settings: window length and the count and byte limits that close a window early.
+        """
+        self.client = client
+        self.settings = settings
+        self._coalesce = script(client, "coalesce.lua")
+
+    def add(self, events: Iterable[Event]) -> CoalesceResult:
+        """Put `events` into their windows; returns only once Redis has every one of them."""
+        now = time.time()
+        pipe = self.client.pipeline(transaction=False)
+        targets = []
+        for event in events:
+            target = target_of(event)
+            targets.append(target)
+            self._coalesce(
+                keys=[target.window, target.versions, target.window_meta,
+                      target.high_water(event.coalescing_key), target.stats],
+                args=[event.coalescing_key, str(event.version), event.encoded, repr(now)],
+                client=pipe,
+            )
+        replies = pipe.execute()
+        result = CoalesceResult()
+        for target, (outcome, count, size) in zip(targets, replies):
+            result.outcomes[OUTCOMES[outcome]] += 1
+            result.touched.add(target)
+            if count >= self.settings.window_max_items or size >= self.settings.window_max_bytes:
+                result.full.add(target)
+        self._schedule(result, now)
+        return result
+
+    def _schedule(self, result: CoalesceResult, now: float) -> None:
+        """Register each touched window's deadline; a full window's becomes now."""
+        if not result.touched:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for target in result.touched:
+            deadline = now + self.settings.window_for(target.id)
+            pipe.zadd(keys.DEADLINES, {target.ref: deadline}, nx=True)
+            if target in result.full:
+                pipe.zadd(keys.DEADLINES, {target.ref: now}, lt=True)
+        pipe.execute()

@@ -1,0 +1,119 @@
+"""Names of every Redis key pushsync keeps, in one place.
+
+All keys of one target (a Push source, or a security provider) share the Redis Cluster hash
+tag `{kind:id}`, so the Lua scripts that change several of them run on one shard. The few
+global keys (the deadline index, the quarantine) are only ever touched by single commands.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PREFIX = "pushsync"
+DEADLINES = f"{PREFIX}:deadlines"
+"""Sorted set: target ref -> epoch seconds when its open window closes."""
+CLAIMED = f"{PREFIX}:claimed"
+"""Sorted set: `target ref|batch id` -> epoch seconds of the claim, swept by the reaper."""
+BURSTS = f"{PREFIX}:bursts"
+"""Set of target refs whose burst is open (REFRESH sent or pending, IDLE not yet sent)."""
+QUARANTINE = f"{PREFIX}:quarantine"
+"""Hash: quarantine id -> JSON entry (raw message or event, reason, time)."""
+QUARANTINE_INDEX = f"{PREFIX}:quarantine:index"
+"""Sorted set: quarantine id -> epoch seconds, for listing in arrival order."""
+
+SOURCE = "source"
+PROVIDER = "provider"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A Push source (`kind="source"`) or a security provider (`kind="provider"`)."""
+
+    kind: str
+    id: str
+
+    @property
+    def ref(self) -> str:
+        """How the target is named inside global keys: `source:ID`."""
+        return f"{self.kind}:{self.id}"
+
+    @classmethod
+    def from_ref(cls, ref: str) -> "Target":
+        kind, _, target_id = ref.partition(":")
+        return cls(kind, target_id)
+
+    @property
+    def _base(self) -> str:
+        return f"{PREFIX}:{{{self.kind}:{self.id}}}"
+
+    @property
+    def window(self) -> str:
+        """Hash: coalescing key -> newest event JSON in the open window."""
+        return f"{self._base}:window"
+
+    @property
+    def versions(self) -> str:
+        """Hash: coalescing key -> version of the event kept in the open window."""
+        return f"{self._base}:window:versions"
+
+    @property
+    def window_meta(self) -> str:
+        """Hash: count, bytes, opened_at of the open window."""
+        return f"{self._base}:window:meta"
+
+    def high_water(self, key: str) -> str:
+        """String: the newest version of item `key` that the service accepted (expires)."""
+        return f"{self._base}:hwm:{key}"
+
+    @property
+    def stats(self) -> str:
+        """Hash of counters: received, buffered, superseded, stale, pushed, dead_lettered..."""
+        return f"{self._base}:stats"
+
+    @property
+    def inflight(self) -> str:
+        """Set of batch ids claimed and not yet released (at most one for items)."""
+        return f"{self._base}:inflight"
+
+    @property
+    def burst(self) -> str:
+        """Hash: state, epoch, status_sent_epoch, last_activity of the source's status bracket."""
+        return f"{self._base}:burst"
+
+    @property
+    def pause(self) -> str:
+        """Hash: why and until when pushing to this target is paused (quota, wrong key)."""
+        return f"{self._base}:pause"
+
+    def batch(self, batch_id: str) -> "Batch":
+        return Batch(self, batch_id)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The keys of one claimed window: the same three hashes as the window, renamed."""
+
+    target: Target
+    id: str
+
+    @property
+    def events(self) -> str:
+        return f"{self.target._base}:batch:{self.id}"
+
+    @property
+    def versions(self) -> str:
+        return f"{self.target._base}:batch:{self.id}:versions"
+
+    @property
+    def meta(self) -> str:
+        return f"{self.target._base}:batch:{self.id}:meta"
+
+    @property
+    def lease(self) -> str:
+        """String held by the task pushing this batch, with a short expiry renewed as it goes."""
+        return f"{self.target._base}:batch:{self.id}:lease"
+
+    @property
+    def claim_ref(self) -> str:
+        """The member of `CLAIMED` for this batch."""
+        return f"{self.target.ref}|{self.id}"
