@@ -1,0 +1,88 @@
+"""Fixtures of the producers' tests: a unique queue per test, a raw reader of it, and sample events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from kombu import Connection
+
+from producers import broker
+
+QueueReader = Callable[[], list[dict[str, Any]]]
+
+
+@pytest.fixture()
+def queue_name(unique_name: str) -> str:
+    """A queue of this test only, so tests never read each other's messages."""
+    return f"{broker.EVENTS_QUEUE}.test-{unique_name}"
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def broker_url(request: pytest.FixtureRequest, redis_url: str) -> str:
+    """Each real broker in turn (RabbitMQ skips where it is not reachable, fails under CI)."""
+    if request.param == "redis":
+        return redis_url
+    return request.getfixturevalue("rabbitmq_url")
+
+
+@pytest.fixture()
+def read_queue(queue_name: str) -> Iterator[Callable[[str], list[dict[str, Any]]]]:
+    """Read every message of the test's queue with a plain kombu consumer, acknowledging each.
+
+    Answers each message as {"body": decoded JSON, "content_type", "content_encoding", "delivery_mode"}.
+    Queues declared on RabbitMQ are deleted at teardown.
+    """
+    used: list[str] = []
+
+    def read(url: str) -> list[dict[str, Any]]:
+        used.append(url)
+        messages = []
+        with Connection(url) as connection:
+            queue = broker.events_queue(connection, queue_name)(connection.default_channel)
+            queue.declare()
+            while (message := queue.get(no_ack=False)) is not None:
+                messages.append({
+                    "body": json.loads(message.body),
+                    "content_type": message.content_type,
+                    "content_encoding": message.content_encoding,
+                    "delivery_mode": message.properties.get("delivery_mode"),
+                })
+                message.ack()
+        return messages
+
+    yield read
+    for url in set(used):
+        if broker.is_amqp(url):
+            with Connection(url) as connection:
+                channel = connection.default_channel
+                for queue in broker.topology(connection, queue_name):
+                    queue(channel).delete()
+                    if queue.exchange.name:
+                        queue.exchange(channel).delete()
+
+
+def item_upsert(number: int, **overrides: Any) -> dict[str, Any]:
+    """A valid item.upsert event as a producer would write it."""
+    event = {
+        "schemaVersion": 1,
+        "eventId": f"00000000-0000-4000-8000-{number:012d}",
+        "kind": "item.upsert",
+        "source": "source-a",
+        "documentId": f"https://example.com/doc/{number}",
+        "version": 1000 + number,
+        "occurredAt": "2026-11-22T10:00:00Z",
+        "item": {"metadata": {"title": f"Document {number}", "tags": ["a", "b"]}, "data": f"body {number}",
+                 "fileExtension": ".txt"},
+    }
+    event.update(overrides)
+    return event
+
+
+def item_delete(number: int, **overrides: Any) -> dict[str, Any]:
+    """A valid item.delete event for the same document as item_upsert(number)."""
+    event = {key: value for key, value in item_upsert(number).items() if key != "item"}
+    event.update({"kind": "item.delete", "deleteChildren": False, **overrides})
+    return event
