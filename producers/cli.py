@@ -11,6 +11,7 @@ from typing import Any, BinaryIO
 
 import click
 
+from producers.broker import EVENTS_QUEUE
 from producers.errors import ConfigError
 from producers.events import MAX_EVENT_BYTES
 from producers.ndjson import Report, rewindable, scan
@@ -64,9 +65,10 @@ def broker_url_option(command: Callable[..., Any]) -> Callable[..., Any]:
     help=f"Where --skip-invalid writes invalid lines [default: SOURCE.invalid.ndjson, or {STDIN_INVALID_OUTPUT}].",
 )
 @click.option("--progress/--no-progress", default=None, help="Draw a progress bar [default: when stderr is a terminal].")
+@click.option("--queue", "queue_name", default=EVENTS_QUEUE, hidden=True, help="Queue to publish to (tests only).")
 def publish(
     source: str, broker_url: str, events_per_message: int, max_event_bytes: int, skip_invalid: bool,
-    invalid_output: Path | None, progress: bool | None,
+    invalid_output: Path | None, progress: bool | None, queue_name: str,
 ) -> None:
     """Publish the NDJSON change events of SOURCE (a file, or - for stdin), one event per line.
 
@@ -88,7 +90,9 @@ def publish(
                 sys.exit(EXIT_INVALID)
             stream.seek(0)
         started = time.monotonic()
-        with Publisher(broker_url, events_per_message=events_per_message, max_event_bytes=max_event_bytes) as publisher:
+        with Publisher(
+            broker_url, events_per_message=events_per_message, max_event_bytes=max_event_bytes, queue_name=queue_name,
+        ) as publisher:
             report = scan(
                 stream, publisher=publisher, max_event_bytes=max_event_bytes,
                 progress=_progress(progress, total, "publishing"),
@@ -120,10 +124,9 @@ def webhook(broker_url: str, config_path: Path, host: str, port: int) -> None:
     from producers.webhook.config import load_config
 
     try:
-        config = load_config(config_path)
+        app = create_app(load_config(config_path), broker_url)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    app = create_app(config, broker_url)
     uvicorn.run(app, host=host, port=port, log_level="info")
 
 
