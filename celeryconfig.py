@@ -47,7 +47,9 @@ else:
     broker_transport_options = {"visibility_timeout": _settings.visibility_timeout}
 
 beat_schedule = {
-    "sweep-windows": {"task": "pushsync.sweep", "schedule": _settings.sweep_seconds},
+    # A sweep not started within a few periods is pointless: a newer one follows.
+    "sweep-windows": {"task": "pushsync.sweep", "schedule": _settings.sweep_seconds,
+                      "options": {"expires": _settings.sweep_seconds * 5}},
 }
 
 worker_send_task_events = True

@@ -123,6 +123,26 @@ class Settings(BaseSettings):
         BurstStatus.REFRESH, validation_alias=_env("PUSHSYNC_BURST_STATUS"),
         description="Status that opens a burst: REFRESH or INCREMENTAL.",
     )
+    idle_after_seconds: float = Field(
+        10.0, ge=0, validation_alias=_env("PUSHSYNC_IDLE_AFTER_SECONDS"),
+        description="Quiet seconds (nothing buffered or in flight) before a source is set IDLE.",
+    )
+    pause_seconds: float = Field(
+        3600.0, gt=0, validation_alias=_env("PUSHSYNC_PAUSE_SECONDS"),
+        description="How long a source stays paused after a quota or item-limit answer.",
+    )
+    auth_pause_seconds: float = Field(
+        60.0, gt=0, validation_alias=_env("PUSHSYNC_AUTH_PAUSE_SECONDS"),
+        description="How long pushing stops after a 401/403 before the key is tried again.",
+    )
+    high_water_ttl_seconds: int = Field(
+        7 * 24 * 3600, gt=0, validation_alias=_env("PUSHSYNC_HIGH_WATER_TTL_SECONDS"),
+        description="How long the newest pushed version of an item is remembered to drop older events.",
+    )
+    max_push_attempts: int = Field(
+        5, ge=1, validation_alias=_env("PUSHSYNC_MAX_PUSH_ATTEMPTS"),
+        description="Deliveries of one batch's push task before the batch is dead-lettered as poison.",
+    )
     protected_sources: Annotated[list[str], NoDecode] = Field(
         default_factory=list, validation_alias=_env("PUSHSYNC_PROTECTED_SOURCES"),
         description="Comma-separated source ids pushsync must never call (Crawling Module, Coveo for Sitecore).",

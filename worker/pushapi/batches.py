@@ -44,6 +44,8 @@ class Upsert:
     document: Mapping[str, Any]
     content: bytes | None = None
     compression_type: str = "UNCOMPRESSED"
+    ref: str = ""
+    """The caller's name for this operation, handed back with it when it is rejected."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class Delete:
 
     document_id: str
     delete_children: bool = False
+    ref: str = ""
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class IdentityOp:
 
     section: str
     body: Mapping[str, Any]
+    ref: str = ""
 
 
 @dataclass

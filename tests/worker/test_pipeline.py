@@ -1,0 +1,240 @@
+"""Flush, push, status brackets and dead letters, in-process, against real Redis and real HTTP.
+
+These drive the same objects the Celery tasks call, one step at a time, so each rule can be
+checked at the instant it matters; the end-to-end tests run them in real worker processes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from producers.events import parse_event, complete_event
+from tests.support.scripted_server import UPLOAD_PREFIX, ScriptedServer
+from worker import keys, pause
+from worker.coalesce import Coalescer
+from worker.deadletter import DeadLetters
+from worker.flush import REAP_AFTER_SECONDS, Flusher
+from worker.push import BatchPush
+from worker.pushapi.client import PushApiClient
+from worker.settings import load_settings
+from worker.status import StatusBrackets
+
+SOURCE = keys.Target(keys.SOURCE, "src")
+
+
+def item(n: int, version: int, source: str = "src", **item_fields) -> object:
+    fields = item_fields or {"data": f"v{version}"}
+    return parse_event(complete_event({"kind": "item.upsert", "source": source, "version": version,
+                                       "documentId": f"https://example.com/{n}", "item": fields}))
+
+
+def delete(n: int, version: int) -> object:
+    return parse_event(complete_event({"kind": "item.delete", "source": "src", "version": version,
+                                       "documentId": f"https://example.com/{n}"}))
+
+
+class Pipeline:
+    """The worker's parts wired to one Redis database, one broker and one HTTP server."""
+
+    def __init__(self, redis_client, broker_url: str, server: ScriptedServer, **overrides) -> None:
+        self.settings = load_settings(**{"window_seconds": 5, "idle_after_seconds": 0, **overrides})
+        self.redis = redis_client
+        self.server = server
+        self.api = PushApiClient(base_url=server.push_url, organization_id="org", api_key="key",
+                                 retry_budget_seconds=2, read_timeout=5)
+        self.coalescer = Coalescer(redis_client, self.settings)
+        self.enqueued: list[keys.Batch] = []
+        self.flusher = Flusher(redis_client, self.settings, self.enqueued.append)
+        self.brackets = StatusBrackets(redis_client, self.api, self.settings)
+        self.dead_letters = DeadLetters(broker_url)
+        self.push = BatchPush(redis_client, self.api, self.brackets, self.dead_letters, self.settings)
+
+    def flush(self, now: float | None = None):
+        return self.flusher.sweep(now=(time.time() + 10) if now is None else now)
+
+    def push_all(self):
+        outcomes = [self.push.run(batch) for batch in self.enqueued]
+        self.enqueued.clear()
+        return outcomes
+
+    def batch_items(self) -> list[dict]:
+        return [json.loads(r.body) for r in self.server.matching("PUT", "^" + UPLOAD_PREFIX)]
+
+    def statuses(self) -> list[str]:
+        return [r.query["statusType"][0] for r in self.server.matching("POST", r"/status$")]
+
+
+@pytest.fixture()
+def server():
+    scripted = ScriptedServer()
+    yield scripted
+    scripted.close()
+
+
+@pytest.fixture()
+def pipeline(redis_client, redis_broker_url, server):
+    return Pipeline(redis_client, redis_broker_url, server)
+
+
+def test_window_is_claimed_pushed_and_released(pipeline):
+    pipeline.coalescer.add([item(1, 1), item(1, 3), item(1, 2), item(2, 1), delete(3, 5)])
+    assert pipeline.flush(now=time.time()).claimed == []
+    (batch,) = pipeline.flush().claimed
+    (outcome,) = pipeline.push_all()
+    assert outcome.state == "pushed" and outcome.pushed == 3
+    (batch_file,) = pipeline.batch_items()
+    assert sorted(d["documentId"] for d in batch_file["addOrUpdate"]) == ["https://example.com/1", "https://example.com/2"]
+    assert {d["documentId"]: d["data"] for d in batch_file["addOrUpdate"]}["https://example.com/1"] == "v3"
+    assert batch_file["delete"] == [{"documentId": "https://example.com/3", "deleteChildren": False}]
+    redis = pipeline.redis
+    assert not redis.exists(batch.events) and not redis.smembers(SOURCE.inflight) and not redis.zcard(keys.CLAIMED)
+    assert redis.get(SOURCE.high_water("https://example.com/1")) == b"3"
+    assert pipeline.statuses() == ["REFRESH"]
+
+
+def test_one_batch_in_flight_per_source_while_the_next_window_fills(pipeline):
+    pipeline.coalescer.add([item(1, 1)])
+    (first,) = pipeline.flush().claimed
+    pipeline.coalescer.add([item(1, 2), item(2, 1)])
+    result = pipeline.flush()
+    assert result.claimed == [] and result.busy == [SOURCE]
+    pipeline.push_all()
+    (second,) = pipeline.flush().claimed
+    pipeline.push_all()
+    assert [sorted((d["documentId"], d["data"]) for d in b["addOrUpdate"]) for b in pipeline.batch_items()] == [
+        [("https://example.com/1", "v1")], [("https://example.com/1", "v2"), ("https://example.com/2", "v1")]]
+
+
+def test_older_event_arriving_during_flight_is_skipped_at_push(pipeline):
+    pipeline.coalescer.add([item(1, 5)])
+    pipeline.flush()
+    pipeline.coalescer.add([item(1, 4)])
+    pipeline.push_all()
+    pipeline.flush()
+    (outcome,) = pipeline.push_all()
+    assert outcome.stale == 1 and outcome.pushed == 0
+    assert len(pipeline.batch_items()) == 1
+
+
+def test_full_window_closes_early(redis_client, redis_broker_url, server):
+    pipeline = Pipeline(redis_client, redis_broker_url, server, window_max_items=3)
+    pipeline.coalescer.add([item(n, 1) for n in range(3)])
+    assert len(pipeline.flush(now=time.time() + 0.01).claimed) == 1
+
+
+def test_idle_after_quiet_and_never_while_in_flight(pipeline):
+    pipeline.coalescer.add([item(1, 1)])
+    pipeline.flush()
+    closing = []
+    assert pipeline.brackets.close_quiet(lambda t, e: closing.append((t, e))) == 0
+    pipeline.push_all()
+    assert pipeline.brackets.close_quiet(lambda t, e: closing.append((t, e))) == 1
+    ((target, epoch),) = closing
+    assert pipeline.brackets.close(target, epoch)
+    assert pipeline.statuses() == ["REFRESH", "IDLE"]
+    pipeline.coalescer.add([item(2, 1)])
+    pipeline.flush()
+    pipeline.push_all()
+    assert pipeline.statuses() == ["REFRESH", "IDLE", "REFRESH"]
+
+
+def test_a_claim_after_the_idle_check_fences_the_stale_idle(pipeline):
+    pipeline.coalescer.add([item(1, 1)])
+    pipeline.flush()
+    pipeline.push_all()
+    closing = []
+    pipeline.brackets.close_quiet(lambda t, e: closing.append((t, e)))
+    pipeline.coalescer.add([item(2, 1)])
+    pipeline.flush()
+    ((target, epoch),) = closing
+    assert not pipeline.brackets.close(target, epoch)
+    pipeline.push_all()
+    assert pipeline.statuses() == ["REFRESH"]
+
+
+def test_permanent_400_dead_letters_then_replay_restores(pipeline, redis_broker_url):
+    pipeline.server.script("PUT", r"/documents/batch$", 400, error_code="INVALID_JSON", message="bad batch")
+    pipeline.coalescer.add([item(1, 7), item(2, 8)])
+    pipeline.flush()
+    (outcome,) = pipeline.push_all()
+    assert outcome.state == "dead_lettered" and outcome.dead_lettered == 2
+    (entry,) = pipeline.dead_letters.list()
+    assert entry.target == "source:src" and entry.error.status == 400 and entry.error.error_code == "INVALID_JSON"
+    assert sorted(e["version"] for e in entry.events) == [7, 8]
+    assert "key" not in entry.to_json().decode().replace("documentId", "")
+    assert pipeline.redis.get(SOURCE.high_water("https://example.com/1")) is None
+    assert [e.id for e in pipeline.dead_letters.replay(target="src", dry_run=True)] == []
+    assert [e.id for e in pipeline.dead_letters.replay(target="src")] == [entry.id]
+    assert pipeline.dead_letters.list() == []
+    from producers.events import decode_message
+    from kombu import Connection
+    with Connection(redis_broker_url) as connection:
+        message = connection.SimpleQueue("pushsync.events").get(timeout=2)
+        replayed = decode_message(message.body)
+        message.ack()
+    assert sorted(e.version for e in replayed) == [7, 8]
+
+
+def test_oversized_item_is_dead_lettered_alone(redis_client, redis_broker_url, server):
+    pipeline = Pipeline(redis_client, redis_broker_url, server, container_max_bytes=1024 * 1024)
+    import base64, os
+    big = base64.b64encode(os.urandom(1536 * 1024)).decode()
+    pipeline.coalescer.add([item(1, 1), item(2, 1, binaryData=big, compressionType="GZIP")])
+    pipeline.flush()
+    (outcome,) = pipeline.push_all()
+    assert outcome.state == "pushed" and outcome.pushed == 1 and outcome.dead_lettered == 1
+    (entry,) = pipeline.dead_letters.list()
+    assert entry.error.error_class == "ItemTooLargeError" and entry.events[0]["documentId"] == "https://example.com/2"
+    assert redis_client.get(SOURCE.high_water("https://example.com/2")) is None
+    assert redis_client.get(SOURCE.high_water("https://example.com/1")) == b"1"
+
+
+@pytest.mark.parametrize(("status", "code"), [(412, "DOCUMENT_LIMIT_EXCEEDED"), (429, "TOO_MANY_DOCUMENTS_DAILY"),
+                                              (401, "UNAUTHORIZED"), (400, "ORGANIZATION_IS_PAUSED")])
+def test_quota_auth_and_paused_organization_pause_the_source_and_keep_the_batch(pipeline, status, code):
+    pipeline.server.script("PUT", r"/documents/batch$", status, error_code=code)
+    pipeline.coalescer.add([item(1, 1)])
+    (batch,) = pipeline.flush().claimed
+    (outcome,) = pipeline.push_all()
+    assert outcome.state == "paused"
+    assert pause.active(pipeline.redis, SOURCE) and code in pause.describe(pipeline.redis, SOURCE)["reason"]
+    assert pipeline.redis.exists(batch.events) and pipeline.dead_letters.list() == []
+    pipeline.coalescer.add([item(2, 1)])
+    assert pipeline.flush().claimed == []
+    pipeline.redis.delete(SOURCE.pause)
+    assert [b.id for b in pipeline.flusher.reap(time.time() + 10 + REAP_AFTER_SECONDS + 1)] == [batch.id]
+    (outcome,) = pipeline.push_all()
+    assert outcome.state == "pushed"
+
+
+def test_413_splits_the_batch(pipeline):
+    pipeline.server.script("PUT", "^" + UPLOAD_PREFIX, 413)
+    pipeline.coalescer.add([item(n, 1) for n in range(5)])
+    pipeline.flush()
+    (outcome,) = pipeline.push_all()
+    assert outcome.state == "pushed" and outcome.pushed == 5
+
+
+def test_lost_task_is_reaped_and_redelivery_is_idempotent(pipeline):
+    pipeline.coalescer.add([item(1, 1)])
+    (batch,) = pipeline.flush().claimed
+    pipeline.enqueued.clear()
+    assert pipeline.flusher.reap(time.time() + 10) == []
+    (reaped,) = pipeline.flusher.reap(time.time() + 10 + REAP_AFTER_SECONDS + 1)
+    assert reaped == batch
+    first, second = pipeline.push.run(batch), pipeline.push.run(batch)
+    assert (first.state, second.state) == ("pushed", "done")
+    assert len(pipeline.batch_items()) == 1
+
+
+def test_poison_batch_is_dead_lettered_after_max_attempts(redis_client, redis_broker_url, server):
+    pipeline = Pipeline(redis_client, redis_broker_url, server, max_push_attempts=2)
+    pipeline.coalescer.add([item(1, 1)])
+    (batch,) = pipeline.flush().claimed
+    redis_client.hset(batch.meta, "attempts", 2)
+    assert pipeline.push.run(batch).state == "dead_lettered"
+    (entry,) = pipeline.dead_letters.list()
+    assert "delivered 3 times" in entry.error.message

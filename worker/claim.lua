@@ -1,0 +1,26 @@
+-- Claim a target's open window as batch B, unless a batch of the target is already in flight.
+-- KEYS: 1 window, 2 window versions, 3 window meta, 4 in-flight set,
+--       5 batch events, 6 batch versions, 7 batch meta, 8 burst hash
+-- ARGV: 1 batch id, 2 now (epoch seconds), 3 opens bursts ("1" for sources, "0" for providers)
+-- Returns {1, epoch, count} claimed; {0} a batch is in flight; {-1} the window is empty.
+if redis.call('SCARD', KEYS[4]) > 0 then return {0} end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('DEL', KEYS[2], KEYS[3])
+  return {-1}
+end
+redis.call('RENAME', KEYS[1], KEYS[5])
+redis.call('RENAME', KEYS[2], KEYS[6])
+redis.call('RENAME', KEYS[3], KEYS[7])
+redis.call('SADD', KEYS[4], ARGV[1])
+local epoch = 0
+if ARGV[3] == '1' then
+  -- A burst opens with the first batch after IDLE (or ever): a new epoch fences the IDLE of the last one.
+  if redis.call('HGET', KEYS[8], 'state') ~= 'open' then
+    redis.call('HSET', KEYS[8], 'state', 'open')
+    redis.call('HINCRBY', KEYS[8], 'epoch', 1)
+  end
+  epoch = tonumber(redis.call('HGET', KEYS[8], 'epoch'))
+  redis.call('HSET', KEYS[8], 'last_activity', ARGV[2])
+end
+redis.call('HSET', KEYS[7], 'epoch', epoch, 'claimed_at', ARGV[2], 'attempts', 0)
+return {1, epoch, tonumber(redis.call('HGET', KEYS[7], 'count'))}

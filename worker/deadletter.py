@@ -1,0 +1,188 @@
+"""The dead-letter queue: pushes that cannot succeed, kept on the broker with their context.
+
+An entry is a JSON message on the durable queue `pushsync.dead_letter`: the target, the batch,
+the events to replay (as they were ingested, with their versions), the error (class, HTTP
+status, errorCode, message), attempts, first and last failure times, the worker host and the
+`fileId`s used. Large batches are split into entries of at most `ENTRY_MAX_EVENTS` events and
+`ENTRY_MAX_BYTES` bytes. The API key is never written: errors carry none.
+
+Operators browse, replay, purge and export entries (`pushsync dlq`). Replaying publishes an
+entry's events back to `pushsync.events` with their original versions, so whatever has been
+superseded since is skipped; the entry is acknowledged away only after the broker confirmed
+the replayed events, so an interrupted replay loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from kombu import Connection, Exchange, Message, Producer, Queue
+
+from producers import Publisher, broker
+from worker.pushapi.errors import PushApiError, StatusError
+
+DEAD_LETTER_QUEUE = "pushsync.dead_letter"
+ENTRY_MAX_EVENTS = 1000
+ENTRY_MAX_BYTES = 8 * 1024 * 1024
+"""Entries stay well under broker message limits (RabbitMQ's default maximum is 128 MiB)."""
+BROWSE_TIMEOUT_SECONDS = 1.0
+
+
+def dead_letter_queue() -> Queue:
+    """A classic durable queue: browsing redelivers entries, which must not count toward a limit."""
+    return Queue(DEAD_LETTER_QUEUE, exchange=Exchange(""), routing_key=DEAD_LETTER_QUEUE, durable=True)
+
+
+@dataclass
+class Failure:
+    """Why a push failed, without any secret."""
+
+    error_class: str
+    message: str
+    status: int | None = None
+    error_code: str = ""
+
+    @classmethod
+    def from_error(cls, error: BaseException) -> "Failure":
+        if isinstance(error, StatusError):
+            return cls(type(error).__name__, str(error), error.status, error.error_code)
+        if isinstance(error, PushApiError):
+            return cls(type(error).__name__, str(error))
+        return cls(type(error).__name__, str(error) or repr(error))
+
+
+@dataclass
+class Entry:
+    """One dead-letter entry."""
+
+    target: str
+    batch_id: str
+    events: list[Any]
+    error: Failure
+    attempts: int
+    first_failure: float
+    last_failure: float
+    file_ids: list[str] = field(default_factory=list)
+    host: str = field(default_factory=socket.gethostname)
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    part: int = 1
+    """Position of this entry among the entries of one failed batch."""
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, body: bytes | str) -> "Entry":
+        data = json.loads(body)
+        data["error"] = Failure(**data["error"])
+        return cls(**data)
+
+
+def split_events(events: Iterable[bytes]) -> Iterator[list[Any]]:
+    """Group encoded events into lists that fit one entry each."""
+    group: list[Any] = []
+    size = 0
+    for encoded in events:
+        if group and (len(group) >= ENTRY_MAX_EVENTS or size + len(encoded) > ENTRY_MAX_BYTES):
+            yield group
+            group, size = [], 0
+        group.append(json.loads(encoded))
+        size += len(encoded)
+    if group:
+        yield group
+
+
+class DeadLetters:
+    """Writes and reads the dead-letter queue on one broker."""
+
+    def __init__(self, broker_url: str) -> None:
+        """broker_url: the broker the workers use (Redis or RabbitMQ)."""
+        self.broker_url = broker_url
+
+    def _connect(self) -> Connection:
+        return broker.connect(self.broker_url)
+
+    def send(self, target: str, batch_id: str, events: Iterable[bytes], error: BaseException, *,
+             attempts: int, first_failure: float | None = None, file_ids: list[str] | None = None) -> int:
+        """Write the failed events as entries, streamed; returns how many events, once the broker confirmed all."""
+        now = time.time()
+        sent = 0
+        with self._connect() as connection:
+            producer = Producer(connection.default_channel)
+            for part, group in enumerate(split_events(events), start=1):
+                entry = Entry(target=target, batch_id=batch_id, events=group, error=Failure.from_error(error),
+                              attempts=attempts, first_failure=first_failure or now, last_failure=now,
+                              file_ids=list(file_ids or []), part=part)
+                producer.publish(entry.to_json(), routing_key=DEAD_LETTER_QUEUE, declare=[dead_letter_queue()],
+                                 content_type=broker.CONTENT_TYPE, content_encoding=broker.CONTENT_ENCODING,
+                                 delivery_mode=broker.PERSISTENT, retry=True)
+                sent += len(group)
+        return sent
+
+    def _browse(self, connection: Connection) -> list[tuple[Message, Entry]]:
+        """Take every entry off the queue unacknowledged; the caller acks or requeues each."""
+        queue = dead_letter_queue()(connection.default_channel)
+        queue.declare()
+        taken = []
+        while (message := queue.get(no_ack=False)) is not None:
+            taken.append((message, Entry.from_json(message.body)))
+        return taken
+
+    def list(self, *, target: str | None = None, error: str | None = None) -> list[Entry]:
+        """Every entry, optionally only those of `target` or whose error class or code is `error`."""
+        with self._connect() as connection:
+            taken = self._browse(connection)
+            for message, _ in taken:
+                message.requeue()
+        return [entry for _, entry in taken if _matches(entry, target, error)]
+
+    def show(self, entry_id: str) -> Entry | None:
+        return next((entry for entry in self.list() if entry.id == entry_id), None)
+
+    def replay(self, *, target: str | None = None, dry_run: bool = False) -> list[Entry]:
+        """Publish matching entries' events back to `pushsync.events`; drop each entry once confirmed."""
+        replayed = []
+        with self._connect() as connection, Publisher(self.broker_url) as publisher:
+            taken = self._browse(connection)
+            try:
+                for message, entry in taken:
+                    if not _matches(entry, target, None) or dry_run:
+                        continue
+                    publisher.publish_many(entry.events)
+                    message.ack()
+                    replayed.append(entry)
+            finally:
+                for message, _ in taken:
+                    if not message.acknowledged:
+                        message.requeue()
+        return replayed
+
+    def purge(self, *, target: str | None = None) -> int:
+        """Delete matching entries for good; returns how many."""
+        purged = 0
+        with self._connect() as connection:
+            for message, entry in self._browse(connection):
+                if _matches(entry, target, None):
+                    message.ack()
+                    purged += 1
+                else:
+                    message.requeue()
+        return purged
+
+    def depth(self) -> int:
+        """How many entries the queue holds."""
+        with self._connect() as connection:
+            _, count, _ = dead_letter_queue()(connection.default_channel).queue_declare()
+            return count
+
+
+def _matches(entry: Entry, target: str | None, error: str | None) -> bool:
+    if target is not None and entry.target not in (target, f"source:{target}", f"provider:{target}"):
+        return False
+    return error is None or error in (entry.error.error_class, entry.error.error_code)

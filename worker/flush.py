@@ -1,0 +1,112 @@
+"""Flush: close windows whose time is up (or that are full) and claim them as batches.
+
+Beat runs `sweep` about once a second. For each due target it claims the window atomically
+(`claim.lua`: rename the window to batch B, one batch in flight per target) and hands B to a
+push task. The reaper re-enqueues claimed batches whose task was lost: a batch is known lost
+when nobody holds its lease some time after it was claimed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import redis
+
+from worker import keys, pause
+from worker.scripts import script
+from worker.settings import Settings
+
+log = logging.getLogger(__name__)
+
+REAP_AFTER_SECONDS = 30.0
+"""How long a claimed batch may go without a lease holder before its task is presumed lost."""
+
+Enqueue = Callable[[keys.Batch], None]
+
+
+@dataclass
+class SweepResult:
+    claimed: list[keys.Batch] = field(default_factory=list)
+    busy: list[keys.Target] = field(default_factory=list)
+    """Due targets left for the next sweep because a batch of theirs is in flight or they are paused."""
+    reaped: list[keys.Batch] = field(default_factory=list)
+
+
+class Flusher:
+    """Claims due windows as batches and re-enqueues lost ones."""
+
+    def __init__(self, client: redis.Redis, settings: Settings, enqueue: Enqueue) -> None:
+        """
+        client: the coalescing store.
+        settings: window lengths.
+        enqueue: sends the push task for a claimed batch.
+        """
+        self.client = client
+        self.settings = settings
+        self.enqueue = enqueue
+        self._claim = script(client, "claim.lua")
+
+    def sweep(self, now: float | None = None) -> SweepResult:
+        """Claim every due window; re-enqueue lost batches."""
+        now = time.time() if now is None else now
+        result = SweepResult()
+        for raw in self.client.zrangebyscore(keys.DEADLINES, "-inf", now):
+            target = keys.Target.from_ref(raw.decode())
+            if pause.active(self.client, target, now):
+                result.busy.append(target)
+                continue
+            batch = self.claim(target, now)
+            if batch is None:
+                result.busy.append(target)
+            elif batch.id:
+                result.claimed.append(batch)
+        result.reaped = self.reap(now)
+        return result
+
+    def claim(self, target: keys.Target, now: float) -> keys.Batch | None:
+        """Claim `target`'s window; None while a batch is in flight, a batch with no id when empty."""
+        batch = target.batch(uuid.uuid4().hex)
+        # Registered before the claim, so a crash right after it still leaves the reaper a trace.
+        self.client.zadd(keys.CLAIMED, {batch.claim_ref: now})
+        outcome = self._claim(
+            keys=[target.window, target.versions, target.window_meta, target.inflight,
+                  batch.events, batch.versions, batch.meta, target.burst],
+            args=[batch.id, repr(now), "1" if target.kind == keys.SOURCE else "0"],
+        )
+        if outcome[0] != 1:
+            self.client.zrem(keys.CLAIMED, batch.claim_ref)
+        if outcome[0] == 0:
+            return None
+        self._reschedule(target, now)
+        if outcome[0] == -1:
+            return keys.Batch(target, "")
+        log.info("claimed batch %s of %s with %d item(s)", batch.id, target.ref, outcome[2])
+        self.enqueue(batch)
+        return batch
+
+    def _reschedule(self, target: keys.Target, now: float) -> None:
+        """Drop the old deadline; events that arrived since the claim get a deadline of their own."""
+        self.client.zrem(keys.DEADLINES, target.ref)
+        if self.client.exists(target.window):
+            self.client.zadd(keys.DEADLINES, {target.ref: now + self.settings.window_for(target.id)}, nx=True)
+
+    def reap(self, now: float) -> list[keys.Batch]:
+        """Re-enqueue claimed batches that no task has held for `REAP_AFTER_SECONDS`."""
+        reaped = []
+        for raw in self.client.zrangebyscore(keys.CLAIMED, "-inf", now - REAP_AFTER_SECONDS):
+            ref, _, batch_id = raw.decode().partition("|")
+            batch = keys.Target.from_ref(ref).batch(batch_id)
+            if not self.client.exists(batch.meta):
+                self.client.zrem(keys.CLAIMED, raw)
+                continue
+            if self.client.exists(batch.lease):
+                continue
+            self.client.zadd(keys.CLAIMED, {raw: now})
+            log.warning("batch %s of %s has no live task; enqueuing it again", batch.id, ref)
+            self.enqueue(batch)
+            reaped.append(batch)
+        return reaped

@@ -1,0 +1,211 @@
+"""Push: send one claimed batch to the Push API, then release it, exactly once in effect.
+
+The task is idempotent by batch id: a batch that is gone was finished; a batch whose lease is
+held is being pushed by a live task. Errors follow invariant 5 of DESIGN.md: retryable ones
+are retried inside the client within the budget; 413 splits the batch into smaller files;
+quota and item-limit answers, a paused organization and a wrong key pause the target (the
+batch stays claimed and events keep buffering); everything else dead-letters the batch.
+Items that cannot be sent at all (too large, invalid) are dead-lettered alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from worker import keys, pause
+from worker.deadletter import DeadLetters
+from worker.lease import Lease
+from worker.pushapi.batches import BatchPusher, Delete, IdentityOp, PushReport, Upsert
+from worker.pushapi.client import PushApiClient
+from worker.pushapi.errors import (
+    AuthError,
+    OrganizationPausedError,
+    PayloadTooLargeError,
+    PushApiError,
+    QuotaError,
+)
+from worker.scripts import script
+from worker.settings import MIB, Settings
+from worker.status import StatusBrackets
+
+log = logging.getLogger(__name__)
+
+SCAN_COUNT = 500
+"""Batch entries read from Redis per round trip while streaming a batch."""
+MIN_SPLIT_BYTES = MIB
+"""Below this, a batch that still gets 413 is dead-lettered rather than split again."""
+ITEM_FIELDS = ("data", "fileExtension", "parentId", "permissions")
+"""Fields of an event's item that go into the Push API document as they are."""
+IDENTITY_SECTIONS = {"identity.upsert": "members", "identity.alias": "mappings", "identity.disable": "deleted"}
+
+
+@dataclass
+class Outcome:
+    """What became of one push task run."""
+
+    state: str
+    """pushed, dead_lettered, paused, held (another task has it) or done (already finished)."""
+    pushed: int = 0
+    stale: int = 0
+    dead_lettered: int = 0
+    file_ids: list[str] = field(default_factory=list)
+
+
+class BatchPush:
+    """Pushes claimed batches of sources (items) and providers (identities)."""
+
+    def __init__(self, client: redis.Redis, api: PushApiClient, brackets: StatusBrackets,
+                 dead_letters: DeadLetters, settings: Settings, directory: str | None = None) -> None:
+        """
+        client: the coalescing store.
+        api: the Push API client.
+        brackets: opens a source's burst before its first batch.
+        dead_letters: where batches and items that cannot succeed go.
+        settings: container limit, pause lengths, attempt limit, high-water mark expiry.
+        directory: where batch files are written while they are built (default: the temp dir).
+        """
+        self.client = client
+        self.api = api
+        self.directory = directory
+        self.brackets = brackets
+        self.dead_letters = dead_letters
+        self.settings = settings
+        self._advance = script(client, "advance.lua")
+        self._release = script(client, "release.lua")
+
+    def run(self, batch: keys.Batch) -> Outcome:
+        """Push `batch` if it still needs pushing and nobody else is."""
+        if not self.client.exists(batch.meta):
+            return Outcome("done")
+        lease = Lease(self.client, batch.lease)
+        if not lease.acquire():
+            return Outcome("held")
+        with lease:
+            attempts = self.client.hincrby(batch.meta, "attempts", 1)
+            if pause.active(self.client, batch.target):
+                return Outcome("paused")
+            if attempts > self.settings.max_push_attempts:
+                error = RuntimeError(f"the push task of this batch was delivered {attempts} times without finishing")
+                return self._dead_letter(batch, lease, error, attempts)
+            try:
+                return self._push(batch, lease)
+            except QuotaError as exc:
+                pause.pause(self.client, batch.target, reason=str(exc), seconds=self.settings.pause_seconds)
+            except OrganizationPausedError as exc:
+                pause.pause(self.client, batch.target, reason=str(exc), seconds=self.settings.auth_pause_seconds)
+            except AuthError as exc:
+                log.critical("THE API KEY IS WRONG or lacks a privilege for %s; not pushing: %s", batch.target.ref, exc)
+                pause.pause(self.client, batch.target, reason=f"API key refused: {exc}",
+                            seconds=self.settings.auth_pause_seconds)
+            except PushApiError as exc:
+                log.error("batch %s of %s cannot be pushed: %s", batch.id, batch.target.ref, exc)
+                return self._dead_letter(batch, lease, exc, attempts)
+            return Outcome("paused")
+
+    def _push(self, batch: keys.Batch, lease: Lease) -> Outcome:
+        target = batch.target
+        if target.kind == keys.SOURCE:
+            self.brackets.open(target)
+        max_bytes = self.settings.container_max_bytes
+        while True:
+            stale: list[str] = []
+            try:
+                report = self._send(batch, stale, max_bytes)
+                break
+            except PayloadTooLargeError:
+                if max_bytes // 2 < MIN_SPLIT_BYTES:
+                    raise
+                max_bytes //= 2
+                log.warning("413 for batch %s of %s; splitting into files of %d bytes", batch.id, target.ref, max_bytes)
+        rejected = [operation.ref for operation, _ in report.rejected]
+        for operation, error in report.rejected:
+            event = self.client.hget(batch.events, operation.ref)
+            self.dead_letters.send(target.ref, batch.id, [event], error, attempts=1, file_ids=report.file_ids)
+        if rejected:
+            self.client.hdel(batch.versions, *rejected)
+        self._advance_high_water(batch)
+        pushed = sum(report.counts.values())
+        self._finish(batch, lease, "pushed", pushed)
+        return Outcome("pushed", pushed=pushed, stale=len(stale), dead_lettered=len(rejected), file_ids=report.file_ids)
+
+    def _send(self, batch: keys.Batch, stale: list[str], max_bytes: int) -> PushReport:
+        operations = self._operations(batch, stale)
+        pusher = BatchPusher(self.api, max_bytes=max_bytes, directory=self.directory)
+        if batch.target.kind == keys.SOURCE:
+            return pusher.push_documents(batch.target.id, operations)
+        return pusher.push_identities(batch.target.id, operations)
+
+    def _operations(self, batch: keys.Batch, stale: list[str]) -> Iterator[Any]:
+        """The batch's events as push operations, streamed, skipping those already superseded."""
+        for chunk in _scan(self.client, batch.events):
+            marks = self.client.mget([batch.target.high_water(key.decode()) for key, _ in chunk])
+            for (key, raw), mark in zip(chunk, marks):
+                event = json.loads(raw)
+                if mark is not None and int(mark) >= event["version"]:
+                    stale.append(key.decode())
+                    continue
+                yield to_operation(event, key.decode())
+
+    def _advance_high_water(self, batch: keys.Batch) -> None:
+        for chunk in _scan(self.client, batch.versions):
+            self._advance(keys=[batch.target.high_water(key.decode()) for key, _ in chunk],
+                          args=[self.settings.high_water_ttl_seconds, *(version for _, version in chunk)])
+
+    def _dead_letter(self, batch: keys.Batch, lease: Lease, error: BaseException, attempts: int) -> Outcome:
+        first = float(self.client.hget(batch.meta, "claimed_at") or time.time())
+        events = (raw for chunk in _scan(self.client, batch.events) for _, raw in chunk)
+        count = self.dead_letters.send(batch.target.ref, batch.id, events, error, attempts=attempts, first_failure=first)
+        self._finish(batch, lease, "dead_lettered", count)
+        log.error("dead-lettered %d event(s) of batch %s of %s: %s", count, batch.id, batch.target.ref, error)
+        return Outcome("dead_lettered", dead_lettered=count)
+
+    def _finish(self, batch: keys.Batch, lease: Lease, counter: str, count: int) -> None:
+        target = batch.target
+        released = self._release(
+            keys=[batch.events, batch.versions, batch.meta, batch.lease, target.inflight, target.burst, target.stats],
+            args=[batch.id, lease.token, repr(time.time()), counter, count],
+        )
+        if not released:
+            log.error("batch %s of %s: lease lost before release; the task that holds it finishes it", batch.id, target.ref)
+            return
+        self.client.zrem(keys.CLAIMED, batch.claim_ref)
+
+
+def to_operation(event: dict[str, Any], ref: str = "") -> Upsert | Delete | IdentityOp:
+    """The push operation for one ingested event (as stored in its window); `ref` names it back."""
+    kind = event["kind"]
+    if kind == "item.delete":
+        return Delete(event["documentId"], event.get("deleteChildren", False), ref)
+    if kind == "item.upsert":
+        item = event["item"]
+        document = {"documentId": event["documentId"], **item.get("metadata", {})}
+        document.update({name: item[name] for name in ITEM_FIELDS if name in item})
+        if "binaryData" in item:
+            return Upsert(document, base64.b64decode(item["binaryData"]), item["compressionType"], ref)
+        return Upsert(document, ref=ref)
+    section = IDENTITY_SECTIONS[kind]
+    body = {"identity": event["identity"]}
+    if kind == "identity.upsert":
+        body |= {"members": event.get("members", []), "wellKnowns": event.get("wellKnowns", [])}
+    elif kind == "identity.alias":
+        body |= {"mappings": event["mappings"], "wellKnowns": event.get("wellKnowns", [])}
+    return IdentityOp(section, body, ref)
+
+
+def _scan(client: redis.Redis, key: str) -> Iterator[list[tuple[bytes, bytes]]]:
+    """A hash's fields in chunks of about `SCAN_COUNT`, never the whole hash at once."""
+    cursor = 0
+    while True:
+        cursor, chunk = client.hscan(key, cursor, count=SCAN_COUNT)
+        if chunk:
+            yield list(chunk.items())
+        if cursor == 0:
+            return

@@ -1,0 +1,12 @@
+-- Release batch B once it is pushed or dead-lettered, if this task still holds its lease.
+-- KEYS: 1 batch events, 2 batch versions, 3 batch meta, 4 lease, 5 in-flight set, 6 burst hash, 7 stats
+-- ARGV: 1 batch id, 2 lease token, 3 now, 4 stats field to add to, 5 how many
+-- Returns 1 released, 0 the lease was lost (another worker owns the batch now).
+if redis.call('GET', KEYS[4]) ~= ARGV[2] then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+redis.call('SREM', KEYS[5], ARGV[1])
+if redis.call('EXISTS', KEYS[6]) == 1 then
+  redis.call('HSET', KEYS[6], 'last_activity', ARGV[3])
+end
+redis.call('HINCRBY', KEYS[7], ARGV[4], ARGV[5])
+return 1

@@ -1,0 +1,46 @@
+"""The objects one worker process shares between its tasks, built once per process."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+
+import redis
+
+from worker.deadletter import DeadLetters
+from worker.flush import Flusher
+from worker.pushapi.client import PushApiClient
+from worker.push import BatchPush
+from worker.settings import Settings, load_settings
+from worker.status import StatusBrackets
+from worker.store import connect, store_url
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: redis.Redis
+    api: PushApiClient
+    brackets: StatusBrackets
+    push: BatchPush
+
+
+@cache
+def _runtime(pid: int) -> Runtime:
+    settings = load_settings()
+    store = connect(settings)
+    api = PushApiClient.from_settings(settings)
+    brackets = StatusBrackets(store, api, settings)
+    dead_letters = DeadLetters(settings.broker_url or store_url(settings))
+    return Runtime(settings, store, api, brackets, BatchPush(store, api, brackets, dead_letters, settings))
+
+
+def runtime() -> Runtime:
+    """This process's runtime; a forked pool child builds its own (no shared sockets)."""
+    return _runtime(os.getpid())
+
+
+def flusher(enqueue) -> Flusher:
+    current = runtime()
+    return Flusher(current.store, current.settings, enqueue)

@@ -1,0 +1,94 @@
+"""Status brackets: REFRESH (or INCREMENTAL) before the first batch of a burst, IDLE after it.
+
+The claim of a source's first batch after IDLE opens a burst and bumps its epoch
+(`claim.lua`). `close_quiet` finds bursts with nothing buffered or in flight for the quiet
+period and marks them closing; `close` sends IDLE only if no claim reopened the burst since
+(the epoch fences it). Both status calls are made under one per-source lock, which also
+guards the `service` field: the status the service last received. The push task sends the
+opening status only when the service last heard IDLE (or nothing), so a burst that reopened
+before its IDLE went out carries on without a second REFRESH, and an IDLE that did go out is
+always followed by a fresh REFRESH before the next batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import redis
+
+from worker import keys
+from worker.pushapi.client import PushApiClient
+from worker.pushapi.errors import PushApiError
+from worker.scripts import script
+from worker.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SERVICE_ACTIVE = b"active"
+SERVICE_IDLE = b"idle"
+LOCK_MARGIN_SECONDS = 60.0
+"""Extra life of the status lock beyond one status call's retry budget."""
+
+
+class StatusBrackets:
+    """Sends each source's status calls at the edges of its bursts of work."""
+
+    def __init__(self, client: redis.Redis, api: PushApiClient, settings: Settings) -> None:
+        """
+        client: the coalescing store.
+        api: the Push API client.
+        settings: the opening status type and the quiet period before IDLE.
+        """
+        self.client = client
+        self.api = api
+        self.settings = settings
+        self._idle = script(client, "idle.lua")
+
+    def _lock(self, target: keys.Target) -> redis.lock.Lock:
+        return self.client.lock(f"{target.burst}:lock", timeout=self.api.retry_budget_seconds + LOCK_MARGIN_SECONDS)
+
+    def open(self, target: keys.Target) -> None:
+        """Send the opening status unless the service's last status for `target` was it."""
+        with self._lock(target):
+            if self.client.hget(target.burst, "service") == SERVICE_ACTIVE:
+                return
+            self.api.set_source_status(target.id, self.settings.burst_status.value)
+            self.client.hset(target.burst, "service", SERVICE_ACTIVE)
+            self.client.sadd(keys.BURSTS, target.ref)
+        log.info("%s: burst opened with %s", target.ref, self.settings.burst_status.value)
+
+    def close_quiet(self, enqueue: Callable[[keys.Target, int], None], now: float | None = None) -> int:
+        """Mark quiet bursts closing and enqueue their IDLE; returns how many."""
+        now = time.time() if now is None else now
+        closing = 0
+        for raw in self.client.smembers(keys.BURSTS):
+            target = keys.Target.from_ref(raw.decode())
+            epoch = self._idle(keys=self._idle_keys(target), args=[repr(now), self.settings.idle_after_seconds, "check"])
+            if epoch == -1:
+                self.client.srem(keys.BURSTS, raw)
+            elif epoch > 0:
+                enqueue(target, epoch)
+                closing += 1
+        return closing
+
+    def close(self, target: keys.Target, epoch: int) -> bool:
+        """Send IDLE for burst `epoch` if nothing reopened it; returns whether IDLE was sent."""
+        with self._lock(target):
+            if not self._idle(keys=self._idle_keys(target), args=[repr(time.time()), 0, "verify", epoch]):
+                return False
+            try:
+                self.api.set_source_status(target.id, "IDLE")
+            except PushApiError as exc:
+                if exc.retryable:
+                    raise
+                log.error("%s: IDLE refused for good, closing the burst anyway: %s", target.ref, exc)
+            self.client.hset(target.burst, "service", SERVICE_IDLE)
+            self._idle(keys=self._idle_keys(target), args=[repr(time.time()), 0, "close", epoch])
+        log.info("%s: burst %d closed with IDLE", target.ref, epoch)
+        return True
+
+    @staticmethod
+    def _idle_keys(target: keys.Target) -> list[str]:
+        return [target.burst, target.window, target.inflight]

@@ -1,0 +1,45 @@
+"""The Celery tasks: the periodic sweep, the push of one batch, and closing a quiet burst."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from worker import keys
+from worker.runtime import flusher, runtime
+
+log = logging.getLogger(__name__)
+
+SWEEP_LOCK_SECONDS = 30
+"""A sweep that takes longer than this (it should take milliseconds) lets the next one run."""
+
+
+@shared_task(name="pushsync.push_batch", acks_late=True)
+def push_batch(target_ref: str, batch_id: str) -> dict:
+    """Push one claimed batch (idempotent by batch id)."""
+    batch = keys.Target.from_ref(target_ref).batch(batch_id)
+    outcome = runtime().push.run(batch)
+    log.info("batch %s of %s: %s", batch_id, target_ref, outcome)
+    return outcome.__dict__
+
+
+@shared_task(name="pushsync.close_burst", acks_late=True)
+def close_burst(target_ref: str, epoch: int) -> bool:
+    """Send IDLE for a quiet source unless its burst reopened."""
+    return runtime().brackets.close(keys.Target.from_ref(target_ref), epoch)
+
+
+@shared_task(name="pushsync.sweep", acks_late=True)
+def sweep() -> dict:
+    """Claim due windows, re-enqueue lost batches, close quiet bursts; one sweep at a time."""
+    current = runtime()
+    lock = current.store.lock("pushsync:sweep:lock", timeout=SWEEP_LOCK_SECONDS, blocking=False)
+    if not lock.acquire():
+        return {"skipped": True}
+    try:
+        result = flusher(lambda batch: push_batch.delay(batch.target.ref, batch.id)).sweep()
+        closing = current.brackets.close_quiet(lambda target, epoch: close_burst.delay(target.ref, epoch))
+    finally:
+        lock.release()
+    return {"claimed": len(result.claimed), "reaped": len(result.reaped), "closing": closing}
