@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -11,6 +12,8 @@ from kombu import Connection
 
 from producers import broker
 
+POLL_SECONDS = 0.02
+SERVER_START_SECONDS = 10.0
 QueueReader = Callable[[], list[dict[str, Any]]]
 
 
@@ -86,3 +89,35 @@ def item_delete(number: int, **overrides: Any) -> dict[str, Any]:
     event = {key: value for key, value in item_upsert(number).items() if key != "item"}
     event.update({"kind": "item.delete", "deleteChildren": False, **overrides})
     return event
+
+
+@pytest.fixture()
+def start_receiver(queue_name: str) -> Iterator[Callable[..., str]]:
+    """Start the webhook receiver (uvicorn, in a thread, on a free port) for a config and a broker URL."""
+    import threading
+
+    import uvicorn
+
+    from producers.webhook.app import create_app
+    from producers.webhook.config import parse_config
+    from tests.plugins.services import _free_port
+
+    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def start(config: dict[str, Any], broker_url: str) -> str:
+        port = _free_port()
+        app = create_app(parse_config(config), broker_url, queue_name=queue_name)
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        servers.append((server, thread))
+        deadline = time.monotonic() + SERVER_START_SECONDS
+        while not server.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "the receiver did not start"
+            time.sleep(POLL_SECONDS)
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(SERVER_START_SECONDS)
