@@ -137,6 +137,7 @@ class Publisher:
         try:
             self._send(encode_message(batch))
         except Exception as exc:  # kombu and its transports raise many unrelated classes
+            self._discard_connection()
             raise PublishError(f"{type(exc).__name__}: {exc} (broker {self.broker})", batch) from exc
         self.published_events += len(batch)
         self.published_messages += 1
@@ -156,6 +157,11 @@ class Publisher:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    def _discard_connection(self) -> None:
+        # After a failure kombu may leave the producer without a channel; the next send reconnects.
+        self._producer = None
+        self._connection.collect()
 
     def _send(self, body: bytes) -> None:
         if self._producer is None:
