@@ -2,5 +2,6 @@
 
 pytest_plugins = [
     "tests.plugins.services",
+    "tests.plugins.emulator",
     "tests.plugins.worker",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from emulator.cli import command as emulator_command
 from producers.cli import publish, webhook
 from worker.settings import SettingsError
 from worker.version import VERSION
@@ -20,6 +21,7 @@ def version() -> None:
     click.echo(f"pushsync {VERSION}")
 
 
+main.add_command(emulator_command, name="emulator")
 main.add_command(publish)
 main.add_command(webhook)
 

@@ -1,0 +1,82 @@
+"""Reading request bodies within the service's limits, and parsing JSON the way it does."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.types import Receive
+
+from emulator.errors import EmulatorError, invalid
+from emulator.limits import MIB
+
+DRAIN_LIMIT_BYTES = 64 * MIB
+"""A body up to this size is read to its end before an early error answer, so that a client
+still sending reads the answer instead of a reset connection; larger ones are cut short."""
+
+
+def declared_length(headers: Headers) -> int | None:
+    """The Content-Length the client declared, or None (chunked or malformed)."""
+    value = headers.get("content-length", "")
+    return int(value) if value.isdigit() else None
+
+
+async def discard(receive: Receive, limit: int = DRAIN_LIMIT_BYTES) -> None:
+    """Read and drop what is left of the request body, up to `limit` bytes."""
+    received = 0
+    while received <= limit:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        received += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
+async def after_draining(request: Request, error: EmulatorError) -> EmulatorError:
+    """`error`, once the rest of a not-too-huge body was drained (see DRAIN_LIMIT_BYTES)."""
+    declared = declared_length(request.headers)
+    if declared is None or declared <= DRAIN_LIMIT_BYTES:
+        await discard(request.receive)
+    return error
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The whole body, or a 413 when it is longer than `limit` bytes."""
+    error = EmulatorError(413, "REQUEST_ENTITY_TOO_LARGE", f"the request body is over {limit} bytes")
+    declared = declared_length(request.headers)
+    if declared is not None and declared > limit:
+        raise await after_draining(request, error)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise await after_draining(request, error)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(raw: bytes) -> object:
+    """The JSON value of a request body; anything the service's parser refuses is a 400 INVALID_JSON.
+
+    Refused as well as syntax errors: bytes that are not UTF-8, NaN and Infinity, and an object
+    that gives the same key twice (at any depth)."""
+    try:
+        return json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise invalid(f"the body is not valid JSON: {exc}") from None
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise ValueError(f"the key {twice!r} is given twice")
+    return result
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a JSON number")

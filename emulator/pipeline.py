@@ -1,0 +1,120 @@
+"""The indexing pipeline: what an accepted operation does to the index when its turn comes.
+
+This is where the service's late refusals happen, after the 202: an invalid entry of a batch
+file, more than 5,000 permissions, an identity a strict provider does not know, content that
+does not decode, the item allowance reached. Each refused item lands in its source's (or
+provider's) rejections, as it would in the organization's logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from emulator.content import Content, ContentError, decode_base64, decode_file, text_content
+from emulator.identities import Provider
+from emulator.identity_body import IdentityUpdate
+from emulator.index import Item, Source
+from emulator.item_body import DeleteRecord, ItemRecord, identity_type_of, permission_identities
+from emulator.state import DOCUMENT_LIMIT_EXCEEDED, Emulator, Organization
+
+ITEMS_PER_STEP = 1_000
+"""Entries applied between two yields to the event loop, so a big batch never stalls the API."""
+UNKNOWN_IDENTITY = "UNKNOWN_IDENTITY"
+INVALID_CONTENT = "INVALID_CONTENT"
+
+Change = ItemRecord | DeleteRecord
+
+
+async def apply_items(emulator: Emulator, organization: Organization, source: Source, changes: list[Change],
+                      ordering_id: int, blobs: dict[str, Path]) -> None:
+    """Apply item changes in order. `blobs`: the consumed containers' files, by fileId, that
+    items name as their content; they are deleted once decoded."""
+    try:
+        for start in range(0, len(changes), ITEMS_PER_STEP):
+            step = changes[start : start + ITEMS_PER_STEP]
+            if any(isinstance(change, ItemRecord) and change.content_key != "data" for change in step):
+                contents = await asyncio.to_thread(_decode_all, step, blobs, emulator.content_directory)
+            else:
+                contents = _decode_all(step, blobs, emulator.content_directory)
+            now = emulator.clock.now()
+            for change, content in zip(step, contents):
+                _apply(emulator, organization, source, change, content, ordering_id, now)
+            await asyncio.sleep(0)
+    finally:
+        for blob in blobs.values():
+            blob.unlink(missing_ok=True)
+
+
+async def apply_identities(emulator: Emulator, provider: Provider, updates: list[IdentityUpdate], ordering_id: int) -> None:
+    """Apply identity changes in order; invalid batch entries are rejected into the provider's log."""
+    for start in range(0, len(updates), ITEMS_PER_STEP):
+        now = emulator.clock.now()
+        for update in updates[start : start + ITEMS_PER_STEP]:
+            if update.rejection is not None:
+                provider.reject(now, update, ordering_id)
+            else:
+                provider.apply(update, ordering_id)
+        await asyncio.sleep(0)
+
+
+async def delete_older_than(source: Source, ordering_id: int) -> None:
+    """The `olderthan` call on items, once its queueDelay passed."""
+    source.delete_older_than(ordering_id)
+
+
+async def disable_older_than(provider: Provider, ordering_id: int) -> None:
+    """The `olderthan` call on identities, once its queueDelay passed."""
+    provider.disable_older_than(ordering_id)
+
+
+def _decode_all(step: list[Change], blobs: dict[str, Path], directory: Path) -> list[Content | ContentError | None]:
+    return [_decode(change, blobs, directory) for change in step]
+
+
+def _decode(change: Change, blobs: dict[str, Path], directory: Path) -> Content | ContentError | None:
+    if not isinstance(change, ItemRecord) or change.rejection is not None:
+        return None
+    value = str(change.content_value)
+    try:
+        if change.content_key == "data":
+            return text_content(value)
+        if change.content_key == "compressedBinaryData":
+            return decode_base64(value, change.compression_type, directory)
+        return decode_file(blobs[value], change.compression_type, directory)
+    except ContentError as error:
+        return error
+
+
+def _apply(emulator: Emulator, organization: Organization, source: Source, change: Change,
+           content: Content | ContentError | None, ordering_id: int, now: float) -> None:
+    if change.rejection is not None:
+        source.reject(now, change.document_id, ordering_id, *change.rejection)
+    elif isinstance(change, DeleteRecord):
+        source.delete(change.document_id, ordering_id, children=change.delete_children)
+    elif isinstance(content, ContentError):
+        source.reject(now, change.document_id, ordering_id, INVALID_CONTENT, str(content))
+    elif source.is_stale(change.document_id, ordering_id):
+        content.discard()  # type: ignore[union-attr]  # a newer operation already touched this item
+    else:
+        assert content is not None
+        refusal = _refusal(emulator, organization, source, change)
+        if refusal is not None:
+            content.discard()
+            source.reject(now, change.document_id, ordering_id, *refusal)
+        else:
+            source.put(Item(change.document_id, ordering_id, change.metadata, change.permissions,
+                            change.parent_id, change.file_extension, content))
+
+
+def _refusal(emulator: Emulator, organization: Organization, source: Source, record: ItemRecord) -> tuple[str, str] | None:
+    """Why the pipeline refuses a valid item now, if it does."""
+    default_provider = source.security_providers[0] if source.security_providers else None
+    for permission in permission_identities(record.permissions):
+        provider = organization.providers.get(permission.get("securityProvider") or default_provider or "")
+        if provider is not None and provider.strict and not provider.knows(permission["identity"], identity_type_of(permission)):
+            return UNKNOWN_IDENTITY, f"provider {provider.id!r} has no identity {permission['identity']!r}"
+    allowance = emulator.limits.item_allowance
+    if allowance is not None and record.document_id not in source.items and organization.item_count() >= allowance:
+        return DOCUMENT_LIMIT_EXCEEDED, f"the organization holds its {allowance} allowed items"
+    return None

@@ -1,0 +1,107 @@
+"""Item operations: add/update or delete one item, a batch of items, old items."""
+
+from __future__ import annotations
+
+import asyncio
+from functools import partial
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from emulator import pipeline
+from emulator.batchfile import read_sections
+from emulator.bodies import parse_json, read_limited
+from emulator.index import Source
+from emulator.item_body import COMPRESSION_TYPES, DeleteRecord, ItemRecord, parse_batch_delete, parse_batch_item, parse_item
+from emulator.limits import REQUEST_BODY_LIMIT_BYTES
+from emulator.paths import ORGANIZATION_PREFIX
+from emulator.quotas import TOO_MANY_DOCUMENTS_DAILY
+from emulator.routes.calls import PushCall, accepted, boolean, choice, document_uri, ordering_id, push_call, queue_delay_seconds, required
+
+ITEM_BATCH_SECTIONS = frozenset({"addOrUpdate", "delete"})
+DOCUMENTS = ORGANIZATION_PREFIX + "/sources/{sourceId}/documents"
+
+
+async def put_document(request: Request) -> Response:
+    """PUT .../documents?documentId=: add or update one item."""
+    call = await push_call(request, consumes_json=True)
+    source = call.organization.source(request.path_params["sourceId"])
+    document_id = document_uri(request)
+    operation_id = call.ordering_id()
+    compression = choice(request, "compressionType", COMPRESSION_TYPES, required=False)
+    body = parse_json(await read_limited(request, REQUEST_BODY_LIMIT_BYTES))
+    record = parse_item(body, document_id=document_id, compression_type=compression)
+    return _submit_changes(call, source, [record], operation_id, batch_file=None)
+
+
+async def delete_document(request: Request) -> Response:
+    """DELETE .../documents?documentId=&deleteChildren=: delete one item (and its descendants)."""
+    call = await push_call(request, consumes_json=False)
+    source = call.organization.source(request.path_params["sourceId"])
+    record = DeleteRecord(document_uri(request), boolean(request, "deleteChildren", False))
+    return _submit_changes(call, source, [record], call.ordering_id(), batch_file=None)
+
+
+async def put_batch(request: Request) -> Response:
+    """PUT .../documents/batch?fileId=: apply a batch file of addOrUpdate and delete entries.
+
+    The file's JSON and shape are checked before the 202 (a broken file is a 400 INVALID_JSON
+    and leaves the container unused); each entry is judged later, like the service's indexing
+    pipeline does, and an invalid one is rejected alone into the source's rejections."""
+    call = await push_call(request, consumes_json=True)
+    source = call.organization.source(request.path_params["sourceId"])
+    file_id = required(request, "fileId")
+    operation_id = call.ordering_id()
+    container = call.emulator.containers.check_uploaded(file_id)
+    changes = await asyncio.to_thread(_read_batch, container.path)
+    return _submit_changes(call, source, changes, operation_id, batch_file=file_id)
+
+
+async def delete_older_than(request: Request) -> Response:
+    """DELETE .../documents/olderthan?orderingId=&queueDelay=: delete items older than orderingId."""
+    call = await push_call(request, consumes_json=True)
+    source = call.organization.source(request.path_params["sourceId"])
+    threshold = ordering_id(request, required=True)
+    delay = queue_delay_seconds(request)
+    call.emulator.scheduler.submit(partial(pipeline.delete_older_than, source, threshold), extra_delay=delay)
+    return accepted()
+
+
+def _read_batch(path: Path) -> list[pipeline.Change]:
+    with open(path, "rb") as stream:
+        return [
+            parse_batch_item(entry) if section == "addOrUpdate" else parse_batch_delete(entry)
+            for section, entry in read_sections(stream, ITEM_BATCH_SECTIONS)
+        ]
+
+
+def _submit_changes(call: PushCall, source: Source, changes: list[pipeline.Change], operation_id: int,
+                    batch_file: str | None) -> Response:
+    """Check the allowances, consume the containers the call uses, and queue the changes.
+
+    `batch_file`: the batch call's container, consumed with the content containers its items name.
+    Every check comes before the first change of state, so a refused call leaves nothing used."""
+    emulator, organization = call.emulator, call.organization
+    items = [change for change in changes if isinstance(change, ItemRecord)]
+    if items:
+        organization.check_item_allowance(emulator.limits.item_allowance)
+        emulator.quotas.check_documents(emulator.limits.daily_document_limit)
+    content_files = [str(r.content_value) for r in items if r.content_key == "compressedBinaryDataFileId"]
+    blobs = emulator.containers.take_all(([batch_file] if batch_file else []) + content_files)
+    if batch_file is not None:
+        blobs.pop(batch_file).unlink(missing_ok=True)  # read already: the container is gone
+    admitted = emulator.quotas.admit_documents(len(items), emulator.limits.daily_document_limit)
+    for record in items[admitted:]:
+        record.rejection = (TOO_MANY_DOCUMENTS_DAILY, "today's item allowance was spent before this item")
+    emulator.scheduler.submit(partial(pipeline.apply_items, emulator, organization, source, changes, operation_id, blobs))
+    return accepted()
+
+
+ROUTES = [
+    Route(DOCUMENTS, put_document, methods=["PUT"]),
+    Route(DOCUMENTS, delete_document, methods=["DELETE"]),
+    Route(DOCUMENTS + "/batch", put_batch, methods=["PUT"]),
+    Route(DOCUMENTS + "/olderthan", delete_older_than, methods=["DELETE"]),
+]
