@@ -115,7 +115,8 @@ def publish(
               help="TOML file configuring each hook (see docs/webhooks.md).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=DEFAULT_WEBHOOK_PORT, show_default=True)
-def webhook(broker_url: str, config_path: Path, host: str, port: int) -> None:
+@click.option("--queue", "queue_name", default=EVENTS_QUEUE, hidden=True, help="Queue to publish to (tests only).")
+def webhook(broker_url: str, config_path: Path, host: str, port: int, queue_name: str) -> None:
     """Receive CMS change hooks on POST /hooks/{source} and publish them as change events."""
     # Imported here: the server stack is only needed by this command.
     import uvicorn
@@ -124,7 +125,7 @@ def webhook(broker_url: str, config_path: Path, host: str, port: int) -> None:
     from producers.webhook.config import load_config
 
     try:
-        app = create_app(load_config(config_path), broker_url)
+        app = create_app(load_config(config_path), broker_url, queue_name=queue_name)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     uvicorn.run(app, host=host, port=port, log_level="info")

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from producers.broker import EVENTS_QUEUE
 from producers.errors import PublishError
 from producers.events import Event
 from producers.publisher import Publisher, RetryPolicy
@@ -65,7 +66,7 @@ class _Sender:
             self._publisher.close()
 
 
-def create_app(config: WebhookConfig, broker_url: str, *, queue_name: str | None = None) -> Starlette:
+def create_app(config: WebhookConfig, broker_url: str, *, queue_name: str = EVENTS_QUEUE) -> Starlette:
     """The receiver for `config`, publishing to `broker_url`; `queue_name` is overridden only by tests.
 
     Raises ConfigError when a hook's settings do not fit its adapter.
@@ -75,8 +76,7 @@ def create_app(config: WebhookConfig, broker_url: str, *, queue_name: str | None
     retry = RetryPolicy(
         max_retries=config.server.publish_retries, interval_step=RETRY_INTERVAL_STEP, interval_max=RETRY_INTERVAL_MAX,
     )
-    extra = {"queue_name": queue_name} if queue_name else {}
-    sender = _Sender(Publisher(broker_url, retry=retry, **extra))
+    sender = _Sender(Publisher(broker_url, retry=retry, queue_name=queue_name))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
