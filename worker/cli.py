@@ -6,6 +6,9 @@ import click
 
 from emulator.cli import command as emulator_command
 from producers.cli import publish, webhook
+from worker.commands.demo import demo
+from worker.commands.dlq import dlq
+from worker.commands.quarantine import quarantine
 from worker.settings import SettingsError
 from worker.version import VERSION
 
@@ -24,6 +27,9 @@ def version() -> None:
 main.add_command(emulator_command, name="emulator")
 main.add_command(publish)
 main.add_command(webhook)
+main.add_command(demo)
+main.add_command(dlq)
+main.add_command(quarantine)
 
 
 def run() -> None:

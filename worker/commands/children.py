@@ -1,0 +1,92 @@
+"""Child processes (worker, beat, emulator) that the demo and the tests start and stop.
+
+Each child runs in its own process group with its output in a log file, so a stop (TERM, then
+KILL after a grace period) or a crash-style kill reaches its pool children too.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+START_TIMEOUT_SECONDS = 60.0
+POLL_SECONDS = 0.1
+CELERY_READY_MARKERS = {"worker": "ready.", "beat": "beat: Starting..."}
+
+
+class Child:
+    """One child process with its output in `log_path`."""
+
+    def __init__(self, name: str, command: Sequence[str], *, env: dict[str, str], log_path: Path,
+                 cwd: Path | None = None) -> None:
+        """
+        name: how messages refer to the child.
+        command: the program and its arguments.
+        env: variables added to this process's environment for the child.
+        log_path: where the child's standard output and error go.
+        cwd: the child's working directory.
+        """
+        self.name = name
+        self.log_path = log_path
+        self._log = open(log_path, "ab")
+        self.popen = subprocess.Popen(
+            list(command), cwd=cwd, env={**os.environ, **env}, stdout=self._log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_until(self, ready: Callable[[], bool], timeout: float = START_TIMEOUT_SECONDS) -> "Child":
+        """Poll `ready` until it is true; raise with the log's tail if the child dies or time runs out."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if ready():
+                return self
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with status {self.popen.returncode}:\n{self.log()[-4000:]}")
+            time.sleep(POLL_SECONDS)
+        raise TimeoutError(f"{self.name} not ready after {timeout:.0f}s:\n{self.log()[-4000:]}")
+
+    def wait_for_log(self, marker: str, timeout: float = START_TIMEOUT_SECONDS) -> "Child":
+        return self.wait_until(lambda: marker in self.log(), timeout)
+
+    def kill(self) -> None:
+        """SIGKILL the child and everything in its group at once, as a crash would."""
+        self._signal(signal.SIGKILL)
+        self.popen.wait()
+        self._log.close()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM (a warm shutdown for Celery), then SIGKILL after `timeout` seconds."""
+        self._signal(signal.SIGTERM)
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        self._log.close()
+
+    def _signal(self, signum: int) -> None:
+        if self.popen.poll() is None:
+            try:
+                os.killpg(self.popen.pid, signum)
+            except ProcessLookupError:
+                pass
+
+
+def celery(role: str, *, env: dict[str, str], log_path: Path, extra: Sequence[str] = (), cwd: Path | None = None) -> Child:
+    """Start a pushsync Celery `worker` or `beat` and wait until it is ready."""
+    command = [sys.executable, "-m", "celery", "-A", "worker.app", role, "--loglevel", "INFO", *extra]
+    if role == "beat":
+        command += ["--schedule", str(log_path.with_suffix(".schedule"))]
+    child = Child(f"celery {role}", command, env=env, log_path=log_path, cwd=cwd)
+    try:
+        return child.wait_for_log(CELERY_READY_MARKERS[role])
+    except BaseException:
+        child.stop(timeout=5)
+        raise

