@@ -1,0 +1,78 @@
+"""The signature schemes on their own: what verifies, and why the rest does not."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import pytest
+
+from producers.webhook.signatures import (
+    CONTENTFUL_SIGNED_HEADERS,
+    SignatureError,
+    contentful_signature_headers,
+    pushsync_signature,
+    verify_contentful,
+    verify_pushsync,
+)
+
+SECRET = "s" * 64
+NOW = 1_800_000_000.0
+BODY = b'{"sys":{"id":"abc"}}'
+
+
+def test_pushsync_signature_verifies_and_accepts_any_listed_secret_during_rotation() -> None:
+    header = pushsync_signature(SECRET, BODY, int(NOW))
+    verify_pushsync(SECRET, header, BODY, now=NOW, tolerance=300)
+    old = pushsync_signature("old-secret", BODY, int(NOW)).split(",")[1]
+    verify_pushsync(SECRET, f"{old},{header}", BODY, now=NOW + 10, tolerance=300)
+
+
+@pytest.mark.parametrize(
+    ("header", "body", "now", "reason"),
+    [
+        (None, BODY, NOW, "missing X-Pushsync-Signature header"),
+        ("v1=abc", BODY, NOW, "malformed X-Pushsync-Signature header"),
+        (pushsync_signature(SECRET, BODY, int(NOW)), BODY + b" ", NOW, "signature does not match the body"),
+        (pushsync_signature(SECRET, BODY, int(NOW)), BODY, NOW + 301, "outside the 300 s tolerance"),
+        (pushsync_signature(SECRET, BODY, int(NOW)), BODY, NOW - 301, "outside the 300 s tolerance"),
+    ],
+)
+def test_pushsync_refusals(header: str | None, body: bytes, now: float, reason: str) -> None:
+    with pytest.raises(SignatureError, match=re.escape(reason)):
+        verify_pushsync(SECRET, header, body, now=now, tolerance=300)
+
+
+def signed(path: str = "/hooks/blog", **extra: str) -> dict[str, str]:
+    headers = {"content-type": "application/json", "x-contentful-topic": "ContentManagement.Entry.publish", **extra}
+    return headers | contentful_signature_headers(SECRET, "POST", path, headers, BODY, int(NOW * 1000))
+
+
+def test_contentful_signature_covers_sorted_headers_and_its_own_metadata() -> None:
+    headers = signed()
+    assert headers[CONTENTFUL_SIGNED_HEADERS] == (
+        "content-type,x-contentful-signed-headers,x-contentful-timestamp,x-contentful-topic"
+    )
+    verify_contentful(SECRET, "POST", "/hooks/blog", headers, BODY, now=NOW, tolerance=30)
+
+
+def test_contentful_paths_with_queries_verify_and_differ_by_query() -> None:
+    headers = signed("/hooks/blog?a=1&b=2")
+    verify_contentful(SECRET, "POST", "/hooks/blog?a=1&b=2", headers, BODY, now=NOW, tolerance=30)
+    with pytest.raises(SignatureError):
+        verify_contentful(SECRET, "POST", "/hooks/blog?b=2&a=1", headers, BODY, now=NOW, tolerance=30)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda h: h | {"x-contentful-topic": "ContentManagement.Entry.delete"}, "does not match the request"),
+        (lambda h: {k: v for k, v in h.items() if k != "x-contentful-signature"}, "missing Contentful signature"),
+        (lambda h: h | {CONTENTFUL_SIGNED_HEADERS: "content-type"}, "does not cover its timestamp"),
+        (lambda h: {k: v for k, v in h.items() if k != "x-contentful-topic"}, "signed header(s) missing"),
+        (lambda h: h | {"x-contentful-timestamp": str(int((NOW - 31) * 1000))}, "outside the 30 s tolerance"),
+    ],
+)
+def test_contentful_refusals(change: Callable[[dict[str, str]], dict[str, str]], reason: str) -> None:
+    with pytest.raises(SignatureError, match=re.escape(reason)):
+        verify_contentful(SECRET, "POST", "/hooks/blog", change(signed()), BODY, now=NOW, tolerance=30)
