@@ -89,5 +89,14 @@ def topology(connection: Connection, name: str = EVENTS_QUEUE) -> list[Queue]:
     return [events_queue(connection, name)]
 
 
+def remove(connection: Connection, name: str) -> None:
+    """Delete the queues of `name` and its dead-letter exchange (tests and benchmarks only)."""
+    channel = connection.default_channel
+    for queue in topology(connection, name):
+        queue(channel).delete()
+        if queue.exchange.name:
+            queue.exchange(channel).delete()
+
+
 def _on_amqp(connection: Connection) -> bool:
     return connection.transport.driver_type == "amqp"

@@ -96,6 +96,7 @@ class Publisher:
         # kombu reads the retry bounds for (re)connecting from the transport options.
         self._connection.transport_options.update(retry.as_kombu())
         self._queue_name = queue_name
+        self._declare = broker.topology(self._connection, queue_name)
         self._producer: Producer | None = None
         self._buffer: list[Event] = []
         self._buffer_bytes = ENVELOPE_OVERHEAD_BYTES
@@ -170,7 +171,7 @@ class Publisher:
             body,
             exchange="",
             routing_key=self._queue_name,
-            declare=broker.topology(self._connection, self._queue_name),
+            declare=self._declare,
             content_type=broker.CONTENT_TYPE,
             content_encoding=broker.CONTENT_ENCODING,
             delivery_mode=broker.PERSISTENT,

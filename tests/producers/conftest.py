@@ -60,11 +60,7 @@ def read_queue(queue_name: str) -> Iterator[Callable[[str], list[dict[str, Any]]
     for url in set(used):
         if broker.is_amqp(url):
             with Connection(url) as connection:
-                channel = connection.default_channel
-                for queue in broker.topology(connection, queue_name):
-                    queue(channel).delete()
-                    if queue.exchange.name:
-                        queue.exchange(channel).delete()
+                broker.remove(connection, queue_name)
 
 
 def item_upsert(number: int, **overrides: Any) -> dict[str, Any]:
