@@ -22,9 +22,6 @@ from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 
-REAP_AFTER_SECONDS = 30.0
-"""How long a claimed batch may go without a lease holder before its task is presumed lost."""
-
 Enqueue = Callable[[keys.Batch], None]
 
 
@@ -95,9 +92,9 @@ class Flusher:
             self.client.zadd(keys.DEADLINES, {target.ref: now + self.settings.window_for(target.id)}, nx=True)
 
     def reap(self, now: float) -> list[keys.Batch]:
-        """Re-enqueue claimed batches that no task has held for `REAP_AFTER_SECONDS`."""
+        """Re-enqueue claimed batches that no task has held for `reap_after_seconds`."""
         reaped = []
-        for raw in self.client.zrangebyscore(keys.CLAIMED, "-inf", now - REAP_AFTER_SECONDS):
+        for raw in self.client.zrangebyscore(keys.CLAIMED, "-inf", now - self.settings.reap_after_seconds):
             ref, _, batch_id = raw.decode().partition("|")
             batch = keys.Target.from_ref(ref).batch(batch_id)
             if not self.client.exists(batch.meta):

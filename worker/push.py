@@ -85,7 +85,7 @@ class BatchPush:
         """Push `batch` if it still needs pushing and nobody else is."""
         if not self.client.exists(batch.meta):
             return Outcome("done")
-        lease = Lease(self.client, batch.lease)
+        lease = Lease(self.client, batch.lease, self.settings.lease_seconds)
         if not lease.acquire():
             return Outcome("held")
         with lease:

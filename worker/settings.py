@@ -119,6 +119,14 @@ class Settings(BaseSettings):
         1.0, gt=0, le=60, validation_alias=_env("PUSHSYNC_SWEEP_SECONDS"),
         description="How often beat sweeps windows whose time is up.",
     )
+    lease_seconds: float = Field(
+        20.0, ge=1, le=600, validation_alias=_env("PUSHSYNC_LEASE_SECONDS"),
+        description="Life of a batch's lease; a task renews it while it pushes, a dead one lets it expire.",
+    )
+    reap_after_seconds: float = Field(
+        30.0, ge=1, validation_alias=_env("PUSHSYNC_REAP_AFTER_SECONDS"),
+        description="How long a claimed batch may go without a lease holder before it is enqueued again.",
+    )
     burst_status: BurstStatus = Field(
         BurstStatus.REFRESH, validation_alias=_env("PUSHSYNC_BURST_STATUS"),
         description="Status that opens a burst: REFRESH or INCREMENTAL.",
@@ -192,6 +200,8 @@ class Settings(BaseSettings):
     def _one_endpoint(self) -> "Settings":
         if self.region and self.push_url:
             raise ValueError("COVEO_REGION and COVEO_PUSH_URL both set: give one of them")
+        if self.reap_after_seconds <= self.lease_seconds:
+            raise ValueError("PUSHSYNC_REAP_AFTER_SECONDS must be longer than PUSHSYNC_LEASE_SECONDS")
         if self.retry_budget_seconds * 2 > self.visibility_timeout:
             raise ValueError(
                 "PUSHSYNC_RETRY_BUDGET_SECONDS must be at most half of PUSHSYNC_VISIBILITY_TIMEOUT, "

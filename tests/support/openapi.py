@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import jsonschema
 import pytest
@@ -99,7 +100,8 @@ class Spec:
         return problems
 
     def _check_body(self, where: str, operation: Operation, body: bytes | None) -> list[str]:
-        if operation.body_schema is None:
+        """Problems with the body; None means it was not recorded, so only b"" counts as missing."""
+        if operation.body_schema is None or body is None:
             return []
         if not body:
             return [f"{where}: a JSON body is required"]
@@ -116,6 +118,19 @@ class Spec:
         for name in LENIENT_DEFINITIONS:
             definitions.get(name, {}).pop("additionalProperties", None)
         return {**schema, "definitions": definitions}
+
+
+    def check_emulator_log(self, entries: list[dict[str, Any]]) -> list[str]:
+        """Problems in the Push API calls of the emulator's request log (bodies are not logged)."""
+        problems = []
+        for entry in entries:
+            if not entry["path"].startswith("/push/"):
+                continue
+            headers = {"Content-Type": entry.get("contentType") or "", "Accept": entry.get("accept") or "",
+                       "Authorization": "Bearer ***" if entry.get("authorization") == "bearer" else ""}
+            query = parse_qs(entry.get("query") or "", keep_blank_values=True)
+            problems += self.check(entry["method"], entry["path"], query, headers, None)
+        return problems
 
 
 def _check_value(parameter: dict[str, Any], value: str) -> str | None:

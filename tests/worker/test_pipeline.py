@@ -16,7 +16,7 @@ from tests.support.scripted_server import UPLOAD_PREFIX, ScriptedServer
 from worker import keys, pause
 from worker.coalesce import Coalescer
 from worker.deadletter import DeadLetters
-from worker.flush import REAP_AFTER_SECONDS, Flusher
+from worker.flush import Flusher
 from worker.push import BatchPush
 from worker.pushapi.client import PushApiClient
 from worker.settings import load_settings
@@ -205,7 +205,7 @@ def test_quota_auth_and_paused_organization_pause_the_source_and_keep_the_batch(
     pipeline.coalescer.add([item(2, 1)])
     assert pipeline.flush().claimed == []
     pipeline.redis.delete(SOURCE.pause)
-    assert [b.id for b in pipeline.flusher.reap(time.time() + 10 + REAP_AFTER_SECONDS + 1)] == [batch.id]
+    assert [b.id for b in pipeline.flusher.reap(time.time() + 10 + pipeline.settings.reap_after_seconds + 1)] == [batch.id]
     (outcome,) = pipeline.push_all()
     assert outcome.state == "pushed"
 
@@ -223,7 +223,7 @@ def test_lost_task_is_reaped_and_redelivery_is_idempotent(pipeline):
     (batch,) = pipeline.flush().claimed
     pipeline.enqueued.clear()
     assert pipeline.flusher.reap(time.time() + 10) == []
-    (reaped,) = pipeline.flusher.reap(time.time() + 10 + REAP_AFTER_SECONDS + 1)
+    (reaped,) = pipeline.flusher.reap(time.time() + 10 + pipeline.settings.reap_after_seconds + 1)
     assert reaped == batch
     first, second = pipeline.push.run(batch), pipeline.push.run(batch)
     assert (first.state, second.state) == ("pushed", "done")
