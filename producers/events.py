@@ -3,7 +3,7 @@
 Both sides import this one module, so a producer refuses exactly what the worker would
 quarantine, with the same person-readable reason. docs/events.md describes the wire format;
 `event.schema.json` beside this file is the same schema as JSON Schema, generated from these
-models by `json_schema()` (`python -m producers.events` rewrites it).
+models by `json_schema()` (`python -m producers.schema` rewrites it).
 
 Entry points:
     parse_event(obj)          a decoded JSON value -> Event, or InvalidEventError
@@ -19,11 +19,11 @@ import binascii
 import json
 import re
 import uuid
-from pathlib import Path
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property
+from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
@@ -55,7 +55,7 @@ MAX_EVENT_BYTES = 6 * MIB
 MAX_PERMISSIONS = 5_000
 """The service ignores an item naming more identities than this in its permissions."""
 MAX_VERSION = 2**63 - 1
-"""Versions travel as the service's int64 orderingId space allows."""
+"""Versions fit a signed 64-bit integer, like the service's orderingId."""
 MAX_ID_LENGTH = 255
 COMPRESSION_TYPES = ("UNCOMPRESSED", "DEFLATE", "GZIP", "LZMA", "ZLIB")
 RESERVED_METADATA_KEYS = (
@@ -90,22 +90,16 @@ def _case_insensitive(words: Iterable[str]) -> str:
 # ---------------------------------------------------------------- field types
 
 
-def _check_uri(value: str) -> str:
-    if not re.match(URI_REGEX, value):
-        raise ValueError("expected a URI with a scheme, such as https://example.com/page or file://share/doc")
-    return value
+def _matching(regex: str, expected: str) -> AfterValidator:
+    """Check a string against `regex`, refusing with `expected` (pydantic's own message shows the regex)."""
+    pattern = re.compile(regex)
 
+    def check(value: str) -> str:
+        if not pattern.match(value):
+            raise ValueError(expected)
+        return value
 
-def _check_id(value: str) -> str:
-    if not re.match(ID_REGEX, value):
-        raise ValueError("expected an id without spaces at the start, braces, '/', '?', '#' or control characters")
-    return value
-
-
-def _check_extension(value: str) -> str:
-    if not re.match(EXTENSION_REGEX, value):
-        raise ValueError("expected a file extension starting with a dot, such as .html")
-    return value
+    return AfterValidator(check)
 
 
 def _check_base64(value: str) -> str:
@@ -171,10 +165,13 @@ _METADATA_SCHEMA = {
     "additionalProperties": {"anyOf": [_PRIMITIVE_SCHEMA, {"type": "array", "items": _PRIMITIVE_SCHEMA}]},
 }
 
-DocumentUri = Annotated[StrictStr, AfterValidator(_check_uri), Field(json_schema_extra={"pattern": URI_REGEX})]
+DocumentUri = Annotated[
+    StrictStr, Field(json_schema_extra={"pattern": URI_REGEX}),
+    _matching(URI_REGEX, "expected a URI with a scheme, such as https://example.com/page or file://share/doc"),
+]
 TargetId = Annotated[
     StrictStr, Field(min_length=1, max_length=MAX_ID_LENGTH, json_schema_extra={"pattern": ID_REGEX}),
-    AfterValidator(_check_id),
+    _matching(ID_REGEX, "expected an id without spaces at the start, braces, '/', '?', '#' or control characters"),
 ]
 EventId = Annotated[StrictStr, Field(min_length=1, max_length=MAX_ID_LENGTH)]
 Version = Annotated[StrictInt, Field(ge=0, le=MAX_VERSION)]
@@ -255,7 +252,8 @@ class Item(_Model):
     ] | None = None
     compression_type: Literal[COMPRESSION_TYPES] | None = None  # type: ignore[valid-type]
     file_extension: Annotated[
-        StrictStr, AfterValidator(_check_extension), Field(json_schema_extra={"pattern": EXTENSION_REGEX})
+        StrictStr, Field(json_schema_extra={"pattern": EXTENSION_REGEX}),
+        _matching(EXTENSION_REGEX, "expected a file extension starting with a dot, such as .html"),
     ] | None = None
     parent_id: DocumentUri | None = None
     permissions: Permissions | None = None
@@ -622,8 +620,3 @@ def json_schema() -> dict[str, Any]:
         "title": f"pushsync change event, schemaVersion {SCHEMA_VERSION}",
         **schema,
     }
-
-
-if __name__ == "__main__":
-    SCHEMA_FILE.write_text(json.dumps(json_schema(), indent=2) + "\n")
-    print(f"wrote {SCHEMA_FILE}")

@@ -48,7 +48,7 @@ INVALID = [
 
 def test_the_committed_schema_is_the_one_generated_from_the_models() -> None:
     committed = json.loads(SCHEMA_FILE.read_text())
-    assert committed == json_schema(), "regenerate it: python -m producers.events"
+    assert committed == json_schema(), "regenerate it: python -m producers.schema"
 
 
 def test_the_schema_is_itself_valid_json_schema() -> None:
