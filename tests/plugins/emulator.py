@@ -9,6 +9,7 @@ directory, waits until it answers, and yields an `EmulatorServer`:
     .push_url             .url + "/push/v1" (what COVEO_PUSH_URL takes)
     .organization         the organization that exists from the start ("pushsync-local")
     .api_key              the one Bearer key it accepts ("local-emulator-key")
+    .log_path             the emulator's own output (errors it logged would be there)
     .headers()            the Authorization, Content-Type and Accept headers of a Push API call
     .reset()              back to the start-up state: index, containers, logs, faults, clock, limits
     .configure(**limits)  change limits, e.g. configure(applyDelay=0, itemAllowance=10,
@@ -63,12 +64,13 @@ ADMIN = "/_emulator"
 class EmulatorServer:
     """A running emulator and small helpers for its admin API (see the module docstring)."""
 
-    def __init__(self, url: str, organization: str, api_key: str, process: subprocess.Popen[bytes]) -> None:
+    def __init__(self, url: str, organization: str, api_key: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
         self.url = url
         self.push_url = url + "/push/v1"
         self.organization = organization
         self.api_key = api_key
         self.process = process
+        self.log_path = log_path
         self._session = requests.Session()
 
     def headers(self) -> dict[str, str]:
@@ -160,7 +162,7 @@ def start_emulator(data_dir: Path, *options: str) -> EmulatorServer:
     with open(log_path, "wb") as log:
         command = [sys.executable, "-m", "emulator", "--port", str(port), "--data-dir", str(data_dir / "data"), *options]
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    server = EmulatorServer(f"http://127.0.0.1:{port}", DEFAULT_ORGANIZATION, DEFAULT_API_KEY, process)
+    server = EmulatorServer(f"http://127.0.0.1:{port}", DEFAULT_ORGANIZATION, DEFAULT_API_KEY, process, log_path)
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
