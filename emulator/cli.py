@@ -29,7 +29,8 @@ def _option(*names: str, **kwargs: object):  # noqa: ANN202 - a click decorator
 @_option("--port", default=DEFAULT_PORT, type=click.IntRange(0, 65535), help="Port to listen on.")
 @_option("--organization", default=DEFAULT_ORGANIZATION, help="Organization id that exists from the start.")
 @_option("--api-key", default=DEFAULT_API_KEY, show_default=False, help="The Bearer key the Push API accepts.")
-@_option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Blob directory [default: a temporary one].")
+@_option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+         help="Blob directory [default: a temporary one].")
 @_option("--apply-delay", default=_DEFAULT_LIMITS.apply_delay, type=click.FloatRange(0),
          help="Seconds between a 202 and the change in the index.")
 @_option("--container-limit", default=_DEFAULT_LIMITS.container_limit_bytes, type=click.IntRange(1),

@@ -105,7 +105,8 @@ class ContainerStore:
         if container is None or self._expired(container):
             raise EmulatorError(403, "REQUEST_EXPIRED", "the upload URL expired or names no container")
         if container.state is not ContainerState.EMPTY:
-            raise EmulatorError(403, "CONTAINER_CONSUMED", f"the container is {container.state.value.lower()}: it takes one upload")
+            state = container.state.value.lower()
+            raise EmulatorError(403, "CONTAINER_CONSUMED", f"the container is {state}: it takes one upload")
         container.state = ContainerState.UPLOADING
         return container
 
@@ -126,8 +127,8 @@ class ContainerStore:
         FILE_NOT_FOUND is the project's convention, and a permanent error either way."""
         container = self._containers.get(file_id)
         if container is None or self._expired(container) or container.state is not ContainerState.UPLOADED:
-            state = "unknown" if container is None else "expired" if self._expired(container) else container.state.value.lower()
-            raise EmulatorError(404, FILE_NOT_FOUND, f"file container {file_id!r} is {state}: it cannot be used")
+            state = "unknown" if container is None else "expired" if self._expired(container) else container.state.value
+            raise EmulatorError(404, FILE_NOT_FOUND, f"file container {file_id!r} is {state.lower()}: it cannot be used")
         return container
 
     def take_all(self, file_ids: list[str]) -> dict[str, Path]:

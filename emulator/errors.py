@@ -11,7 +11,8 @@ import logging
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+
+from emulator.jsonresponse import SafeJSONResponse
 
 log = logging.getLogger("emulator")
 
@@ -44,7 +45,7 @@ def invalid(message: str) -> EmulatorError:
     return EmulatorError(400, INVALID_JSON, message)
 
 
-def error_response(error: EmulatorError) -> JSONResponse:
+def error_response(error: EmulatorError) -> SafeJSONResponse:
     """The JSON answer for `error`, with `Retry-After` where the status calls for it."""
     headers = {}
     retry_after = error.retry_after
@@ -53,28 +54,28 @@ def error_response(error: EmulatorError) -> JSONResponse:
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
     body = {"errorCode": error.error_code, "message": error.message}
-    return JSONResponse(body, status_code=error.status, headers=headers)
+    return SafeJSONResponse(body, status_code=error.status, headers=headers)
 
 
-async def handle_emulator_error(request: Request, exc: Exception) -> JSONResponse:
+async def handle_emulator_error(request: Request, exc: Exception) -> SafeJSONResponse:
     """Exception handler for `EmulatorError`."""
     assert isinstance(exc, EmulatorError)
     return error_response(exc)
 
 
-async def handle_routing_error(request: Request, exc: Exception) -> JSONResponse:
+async def handle_routing_error(request: Request, exc: Exception) -> SafeJSONResponse:
     """Starlette's own 404/405 (no such route or method), in the service's error shape."""
     assert isinstance(exc, HTTPException)
     code = _ROUTING_CODES.get(exc.status_code, "BAD_REQUEST")
     return error_response(EmulatorError(exc.status_code, code, f"{request.method} {request.url.path}: {exc.detail}"))
 
 
-async def handle_client_disconnect(request: Request, exc: Exception) -> JSONResponse:
+async def handle_client_disconnect(request: Request, exc: Exception) -> SafeJSONResponse:
     """The client left before its body ended: nobody reads this answer, the request log keeps it."""
     return error_response(EmulatorError(400, "CLIENT_DISCONNECTED", "the client closed the connection mid-request"))
 
 
-async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
+async def handle_unexpected(request: Request, exc: Exception) -> SafeJSONResponse:
     """A bug in the emulator: still a JSON error body, never a traceback to the client."""
     log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(EmulatorError(500, "INTERNAL_ERROR", "the emulator failed; see its log"))

@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 FAULT_SCOPE_KEY = "emulator.fault"
 """Where the middleware leaves the id of the rule that fired, for the request log."""
 INJECTED_FAULT = "INJECTED_FAULT"
-_DEFAULT_CODES = {429: TOO_MANY_REQUESTS, 500: "INTERNAL_ERROR", 502: "BAD_GATEWAY", 503: "SERVICE_UNAVAILABLE", 504: "GATEWAY_TIMEOUT"}
+_DEFAULT_CODES = {
+    429: TOO_MANY_REQUESTS, 500: "INTERNAL_ERROR", 502: "BAD_GATEWAY", 503: "SERVICE_UNAVAILABLE", 504: "GATEWAY_TIMEOUT",
+}
 _RULE_KEYS = {"method", "path", "status", "errorCode", "message", "retryAfter", "times", "probability", "latency"}
 
 

@@ -80,7 +80,7 @@ class Source:
         self.items[item.document_id] = item
 
     def delete(self, document_id: str, ordering_id: int, *, children: bool) -> None:
-        """Delete an item, and with `children` its descendants, unless newer operations touched them."""
+        """Delete an item, and with `children` every item under its URI, unless newer operations touched them."""
         targets = [document_id, *self._descendants(document_id)] if children else [document_id]
         for target in targets:
             if not self.is_stale(target, ordering_id):
@@ -110,13 +110,6 @@ class Source:
         self._deleted[document_id] = ordering_id
 
     def _descendants(self, document_id: str) -> list[str]:
-        children: dict[str, list[str]] = {}
-        for item in self.items.values():
-            if item.parent_id is not None:
-                children.setdefault(item.parent_id, []).append(item.document_id)
-        found, frontier = [], [document_id]
-        while frontier:
-            for child in children.pop(frontier.pop(), ()):
-                found.append(child)
-                frontier.append(child)
-        return found
+        # The service's "children" are the items whose URI begins with the item's URI and a slash.
+        prefix = document_id if document_id.endswith("/") else document_id + "/"
+        return [other for other in self.items if other.startswith(prefix) and other != document_id]

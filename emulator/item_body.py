@@ -98,7 +98,8 @@ def parse_batch_item(entry: object) -> ItemRecord:
     try:
         return parse_item(entry)
     except EmulatorError as error:
-        return ItemRecord(_raw_id(entry), {}, None, None, None, None, None, DEFAULT_COMPRESSION, (INVALID_ITEM, error.message))
+        rejection = (INVALID_ITEM, error.message)
+        return ItemRecord(_raw_id(entry), {}, None, None, None, None, None, DEFAULT_COMPRESSION, rejection)
 
 
 def parse_batch_delete(entry: object) -> DeleteRecord:
@@ -106,7 +107,7 @@ def parse_batch_delete(entry: object) -> DeleteRecord:
     if not isinstance(entry, dict) or not is_uri(entry.get("documentId")):
         return DeleteRecord(_raw_id(entry), False, (INVALID_ITEM, "a delete needs a documentId that is a URI"))
     if getattr(entry, "duplicate_keys", ()) or set(entry) - {"documentId", "deleteChildren"}:
-        return DeleteRecord(entry["documentId"], False, (INVALID_ITEM, "a delete has only documentId and deleteChildren"))
+        return DeleteRecord(entry["documentId"], False, (INVALID_ITEM, "a delete takes only documentId and deleteChildren"))
     children = entry.get("deleteChildren", False)
     if not isinstance(children, bool):
         return DeleteRecord(entry["documentId"], False, (INVALID_ITEM, "deleteChildren must be a boolean"))

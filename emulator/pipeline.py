@@ -46,7 +46,8 @@ async def apply_items(emulator: Emulator, organization: Organization, source: So
             blob.unlink(missing_ok=True)
 
 
-async def apply_identities(emulator: Emulator, provider: Provider, updates: list[IdentityUpdate], ordering_id: int) -> None:
+async def apply_identities(emulator: Emulator, provider: Provider, updates: list[IdentityUpdate],
+                           ordering_id: int) -> None:
     """Apply identity changes in order; invalid batch entries are rejected into the provider's log."""
     for start in range(0, len(updates), ITEMS_PER_STEP):
         now = emulator.clock.now()
@@ -107,13 +108,15 @@ def _apply(emulator: Emulator, organization: Organization, source: Source, chang
                             change.parent_id, change.file_extension, content))
 
 
-def _refusal(emulator: Emulator, organization: Organization, source: Source, record: ItemRecord) -> tuple[str, str] | None:
+def _refusal(emulator: Emulator, organization: Organization, source: Source,
+             record: ItemRecord) -> tuple[str, str] | None:
     """Why the pipeline refuses a valid item now, if it does."""
     default_provider = source.security_providers[0] if source.security_providers else None
     for permission in permission_identities(record.permissions):
         provider = organization.providers.get(permission.get("securityProvider") or default_provider or "")
-        if provider is not None and provider.strict and not provider.knows(permission["identity"], identity_type_of(permission)):
-            return UNKNOWN_IDENTITY, f"provider {provider.id!r} has no identity {permission['identity']!r}"
+        name = permission["identity"]
+        if provider is not None and provider.strict and not provider.knows(name, identity_type_of(permission)):
+            return UNKNOWN_IDENTITY, f"provider {provider.id!r} has no identity {name!r}"
     allowance = emulator.limits.item_allowance
     if allowance is not None and record.document_id not in source.items and organization.item_count() >= allowance:
         return DOCUMENT_LIMIT_EXCEEDED, f"the organization holds its {allowance} allowed items"

@@ -80,7 +80,8 @@ class RequestLogMiddleware:
             emulator.requests.record(entry)
 
 
-def _describe(scope: Scope, api_key: str, now: float, counts: dict[str, object], duration_ms: float) -> dict[str, object]:
+def _describe(scope: Scope, api_key: str, now: float, counts: dict[str, object],
+              duration_ms: float) -> dict[str, object]:
     names: list[str] = []
     headers: dict[str, str] = {}
     for raw_name, raw_value in scope["headers"]:

@@ -39,14 +39,16 @@ class Organization:
         try:
             return self.sources[source_id]
         except KeyError:
-            raise EmulatorError(404, "SOURCE_NOT_FOUND", f"no source {source_id!r} in organization {self.id!r}") from None
+            message = f"no source {source_id!r} in organization {self.id!r}"
+            raise EmulatorError(404, "SOURCE_NOT_FOUND", message) from None
 
     def provider(self, provider_id: str) -> Provider:
         """The security identity provider, or a 404."""
         try:
             return self.providers[provider_id]
         except KeyError:
-            raise EmulatorError(404, "PROVIDER_NOT_FOUND", f"no provider {provider_id!r} in organization {self.id!r}") from None
+            message = f"no provider {provider_id!r} in organization {self.id!r}"
+            raise EmulatorError(404, "PROVIDER_NOT_FOUND", message) from None
 
     def item_count(self) -> int:
         """Items indexed in all its sources: what the item allowance counts."""

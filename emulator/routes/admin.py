@@ -9,13 +9,14 @@ was applied. docs/emulator.md describes every route.
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from emulator.bodies import parse_json
 from emulator.errors import EmulatorError
 from emulator.identities import Provider
 from emulator.index import Source
+from emulator.jsonresponse import SafeJSONResponse
 from emulator.paths import ADMIN_PREFIX
 from emulator.routes.calls import current
 from emulator.state import Emulator, Organization
@@ -69,25 +70,25 @@ async def _provider(request: Request) -> Provider:
 
 async def health(request: Request) -> Response:
     """GET /_emulator/health: 200 once the emulator serves."""
-    return JSONResponse({"status": "ok", "organization": current(request).config.organization})
+    return SafeJSONResponse({"status": "ok", "organization": current(request).config.organization})
 
 
 async def reset(request: Request) -> Response:
     """POST /_emulator/reset: back to the start-up state (index, containers, logs, faults, clock, limits)."""
     await request.app.state.holder.reset()
-    return JSONResponse({"reset": True})
+    return SafeJSONResponse({"reset": True})
 
 
 async def get_config(request: Request) -> Response:
     """GET /_emulator/config: the limits in force."""
-    return JSONResponse(current(request).limits.to_json())
+    return SafeJSONResponse(current(request).limits.to_json())
 
 
 async def put_config(request: Request) -> Response:
     """PUT /_emulator/config: change some limits (JSON names as GET shows them)."""
     emulator = current(request)
     emulator.limits = emulator.limits.updated(await _json_body(request))
-    return JSONResponse(emulator.limits.to_json())
+    return SafeJSONResponse(emulator.limits.to_json())
 
 
 async def put_organization(request: Request) -> Response:
@@ -98,7 +99,7 @@ async def put_organization(request: Request) -> Response:
         raise _bad("paused must be a boolean")
     organization = current(request).add_organization(request.path_params["organizationId"])
     organization.paused = paused
-    return JSONResponse({"organizationId": organization.id, "paused": organization.paused})
+    return SafeJSONResponse({"organizationId": organization.id, "paused": organization.paused})
 
 
 async def put_source(request: Request) -> Response:
@@ -113,7 +114,7 @@ async def put_source(request: Request) -> Response:
     if source is None:
         source = organization.sources[source_id] = Source(source_id, tuple(providers))
     source.security_providers = tuple(providers)
-    return JSONResponse({"sourceId": source.id, "securityProviders": list(source.security_providers)})
+    return SafeJSONResponse({"sourceId": source.id, "securityProviders": list(source.security_providers)})
 
 
 async def put_provider(request: Request) -> Response:
@@ -126,7 +127,7 @@ async def put_provider(request: Request) -> Response:
     provider_id = request.path_params["providerId"]
     provider = organization.providers.setdefault(provider_id, Provider(provider_id, strict))
     provider.strict = strict
-    return JSONResponse({"providerId": provider.id, "strict": provider.strict})
+    return SafeJSONResponse({"providerId": provider.id, "strict": provider.strict})
 
 
 async def items(request: Request) -> Response:
@@ -138,7 +139,7 @@ async def items(request: Request) -> Response:
     else:
         chosen = [source.items[wanted]] if wanted in source.items else []
     listed = [item.to_json() for item in chosen]
-    return JSONResponse({"count": len(source.items), "items": listed})
+    return SafeJSONResponse({"count": len(source.items), "items": listed})
 
 
 async def item_content(request: Request) -> Response:
@@ -152,65 +153,65 @@ async def item_content(request: Request) -> Response:
 
 async def activities(request: Request) -> Response:
     """GET .../sources/{sourceId}/activities: status, activities and every transition."""
-    return JSONResponse((await _source(request)).activity.to_json())
+    return SafeJSONResponse((await _source(request)).activity.to_json())
 
 
 async def source_rejections(request: Request) -> Response:
     """GET .../sources/{sourceId}/rejections[?wait=1]: items refused after their 202."""
-    return JSONResponse({"rejections": (await _source(request)).rejections})
+    return SafeJSONResponse({"rejections": (await _source(request)).rejections})
 
 
 async def identities(request: Request) -> Response:
     """GET .../providers/{providerId}/identities[?wait=1]: the provider's identities."""
     provider = await _provider(request)
     listed = sorted(provider.identities.values(), key=lambda identity: (identity.name, identity.type))
-    return JSONResponse({"identities": [identity.to_json() for identity in listed]})
+    return SafeJSONResponse({"identities": [identity.to_json() for identity in listed]})
 
 
 async def provider_rejections(request: Request) -> Response:
     """GET .../providers/{providerId}/rejections[?wait=1]: identity batch entries refused after their 202."""
-    return JSONResponse({"rejections": (await _provider(request)).rejections})
+    return SafeJSONResponse({"rejections": (await _provider(request)).rejections})
 
 
 async def containers(request: Request) -> Response:
     """GET /_emulator/containers: every file container and its state."""
-    return JSONResponse({"containers": current(request).containers.describe()})
+    return SafeJSONResponse({"containers": current(request).containers.describe()})
 
 
 async def requests_log(request: Request) -> Response:
     """GET /_emulator/requests[?since=id]: the request log, oldest first."""
     since = int(_number_param(request, "since", 0))
-    return JSONResponse({"requests": current(request).requests.since(since)})
+    return SafeJSONResponse({"requests": current(request).requests.since(since)})
 
 
 async def get_faults(request: Request) -> Response:
     """GET /_emulator/faults: the rules in force."""
-    return JSONResponse({"faults": current(request).faults.describe()})
+    return SafeJSONResponse({"faults": current(request).faults.describe()})
 
 
 async def add_fault(request: Request) -> Response:
     """POST /_emulator/faults: add a rule; 201 with the rule and its id."""
     rule = current(request).faults.add(await _json_body(request))
-    return JSONResponse(rule.to_json(), status_code=201)
+    return SafeJSONResponse(rule.to_json(), status_code=201)
 
 
 async def clear_faults(request: Request) -> Response:
     """DELETE /_emulator/faults: remove every rule."""
     current(request).faults.clear()
-    return JSONResponse({"faults": []})
+    return SafeJSONResponse({"faults": []})
 
 
 async def remove_fault(request: Request) -> Response:
     """DELETE /_emulator/faults/{id}: remove one rule."""
     if not current(request).faults.remove(request.path_params["faultId"]):
         raise EmulatorError(404, "FAULT_NOT_FOUND", "no such fault rule")
-    return JSONResponse({"removed": request.path_params["faultId"]})
+    return SafeJSONResponse({"removed": request.path_params["faultId"]})
 
 
 async def get_clock(request: Request) -> Response:
     """GET /_emulator/clock: the emulator's time and its offset from the wall clock."""
     clock = current(request).clock
-    return JSONResponse({"now": clock.now(), "nowMs": clock.now_ms(), "offset": clock.offset})
+    return SafeJSONResponse({"now": clock.now(), "nowMs": clock.now_ms(), "offset": clock.offset})
 
 
 async def advance_clock(request: Request) -> Response:
@@ -226,7 +227,7 @@ async def idle(request: Request) -> Response:
     """GET /_emulator/idle[?timeout=s]: wait until every accepted operation that is due was applied."""
     scheduler = current(request).scheduler
     settled = await scheduler.wait_idle(_number_param(request, "timeout", DEFAULT_WAIT_SECONDS))
-    return JSONResponse({"idle": settled, "pending": scheduler.pending()})
+    return SafeJSONResponse({"idle": settled, "pending": scheduler.pending()})
 
 
 ROUTES = [

@@ -40,7 +40,7 @@ class PushCall:
 
     def ordering_id(self) -> int:
         """The call's orderingId: the one given, else the service's epoch milliseconds now."""
-        given = ordering_id(self.request, required=False)
+        given = ordering_id_param(self.request, required=False)
         return given if given is not None else self.emulator.clock.now_ms()
 
 
@@ -70,7 +70,7 @@ def required(request: Request, name: str) -> str:
     return value
 
 
-def ordering_id(request: Request, *, required: bool) -> int | None:
+def ordering_id_param(request: Request, *, required: bool) -> int | None:
     """The orderingId parameter: an int64, never negative (it is epoch milliseconds)."""
     value = request.query_params.get("orderingId")
     if value is None and not required:
@@ -131,4 +131,5 @@ def _authenticate(header: str | None, api_key: str) -> None:
 def _require_json(content_type: str | None) -> None:
     media_type = (content_type or "").split(";", 1)[0].strip().lower()
     if media_type != JSON_MEDIA_TYPE:
-        raise EmulatorError(415, "UNSUPPORTED_MEDIA_TYPE", f"Content-Type must be {JSON_MEDIA_TYPE}, not {content_type!r}")
+        message = f"Content-Type must be {JSON_MEDIA_TYPE}, not {content_type!r}"
+        raise EmulatorError(415, "UNSUPPORTED_MEDIA_TYPE", message)

@@ -14,11 +14,28 @@ from emulator import pipeline
 from emulator.batchfile import read_sections
 from emulator.bodies import parse_json, read_limited
 from emulator.index import Source
-from emulator.item_body import COMPRESSION_TYPES, DeleteRecord, ItemRecord, parse_batch_delete, parse_batch_item, parse_item
+from emulator.item_body import (
+    COMPRESSION_TYPES,
+    DeleteRecord,
+    ItemRecord,
+    parse_batch_delete,
+    parse_batch_item,
+    parse_item,
+)
 from emulator.limits import REQUEST_BODY_LIMIT_BYTES
 from emulator.paths import ORGANIZATION_PREFIX
 from emulator.quotas import TOO_MANY_DOCUMENTS_DAILY
-from emulator.routes.calls import PushCall, accepted, boolean, choice, document_uri, ordering_id, push_call, queue_delay_seconds, required
+from emulator.routes.calls import (
+    PushCall,
+    accepted,
+    boolean,
+    choice,
+    document_uri,
+    ordering_id_param,
+    push_call,
+    queue_delay_seconds,
+    required,
+)
 
 ITEM_BATCH_SECTIONS = frozenset({"addOrUpdate", "delete"})
 DOCUMENTS = ORGANIZATION_PREFIX + "/sources/{sourceId}/documents"
@@ -63,7 +80,7 @@ async def delete_older_than(request: Request) -> Response:
     """DELETE .../documents/olderthan?orderingId=&queueDelay=: delete items older than orderingId."""
     call = await push_call(request, consumes_json=True)
     source = call.organization.source(request.path_params["sourceId"])
-    threshold = ordering_id(request, required=True)
+    threshold = ordering_id_param(request, required=True)
     delay = queue_delay_seconds(request)
     call.emulator.scheduler.submit(partial(pipeline.delete_older_than, source, threshold), extra_delay=delay)
     return accepted()
@@ -95,7 +112,8 @@ def _submit_changes(call: PushCall, source: Source, changes: list[pipeline.Chang
     admitted = emulator.quotas.admit_documents(len(items), emulator.limits.daily_document_limit)
     for record in items[admitted:]:
         record.rejection = (TOO_MANY_DOCUMENTS_DAILY, "today's item allowance was spent before this item")
-    emulator.scheduler.submit(partial(pipeline.apply_items, emulator, organization, source, changes, operation_id, blobs))
+    apply = partial(pipeline.apply_items, emulator, organization, source, changes, operation_id, blobs)
+    emulator.scheduler.submit(apply)
     return accepted()
 
 

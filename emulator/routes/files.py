@@ -12,12 +12,13 @@ from __future__ import annotations
 import hashlib
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from emulator.bodies import after_draining, declared_length
 from emulator.containers import REQUIRED_HEADERS, UPLOAD_ROUTE_PREFIX, Container
 from emulator.errors import EmulatorError
+from emulator.jsonresponse import SafeJSONResponse
 from emulator.paths import ORGANIZATION_PREFIX
 from emulator.routes.calls import boolean, current, push_call
 
@@ -30,7 +31,7 @@ async def create_container(request: Request) -> Response:
     base = str(request.base_url).rstrip("/")
     upload_uri = f"{base}{UPLOAD_ROUTE_PREFIX}/{container.file_id}?{call.emulator.containers.upload_query(container)}"
     body = {"uploadUri": upload_uri, "fileId": container.file_id, "requiredHeaders": REQUIRED_HEADERS}
-    return JSONResponse(body, status_code=201)
+    return SafeJSONResponse(body, status_code=201)
 
 
 async def upload(request: Request) -> Response:
@@ -61,7 +62,8 @@ async def _receive(request: Request, container: Container, limit: int) -> tuple[
         message = "the upload needs a Content-Length header: chunked uploads are refused"
         raise await after_draining(request, EmulatorError(411, "MISSING_CONTENT_LENGTH", message))
     if declared > limit:
-        raise await after_draining(request, EmulatorError(413, "ENTITY_TOO_LARGE", f"a container holds at most {limit} bytes"))
+        error = EmulatorError(413, "ENTITY_TOO_LARGE", f"a container holds at most {limit} bytes")
+        raise await after_draining(request, error)
     digest = hashlib.md5(usedforsecurity=False)
     size = 0
     with open(container.path, "wb") as blob:

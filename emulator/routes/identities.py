@@ -25,7 +25,7 @@ from emulator.identity_body import (
 )
 from emulator.limits import REQUEST_BODY_LIMIT_BYTES
 from emulator.paths import ORGANIZATION_PREFIX
-from emulator.routes.calls import PushCall, accepted, ordering_id, push_call, queue_delay_seconds, required
+from emulator.routes.calls import PushCall, accepted, ordering_id_param, push_call, queue_delay_seconds, required
 
 PROVIDER = ORGANIZATION_PREFIX + "/providers/{providerId}"
 
@@ -60,7 +60,7 @@ async def disable_older_than(request: Request) -> Response:
     """DELETE .../permissions/olderthan?orderingId=&queueDelay=: disable identities older than orderingId."""
     call = await push_call(request, consumes_json=False)
     provider = call.organization.provider(request.path_params["providerId"])
-    threshold = ordering_id(request, required=True)
+    threshold = ordering_id_param(request, required=True)
     delay = queue_delay_seconds(request)
     call.emulator.scheduler.submit(partial(pipeline.disable_older_than, provider, threshold), extra_delay=delay)
     return accepted()

@@ -102,3 +102,10 @@ def test_a_client_that_leaves_mid_upload_leaves_the_container_usable(api: PushAp
         assert time.monotonic() < deadline, "the broken upload was never noticed"
         time.sleep(0.01)
     assert requests.put(container["uploadUri"], data=payload, headers=container["requiredHeaders"]).status_code == 200
+
+
+def test_a_lone_surrogate_is_kept_and_shown_escaped(api: PushApi) -> None:
+    body = b'{"data": "x", "title": "broken \\ud800 pair"}'
+    response = api.call("PUT", f"/sources/{SOURCE}/documents", params={"documentId": "https://e.com/s"}, data=body)
+    assert response.status_code == 202
+    assert api.server.item(SOURCE, "https://e.com/s")["metadata"]["title"] == "broken \ud800 pair"

@@ -163,17 +163,26 @@ def start_emulator(data_dir: Path, *options: str) -> EmulatorServer:
         command = [sys.executable, "-m", "emulator", "--port", str(port), "--data-dir", str(data_dir / "data"), *options]
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     server = EmulatorServer(f"http://127.0.0.1:{port}", DEFAULT_ORGANIZATION, DEFAULT_API_KEY, process, log_path)
+    try:
+        wait_until_serving(server.url + ADMIN + "/health", process, log_path)
+    except RuntimeError:
+        stop_emulator(server)
+        raise
+    return server
+
+
+def wait_until_serving(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    """Poll `url` until it answers 2xx; a RuntimeError with the log when `process` dies or is too slow."""
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the emulator exited with {process.returncode}:\n{log_path.read_text()}")
+            raise RuntimeError(f"{process.args} exited with {process.returncode}:\n{log_path.read_text()}")
         try:
-            if requests.get(server.url + ADMIN + "/health", timeout=1).ok:
-                return server
+            if requests.get(url, timeout=1).ok:
+                return
         except requests.ConnectionError:
             time.sleep(0.05)
-    stop_emulator(server)
-    raise RuntimeError(f"the emulator did not answer within {STARTUP_SECONDS}s:\n{log_path.read_text()}")
+    raise RuntimeError(f"{url} did not answer within {STARTUP_SECONDS}s:\n{log_path.read_text()}")
 
 
 def stop_emulator(server: EmulatorServer) -> None:
