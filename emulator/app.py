@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -23,6 +24,10 @@ from emulator.requestlog import RequestLogMiddleware
 from emulator.routes import admin, documents, files, identities, status
 from emulator.state import EmulatorHolder
 
+GC_THRESHOLDS = (50_000, 50, 100)
+"""The cyclic collector's thresholds. The index is a large heap of small acyclic objects: with
+Python's defaults (700, 10, 10) a 100,000-item batch spends a third of its time rescanning it."""
+
 
 def create_app(config: EmulatorConfig) -> Starlette:
     """An emulator serving `config`; its state lives from start-up to shutdown (the lifespan)."""
@@ -30,6 +35,7 @@ def create_app(config: EmulatorConfig) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        gc.set_threshold(*GC_THRESHOLDS)
         holder.start()
         yield
         await holder.close()

@@ -64,7 +64,7 @@ def parse_json(raw: bytes) -> object:
     Refused as well as syntax errors: bytes that are not UTF-8, NaN and Infinity, and an object
     that gives the same key twice (at any depth)."""
     try:
-        return json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+        return _DECODER.decode(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise invalid(f"the body is not valid JSON: {exc}") from None
 
@@ -80,3 +80,7 @@ def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
 
 def _no_constant(name: str) -> object:
     raise ValueError(f"{name} is not a JSON number")
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+"""Built once: json.loads would build a decoder on every call that passes hooks."""

@@ -20,10 +20,17 @@ COMPRESSION_TYPES = ("UNCOMPRESSED", "DEFLATE", "GZIP", "LZMA", "ZLIB")
 DEFAULT_COMPRESSION = "ZLIB"
 PERMISSION_IDENTITY_TYPES = ("User", "Group", "VirtualGroup", "Unknown")
 
+ADD_SECTION = "addOrUpdate"
+DELETE_SECTION = "delete"
+BATCH_SECTIONS = frozenset({ADD_SECTION, DELETE_SECTION})
+"""The arrays of an item batch file."""
+
 # Rejection reasons, as the source's rejections log shows them.
 INVALID_ITEM = "INVALID_ITEM"
 TOO_MANY_PERMISSIONS = "TOO_MANY_PERMISSIONS"
 
+_PRIMITIVE_TYPES = frozenset({str, int, float, bool, type(None)})
+"""What a metadata value, or an element of a metadata array, may be (JSON parsers make exactly these)."""
 _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
 _KNOWN_KEYS = RESERVED_KEYS | {COMPRESSION_KEY}
 _KNOWN_BY_FOLDED = {key.lower(): key for key in _KNOWN_KEYS}
@@ -71,23 +78,27 @@ def is_uri(value: object) -> bool:
 def parse_item(body: object, *, document_id: str | None = None, compression_type: str | None = None) -> ItemRecord:
     """Validate an item body, or raise a 400 INVALID_JSON naming the first problem.
 
-    `document_id`: the `documentId` query parameter of a single-item call (None in a batch file,
-    where the body carries it). `compression_type`: that call's `compressionType` parameter."""
+    The body is consumed: its known keys are taken out and what remains becomes the metadata, so
+    a batch's items are never copied. `document_id`: the `documentId` query parameter of a
+    single-item call (None in a batch file, where the body carries it). `compression_type`: that
+    call's `compressionType` parameter."""
     if not isinstance(body, dict):
         raise invalid("an item must be a JSON object")
     _check_keys(body)
+    fields = {key: body.pop(key) for key in [key for key in body if key in _KNOWN_KEYS]}
+    _check_metadata(body)
     record = ItemRecord(
-        document_id=_document_id(body, document_id),
-        metadata={key: _metadata_value(key, value) for key, value in body.items() if key not in _KNOWN_KEYS},
-        permissions=_permissions(body.get("permissions")),
-        parent_id=_optional_uri(body, "parentId"),
-        file_extension=_file_extension(body.get("fileExtension")),
+        document_id=_document_id(fields.get("documentId"), document_id),
+        metadata=body,
+        permissions=_permissions(fields.get("permissions")),
+        parent_id=_optional_uri(fields.get("parentId"), "parentId"),
+        file_extension=_file_extension(fields.get("fileExtension")),
         content_key=None,
         content_value=None,
-        compression_type=_compression(body.get(COMPRESSION_KEY), compression_type),
+        compression_type=_compression(fields.get(COMPRESSION_KEY), compression_type),
     )
-    record.content_key, record.content_value = _content(body)
-    count = sum(1 for _ in permission_identities(record.permissions))
+    record.content_key, record.content_value = _content(fields)
+    count = sum(1 for _ in permission_identities(record.permissions)) if record.permissions else 0
     if count > MAX_PERMISSIONS_PER_ITEM:
         record.rejection = (TOO_MANY_PERMISSIONS, f"{count} permissions, over the {MAX_PERMISSIONS_PER_ITEM} allowed")
     return record
@@ -95,11 +106,12 @@ def parse_item(body: object, *, document_id: str | None = None, compression_type
 
 def parse_batch_item(entry: object) -> ItemRecord:
     """A batch file's addOrUpdate entry; an invalid one becomes a record to reject after the 202."""
+    raw_id = _raw_id(entry)
     try:
         return parse_item(entry)
     except EmulatorError as error:
         rejection = (INVALID_ITEM, error.message)
-        return ItemRecord(_raw_id(entry), {}, None, None, None, None, None, DEFAULT_COMPRESSION, rejection)
+        return ItemRecord(raw_id, {}, None, None, None, None, None, DEFAULT_COMPRESSION, rejection)
 
 
 def parse_batch_delete(entry: object) -> DeleteRecord:
@@ -137,22 +149,22 @@ def _check_keys(body: dict[str, object]) -> None:
     twice = getattr(body, "duplicate_keys", ())
     if twice:
         raise invalid(f"the key {twice[0]!r} is given twice")
+    if "" in body:
+        raise invalid("a metadata name cannot be empty")
     folded: dict[str, str] = {}
     for key in body:
-        if not key:
-            raise invalid("a metadata name cannot be empty")
-        other = folded.setdefault(key.lower(), key)
-        if other != key:
-            raise invalid(f"{other!r} and {key!r} are the same key: keys are case-insensitive")
-        known = _KNOWN_BY_FOLDED.get(key.lower())
-        if known is not None and known != key:
+        lowered = key.lower()
+        if lowered in folded:
+            raise invalid(f"{folded[lowered]!r} and {key!r} are the same key: keys are case-insensitive")
+        folded[lowered] = key
+        known = _KNOWN_BY_FOLDED.get(lowered, key)
+        if known != key:
             raise invalid(f"{key!r} is the reserved key {known!r}; it cannot be metadata")
     if "orderingId" in body:
         raise invalid("orderingId is reserved and cannot be metadata: give it as a query parameter")
 
 
-def _document_id(body: dict[str, object], from_query: str | None) -> str:
-    in_body = body.get("documentId")
+def _document_id(in_body: object, from_query: str | None) -> str:
     if from_query is None:
         if not is_uri(in_body):
             raise invalid("documentId must be a URI such as https://... or file://...")
@@ -162,21 +174,14 @@ def _document_id(body: dict[str, object], from_query: str | None) -> str:
     return from_query
 
 
-def _metadata_value(key: str, value: object) -> object:
-    if isinstance(value, list):
-        if all(_is_primitive(element) for element in value):
-            return value
-    elif _is_primitive(value):
-        return value
-    raise invalid(f"metadata {key!r} must be a string, number, boolean or an array of those, not an object")
+def _check_metadata(metadata: dict[str, object]) -> None:
+    for key, value in metadata.items():
+        kind = type(value)
+        if kind not in _PRIMITIVE_TYPES and not (kind is list and all(type(v) in _PRIMITIVE_TYPES for v in value)):
+            raise invalid(f"metadata {key!r} must be a string, number, boolean or an array of those, not an object")
 
 
-def _is_primitive(value: object) -> bool:
-    return value is None or isinstance(value, (str, int, float, bool))
-
-
-def _optional_uri(body: dict[str, object], key: str) -> str | None:
-    value = body.get(key)
+def _optional_uri(value: object, key: str) -> str | None:
     if value is not None and not is_uri(value):
         raise invalid(f"{key} must be a URI")
     return value  # type: ignore[return-value]

@@ -9,40 +9,88 @@ provider's) rejections, as it would in the organization's logs.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from emulator.content import Content, ContentError, decode_base64, decode_file, text_content
 from emulator.identities import Provider
 from emulator.identity_body import IdentityUpdate
 from emulator.index import Item, Source
-from emulator.item_body import DeleteRecord, ItemRecord, identity_type_of, permission_identities
+from emulator.item_body import (
+    ADD_SECTION,
+    DeleteRecord,
+    ItemRecord,
+    identity_type_of,
+    parse_batch_delete,
+    parse_batch_item,
+    permission_identities,
+)
+from emulator.quotas import TOO_MANY_DOCUMENTS_DAILY
 from emulator.state import DOCUMENT_LIMIT_EXCEEDED, Emulator, Organization
 
 ITEMS_PER_STEP = 1_000
 """Entries applied between two yields to the event loop, so a big batch never stalls the API."""
 UNKNOWN_IDENTITY = "UNKNOWN_IDENTITY"
 INVALID_CONTENT = "INVALID_CONTENT"
+OVER_DAILY_ALLOWANCE = (TOO_MANY_DOCUMENTS_DAILY, "today's item allowance was spent before this item")
 
 Change = ItemRecord | DeleteRecord
+BatchEntry = tuple[str, dict[str, object]]
+"""A batch file's (section, entry), judged only when applied, as the service does."""
+FILE_KEY = "compressedBinaryDataFileId"
 
 
-async def apply_items(emulator: Emulator, organization: Organization, source: Source, changes: list[Change],
-                      ordering_id: int, blobs: dict[str, Path]) -> None:
-    """Apply item changes in order. `blobs`: the consumed containers' files, by fileId, that
-    items name as their content; they are deleted once decoded."""
+@dataclass(slots=True)
+class ItemOperation:
+    """An accepted item call, waiting for its turn."""
+
+    source: Source
+    changes: list[Change] | list[BatchEntry]
+    """The records of a single-item call, or a batch file's entries."""
+    ordering_id: int
+    blobs: dict[str, Path]
+    """The consumed containers that items name as their content, by fileId; deleted once applied."""
+    admitted: int
+    """How many of its adds fit in today's item allowance; the adds after them are rejected."""
+
+
+def count_adds(changes: list[Change] | list[BatchEntry]) -> int:
+    """How many add-or-update entries `changes` holds (what the daily item allowance counts)."""
+    return sum(1 for change in changes
+               if isinstance(change, ItemRecord) or (isinstance(change, tuple) and change[0] == ADD_SECTION))
+
+
+def content_files(changes: list[Change] | list[BatchEntry]) -> list[str]:
+    """The fileIds that entries name as their content (the containers the call consumes)."""
+    named = (
+        change.content_value if isinstance(change, ItemRecord) and change.content_key == FILE_KEY
+        else change[1].get(FILE_KEY) if isinstance(change, tuple) and change[0] == ADD_SECTION
+        else None
+        for change in changes
+    )
+    return [file_id for file_id in named if isinstance(file_id, str)]
+
+
+async def apply_items(emulator: Emulator, organization: Organization, operation: ItemOperation) -> None:
+    """Apply an item operation's changes in order, a step at a time."""
+    adds = 0
     try:
-        for start in range(0, len(changes), ITEMS_PER_STEP):
-            step = changes[start : start + ITEMS_PER_STEP]
-            if any(isinstance(change, ItemRecord) and change.content_key != "data" for change in step):
-                contents = await asyncio.to_thread(_decode_all, step, blobs, emulator.content_directory)
-            else:
-                contents = _decode_all(step, blobs, emulator.content_directory)
+        for start in range(0, len(operation.changes), ITEMS_PER_STEP):
+            step = operation.changes[start : start + ITEMS_PER_STEP]
+            prepare = partial(_prepare, step, operation.blobs, emulator.content_directory)
+            prepared = await asyncio.to_thread(prepare) if any(map(_needs_thread, step)) else prepare()
             now = emulator.clock.now()
-            for change, content in zip(step, contents):
-                _apply(emulator, organization, source, change, content, ordering_id, now)
-            await asyncio.sleep(0)
+            for change, content in prepared:
+                if isinstance(change, ItemRecord):
+                    adds += 1
+                    if adds > operation.admitted:
+                        change.rejection = change.rejection or OVER_DAILY_ALLOWANCE
+                _apply(emulator, organization, operation.source, change, content, operation.ordering_id, now)
+            if start + ITEMS_PER_STEP < len(operation.changes):
+                await asyncio.sleep(0)
     finally:
-        for blob in blobs.values():
+        for blob in operation.blobs.values():
             blob.unlink(missing_ok=True)
 
 
@@ -69,8 +117,21 @@ async def disable_older_than(provider: Provider, ordering_id: int) -> None:
     provider.disable_older_than(ordering_id)
 
 
-def _decode_all(step: list[Change], blobs: dict[str, Path], directory: Path) -> list[Content | ContentError | None]:
-    return [_decode(change, blobs, directory) for change in step]
+def _needs_thread(change: Change | BatchEntry) -> bool:
+    """Whether preparing `change` is more than cheap: judging a batch entry, or decoding content."""
+    return isinstance(change, tuple) or (isinstance(change, ItemRecord) and change.content_key not in (None, "data"))
+
+
+def _prepare(step: list[Change] | list[BatchEntry], blobs: dict[str, Path],
+             directory: Path) -> list[tuple[Change, Content | ContentError | None]]:
+    """Judge batch entries and decode content (in a worker thread when it is heavy)."""
+    prepared = []
+    for change in step:
+        if isinstance(change, tuple):
+            section, entry = change
+            change = parse_batch_item(entry) if section == ADD_SECTION else parse_batch_delete(entry)
+        prepared.append((change, _decode(change, blobs, directory)))
+    return prepared
 
 
 def _decode(change: Change, blobs: dict[str, Path], directory: Path) -> Content | ContentError | None:
@@ -90,6 +151,8 @@ def _decode(change: Change, blobs: dict[str, Path], directory: Path) -> Content 
 def _apply(emulator: Emulator, organization: Organization, source: Source, change: Change,
            content: Content | ContentError | None, ordering_id: int, now: float) -> None:
     if change.rejection is not None:
+        if isinstance(content, Content):
+            content.discard()  # decoded before a daily-allowance refusal was known
         source.reject(now, change.document_id, ordering_id, *change.rejection)
     elif isinstance(change, DeleteRecord):
         source.delete(change.document_id, ordering_id, children=change.delete_children)

@@ -3,7 +3,7 @@
 Each entry has the time, method, path, query, matched route, status and byte counts, and the
 headers that matter for conformance: Content-Type, Accept, User-Agent, whether Authorization
 was there and whether it was a Bearer, and every header name. Never the API key: only the
-Authorization scheme is kept, and the key is masked wherever else a client may have put it.
+Authorization scheme is recorded, and the key is masked wherever else a client may have put it.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -27,21 +28,42 @@ MASK = "***"
 
 
 class RequestLog:
-    """The most recent requests, each with an increasing id."""
+    """The most recent requests, each with an increasing id.
 
-    def __init__(self) -> None:
-        self._entries: deque[dict[str, object]] = deque(maxlen=REQUEST_LOG_CAPACITY)
+    Entries are kept raw and described only when read: recording stays cheap on the hot path."""
+
+    def __init__(self, api_key: str) -> None:
+        """`api_key`: the key to mask wherever a client may have put it."""
+        self._api_key = api_key
+        self._entries: deque[tuple[int, _Raw]] = deque(maxlen=REQUEST_LOG_CAPACITY)
         self._next_id = 1
 
-    def record(self, entry: dict[str, object]) -> None:
-        """Add one entry, giving it the next id."""
-        entry["id"] = self._next_id
+    def record(self, raw: _Raw) -> None:
+        """Add one request, giving it the next id."""
+        self._entries.append((self._next_id, raw))
         self._next_id += 1
-        self._entries.append(entry)
 
     def since(self, after_id: int) -> list[dict[str, object]]:
         """Entries whose id is greater than `after_id`, oldest first."""
-        return [entry for entry in self._entries if entry["id"] > after_id]  # type: ignore[operator]
+        return [_describe(entry_id, raw, self._api_key) for entry_id, raw in self._entries if entry_id > after_id]
+
+
+@dataclass(slots=True)
+class _Raw:
+    """One request as recorded: what `_describe` needs, and no credentials."""
+
+    time: float
+    method: str
+    path: str
+    query: bytes
+    headers: list[tuple[bytes, bytes]]
+    """The request's headers, the Authorization value cut down to its scheme."""
+    route: str | None = None
+    status: int | None = None
+    received: int = 0
+    sent: int = 0
+    duration_ms: float = 0.0
+    fault: int | None = None
 
 
 class RequestLogMiddleware:
@@ -58,62 +80,60 @@ class RequestLogMiddleware:
             return
         emulator = self.current()
         started = time.perf_counter()
-        counts = {"received": 0, "sent": 0, "status": None}
+        headers = [(name, _scheme(value) if name == b"authorization" else value) for name, value in scope["headers"]]
+        raw = _Raw(emulator.clock.now(), scope["method"], scope["path"], scope["query_string"], headers)
 
         async def counting_receive() -> Message:
             message = await receive()
-            counts["received"] += len(message.get("body", b""))
+            raw.received += len(message.get("body", b""))
             return message
 
         async def counting_send(message: Message) -> None:
             if message["type"] == "http.response.start":
-                counts["status"] = message["status"]
+                raw.status = message["status"]
             else:
-                counts["sent"] += len(message.get("body", b""))
+                raw.sent += len(message.get("body", b""))
             await send(message)
 
         try:
             await self.app(scope, counting_receive, counting_send)
         finally:
-            duration_ms = round((time.perf_counter() - started) * 1000, 3)
-            entry = _describe(scope, emulator.config.api_key, emulator.clock.now(), counts, duration_ms)
-            emulator.requests.record(entry)
+            raw.duration_ms = round((time.perf_counter() - started) * 1000, 3)
+            raw.route = getattr(scope.get("route"), "path", None)
+            raw.fault = scope.get(FAULT_SCOPE_KEY)
+            emulator.requests.record(raw)
 
 
-def _describe(scope: Scope, api_key: str, now: float, counts: dict[str, object],
-              duration_ms: float) -> dict[str, object]:
+def _describe(entry_id: int, raw: _Raw, api_key: str) -> dict[str, object]:
     names: list[str] = []
     headers: dict[str, str] = {}
-    for raw_name, raw_value in scope["headers"]:
+    for raw_name, raw_value in raw.headers:
         name = raw_name.decode("latin-1")
         names.append(name)
         headers.setdefault(name.lower(), raw_value.decode("latin-1"))
-    authorization = headers.get("authorization")
-    route = scope.get("route")
     return {
-        "time": now,
-        "method": scope["method"],
-        "path": _masked(scope["path"], api_key),
-        "query": _masked(scope["query_string"].decode("latin-1"), api_key),
-        "route": getattr(route, "path", None),
-        "status": counts["status"],
-        "bytes": counts["received"],
-        "responseBytes": counts["sent"],
-        "durationMs": duration_ms,
+        "id": entry_id,
+        "time": raw.time,
+        "method": raw.method,
+        "path": _masked(raw.path, api_key),
+        "query": _masked(raw.query.decode("latin-1"), api_key),
+        "route": raw.route,
+        "status": raw.status,
+        "bytes": raw.received,
+        "responseBytes": raw.sent,
+        "durationMs": raw.duration_ms,
         "contentType": headers.get("content-type"),
         "accept": headers.get("accept"),
         "userAgent": headers.get("user-agent"),
-        "authorization": _scheme(authorization),
+        "authorization": headers.get("authorization", "absent"),
         "headerNames": names,
-        "fault": scope.get(FAULT_SCOPE_KEY),
+        "fault": raw.fault,
     }
 
 
-def _scheme(authorization: str | None) -> str:
-    """"absent", "bearer" or "other": never the credentials themselves."""
-    if authorization is None:
-        return "absent"
-    return "bearer" if authorization.split(" ", 1)[0].lower() == "bearer" else "other"
+def _scheme(authorization: bytes) -> bytes:
+    """b"bearer" or b"other": what the log keeps of an Authorization header, never the credentials."""
+    return b"bearer" if authorization.split(b" ", 1)[0].lower() == b"bearer" else b"other"
 
 
 def _masked(text: str, api_key: str) -> str:

@@ -49,8 +49,10 @@ class Scheduler:
     def submit(self, operation: Operation, extra_delay: float = 0.0) -> None:
         """Queue `operation`, due after the apply delay plus `extra_delay` seconds."""
         due = self._clock.now() + self._apply_delay() + extra_delay
-        heapq.heappush(self._queue, (due, next(self._order), operation))
-        self._wakeup.set()
+        entry = (due, next(self._order), operation)
+        heapq.heappush(self._queue, entry)
+        if self._queue[0] is entry:  # only an operation due before all others changes the next wake-up
+            self._wakeup.set()
 
     def wake(self) -> None:
         """Look at the queue again: the clock moved."""
@@ -73,17 +75,16 @@ class Scheduler:
         return True
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             self._wakeup.clear()
-            if not self._queue:
+            wait = self._queue[0][0] - self._clock.now() if self._queue else None
+            if wait is None or wait > 0:
+                # A timer, not wait_for: no task is created per wait, and there is one per request.
+                timer = loop.call_later(wait, self._wakeup.set) if wait is not None else None
                 await self._wakeup.wait()
-                continue
-            wait = self._queue[0][0] - self._clock.now()
-            if wait > 0:
-                try:
-                    await asyncio.wait_for(self._wakeup.wait(), wait)
-                except TimeoutError:
-                    pass
+                if timer is not None:
+                    timer.cancel()
                 continue
             _, _, operation = heapq.heappop(self._queue)
             self._running = True

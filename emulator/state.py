@@ -73,7 +73,7 @@ class Emulator:
         self.containers = ContainerStore(directory / "containers", self.clock)
         self.scheduler = Scheduler(self.clock, lambda: self.limits.apply_delay)
         self.faults = FaultStore()
-        self.requests = RequestLog()
+        self.requests = RequestLog(config.api_key)
         self.quotas = DailyQuotas(self.clock)
         self.organizations: dict[str, Organization] = {}
         organization = self.add_organization(config.organization)

@@ -14,17 +14,9 @@ from emulator import pipeline
 from emulator.batchfile import read_sections
 from emulator.bodies import parse_json, read_limited
 from emulator.index import Source
-from emulator.item_body import (
-    COMPRESSION_TYPES,
-    DeleteRecord,
-    ItemRecord,
-    parse_batch_delete,
-    parse_batch_item,
-    parse_item,
-)
+from emulator.item_body import BATCH_SECTIONS, COMPRESSION_TYPES, DeleteRecord, parse_item
 from emulator.limits import REQUEST_BODY_LIMIT_BYTES
 from emulator.paths import ORGANIZATION_PREFIX
-from emulator.quotas import TOO_MANY_DOCUMENTS_DAILY
 from emulator.routes.calls import (
     PushCall,
     accepted,
@@ -37,7 +29,6 @@ from emulator.routes.calls import (
     required,
 )
 
-ITEM_BATCH_SECTIONS = frozenset({"addOrUpdate", "delete"})
 DOCUMENTS = ORGANIZATION_PREFIX + "/sources/{sourceId}/documents"
 
 
@@ -65,15 +56,15 @@ async def put_batch(request: Request) -> Response:
     """PUT .../documents/batch?fileId=: apply a batch file of addOrUpdate and delete entries.
 
     The file's JSON and shape are checked before the 202 (a broken file is a 400 INVALID_JSON
-    and leaves the container unused); each entry is judged later, like the service's indexing
-    pipeline does, and an invalid one is rejected alone into the source's rejections."""
+    and leaves the container unused); each entry is judged when the batch is applied, as the
+    service's indexing pipeline does, and an invalid one is rejected alone into the rejections."""
     call = await push_call(request, consumes_json=True)
     source = call.organization.source(request.path_params["sourceId"])
     file_id = required(request, "fileId")
     operation_id = call.ordering_id()
     container = call.emulator.containers.check_uploaded(file_id)
-    changes = await asyncio.to_thread(_read_batch, container.path)
-    return _submit_changes(call, source, changes, operation_id, batch_file=file_id)
+    entries = await asyncio.to_thread(_read_batch, container.path)
+    return _submit_changes(call, source, entries, operation_id, batch_file=file_id)
 
 
 async def delete_older_than(request: Request) -> Response:
@@ -86,34 +77,28 @@ async def delete_older_than(request: Request) -> Response:
     return accepted()
 
 
-def _read_batch(path: Path) -> list[pipeline.Change]:
+def _read_batch(path: Path) -> list[pipeline.BatchEntry]:
     with open(path, "rb") as stream:
-        return [
-            parse_batch_item(entry) if section == "addOrUpdate" else parse_batch_delete(entry)
-            for section, entry in read_sections(stream, ITEM_BATCH_SECTIONS)
-        ]
+        return list(read_sections(stream, BATCH_SECTIONS))
 
 
-def _submit_changes(call: PushCall, source: Source, changes: list[pipeline.Change], operation_id: int,
-                    batch_file: str | None) -> Response:
+def _submit_changes(call: PushCall, source: Source, changes: list[pipeline.Change] | list[pipeline.BatchEntry],
+                    operation_id: int, batch_file: str | None) -> Response:
     """Check the allowances, consume the containers the call uses, and queue the changes.
 
     `batch_file`: the batch call's container, consumed with the content containers its items name.
     Every check comes before the first change of state, so a refused call leaves nothing used."""
     emulator, organization = call.emulator, call.organization
-    items = [change for change in changes if isinstance(change, ItemRecord)]
-    if items:
+    adds = pipeline.count_adds(changes)
+    if adds:
         organization.check_item_allowance(emulator.limits.item_allowance)
         emulator.quotas.check_documents(emulator.limits.daily_document_limit)
-    content_files = [str(r.content_value) for r in items if r.content_key == "compressedBinaryDataFileId"]
-    blobs = emulator.containers.take_all(([batch_file] if batch_file else []) + content_files)
+    blobs = emulator.containers.take_all(([batch_file] if batch_file else []) + pipeline.content_files(changes))
     if batch_file is not None:
         blobs.pop(batch_file).unlink(missing_ok=True)  # read already: the container is gone
-    admitted = emulator.quotas.admit_documents(len(items), emulator.limits.daily_document_limit)
-    for record in items[admitted:]:
-        record.rejection = (TOO_MANY_DOCUMENTS_DAILY, "today's item allowance was spent before this item")
-    apply = partial(pipeline.apply_items, emulator, organization, source, changes, operation_id, blobs)
-    emulator.scheduler.submit(apply)
+    admitted = emulator.quotas.admit_documents(adds, emulator.limits.daily_document_limit)
+    operation = pipeline.ItemOperation(source, changes, operation_id, blobs, admitted)
+    emulator.scheduler.submit(partial(pipeline.apply_items, emulator, organization, operation))
     return accepted()
 
 
