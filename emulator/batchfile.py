@@ -10,11 +10,22 @@ an entry that gives a key twice is still yielded, marked, to be rejected alone.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import BinaryIO
 
 import ijson
 
 from emulator.errors import invalid
+
+
+BatchEntry = tuple[str, "JsonObject"]
+"""One entry of a batch file and the section (array) it stands in."""
+
+
+def read_batch_file(path: Path, sections: frozenset[str]) -> list[BatchEntry]:
+    """Every entry of the batch file at `path`: a 400 INVALID_JSON when its JSON or shape is wrong."""
+    with open(path, "rb") as stream:
+        return list(read_sections(stream, sections))
 
 
 class JsonObject(dict):

@@ -9,18 +9,13 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import random
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from emulator.bodies import discard
 from emulator.errors import TOO_MANY_REQUESTS, EmulatorError, error_response
-from emulator.paths import is_admin
-
-if TYPE_CHECKING:
-    from emulator.state import Emulator
+from emulator.traffic import TrafficMiddleware
 
 FAULT_SCOPE_KEY = "emulator.fault"
 """Where the middleware leaves the id of the rule that fired, for the request log."""
@@ -142,18 +137,10 @@ class FaultStore:
         return None
 
 
-class FaultMiddleware:
+class FaultMiddleware(TrafficMiddleware):
     """Applies the current emulator's fault rules before the request reaches its route."""
 
-    def __init__(self, app: ASGIApp, current: Callable[[], Emulator]) -> None:
-        """`current`: returns the emulator generation in force (reset replaces it)."""
-        self.app = app
-        self.current = current
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or is_admin(scope["path"]):
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         rule = self.current().faults.pick(scope["method"], scope["path"])
         if rule is None:
             await self.app(scope, receive, send)

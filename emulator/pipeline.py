@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from emulator.batchfile import BatchEntry
 from emulator.content import Content, ContentError, decode_base64, decode_file, text_content
 from emulator.identities import Provider
-from emulator.identity_body import IdentityUpdate
+from emulator.identity_body import IdentityUpdate, parse_batch_entry
 from emulator.index import Item, Source
 from emulator.item_body import (
     ADD_SECTION,
@@ -36,8 +37,6 @@ INVALID_CONTENT = "INVALID_CONTENT"
 OVER_DAILY_ALLOWANCE = (TOO_MANY_DOCUMENTS_DAILY, "today's item allowance was spent before this item")
 
 Change = ItemRecord | DeleteRecord
-BatchEntry = tuple[str, dict[str, object]]
-"""A batch file's (section, entry), judged only when applied, as the service does."""
 FILE_KEY = "compressedBinaryDataFileId"
 
 
@@ -94,12 +93,14 @@ async def apply_items(emulator: Emulator, organization: Organization, operation:
             blob.unlink(missing_ok=True)
 
 
-async def apply_identities(emulator: Emulator, provider: Provider, updates: list[IdentityUpdate],
+async def apply_identities(emulator: Emulator, provider: Provider, updates: list[IdentityUpdate] | list[BatchEntry],
                            ordering_id: int) -> None:
-    """Apply identity changes in order; invalid batch entries are rejected into the provider's log."""
+    """Apply identity changes in order, judging batch entries: an invalid one is rejected alone."""
     for start in range(0, len(updates), ITEMS_PER_STEP):
         now = emulator.clock.now()
         for update in updates[start : start + ITEMS_PER_STEP]:
+            if isinstance(update, tuple):
+                update = parse_batch_entry(*update)
             if update.rejection is not None:
                 provider.reject(now, update, ordering_id)
             else:

@@ -10,17 +10,12 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from emulator.faults import FAULT_SCOPE_KEY
-from emulator.paths import is_admin
-
-if TYPE_CHECKING:
-    from emulator.state import Emulator
+from emulator.traffic import TrafficMiddleware
 
 REQUEST_LOG_CAPACITY = 200_000
 """Entries kept; the oldest go first (a long benchmark must not grow the emulator forever)."""
@@ -66,18 +61,10 @@ class _Raw:
     fault: int | None = None
 
 
-class RequestLogMiddleware:
+class RequestLogMiddleware(TrafficMiddleware):
     """Records every request outside the admin API in the current emulator's log."""
 
-    def __init__(self, app: ASGIApp, current: Callable[[], Emulator]) -> None:
-        """`current`: returns the emulator generation in force (reset replaces it)."""
-        self.app = app
-        self.current = current
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or is_admin(scope["path"]):
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         emulator = self.current()
         started = time.perf_counter()
         headers = [(name, _scheme(value) if name == b"authorization" else value) for name, value in scope["headers"]]

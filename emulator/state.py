@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import TypeVar
 
 from emulator.clock import Clock
 from emulator.config import EmulatorConfig, Limits
@@ -22,6 +23,15 @@ from emulator.requestlog import RequestLog
 from emulator.scheduler import Scheduler
 
 DOCUMENT_LIMIT_EXCEEDED = "DOCUMENT_LIMIT_EXCEEDED"
+T = TypeVar("T")
+
+
+def _found(found_in: dict[str, T], key: str, error_code: str, message: str) -> T:
+    """`found_in[key]`, or a 404 with `error_code` and `message`."""
+    try:
+        return found_in[key]
+    except KeyError:
+        raise EmulatorError(404, error_code, message) from None
 
 
 class Organization:
@@ -36,19 +46,12 @@ class Organization:
 
     def source(self, source_id: str) -> Source:
         """The source, or a 404."""
-        try:
-            return self.sources[source_id]
-        except KeyError:
-            message = f"no source {source_id!r} in organization {self.id!r}"
-            raise EmulatorError(404, "SOURCE_NOT_FOUND", message) from None
+        return _found(self.sources, source_id, "SOURCE_NOT_FOUND", f"no source {source_id!r} in organization {self.id!r}")
 
     def provider(self, provider_id: str) -> Provider:
         """The security identity provider, or a 404."""
-        try:
-            return self.providers[provider_id]
-        except KeyError:
-            message = f"no provider {provider_id!r} in organization {self.id!r}"
-            raise EmulatorError(404, "PROVIDER_NOT_FOUND", message) from None
+        message = f"no provider {provider_id!r} in organization {self.id!r}"
+        return _found(self.providers, provider_id, "PROVIDER_NOT_FOUND", message)
 
     def item_count(self) -> int:
         """Items indexed in all its sources: what the item allowance counts."""
@@ -86,10 +89,8 @@ class Emulator:
 
     def organization(self, organization_id: str) -> Organization:
         """The organization, or a 404."""
-        try:
-            return self.organizations[organization_id]
-        except KeyError:
-            raise EmulatorError(404, "ORGANIZATION_NOT_FOUND", f"no organization {organization_id!r}") from None
+        message = f"no organization {organization_id!r}"
+        return _found(self.organizations, organization_id, "ORGANIZATION_NOT_FOUND", message)
 
     def add_organization(self, organization_id: str) -> Organization:
         """The organization, created if it did not exist (admin API)."""

@@ -40,6 +40,13 @@ async def _json_body(request: Request) -> dict[str, object]:
     return body
 
 
+def _flag(body: dict[str, object], name: str) -> bool:
+    value = body.get(name, False)
+    if not isinstance(value, bool):
+        raise _bad(f"{name} must be a boolean")
+    return value
+
+
 def _number_param(request: Request, name: str, default: float) -> float:
     value = request.query_params.get(name)
     try:
@@ -93,10 +100,7 @@ async def put_config(request: Request) -> Response:
 
 async def put_organization(request: Request) -> Response:
     """PUT /_emulator/organizations/{org}: create it; `{"paused": true}` pauses it."""
-    body = await _json_body(request)
-    paused = body.get("paused", False)
-    if not isinstance(paused, bool):
-        raise _bad("paused must be a boolean")
+    paused = _flag(await _json_body(request), "paused")
     organization = current(request).add_organization(request.path_params["organizationId"])
     organization.paused = paused
     return SafeJSONResponse({"organizationId": organization.id, "paused": organization.paused})
@@ -119,10 +123,7 @@ async def put_source(request: Request) -> Response:
 
 async def put_provider(request: Request) -> Response:
     """PUT .../providers/{providerId}: create a provider; `{"strict": true}` rejects unknown identities."""
-    body = await _json_body(request)
-    strict = body.get("strict", False)
-    if not isinstance(strict, bool):
-        raise _bad("strict must be a boolean")
+    strict = _flag(await _json_body(request), "strict")
     organization = current(request).add_organization(request.path_params["organizationId"])
     provider_id = request.path_params["providerId"]
     provider = organization.providers.setdefault(provider_id, Provider(provider_id, strict))

@@ -7,13 +7,17 @@ Content-Type of operations that consume JSON (415); then each route's parameters
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from emulator.batchfile import BatchEntry, read_batch_file
 from emulator.errors import EmulatorError, invalid
 from emulator.item_body import is_uri
 from emulator.limits import DEFAULT_QUEUE_DELAY_MINUTES
@@ -116,6 +120,23 @@ def queue_delay_seconds(request: Request) -> int:
     if not value.isdigit() or int(value) > 2**31 - 1:
         raise invalid("queueDelay must be a non-negative number of minutes")
     return int(value) * 60
+
+
+async def batch_entries(call: PushCall, sections: frozenset[str]) -> tuple[str, int, list[BatchEntry]]:
+    """A batch call's fileId, orderingId and file entries. The file's JSON and shape are checked
+    here, in a worker thread (400 INVALID_JSON); its container stays unused until the call succeeds."""
+    file_id = required(call.request, "fileId")
+    operation_id = call.ordering_id()
+    container = call.emulator.containers.check_uploaded(file_id)
+    return file_id, operation_id, await asyncio.to_thread(read_batch_file, container.path, sections)
+
+
+def older_than(call: PushCall, operation: Callable[[int], Awaitable[None]]) -> Response:
+    """Queue an `olderthan` call: `operation` takes its orderingId and runs queueDelay minutes later."""
+    threshold = ordering_id_param(call.request, required=True)
+    delay = queue_delay_seconds(call.request)
+    call.emulator.scheduler.submit(partial(operation, threshold), extra_delay=delay)
+    return accepted()
 
 
 def _authenticate(header: str | None, api_key: str) -> None:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 from functools import partial
-from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from emulator import pipeline
-from emulator.batchfile import read_sections
+from emulator.batchfile import BatchEntry
 from emulator.bodies import parse_json, read_limited
 from emulator.index import Source
 from emulator.item_body import BATCH_SECTIONS, COMPRESSION_TYPES, DeleteRecord, parse_item
@@ -20,13 +18,12 @@ from emulator.paths import ORGANIZATION_PREFIX
 from emulator.routes.calls import (
     PushCall,
     accepted,
+    batch_entries,
     boolean,
     choice,
     document_uri,
-    ordering_id_param,
+    older_than,
     push_call,
-    queue_delay_seconds,
-    required,
 )
 
 DOCUMENTS = ORGANIZATION_PREFIX + "/sources/{sourceId}/documents"
@@ -55,15 +52,11 @@ async def delete_document(request: Request) -> Response:
 async def put_batch(request: Request) -> Response:
     """PUT .../documents/batch?fileId=: apply a batch file of addOrUpdate and delete entries.
 
-    The file's JSON and shape are checked before the 202 (a broken file is a 400 INVALID_JSON
-    and leaves the container unused); each entry is judged when the batch is applied, as the
-    service's indexing pipeline does, and an invalid one is rejected alone into the rejections."""
+    Each entry is judged when the batch is applied, as the service's indexing pipeline does: an
+    invalid one is rejected alone, after the 202, into the source's rejections."""
     call = await push_call(request, consumes_json=True)
     source = call.organization.source(request.path_params["sourceId"])
-    file_id = required(request, "fileId")
-    operation_id = call.ordering_id()
-    container = call.emulator.containers.check_uploaded(file_id)
-    entries = await asyncio.to_thread(_read_batch, container.path)
+    file_id, operation_id, entries = await batch_entries(call, BATCH_SECTIONS)
     return _submit_changes(call, source, entries, operation_id, batch_file=file_id)
 
 
@@ -71,18 +64,10 @@ async def delete_older_than(request: Request) -> Response:
     """DELETE .../documents/olderthan?orderingId=&queueDelay=: delete items older than orderingId."""
     call = await push_call(request, consumes_json=True)
     source = call.organization.source(request.path_params["sourceId"])
-    threshold = ordering_id_param(request, required=True)
-    delay = queue_delay_seconds(request)
-    call.emulator.scheduler.submit(partial(pipeline.delete_older_than, source, threshold), extra_delay=delay)
-    return accepted()
+    return older_than(call, partial(pipeline.delete_older_than, source))
 
 
-def _read_batch(path: Path) -> list[pipeline.BatchEntry]:
-    with open(path, "rb") as stream:
-        return list(read_sections(stream, BATCH_SECTIONS))
-
-
-def _submit_changes(call: PushCall, source: Source, changes: list[pipeline.Change] | list[pipeline.BatchEntry],
+def _submit_changes(call: PushCall, source: Source, changes: list[pipeline.Change] | list[BatchEntry],
                     operation_id: int, batch_file: str | None) -> Response:
     """Check the allowances, consume the containers the call uses, and queue the changes.
 

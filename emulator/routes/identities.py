@@ -2,30 +2,27 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from functools import partial
-from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from emulator import pipeline
-from emulator.batchfile import read_sections
+from emulator.batchfile import BatchEntry
 from emulator.bodies import parse_json, read_limited
 from emulator.identities import Provider
 from emulator.identity_body import (
     BATCH_SECTIONS,
     IdentityUpdate,
     parse_alias_body,
-    parse_batch_entry,
     parse_disable_body,
     parse_identity_body,
 )
 from emulator.limits import REQUEST_BODY_LIMIT_BYTES
 from emulator.paths import ORGANIZATION_PREFIX
-from emulator.routes.calls import PushCall, accepted, ordering_id_param, push_call, queue_delay_seconds, required
+from emulator.routes.calls import PushCall, accepted, batch_entries, older_than, push_call
 
 PROVIDER = ORGANIZATION_PREFIX + "/providers/{providerId}"
 
@@ -45,33 +42,24 @@ def _single(parse: Callable[[object], IdentityUpdate]) -> Callable[[Request], Aw
 
 
 async def put_batch(request: Request) -> Response:
-    """PUT .../permissions/batch?fileId=: a batch file of members, mappings and deleted entries."""
+    """PUT .../permissions/batch?fileId=: a batch file of members, mappings and deleted entries,
+    each judged when the batch is applied (an invalid one is rejected alone, after the 202)."""
     call = await push_call(request, consumes_json=True)
     provider = call.organization.provider(request.path_params["providerId"])
-    file_id = required(request, "fileId")
-    operation_id = call.ordering_id()
-    container = call.emulator.containers.check_uploaded(file_id)
-    updates = await asyncio.to_thread(_read_batch, container.path)
+    file_id, operation_id, entries = await batch_entries(call, BATCH_SECTIONS)
     call.emulator.containers.take_all([file_id])[file_id].unlink(missing_ok=True)
-    return _submit(call, provider, updates, operation_id)
+    return _submit(call, provider, entries, operation_id)
 
 
 async def disable_older_than(request: Request) -> Response:
     """DELETE .../permissions/olderthan?orderingId=&queueDelay=: disable identities older than orderingId."""
     call = await push_call(request, consumes_json=False)
     provider = call.organization.provider(request.path_params["providerId"])
-    threshold = ordering_id_param(request, required=True)
-    delay = queue_delay_seconds(request)
-    call.emulator.scheduler.submit(partial(pipeline.disable_older_than, provider, threshold), extra_delay=delay)
-    return accepted()
+    return older_than(call, partial(pipeline.disable_older_than, provider))
 
 
-def _read_batch(path: Path) -> list[IdentityUpdate]:
-    with open(path, "rb") as stream:
-        return [parse_batch_entry(section, entry) for section, entry in read_sections(stream, BATCH_SECTIONS)]
-
-
-def _submit(call: PushCall, provider: Provider, updates: list[IdentityUpdate], operation_id: int) -> Response:
+def _submit(call: PushCall, provider: Provider, updates: list[IdentityUpdate] | list[BatchEntry],
+            operation_id: int) -> Response:
     call.emulator.scheduler.submit(partial(pipeline.apply_identities, call.emulator, provider, updates, operation_id))
     return accepted()
 
