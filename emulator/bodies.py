@@ -43,7 +43,8 @@ async def after_draining(request: Request, error: EmulatorError) -> EmulatorErro
 
 
 async def read_limited(request: Request, limit: int) -> bytes:
-    """The whole body, or a 413 when it is longer than `limit` bytes."""
+    """The whole body, or a 413 when it is longer than `limit` bytes (the errorCode is UNCONFIRMED:
+    the emulator's own name; clients act on the status)."""
     error = EmulatorError(413, "REQUEST_ENTITY_TOO_LARGE", f"the request body is over {limit} bytes")
     declared = declared_length(request.headers)
     if declared is not None and declared > limit:

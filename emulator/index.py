@@ -64,6 +64,8 @@ class Source:
         """orderingId of the operation that deleted each item, so older operations stay ignored."""
         self.rejections: list[dict[str, object]] = []
         self.activity = ActivityLog()
+        self.floor = 0
+        """The highest orderingId an `olderthan` ran with: every operation below it is too old."""
 
     def is_stale(self, document_id: str, ordering_id: int) -> bool:
         """Whether an operation with `ordering_id` is older than the last one on that item."""
@@ -87,7 +89,9 @@ class Source:
                 self._remove(target, ordering_id)
 
     def delete_older_than(self, ordering_id: int) -> int:
-        """Delete every item last touched before `ordering_id`; how many were deleted."""
+        """Delete every item last touched before `ordering_id`; how many were deleted. Later
+        operations below it are refused too: an orderingId in the future blocks the source until then."""
+        self.floor = max(self.floor, ordering_id)
         old = [item.document_id for item in self.items.values() if item.ordering_id < ordering_id]
         for document_id in old:
             self._remove(document_id, ordering_id)

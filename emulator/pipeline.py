@@ -34,6 +34,7 @@ ITEMS_PER_STEP = 1_000
 """Entries applied between two yields to the event loop, so a big batch never stalls the API."""
 UNKNOWN_IDENTITY = "UNKNOWN_IDENTITY"
 INVALID_CONTENT = "INVALID_CONTENT"
+OLDER_THAN_A_DELETE = "OLDER_THAN_A_DELETE"
 OVER_DAILY_ALLOWANCE = (TOO_MANY_DOCUMENTS_DAILY, "today's item allowance was spent before this item")
 
 Change = ItemRecord | DeleteRecord
@@ -159,6 +160,10 @@ def _apply(emulator: Emulator, organization: Organization, source: Source, chang
         source.delete(change.document_id, ordering_id, children=change.delete_children)
     elif isinstance(content, ContentError):
         source.reject(now, change.document_id, ordering_id, INVALID_CONTENT, str(content))
+    elif ordering_id < source.floor:
+        content.discard()  # type: ignore[union-attr]
+        message = f"orderingId {ordering_id} is below the last olderthan's {source.floor}"
+        source.reject(now, change.document_id, ordering_id, OLDER_THAN_A_DELETE, message)
     elif source.is_stale(change.document_id, ordering_id):
         content.discard()  # type: ignore[union-attr]  # a newer operation already touched this item
     else:

@@ -27,7 +27,10 @@ T = TypeVar("T")
 
 
 def _found(found_in: dict[str, T], key: str, error_code: str, message: str) -> T:
-    """`found_in[key]`, or a 404 with `error_code` and `message`."""
+    """`found_in[key]`, or a 404 with `error_code` and `message`.
+
+    The service's 404 error codes are UNCONFIRMED: these names are the emulator's own, and clients
+    must act on the status alone."""
     try:
         return found_in[key]
     except KeyError:

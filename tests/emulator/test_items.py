@@ -225,6 +225,16 @@ def test_olderthan_waits_15_minutes_by_default_and_needs_an_ordering_id(api: Pus
     assert api.server.items(SOURCE) == []
 
 
+def test_an_olderthan_in_the_future_blocks_the_source_until_then(api: PushApi) -> None:
+    future = int(time.time() * 1000) + 3_600_000
+    api.call("DELETE", f"/sources/{SOURCE}/documents/olderthan", params={"orderingId": future, "queueDelay": 0})
+    api.put_item(DOC, {"data": "x"})
+    assert api.server.items(SOURCE) == []
+    assert api.server.rejections(SOURCE)[0]["reason"] == "OLDER_THAN_A_DELETE"
+    api.put_item(DOC, {"data": "x"}, orderingId=future)
+    assert len(api.server.items(SOURCE)) == 1
+
+
 def test_a_batch_applies_its_entries_and_rejects_invalid_ones_alone(api: PushApi) -> None:
     api.put_item(DOC + "/gone", {"data": "x"})
     batch = {
