@@ -42,7 +42,7 @@ async def put_document(request: Request) -> Response:
 
 
 async def delete_document(request: Request) -> Response:
-    """DELETE .../documents?documentId=&deleteChildren=: delete one item (and its descendants)."""
+    """DELETE .../documents?documentId=&deleteChildren=: delete one item (and the items under its URI)."""
     call = await push_call(request, consumes_json=False)
     source = call.organization.source(request.path_params["sourceId"])
     record = DeleteRecord(document_uri(request), boolean(request, "deleteChildren", False))
