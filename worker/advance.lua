@@ -1,16 +1,19 @@
 -- Record that the service accepted these versions: each item's high-water mark only grows.
 -- KEYS: the high-water mark keys of the items, in ARGV order
--- ARGV: 1 expiry in seconds, then one version (decimal string) per key
+-- ARGV: 1 expiry in seconds, then one rank ("version.tiebreak", as coalesce.lua) per key
 local function newer(a, b)
-  if #a ~= #b then return #a > #b end
-  return a > b
+  local va, ta = string.match(a, '^(%d+)%.?(%d?)$')
+  local vb, tb = string.match(b, '^(%d+)%.?(%d?)$')
+  if #va ~= #vb then return #va > #vb end
+  if va ~= vb then return va > vb end
+  return ta > tb
 end
 local ttl = ARGV[1]
 for i, key in ipairs(KEYS) do
-  local version = ARGV[i + 1]
+  local rank = ARGV[i + 1]
   local current = redis.call('GET', key)
-  if not current or newer(version, current) then
-    redis.call('SET', key, version, 'EX', ttl)
+  if not current or newer(rank, current) then
+    redis.call('SET', key, rank, 'EX', ttl)
   else
     redis.call('EXPIRE', key, ttl)
   end

@@ -20,6 +20,23 @@ from worker.scripts import script
 from worker.settings import Settings
 
 OUTCOMES = {1: "added", 2: "replaced", 0: "superseded", -1: "stale"}
+REMOVALS = frozenset({"item.delete", "identity.disable"})
+"""Kinds that win a tie: a CMS may send an unpublish with the revision of the last publish."""
+
+
+def rank(kind: str, version: int) -> str:
+    """How an event orders against others of its key: by version, then a removal beats an upsert."""
+    return f"{version}.{1 if kind in REMOVALS else 0}"
+
+
+def is_newer(candidate: str, held: str) -> bool:
+    """Python's twin of `newer` in coalesce.lua, for ranks read back from Redis."""
+    return _rank_key(candidate) > _rank_key(held)
+
+
+def _rank_key(value: str) -> tuple[int, int]:
+    version, _, tiebreak = value.partition(".")
+    return int(version), int(tiebreak) if tiebreak else -1
 
 
 def target_of(event: Event) -> keys.Target:
@@ -62,7 +79,7 @@ class Coalescer:
             self._coalesce(
                 keys=[target.window, target.versions, target.window_meta,
                       target.high_water(event.coalescing_key), target.stats],
-                args=[event.coalescing_key, str(event.version), event.encoded, repr(now)],
+                args=[event.coalescing_key, rank(event.kind, event.version), event.encoded, repr(now)],
                 client=pipe,
             )
         replies = pipe.execute()

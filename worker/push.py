@@ -21,6 +21,7 @@ from typing import Any
 import redis
 
 from worker import keys, pause
+from worker.coalesce import is_newer, rank
 from worker.deadletter import DeadLetters
 from worker.lease import Lease
 from worker.pushapi.batches import BatchPusher, Delete, IdentityOp, PushReport, Upsert
@@ -149,7 +150,7 @@ class BatchPush:
             marks = self.client.mget([batch.target.high_water(key.decode()) for key, _ in chunk])
             for (key, raw), mark in zip(chunk, marks):
                 event = json.loads(raw)
-                if mark is not None and int(mark) >= event["version"]:
+                if mark is not None and not is_newer(rank(event["kind"], event["version"]), mark.decode()):
                     stale.append(key.decode())
                     continue
                 yield to_operation(event, key.decode())

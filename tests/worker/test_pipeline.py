@@ -91,7 +91,7 @@ def test_window_is_claimed_pushed_and_released(pipeline):
     assert batch_file["delete"] == [{"documentId": "https://example.com/3", "deleteChildren": False}]
     redis = pipeline.redis
     assert not redis.exists(batch.events) and not redis.smembers(SOURCE.inflight) and not redis.zcard(keys.CLAIMED)
-    assert redis.get(SOURCE.high_water("https://example.com/1")) == b"3"
+    assert redis.get(SOURCE.high_water("https://example.com/1")) == b"3.0"
     assert pipeline.statuses() == ["REFRESH"]
 
 
@@ -117,6 +117,21 @@ def test_older_event_arriving_during_flight_is_skipped_at_push(pipeline):
     (outcome,) = pipeline.push_all()
     assert outcome.stale == 1 and outcome.pushed == 0
     assert len(pipeline.batch_items()) == 1
+
+
+def test_a_delete_wins_a_tie_with_the_upsert_of_the_same_version(pipeline):
+    pipeline.coalescer.add([delete(1, 5), item(1, 5)])
+    pipeline.flush()
+    pipeline.push_all()
+    pipeline.coalescer.add([item(2, 3)])
+    pipeline.flush()
+    pipeline.push_all()
+    pipeline.coalescer.add([delete(2, 3), item(2, 3)])
+    pipeline.flush()
+    pipeline.push_all()
+    first, second, third = pipeline.batch_items()
+    assert first == {"addOrUpdate": [], "delete": [{"documentId": "https://example.com/1", "deleteChildren": False}]}
+    assert third == {"addOrUpdate": [], "delete": [{"documentId": "https://example.com/2", "deleteChildren": False}]}
 
 
 def test_full_window_closes_early(redis_client, redis_broker_url, server):
@@ -189,7 +204,7 @@ def test_oversized_item_is_dead_lettered_alone(redis_client, redis_broker_url, s
     (entry,) = pipeline.dead_letters.list()
     assert entry.error.error_class == "ItemTooLargeError" and entry.events[0]["documentId"] == "https://example.com/2"
     assert redis_client.get(SOURCE.high_water("https://example.com/2")) is None
-    assert redis_client.get(SOURCE.high_water("https://example.com/1")) == b"1"
+    assert redis_client.get(SOURCE.high_water("https://example.com/1")) == b"1.0"
 
 
 @pytest.mark.parametrize(("status", "code"), [(412, "DOCUMENT_LIMIT_EXCEEDED"), (429, "TOO_MANY_DOCUMENTS_DAILY"),
