@@ -13,6 +13,7 @@ messages go back to the queue and nothing is acknowledged.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
@@ -23,8 +24,8 @@ from kombu import Consumer, Message
 
 from producers import broker
 from producers.events import InvalidEvent, decode_message
-from worker import quarantine
-from worker.coalesce import Coalescer
+from worker import keys, quarantine
+from worker.coalesce import Coalescer, target_of
 from worker.settings import load_settings
 from worker.store import connect
 
@@ -37,6 +38,10 @@ INGEST_GROUP_SECONDS = 0.02
 STORE_DOWN_BACKOFF_SECONDS = 1.0
 """Pause before handing messages back when Redis refused them, so a Redis outage is not a hot loop."""
 POISON_REASON = "the broker gave up on this message after repeated failed deliveries (poison message)"
+PROTECTED_REASON = (
+    "source {!r} is in PUSHSYNC_PROTECTED_SOURCES: Coveo manages it (Crawling Module, Coveo for Sitecore) "
+    "and a custom connector's pushes could damage its index"
+)
 
 
 class IngestStep(bootsteps.ConsumerStep):
@@ -115,12 +120,18 @@ def ingest(client: redis.Redis, coalescer: Coalescer, bodies: list[tuple[bytes, 
     bodies: (message body, origin) pairs; origin `poison` quarantines the message whole.
     """
     valid, invalid = [], []
+    protected = frozenset(coalescer.settings.protected_sources)
     for body, origin in bodies:
         if origin == "poison":
             invalid.append(InvalidEvent(reason=POISON_REASON, raw=body))
             continue
         for event in decode_message(body if isinstance(body, bytes) else body.encode()):
-            (invalid if isinstance(event, InvalidEvent) else valid).append(event)
+            if isinstance(event, InvalidEvent):
+                invalid.append(event)
+            elif target_of(event).kind == keys.SOURCE and event.target in protected:
+                invalid.append(InvalidEvent(reason=PROTECTED_REASON.format(event.target), raw=json.loads(event.encoded)))
+            else:
+                valid.append(event)
     if invalid:
         pipe = client.pipeline(transaction=True)
         for entry in invalid:
