@@ -262,6 +262,8 @@ class Item(_Model):
     def _content(self) -> Item:
         if self.data is not None and self.binary_data is not None:
             raise ValueError("give at most one content field: data or binaryData")
+        if self.data is None and self.binary_data is None:
+            raise ValueError("give the item's content as data or binaryData: the service refuses an item without content")
         if (self.binary_data is None) != (self.compression_type is None):
             raise ValueError(
                 "binaryData and compressionType go together: compressionType says how the bytes are compressed "

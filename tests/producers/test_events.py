@@ -37,7 +37,9 @@ def reason_of(obj: Any) -> str:
 
 
 def with_item(**item: Any) -> dict[str, Any]:
-    return item_upsert(1, item=item)
+    """An item upsert with these item fields, and text content unless they give content."""
+    content = {} if {"data", "binaryData"} & item.keys() else {"data": "text"}
+    return item_upsert(1, item={**content, **item})
 
 
 def test_every_kind_parses_and_round_trips_through_its_encoding() -> None:
@@ -87,6 +89,7 @@ def test_targets_and_coalescing_keys() -> None:
     ("obj", "expected"),
     [
         ([1, 2], "expected a JSON object (one event), got an array"),
+        (item_upsert(1, item={"metadata": {"title": "t"}}), "item: give the item's content as data or binaryData"),
         ({**item_upsert(1), "kind": "item.rename"}, "kind: unknown event kind 'item.rename'"),
         ({key: value for key, value in item_upsert(1).items() if key != "kind"}, "kind: required field is missing"),
         ({key: value for key, value in item_upsert(1).items() if key != "version"}, "version: required field is missing"),

@@ -8,12 +8,13 @@ import pytest
 
 from worker.pushapi.errors import InvalidInputError
 
-GOOD = {"documentId": "https://example.com/a"}
+GOOD = {"documentId": "https://example.com/a", "data": "text"}
 
 
 @pytest.mark.parametrize(
     ("document", "reason"),
     [
+        ({"documentId": "https://example.com/a", "title": "no content"}, "no content"),
         ({"documentId": "a/b/c"}, "is not a URI"),
         ({"documentId": None}, "is not a URI"),
         ({**GOOD, "author": {"name": "x"}}, "metadata 'author' must be a primitive"),

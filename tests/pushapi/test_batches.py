@@ -97,9 +97,9 @@ def test_300_mb_item_is_rejected_alone_and_the_rest_lands(client, server):
 
 def test_invalid_items_are_reported_not_sent(client, server):
     report = BatchPusher(client).push_documents("src", [
-        Upsert({"documentId": "not a uri"}),
-        Upsert({"documentId": "https://example.com/meta", "author": {"name": "x"}}),
-        Upsert({"documentId": "https://example.com/fine"}),
+        Upsert({"documentId": "not a uri", "data": "x"}),
+        Upsert({"documentId": "https://example.com/meta", "data": "x", "author": {"name": "x"}}),
+        Upsert({"documentId": "https://example.com/fine", "data": "x"}),
     ])
     assert [str(op.document["documentId"]) for op, _ in report.rejected] == ["not a uri", "https://example.com/meta"]
     (upload,) = uploads(server)
@@ -108,7 +108,7 @@ def test_invalid_items_are_reported_not_sent(client, server):
 
 def test_vanished_container_gets_a_fresh_one(client, server):
     server.script("PUT", r"/documents/batch$", 404, error_code="FILE_NOT_FOUND")
-    report = BatchPusher(client).push_documents("src", [Upsert({"documentId": "https://example.com/a"})])
+    report = BatchPusher(client).push_documents("src", [Upsert({"documentId": "https://example.com/a", "data": "a"})])
     calls = batch_calls(server)
     assert [c.status for c in calls] == [404, 202]
     assert calls[0].query["fileId"] != calls[1].query["fileId"]

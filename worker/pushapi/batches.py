@@ -139,7 +139,7 @@ class BatchPusher:
     def _prepare(self, upsert: Upsert) -> dict[str, Any]:
         """The batch entry for `upsert`, with its content inline or in a container of its own."""
         document = dict(upsert.document)
-        documents.check_document(document)
+        documents.check_document(document, content_apart=upsert.content is not None)
         content, compression = upsert.content, upsert.compression_type
         data = document.get("data")
         if content is None and isinstance(data, str) and len(data.encode()) > INLINE_CONTENT_LIMIT_BYTES:

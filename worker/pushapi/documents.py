@@ -35,8 +35,11 @@ def check_document_id(document_id: object) -> str:
     return document_id
 
 
-def check_document(document: Mapping[str, Any]) -> None:
-    """Raise `InvalidInputError` unless `document` is an item the service will accept."""
+def check_document(document: Mapping[str, Any], *, content_apart: bool = False) -> None:
+    """Raise `InvalidInputError` unless `document` is an item the service will accept.
+
+    content_apart: the content comes separately (raw bytes to compress), not in `document`.
+    """
     document_id = check_document_id(document.get("documentId"))
     seen: dict[str, str] = {}
     for key, value in document.items():
@@ -53,8 +56,10 @@ def check_document(document: Mapping[str, Any]) -> None:
                 f"item {document_id}: metadata {key!r} must be a primitive or an array of primitives, not {type(value).__name__}"
             )
     contents = [field for field in CONTENT_FIELDS if field in document]
-    if len(contents) > 1:
+    if len(contents) + content_apart > 1:
         raise InvalidInputError(f"item {document_id}: content given in more than one field: {', '.join(contents)}")
+    if not contents and not content_apart:
+        raise InvalidInputError(f"item {document_id}: no content; give one of {', '.join(CONTENT_FIELDS)}")
     compression = document.get("compressionType")
     if compression is not None and compression not in COMPRESSION_TYPES:
         raise InvalidInputError(f"item {document_id}: compressionType {compression!r} is not one of {', '.join(COMPRESSION_TYPES)}")
