@@ -241,6 +241,7 @@ class Item(_Model):
     model_config = ConfigDict(
         json_schema_extra={
             "not": {"required": ["data", "binaryData"]},
+            "anyOf": [{"required": ["data"]}, {"required": ["binaryData"]}],
             "dependentRequired": {"binaryData": ["compressionType"], "compressionType": ["binaryData"]},
         }
     )
