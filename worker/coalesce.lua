@@ -1,18 +1,9 @@
 -- Keep the newest version of one item (or identity) in its target's open window.
 -- KEYS: 1 window hash, 2 versions hash, 3 window meta hash, 4 the item's high-water mark, 5 stats hash
 -- ARGV: 1 coalescing key, 2 rank ("version.tiebreak", see coalesce.py), 3 event JSON, 4 now (epoch seconds)
+-- Uses newer() from rank.lua.
 -- Returns {outcome, count, bytes}; outcome: 1 added, 2 replaced an older version,
 -- 0 superseded (the window holds this version or a newer one), -1 stale (already pushed).
-
--- A rank is "version.tiebreak": versions are int64 in decimal, compared as strings since Lua
--- numbers lose precision past 2^53; on equal versions a delete (tiebreak 1) wins.
-local function newer(a, b)
-  local va, ta = string.match(a, '^(%d+)%.?(%d?)$')
-  local vb, tb = string.match(b, '^(%d+)%.?(%d?)$')
-  if #va ~= #vb then return #va > #vb end
-  if va ~= vb then return va > vb end
-  return ta > tb
-end
 
 local key, version, event = ARGV[1], ARGV[2], ARGV[3]
 redis.call('HINCRBY', KEYS[5], 'received', 1)

@@ -30,7 +30,7 @@ def rank(kind: str, version: int) -> str:
 
 
 def is_newer(candidate: str, held: str) -> bool:
-    """Python's twin of `newer` in coalesce.lua, for ranks read back from Redis."""
+    """Python's twin of `newer` in rank.lua, for ranks read back from Redis."""
     return _rank_key(candidate) > _rank_key(held)
 
 
@@ -66,7 +66,7 @@ class Coalescer:
         """
         self.client = client
         self.settings = settings
-        self._coalesce = script(client, "coalesce.lua")
+        self._coalesce = script(client, "coalesce.lua", "rank.lua")
 
     def add(self, events: Iterable[Event]) -> CoalesceResult:
         """Put `events` into their windows; returns only once Redis has every one of them."""

@@ -79,7 +79,7 @@ class BatchPush:
         self.brackets = brackets
         self.dead_letters = dead_letters
         self.settings = settings
-        self._advance = script(client, "advance.lua")
+        self._advance = script(client, "advance.lua", "rank.lua")
         self._release = script(client, "release.lua")
 
     def run(self, batch: keys.Batch) -> Outcome:

@@ -16,6 +16,7 @@ def _source(name: str) -> str:
     return (HERE / name).read_text()
 
 
-def script(client: redis.Redis, name: str) -> Script:
-    """The script `name` (a .lua file in worker/) registered on `client`; runs by EVALSHA."""
-    return client.register_script(_source(name))
+def script(client: redis.Redis, name: str, *preludes: str) -> Script:
+    """The script `name` (a .lua file in worker/) after its `preludes` (shared .lua functions),
+    registered on `client`; it runs by EVALSHA."""
+    return client.register_script("\n".join(_source(part) for part in (*preludes, name)))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import random
-import time
 
 import pytest
 from kombu import Connection, Producer
 
 from producers import Publisher, broker
+from tests.worker.e2e import wait_for
 from worker import keys, quarantine
 
 SOURCES = ("alpha", "beta", "gamma")
@@ -37,16 +37,6 @@ def shuffled_history(rng: random.Random, items: int = 30, versions: int = 4) -> 
 def window_versions(client, source: str) -> dict[str, int]:
     target = keys.Target(keys.SOURCE, source)
     return {k.decode(): int(v.split(b".")[0]) for k, v in client.hgetall(target.versions).items()}
-
-
-def wait_for(condition, timeout: float = 30, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met in {timeout}s")
 
 
 def received(client) -> int:

@@ -27,6 +27,8 @@ from worker.settings import CONTAINER_LIMIT_BYTES, INLINE_CONTENT_LIMIT_BYTES
 
 log = logging.getLogger(__name__)
 
+Entry = tuple[str, Mapping[str, Any], str]
+"""A batch-file entry: its section, its JSON, and the name an error gives it."""
 CONTAINER_ATTEMPTS = 3
 """Fresh containers tried for one file when the previous one expired or vanished."""
 ZLIB_LEVEL = 6
@@ -98,19 +100,25 @@ class BatchPusher:
 
     def push_documents(self, source_id: str, operations: Iterable[Upsert | Delete]) -> PushReport:
         """Push item upserts and deletes to `source_id` in as few containers as fit."""
+        return self._push(ITEM_SECTIONS, operations, self._item_entry, source_id,
+                          lambda file_id: self.client.push_documents_batch(source_id, file_id))
+
+    def push_identities(self, provider_id: str, operations: Iterable[IdentityOp]) -> PushReport:
+        """Push identity members, aliases and disables to `provider_id`."""
+        return self._push(IDENTITY_SECTIONS, operations, self._identity_entry, provider_id,
+                          lambda file_id: self.client.push_identities_batch(provider_id, file_id))
+
+    def _push(self, sections: tuple[str, ...], operations: Iterable[Any], entry_of: Callable[[Any], Entry],
+              target: str, apply: Callable[[str], None]) -> PushReport:
+        """Write each operation's entry into batch files, sending each file as it fills."""
         report = PushReport()
-        send = self._sender(report, lambda file_id: self.client.push_documents_batch(source_id, file_id), source_id)
-        writer = BatchFileWriter(ITEM_SECTIONS, max_bytes=self.max_bytes, on_file=send, directory=self.directory)
+        writer = BatchFileWriter(sections, max_bytes=self.max_bytes, on_file=self._sender(report, apply, target),
+                                 directory=self.directory)
         try:
             for operation in operations:
                 try:
-                    if isinstance(operation, Delete):
-                        documents.check_document_id(operation.document_id)
-                        entry = {"documentId": operation.document_id, "deleteChildren": operation.delete_children}
-                        writer.add("delete", entry, name=operation.document_id)
-                    else:
-                        document = self._prepare(operation)
-                        writer.add("addOrUpdate", document, name=str(document["documentId"]))
+                    section, entry, name = entry_of(operation)
+                    writer.add(section, entry, name=name)
                 except InvalidInputError as exc:
                     report.rejected.append((operation, exc))
             writer.close()
@@ -118,23 +126,19 @@ class BatchPusher:
             writer.discard()
         return report
 
-    def push_identities(self, provider_id: str, operations: Iterable[IdentityOp]) -> PushReport:
-        """Push identity members, aliases and disables to `provider_id`."""
-        report = PushReport()
-        send = self._sender(report, lambda file_id: self.client.push_identities_batch(provider_id, file_id), provider_id)
-        writer = BatchFileWriter(IDENTITY_SECTIONS, max_bytes=self.max_bytes, on_file=send, directory=self.directory)
-        try:
-            for operation in operations:
-                try:
-                    identity = operation.body.get("identity", {})
-                    documents.check_identity(identity)
-                    writer.add(operation.section, operation.body, name=str(identity.get("name")))
-                except InvalidInputError as exc:
-                    report.rejected.append((operation, exc))
-            writer.close()
-        finally:
-            writer.discard()
-        return report
+    def _item_entry(self, operation: Upsert | Delete) -> Entry:
+        if isinstance(operation, Delete):
+            documents.check_document_id(operation.document_id)
+            entry = {"documentId": operation.document_id, "deleteChildren": operation.delete_children}
+            return "delete", entry, operation.document_id
+        document = self._prepare(operation)
+        return "addOrUpdate", document, str(document["documentId"])
+
+    @staticmethod
+    def _identity_entry(operation: IdentityOp) -> Entry:
+        identity = operation.body.get("identity", {})
+        documents.check_identity(identity)
+        return operation.section, operation.body, str(identity.get("name"))
 
     def _prepare(self, upsert: Upsert) -> dict[str, Any]:
         """The batch entry for `upsert`, with its content inline or in a container of its own."""
