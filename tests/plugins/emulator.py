@@ -54,7 +54,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.plugins.services import _free_port
+from worker.embedded import free_port
 
 STARTUP_SECONDS = 20.0
 """How long the emulator may take to answer after its process started."""
@@ -156,7 +156,7 @@ def start_emulator(data_dir: Path, *options: str) -> EmulatorServer:
     data_dir/emulator.log. `options`: more command-line options."""
     from emulator.config import DEFAULT_API_KEY, DEFAULT_ORGANIZATION
 
-    port = _free_port()
+    port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / "emulator.log"
     with open(log_path, "wb") as log:

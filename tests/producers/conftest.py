@@ -96,12 +96,12 @@ def start_receiver(queue_name: str) -> Iterator[Callable[..., str]]:
 
     from producers.webhook.app import create_app
     from producers.webhook.config import parse_config
-    from tests.plugins.services import _free_port
+    from worker.embedded import free_port
 
     servers: list[tuple[uvicorn.Server, threading.Thread]] = []
 
     def start(config: dict[str, Any], broker_url: str) -> str:
-        port = _free_port()
+        port = free_port()
         app = create_app(parse_config(config), broker_url, queue_name=queue_name)
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
         thread = threading.Thread(target=server.run, daemon=True)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.plugins.services import _free_port
+from worker.embedded import free_port
 from tests.producers.conftest import POLL_SECONDS, SERVER_START_SECONDS
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
@@ -36,7 +36,7 @@ def webhook_process(tmp_path: Path, redis_url: str, queue_name: str) -> Iterator
     """`pushsync webhook` as a real process with one generic hook `direct`; yields its base URL."""
     config = tmp_path / "hooks.toml"
     config.write_text('[sources.direct]\nadapter = "generic"\nsecret_env = "DIRECT_SECRET"\nsource_id = "myorg-source"\n')
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [PUSHSYNC, "webhook", "--config", str(config), "--port", str(port), "--queue", queue_name],
         env={**os.environ, "BROKER_URL": redis_url, "DIRECT_SECRET": SECRET},

