@@ -1,6 +1,6 @@
 -- Claim a target's open window as batch B, unless a batch of the target is already in flight.
 -- KEYS: 1 window, 2 window versions, 3 window meta, 4 in-flight set,
---       5 batch events, 6 batch versions, 7 batch meta, 8 burst hash
+--       5 batch events, 6 batch versions, 7 batch meta, 8 burst hash, 9 stats
 -- ARGV: 1 batch id, 2 now (epoch seconds), 3 opens bursts ("1" for sources, "0" for providers)
 -- Returns {1, epoch, count} claimed; {0} a batch is in flight; {-1} the window is empty.
 if redis.call('SCARD', KEYS[4]) > 0 then return {0} end
@@ -22,5 +22,7 @@ if ARGV[3] == '1' then
   epoch = tonumber(redis.call('HGET', KEYS[8], 'epoch'))
   redis.call('HSET', KEYS[8], 'last_activity', ARGV[2])
 end
-redis.call('HSET', KEYS[7], 'epoch', epoch, 'claimed_at', ARGV[2], 'attempts', 0)
+-- Every event buffered so far is in this batch or an earlier one: once B is finished, so are they.
+local seq = redis.call('HGET', KEYS[9], 'buffered_seq') or '0'
+redis.call('HSET', KEYS[7], 'epoch', epoch, 'claimed_at', ARGV[2], 'attempts', 0, 'seq', seq)
 return {1, epoch, tonumber(redis.call('HGET', KEYS[7], 'count'))}

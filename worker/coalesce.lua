@@ -32,6 +32,8 @@ else
 end
 redis.call('HSET', KEYS[1], key, event)
 redis.call('HSET', KEYS[2], key, version)
+-- The sequence of the last event that entered a window: what a later claim must wait for.
+redis.call('HSET', KEYS[5], 'buffered_seq', redis.call('HGET', KEYS[5], 'received'))
 local bytes = redis.call('HINCRBY', KEYS[3], 'bytes', #event)
 local count = tonumber(redis.call('HGET', KEYS[3], 'count'))
 return {outcome, count, bytes}

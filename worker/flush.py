@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import redis
 
-from worker import keys, pause
+from worker import keys, pause, prerequisites
 from worker.scripts import script
 from worker.settings import Settings
 
@@ -71,7 +71,7 @@ class Flusher:
         self.client.zadd(keys.CLAIMED, {batch.claim_ref: now})
         outcome = self._claim(
             keys=[target.window, target.versions, target.window_meta, target.inflight,
-                  batch.events, batch.versions, batch.meta, target.burst],
+                  batch.events, batch.versions, batch.meta, target.burst, target.stats],
             args=[batch.id, repr(now), "1" if target.kind == keys.SOURCE else "0"],
         )
         if outcome[0] != 1:
@@ -82,6 +82,8 @@ class Flusher:
         if outcome[0] == -1:
             return keys.Batch(target, "")
         log.info("claimed batch %s of %s with %d item(s)", batch.id, target.ref, outcome[2])
+        if target.kind == keys.SOURCE:
+            prerequisites.record(self.client, batch, self.settings.providers_of(target.id))
         self.enqueue(batch)
         return batch
 
@@ -92,18 +94,25 @@ class Flusher:
             self.client.zadd(keys.DEADLINES, {target.ref: now + self.settings.window_for(target.id)}, nx=True)
 
     def reap(self, now: float) -> list[keys.Batch]:
-        """Re-enqueue claimed batches that no task has held for `reap_after_seconds`."""
+        """Re-enqueue claimed batches that no task holds: lost ones after `reap_after_seconds`,
+        ones that were waiting for identities as soon as those are in."""
         reaped = []
-        for raw in self.client.zrangebyscore(keys.CLAIMED, "-inf", now - self.settings.reap_after_seconds):
+        lost_before = now - self.settings.reap_after_seconds
+        for raw, claimed_at in self.client.zrange(keys.CLAIMED, 0, -1, withscores=True):
             ref, _, batch_id = raw.decode().partition("|")
             batch = keys.Target.from_ref(ref).batch(batch_id)
+            waiting = self.client.hget(batch.meta, "waiting")
+            if waiting is None and claimed_at > lost_before:
+                continue
             if not self.client.exists(batch.meta):
                 self.client.zrem(keys.CLAIMED, raw)
                 continue
-            if self.client.exists(batch.lease):
+            if self.client.exists(batch.lease) or (waiting and prerequisites.pending(self.client, batch)):
                 continue
+            self.client.hdel(batch.meta, "waiting")
             self.client.zadd(keys.CLAIMED, {raw: now})
-            log.warning("batch %s of %s has no live task; enqueuing it again", batch.id, ref)
+            if not waiting:
+                log.warning("batch %s of %s has no live task; enqueuing it again", batch.id, ref)
             self.enqueue(batch)
             reaped.append(batch)
         return reaped

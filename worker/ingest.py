@@ -47,6 +47,11 @@ PROTECTED_REASON = (
 class IngestStep(bootsteps.ConsumerStep):
     """Consumes `pushsync.events` (and, on RabbitMQ, its poison queue) into Redis windows."""
 
+    # After mingle, whatever order the blueprint would otherwise pick: mingle's hello drains the
+    # connection until a second passes without a message, so a consumer registered before it
+    # kept a worker started on a busy queue from ever becoming ready (no tasks, no group timer).
+    requires = ("celery.worker.consumer:Connection", "celery.worker.consumer:Mingle")
+
     def __init__(self, parent: Any, **kwargs: Any) -> None:
         super().__init__(parent, **kwargs)
         self.settings = load_settings()

@@ -20,7 +20,7 @@ from typing import Any
 
 import redis
 
-from worker import keys, pause
+from worker import keys, pause, prerequisites
 from worker.coalesce import is_newer, rank
 from worker.deadletter import DeadLetters
 from worker.lease import Lease
@@ -53,7 +53,7 @@ class Outcome:
     """What became of one push task run."""
 
     state: str
-    """pushed, dead_lettered, paused, held (another task has it) or done (already finished)."""
+    """pushed, dead_lettered, paused, waiting (for identities), held (another task has it) or done."""
     pushed: int = 0
     stale: int = 0
     dead_lettered: int = 0
@@ -90,9 +90,16 @@ class BatchPush:
         if not lease.acquire():
             return Outcome("held")
         with lease:
-            attempts = self.client.hincrby(batch.meta, "attempts", 1)
             if pause.active(self.client, batch.target):
                 return Outcome("paused")
+            waiting_for = prerequisites.pending(self.client, batch)
+            if waiting_for:
+                prerequisites.hasten(self.client, waiting_for)
+                self.client.hset(batch.meta, "waiting", 1)
+                log.info("batch %s of %s waits for the identities of %s", batch.id, batch.target.ref,
+                         ", ".join(provider.id for provider in waiting_for))
+                return Outcome("waiting")
+            attempts = self.client.hincrby(batch.meta, "attempts", 1)
             if attempts > self.settings.max_push_attempts:
                 error = RuntimeError(f"the push task of this batch was delivered {attempts} times without finishing")
                 return self._dead_letter(batch, lease, error, attempts)

@@ -3,6 +3,11 @@
 -- ARGV: 1 batch id, 2 lease token, 3 now, 4 stats field to add to, 5 how many
 -- Returns 1 released, 0 the lease was lost (another worker owns the batch now).
 if redis.call('GET', KEYS[4]) ~= ARGV[2] then return 0 end
+-- Items waiting for this target's identities look at finished_seq (see prerequisites.py).
+local seq = tonumber(redis.call('HGET', KEYS[3], 'seq') or '0')
+if seq > tonumber(redis.call('HGET', KEYS[7], 'finished_seq') or '0') then
+  redis.call('HSET', KEYS[7], 'finished_seq', seq)
+end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 redis.call('SREM', KEYS[5], ARGV[1])
 if redis.call('EXISTS', KEYS[6]) == 1 then

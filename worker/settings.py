@@ -151,6 +151,10 @@ class Settings(BaseSettings):
         5, ge=1, validation_alias=_env("PUSHSYNC_MAX_PUSH_ATTEMPTS"),
         description="Deliveries of one batch's push task before the batch is dead-lettered as poison.",
     )
+    source_providers: Annotated[dict[str, list[str]], NoDecode] = Field(
+        default_factory=dict, validation_alias=_env("PUSHSYNC_SOURCE_PROVIDERS"),
+        description="Security providers whose identities a source's items name, as `src=prov-a|prov-b,src2=prov-c`.",
+    )
     protected_sources: Annotated[list[str], NoDecode] = Field(
         default_factory=list, validation_alias=_env("PUSHSYNC_PROTECTED_SOURCES"),
         description="Comma-separated source ids pushsync must never call (Crawling Module, Coveo for Sitecore).",
@@ -170,6 +174,20 @@ class Settings(BaseSettings):
                 raise ValueError(f"expected id=seconds pairs separated by commas, got {pair!r}")
             windows[name.strip()] = seconds.strip()
         return windows
+
+    @field_validator("source_providers", mode="before")
+    @classmethod
+    def _parse_links(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        links = {}
+        for pair in _split_csv(value):
+            source, sep, providers = pair.partition("=")
+            names = [name.strip() for name in providers.split("|") if name.strip()]
+            if not sep or not source.strip() or not names:
+                raise ValueError(f"expected source=provider|provider pairs separated by commas, got {pair!r}")
+            links[source.strip()] = names
+        return links
 
     @field_validator("source_windows")
     @classmethod
@@ -208,6 +226,10 @@ class Settings(BaseSettings):
                 "so a task that retries is never redelivered to a second worker"
             )
         return self
+
+    def providers_of(self, source_id: str) -> list[str]:
+        """The security providers whose identities must be pushed before `source_id`'s items."""
+        return self.source_providers.get(source_id, [])
 
     def window_for(self, target_id: str) -> float:
         """Seconds a window of `target_id` stays open after its first event."""

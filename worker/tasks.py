@@ -15,13 +15,29 @@ SWEEP_LOCK_SECONDS = 30
 """A sweep that takes longer than this (it should take milliseconds) lets the next one run."""
 
 
-@shared_task(name="pushsync.push_batch", acks_late=True)
-def push_batch(target_ref: str, batch_id: str) -> dict:
-    """Push one claimed batch (idempotent by batch id)."""
+def _push(target_ref: str, batch_id: str) -> dict:
     batch = keys.Target.from_ref(target_ref).batch(batch_id)
     outcome = runtime().push.run(batch)
     log.info("batch %s of %s: %s", batch_id, target_ref, outcome)
     return outcome.__dict__
+
+
+@shared_task(name="pushsync.push_batch", acks_late=True)
+def push_batch(target_ref: str, batch_id: str) -> dict:
+    """Push one claimed batch of items (idempotent by batch id)."""
+    return _push(target_ref, batch_id)
+
+
+@shared_task(name="pushsync.push_identities", acks_late=True)
+def push_identities(target_ref: str, batch_id: str) -> dict:
+    """Push one claimed batch of a provider's identity changes (idempotent by batch id)."""
+    return _push(target_ref, batch_id)
+
+
+def enqueue_push(batch: keys.Batch) -> None:
+    """Send the task that pushes `batch`: items and identities have tasks of their own."""
+    task = push_batch if batch.target.kind == keys.SOURCE else push_identities
+    task.delay(batch.target.ref, batch.id)
 
 
 @shared_task(name="pushsync.close_burst", acks_late=True)
@@ -38,7 +54,7 @@ def sweep() -> dict:
     if not lock.acquire():
         return {"skipped": True}
     try:
-        result = flusher(lambda batch: push_batch.delay(batch.target.ref, batch.id)).sweep()
+        result = flusher(enqueue_push).sweep()
         closing = current.brackets.close_quiet(lambda target, epoch: close_burst.delay(target.ref, epoch))
     finally:
         lock.release()

@@ -31,7 +31,8 @@ def test_a_minute_of_503_heals_with_no_dead_letter(workers, clean_emulator, redi
     emulator = clean_emulator
     emulator.create_source(SOURCE)
     emulator.add_fault(method="*", path="/push/*", status=503)
-    start(workers, pipeline_env(redis_url, redis_broker_url, emulator))
+    # The budget outlasts the outage plus one full backoff draw (at most 30 s) after it.
+    start(workers, pipeline_env(redis_url, redis_broker_url, emulator, PUSHSYNC_RETRY_BUDGET_SECONDS="150"))
     events = history([SOURCE], items=10, seed=1)
     with Publisher(redis_broker_url) as publisher:
         publisher.publish_many(events)

@@ -253,3 +253,33 @@ def test_poison_batch_is_dead_lettered_after_max_attempts(redis_client, redis_br
     assert pipeline.push.run(batch).state == "dead_lettered"
     (entry,) = pipeline.dead_letters.list()
     assert "delivered 3 times" in entry.error.message
+
+
+def identity(name: str, version: int, members: list[str]) -> object:
+    return parse_event(complete_event({"kind": "identity.upsert", "provider": "prov", "version": version,
+                                       "identity": {"name": name, "type": "GROUP"},
+                                       "members": [{"name": m, "type": "USER"} for m in members]}))
+
+
+def test_items_wait_for_the_identities_of_their_providers(redis_client, redis_broker_url, server):
+    pipeline = Pipeline(redis_client, redis_broker_url, server, source_providers={"src": ["prov"]})
+    pipeline.coalescer.add([identity("editors", 1, ["ann"]), item(1, 1)])
+    claimed = pipeline.flush().claimed
+    source_batch = next(b for b in claimed if b.target == SOURCE)
+    provider_batch = next(b for b in claimed if b.target.kind == keys.PROVIDER)
+    assert pipeline.push.run(source_batch).state == "waiting"
+    assert pipeline.flusher.reap(time.time()) == []
+    assert pipeline.push.run(provider_batch).state == "pushed"
+    assert pipeline.flusher.reap(time.time()) == [source_batch]
+    assert pipeline.push.run(source_batch).state == "pushed"
+    order = [r.path for r in server.requests if r.path.endswith("/batch")]
+    assert order == ["/push/v1/organizations/org/providers/prov/permissions/batch",
+                     "/push/v1/organizations/org/sources/src/documents/batch"]
+
+
+def test_identities_ingested_after_the_claim_do_not_hold_items_back(redis_client, redis_broker_url, server):
+    pipeline = Pipeline(redis_client, redis_broker_url, server, source_providers={"src": ["prov"]})
+    pipeline.coalescer.add([item(1, 1)])
+    (source_batch,) = pipeline.flush().claimed
+    pipeline.coalescer.add([identity("editors", 1, ["ann"])])
+    assert pipeline.push.run(source_batch).state == "pushed"
