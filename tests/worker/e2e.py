@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from tests.support.openapi import load_spec
+
 FAST = {
     "PUSHSYNC_WINDOW_SECONDS": "1", "PUSHSYNC_IDLE_AFTER_SECONDS": "1", "PUSHSYNC_SWEEP_SECONDS": "0.5",
     "PUSHSYNC_LEASE_SECONDS": "2", "PUSHSYNC_REAP_AFTER_SECONDS": "3", "PUSHSYNC_RETRY_BUDGET_SECONDS": "90",
@@ -62,10 +64,12 @@ def wait_for(condition: Callable[[], Any], timeout: float = 60, interval: float 
 
 
 def converge(emulator: Any, events: list[dict[str, Any]], sources: list[str], timeout: float = 90) -> None:
-    """Wait until every source's index equals its last-write-wins expectation."""
+    """Wait until every source's index equals its last-write-wins expectation; every Push API
+    request sent on the way must conform to the Swagger file."""
     for source in sources:
         want = expected(events, source)
         wait_for(lambda: index(emulator, source) == want, timeout, what=f"index of {source}")
+    assert load_spec().check_emulator_log(emulator.requests()) == []
 
 
 def source_calls(log: list[dict[str, Any]], source: str) -> list[str]:
