@@ -71,17 +71,21 @@ class Coalescer:
     def add(self, events: Iterable[Event]) -> CoalesceResult:
         """Put `events` into their windows; returns only once Redis has every one of them."""
         now = time.time()
+        stamp = repr(now)
         pipe = self.client.pipeline(transaction=False)
+        # What calling the Script does for every event, once: the pipeline loads it if Redis lost it.
+        pipe.scripts.add(self._coalesce)
+        window_keys: dict[keys.Target, tuple[str, str, str, str]] = {}
         targets = []
         for event in events:
             target = target_of(event)
             targets.append(target)
-            self._coalesce(
-                keys=[target.window, target.versions, target.window_meta,
-                      target.high_water(event.coalescing_key), target.stats],
-                args=[event.coalescing_key, rank(event.kind, event.version), event.encoded, repr(now)],
-                client=pipe,
-            )
+            if target not in window_keys:
+                window_keys[target] = (target.window, target.versions, target.window_meta, target.stats)
+            window, versions, meta, stats = window_keys[target]
+            key = event.coalescing_key
+            pipe.evalsha(self._coalesce.sha, 5, window, versions, meta, target.high_water(key), stats,
+                         key, rank(event.kind, event.version), event.encoded, stamp)
         replies = pipe.execute()
         result = CoalesceResult()
         for target, (outcome, count, size) in zip(targets, replies):

@@ -46,8 +46,13 @@ class StatusBrackets:
         self.settings = settings
         self._idle = script(client, "idle.lua")
 
+    @property
+    def _lock_seconds(self) -> float:
+        """How long one status call may hold the lock: its retry budget and a margin."""
+        return self.api.retry_budget_seconds + LOCK_MARGIN_SECONDS
+
     def _lock(self, target: keys.Target) -> redis.lock.Lock:
-        return self.client.lock(f"{target.burst}:lock", timeout=self.api.retry_budget_seconds + LOCK_MARGIN_SECONDS)
+        return self.client.lock(f"{target.burst}:lock", timeout=self._lock_seconds)
 
     def open(self, target: keys.Target) -> None:
         """Send the opening status unless the service's last status for `target` was it."""
@@ -65,7 +70,8 @@ class StatusBrackets:
         closing = 0
         for raw in self.client.smembers(keys.BURSTS):
             target = keys.Target.from_ref(raw.decode())
-            epoch = self._idle(keys=self._idle_keys(target), args=[repr(now), self.settings.idle_after_seconds, "check"])
+            epoch = self._idle(keys=self._idle_keys(target),
+                               args=[repr(now), self.settings.idle_after_seconds, "check", 0, self._lock_seconds])
             if epoch == -1:
                 self.client.srem(keys.BURSTS, raw)
             elif epoch > 0:
@@ -75,7 +81,10 @@ class StatusBrackets:
 
     def close(self, target: keys.Target, epoch: int) -> bool:
         """Send IDLE for burst `epoch` if nothing reopened it; returns whether IDLE was sent."""
-        with self._lock(target):
+        lock = self._lock(target)
+        if not lock.acquire(blocking=False):
+            return False  # a status call for this source is under way; a later sweep hands the burst out again
+        try:
             if not self._idle(keys=self._idle_keys(target), args=[repr(time.time()), 0, "verify", epoch]):
                 return False
             try:
@@ -86,6 +95,8 @@ class StatusBrackets:
                 log.error("%s: IDLE refused for good, closing the burst anyway: %s", target.ref, exc)
             self.client.hset(target.burst, "service", SERVICE_IDLE)
             self._idle(keys=self._idle_keys(target), args=[repr(time.time()), 0, "close", epoch])
+        finally:
+            lock.release()
         log.info("%s: burst %d closed with IDLE", target.ref, epoch)
         return True
 

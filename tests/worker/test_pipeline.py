@@ -283,3 +283,15 @@ def test_identities_ingested_after_the_claim_do_not_hold_items_back(redis_client
     (source_batch,) = pipeline.flush().claimed
     pipeline.coalescer.add([identity("editors", 1, ["ann"])])
     assert pipeline.push.run(source_batch).state == "pushed"
+
+
+def test_a_closing_burst_is_handed_out_once_until_its_idle_task_is_presumed_lost(pipeline):
+    pipeline.coalescer.add([item(1, 1)])
+    pipeline.flush()
+    pipeline.push_all()
+    handed = []
+    assert pipeline.brackets.close_quiet(lambda t, e: handed.append(e)) == 1
+    assert pipeline.brackets.close_quiet(lambda t, e: handed.append(e)) == 0
+    later = time.time() + pipeline.brackets._lock_seconds + 1
+    assert pipeline.brackets.close_quiet(lambda t, e: handed.append(e), now=later) == 1
+    assert handed == [1, 1]
