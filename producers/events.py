@@ -64,6 +64,7 @@ RESERVED_METADATA_KEYS = (
     # Not reserved by the service, but the worker flattens metadata beside this item field.
     "compressionType",
 )
+_RESERVED_LOWERED = frozenset(key.lower() for key in RESERVED_METADATA_KEYS)
 KINDS = ("item.upsert", "item.delete", "identity.upsert", "identity.alias", "identity.disable")
 IDENTITY_TYPES = ("USER", "GROUP", "VIRTUAL_GROUP", "UNKNOWN")
 PERMISSION_IDENTITY_TYPES = ("User", "Group", "VirtualGroup", "Unknown")
@@ -133,13 +134,12 @@ def _normalizer(canonical: tuple[str, ...]) -> Callable[[Any], Any]:
 
 
 def _check_metadata(value: dict[str, Any]) -> dict[str, Any]:
-    reserved = {key.lower() for key in RESERVED_METADATA_KEYS}
     seen: dict[str, str] = {}
     for key, item in value.items():
         if not key:
             raise ValueError("metadata keys must not be empty")
         lowered = key.lower()
-        if lowered in reserved:
+        if lowered in _RESERVED_LOWERED:
             raise ValueError(f"{key!r} is reserved and cannot be metadata; give it as an item field")
         if lowered in seen:
             raise ValueError(f"{seen[lowered]!r} and {key!r} are the same key (metadata keys ignore case)")
@@ -525,11 +525,13 @@ def complete_event(obj: Any, *, next_version: Callable[[], int] | None = None) -
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"key {key!r} appears twice in one object")
-        result[key] = value
+    result = dict(pairs)
+    if len(result) < len(pairs):  # a repeated key: name the first one
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"key {key!r} appears twice in one object")
+            seen.add(key)
     return result
 
 

@@ -1,8 +1,8 @@
 """Coalescing: each valid event goes into its target's open window, newest version per key.
 
 Items go to their Push source's window, identity changes to their provider's. Each event is
-one atomic `coalesce.lua` call, all of a message's events in one pipeline; then the window's
-deadline is registered, brought forward to now when the window is full.
+one atomic `coalesce.lua` call, a group's events in one pipeline; the same round trip registers
+each window's deadline (unless it has one), brought forward to now when the window is full.
 """
 
 from __future__ import annotations
@@ -69,7 +69,11 @@ class Coalescer:
         self._coalesce = script(client, "coalesce.lua", "rank.lua")
 
     def add(self, events: Iterable[Event]) -> CoalesceResult:
-        """Put `events` into their windows; returns only once Redis has every one of them."""
+        """Put `events` into their windows; returns only once Redis has every one of them.
+
+        One round trip holds every event's coalesce.lua call, then each touched window's deadline;
+        a second one brings a full window's deadline forward to now.
+        """
         now = time.time()
         stamp = repr(now)
         pipe = self.client.pipeline(transaction=False)
@@ -86,24 +90,22 @@ class Coalescer:
             key = event.coalescing_key
             pipe.evalsha(self._coalesce.sha, 5, window, versions, meta, target.high_water(key), stats,
                          key, rank(event.kind, event.version), event.encoded, stamp)
+        for target in window_keys:
+            pipe.zadd(keys.DEADLINES, {target.ref: now + self.settings.window_for(target.id)}, nx=True)
         replies = pipe.execute()
-        result = CoalesceResult()
+        result = CoalesceResult(touched=set(window_keys))
         for target, (outcome, count, size) in zip(targets, replies):
             result.outcomes[OUTCOMES[outcome]] += 1
-            result.touched.add(target)
             if count >= self.settings.window_max_items or size >= self.settings.window_max_bytes:
                 result.full.add(target)
-        self._schedule(result, now)
+        self._close_now(result.full, now)
         return result
 
-    def _schedule(self, result: CoalesceResult, now: float) -> None:
-        """Register each touched window's deadline; a full window's becomes now."""
-        if not result.touched:
+    def _close_now(self, full: set[keys.Target], now: float) -> None:
+        """Bring the deadline of each full window forward to now, so the next sweep claims it."""
+        if not full:
             return
         pipe = self.client.pipeline(transaction=False)
-        for target in result.touched:
-            deadline = now + self.settings.window_for(target.id)
-            pipe.zadd(keys.DEADLINES, {target.ref: deadline}, nx=True)
-            if target in result.full:
-                pipe.zadd(keys.DEADLINES, {target.ref: now}, lt=True)
+        for target in full:
+            pipe.zadd(keys.DEADLINES, {target.ref: now}, lt=True)
         pipe.execute()
