@@ -9,6 +9,7 @@ from producers.cli import publish, webhook
 from worker.commands.demo import demo
 from worker.commands.dlq import dlq
 from worker.commands.quarantine import quarantine
+from worker.commands.rebuild import rebuild
 from worker.settings import SettingsError
 from worker.version import VERSION
 
@@ -30,6 +31,7 @@ main.add_command(webhook)
 main.add_command(demo)
 main.add_command(dlq)
 main.add_command(quarantine)
+main.add_command(rebuild)
 
 
 def run() -> None:

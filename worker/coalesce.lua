@@ -3,7 +3,8 @@
 -- ARGV: 1 coalescing key, 2 rank ("version.tiebreak", see coalesce.py), 3 event JSON, 4 now (epoch seconds)
 -- Uses newer() from rank.lua.
 -- Returns {outcome, count, bytes}; outcome: 1 added, 2 replaced an older version,
--- 0 superseded (the window holds this version or a newer one), -1 stale (already pushed).
+-- 0 superseded (the window holds this version or a newer one), -1 stale (already pushed; a
+-- fourth element is then the item's high-water mark).
 
 local key, version, event = ARGV[1], ARGV[2], ARGV[3]
 redis.call('HINCRBY', KEYS[5], 'received', 1)
@@ -11,7 +12,7 @@ redis.call('HINCRBY', KEYS[5], 'received', 1)
 local pushed = redis.call('GET', KEYS[4])
 if pushed and not newer(version, pushed) then
   redis.call('HINCRBY', KEYS[5], 'stale', 1)
-  return {-1, 0, 0}
+  return {-1, 0, 0, pushed}
 end
 
 local held = redis.call('HGET', KEYS[2], key)

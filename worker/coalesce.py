@@ -34,8 +34,14 @@ def is_newer(candidate: str, held: str) -> bool:
     return _rank_key(candidate) > _rank_key(held)
 
 
+def pushed_at_ms(mark: str) -> int | None:
+    """When the push that set high-water mark `mark` was accepted (epoch ms), if it says."""
+    _, _, when = mark.partition("@")
+    return int(when) if when else None
+
+
 def _rank_key(value: str) -> tuple[int, int]:
-    version, _, tiebreak = value.partition(".")
+    version, _, tiebreak = value.partition("@")[0].partition(".")
     return int(version), int(tiebreak) if tiebreak else -1
 
 
@@ -54,6 +60,8 @@ class CoalesceResult:
     full: set[keys.Target] = field(default_factory=set)
     """Targets whose window reached the item or byte limit and closes at the next sweep."""
     touched: set[keys.Target] = field(default_factory=set)
+    oldest_stale_push_ms: int | None = None
+    """Of the stale events, when the oldest push that made one stale was accepted (epoch ms)."""
 
 
 class Coalescer:
@@ -94,8 +102,10 @@ class Coalescer:
             pipe.zadd(keys.DEADLINES, {target.ref: now + self.settings.window_for(target.id)}, nx=True)
         replies = pipe.execute()
         result = CoalesceResult(touched=set(window_keys))
-        for target, (outcome, count, size) in zip(targets, replies):
+        for target, (outcome, count, size, *mark) in zip(targets, replies):
             result.outcomes[OUTCOMES[outcome]] += 1
+            if mark and (when := pushed_at_ms(mark[0].decode())) is not None:
+                result.oldest_stale_push_ms = min(result.oldest_stale_push_ms or when, when)
             if count >= self.settings.window_max_items or size >= self.settings.window_max_bytes:
                 result.full.add(target)
         self._close_now(result.full, now)

@@ -13,6 +13,8 @@ if ARGV[3] ~= 'check' then
   return 1
 end
 if state ~= 'open' and state ~= 'closing' then return -1 end
+-- A rebuild keeps its REBUILD activity open until the run has finished.
+if redis.call('HEXISTS', KEYS[1], 'rebuild') == 1 then return 0 end
 local now = tonumber(ARGV[1])
 if state == 'closing' and now - tonumber(redis.call('HGET', KEYS[1], 'closing_at') or '0') < tonumber(ARGV[5]) then
   return 0

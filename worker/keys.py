@@ -85,6 +85,16 @@ class Target:
         """Hash: why and until when pushing to this target is paused (quota, wrong key)."""
         return f"{self._base}:pause"
 
+    @property
+    def rebuild(self) -> str:
+        """Hash: the source's current rebuild run (id, start, lines fed, state)."""
+        return f"{self._base}:rebuild"
+
+    @property
+    def rebuild_last(self) -> str:
+        """Hash: what the last completed rebuild pushed (items), for the delete-share guard."""
+        return f"{self._base}:rebuild:last"
+
     def batch(self, batch_id: str) -> "Batch":
         return Batch(self, batch_id)
 

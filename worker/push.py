@@ -139,6 +139,7 @@ class BatchPush:
             self.dead_letters.send(target.ref, batch.id, [event], error, attempts=1, file_ids=report.file_ids)
         if rejected:
             self.client.hdel(batch.versions, *rejected)
+            self.client.hincrby(target.stats, "dead_lettered", len(rejected))
         self._advance_high_water(batch)
         pushed = sum(report.counts.values())
         self._finish(batch, lease, "pushed", pushed)
@@ -165,7 +166,8 @@ class BatchPush:
     def _advance_high_water(self, batch: keys.Batch) -> None:
         for chunk in _scan(self.client, batch.versions):
             self._advance(keys=[batch.target.high_water(key.decode()) for key, _ in chunk],
-                          args=[self.settings.high_water_ttl_seconds, *(version for _, version in chunk)])
+                          args=[self.settings.high_water_ttl_seconds, int(time.time() * 1000),
+                                *(version for _, version in chunk)])
 
     def _dead_letter(self, batch: keys.Batch, lease: Lease, error: BaseException, attempts: int) -> Outcome:
         first = float(self.client.hget(batch.meta, "claimed_at") or time.time())

@@ -64,6 +64,20 @@ class StatusBrackets:
             self.client.sadd(keys.BURSTS, target.ref)
         log.info("%s: burst opened with %s", target.ref, self.settings.burst_status.value)
 
+    def begin_rebuild(self, target: keys.Target, run_id: str) -> None:
+        """Send REBUILD and hold the burst open (no IDLE) until `end_rebuild`."""
+        with self._lock(target):
+            self.api.set_source_status(target.id, "REBUILD")
+            self.client.hset(target.burst, mapping={"state": "open", "service": SERVICE_ACTIVE, "rebuild": run_id,
+                                                    "last_activity": repr(time.time())})
+            self.client.hsetnx(target.burst, "epoch", 1)
+            self.client.sadd(keys.BURSTS, target.ref)
+        log.info("%s: rebuild %s opened with REBUILD", target.ref, run_id)
+
+    def end_rebuild(self, target: keys.Target) -> None:
+        """Let the burst close as any other: IDLE once the source has been quiet."""
+        self.client.hdel(target.burst, "rebuild")
+
     def close_quiet(self, enqueue: Callable[[keys.Target, int], None], now: float | None = None) -> int:
         """Mark quiet bursts closing and enqueue their IDLE; returns how many."""
         now = time.time() if now is None else now

@@ -1,0 +1,205 @@
+"""Full rebuilds: push a complete export, then delete what the source system no longer has.
+
+A run (one at a time per source):
+1. records its start as the `orderingId` of its final delete (epoch ms, never ahead of this
+   clock) and sends REBUILD, holding the source's burst open until the run ends;
+2. feeds the export into the source's window through the same coalescing as change events, so
+   newest-version-wins and high-water marks apply to rebuild items too, and a change event that
+   arrives during the run is never overwritten by older export content; workers push the
+   windows in batches up to the container limit, one in flight at a time;
+3. waits until every batch holding the export was finished;
+4. only if none was dead-lettered, and the run would not delete more than the allowed share of
+   what the previous run pushed, calls `olderthan` with the start and a `queueDelay`;
+5. lets the burst close: IDLE follows once the source is quiet.
+
+An export item older than what was pushed for it already is skipped, so the run does not touch
+it; if that push came before the run started, the delete's cut-off moves back before that push
+(minus a clock margin), so the item is never deleted although the export has it. Progress
+(lines fed) is recorded, so a crashed run resumes without feeding again what it fed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import redis
+
+from producers.events import Event
+from worker import keys, pause, prerequisites
+from worker.coalesce import Coalescer
+from worker.pushapi.client import PushApiClient
+from worker.settings import Settings
+from worker.status import StatusBrackets
+
+log = logging.getLogger(__name__)
+
+FEED_CHUNK_EVENTS = 500
+"""Export events written to the window per round trip (and per progress record)."""
+CLOCK_MARGIN_MS = 5 * 60 * 1000
+"""How far the service's clock may be ahead of ours when it stamped an earlier push."""
+POLL_SECONDS = 0.2
+
+
+class RebuildError(Exception):
+    """The run cannot go on, or must not delete; the message says why."""
+
+
+@dataclass
+class Run:
+    """One rebuild run of one source."""
+
+    source: str
+    id: str
+    start_ms: int
+    """orderingId of the final delete: items not touched since are removed."""
+    lines_done: int = 0
+    """Export lines fed so far, valid or skipped (a resumed run skips this many)."""
+    fed: int = 0
+    """Export items fed so far."""
+    cutoff_ms: int | None = None
+    """An earlier cut-off than `start_ms`, when export items were skipped as already pushed."""
+    dead_letters_at_start: int = 0
+
+    @property
+    def target(self) -> keys.Target:
+        return keys.Target(keys.SOURCE, self.source)
+
+    @property
+    def ordering_id(self) -> int:
+        return min(self.start_ms, self.cutoff_ms) if self.cutoff_ms else self.start_ms
+
+
+@dataclass
+class Outcome:
+    """How a finished run ended."""
+
+    deleted: bool
+    reason: str
+    items: int
+    ordering_id: int
+
+
+class Rebuilds:
+    """Starts, feeds and finishes rebuild runs."""
+
+    def __init__(self, client: redis.Redis, api: PushApiClient, settings: Settings) -> None:
+        """
+        client: the coalescing store.
+        api: the Push API client (status and delete calls).
+        settings: window limits, delete-share guard.
+        """
+        self.client = client
+        self.api = api
+        self.settings = settings
+        self.coalescer = Coalescer(client, settings)
+        self.brackets = StatusBrackets(client, api, settings)
+
+    def start(self, source: str) -> Run:
+        """Begin a new run; refuses while another run of `source` is unfinished."""
+        target = keys.Target(keys.SOURCE, source)
+        current = self.client.hget(target.rebuild, "id")
+        if current:
+            raise RebuildError(f"rebuild {current.decode()} of {source} is unfinished: resume it with --resume")
+        run = Run(source, uuid.uuid4().hex[:12], int(time.time() * 1000),
+                  dead_letters_at_start=int(self.client.hget(target.stats, "dead_lettered") or 0))
+        self.brackets.begin_rebuild(target, run.id)
+        self._save(run)
+        log.info("rebuild %s of %s started at orderingId %d", run.id, source, run.start_ms)
+        return run
+
+    def resume(self, source: str, run_id: str) -> Run:
+        """The unfinished run `run_id` of `source`, as far as it got."""
+        stored = {k.decode(): v.decode() for k, v in self.client.hgetall(keys.Target(keys.SOURCE, source).rebuild).items()}
+        if stored.get("id") != run_id:
+            raise RebuildError(f"no unfinished rebuild {run_id} of {source}"
+                               + (f" (the unfinished one is {stored['id']})" if stored.get("id") else ""))
+        return Run(source, run_id, int(stored["start_ms"]), int(stored["lines_done"]), int(stored["fed"]),
+                   int(stored["cutoff_ms"]) if stored.get("cutoff_ms") else None, int(stored["dead_letters_at_start"]))
+
+    def feed(self, run: Run, lines: Iterable[tuple[int, Event | None]], progress: Callable[[int], None]) -> None:
+        """Write export events into the source's window, recording progress after each chunk.
+
+        lines: (line number, event or None for a skipped line), from the start of the export.
+        progress: called with how many lines each chunk covered.
+        """
+        chunk: list[Event] = []
+        last_line = run.lines_done
+        for number, event in lines:
+            if number <= run.lines_done:
+                continue
+            last_line = number
+            if event is not None:
+                chunk.append(event)
+            if len(chunk) >= FEED_CHUNK_EVENTS:
+                self._feed_chunk(run, chunk, last_line, progress)
+                chunk = []
+        self._feed_chunk(run, chunk, last_line, progress)
+
+    def _feed_chunk(self, run: Run, chunk: list[Event], last_line: int, progress: Callable[[int], None]) -> None:
+        self._wait_for_room(run.target)
+        if chunk:
+            result = self.coalescer.add(chunk)
+            pushed_ms = result.oldest_stale_push_ms
+            if pushed_ms is not None and pushed_ms - CLOCK_MARGIN_MS < run.ordering_id:
+                run.cutoff_ms = pushed_ms - CLOCK_MARGIN_MS
+        progress(last_line - run.lines_done)
+        run.fed += len(chunk)
+        run.lines_done = last_line
+        self._save(run)
+
+    def _wait_for_room(self, target: keys.Target) -> None:
+        """Back-pressure: do not pile more than a full window on a source that is still pushing."""
+        while int(self.client.hget(target.window_meta, "bytes") or 0) >= self.settings.window_max_bytes:
+            time.sleep(POLL_SECONDS)
+
+    def finish(self, run: Run, *, queue_delay: int, max_delete_share: float, timeout: float) -> Outcome:
+        """Wait until the export is pushed, then delete what it no longer has, if it is safe to."""
+        target = run.target
+        self._save(run, state="finishing")
+        seq = int(self.client.hget(target.stats, "buffered_seq") or 0)
+        prerequisites.hasten(self.client, [target])
+        deadline = time.monotonic() + timeout
+        while int(self.client.hget(target.stats, "finished_seq") or 0) < seq:
+            if time.monotonic() > deadline:
+                raise RebuildError(f"the export was not pushed within {timeout:.0f}s{self._pause_note(target)}; "
+                                   f"nothing deleted: resume with --resume {run.id}")
+            time.sleep(POLL_SECONDS)
+        reason = self._refusal(run, max_delete_share)
+        if reason:
+            return self._end(run, False, reason)
+        self.api.delete_documents_older_than(run.source, run.ordering_id, queue_delay=queue_delay)
+        self.client.hset(target.rebuild_last, mapping={"items": run.fed, "run": run.id})
+        return self._end(run, True, f"items last touched before orderingId {run.ordering_id} are deleted "
+                                    f"after {queue_delay} minute(s)")
+
+    def _refusal(self, run: Run, max_delete_share: float) -> str:
+        """Why the run must not delete, or an empty string."""
+        dead = int(self.client.hget(run.target.stats, "dead_lettered") or 0) - run.dead_letters_at_start
+        if dead:
+            return f"{dead} item(s) of {run.source} were dead-lettered during the run; nothing deleted"
+        previous = int(self.client.hget(run.target.rebuild_last, "items") or 0)
+        if previous and (previous - run.fed) / previous > max_delete_share:
+            return (f"the run pushed {run.fed} item(s) where the last one pushed {previous}: deleting the rest "
+                    f"would remove more than {max_delete_share:.0%} of them; nothing deleted")
+        return ""
+
+    def _pause_note(self, target: keys.Target) -> str:
+        paused = pause.describe(self.client, target)
+        return f" (pushing is paused: {paused['reason']})" if paused else ""
+
+    def _end(self, run: Run, deleted: bool, reason: str) -> Outcome:
+        self.client.delete(run.target.rebuild)
+        self.brackets.end_rebuild(run.target)
+        log.log(logging.INFO if deleted else logging.ERROR, "rebuild %s of %s: %s", run.id, run.source, reason)
+        return Outcome(deleted, reason, run.fed, run.ordering_id)
+
+    def _save(self, run: Run, state: str = "feeding") -> None:
+        record = {"id": run.id, "start_ms": run.start_ms, "lines_done": run.lines_done, "fed": run.fed,
+                  "dead_letters_at_start": run.dead_letters_at_start, "state": state}
+        if run.cutoff_ms is not None:
+            record["cutoff_ms"] = run.cutoff_ms
+        self.client.hset(run.target.rebuild, mapping=record)
