@@ -9,7 +9,7 @@ from producers.cli import publish, webhook
 from worker.commands.demo import demo
 from worker.commands.dlq import dlq
 from worker.commands.quarantine import quarantine
-from worker.commands.rebuild import rebuild
+from worker.commands.rebuild import identities, rebuild
 from worker.settings import SettingsError
 from worker.version import VERSION
 
@@ -32,6 +32,7 @@ main.add_command(demo)
 main.add_command(dlq)
 main.add_command(quarantine)
 main.add_command(rebuild)
+main.add_command(identities)
 
 
 def run() -> None:

@@ -1,6 +1,8 @@
 """Full rebuilds: push a complete export, then delete what the source system no longer has.
 
-A run (one at a time per source):
+The same run serves a Push source (items; `olderthan` deletes) and a security provider
+(identities; `olderthan` disables, and there is no status bracket). A run (one at a time per
+target):
 1. records its start as the `orderingId` of its final delete (epoch ms, never ahead of this
    clock) and sends REBUILD, holding the source's burst open until the run ends;
 2. feeds the export into the source's window through the same coalescing as change events, so
@@ -50,9 +52,9 @@ class RebuildError(Exception):
 
 @dataclass
 class Run:
-    """One rebuild run of one source."""
+    """One rebuild run of one source or provider."""
 
-    source: str
+    target: keys.Target
     id: str
     start_ms: int
     """orderingId of the final delete: items not touched since are removed."""
@@ -63,10 +65,6 @@ class Run:
     cutoff_ms: int | None = None
     """An earlier cut-off than `start_ms`, when export items were skipped as already pushed."""
     dead_letters_at_start: int = 0
-
-    @property
-    def target(self) -> keys.Target:
-        return keys.Target(keys.SOURCE, self.source)
 
     @property
     def ordering_id(self) -> int:
@@ -98,26 +96,26 @@ class Rebuilds:
         self.coalescer = Coalescer(client, settings)
         self.brackets = StatusBrackets(client, api, settings)
 
-    def start(self, source: str) -> Run:
-        """Begin a new run; refuses while another run of `source` is unfinished."""
-        target = keys.Target(keys.SOURCE, source)
+    def start(self, target: keys.Target) -> Run:
+        """Begin a new run; refuses while another run of `target` is unfinished."""
         current = self.client.hget(target.rebuild, "id")
         if current:
-            raise RebuildError(f"rebuild {current.decode()} of {source} is unfinished: resume it with --resume")
-        run = Run(source, uuid.uuid4().hex[:12], int(time.time() * 1000),
+            raise RebuildError(f"run {current.decode()} of {target.id} is unfinished: resume it with --resume")
+        run = Run(target, uuid.uuid4().hex[:12], int(time.time() * 1000),
                   dead_letters_at_start=int(self.client.hget(target.stats, "dead_lettered") or 0))
-        self.brackets.begin_rebuild(target, run.id)
+        if target.kind == keys.SOURCE:
+            self.brackets.begin_rebuild(target, run.id)
         self._save(run)
-        log.info("rebuild %s of %s started at orderingId %d", run.id, source, run.start_ms)
+        log.info("full run %s of %s started at orderingId %d", run.id, target.ref, run.start_ms)
         return run
 
-    def resume(self, source: str, run_id: str) -> Run:
-        """The unfinished run `run_id` of `source`, as far as it got."""
-        stored = {k.decode(): v.decode() for k, v in self.client.hgetall(keys.Target(keys.SOURCE, source).rebuild).items()}
+    def resume(self, target: keys.Target, run_id: str) -> Run:
+        """The unfinished run `run_id` of `target`, as far as it got."""
+        stored = {k.decode(): v.decode() for k, v in self.client.hgetall(target.rebuild).items()}
         if stored.get("id") != run_id:
-            raise RebuildError(f"no unfinished rebuild {run_id} of {source}"
+            raise RebuildError(f"no unfinished run {run_id} of {target.id}"
                                + (f" (the unfinished one is {stored['id']})" if stored.get("id") else ""))
-        return Run(source, run_id, int(stored["start_ms"]), int(stored["lines_done"]), int(stored["fed"]),
+        return Run(target, run_id, int(stored["start_ms"]), int(stored["lines_done"]), int(stored["fed"]),
                    int(stored["cutoff_ms"]) if stored.get("cutoff_ms") else None, int(stored["dead_letters_at_start"]))
 
     def feed(self, run: Run, lines: Iterable[tuple[int, Event | None]], progress: Callable[[int], None]) -> None:
@@ -171,16 +169,20 @@ class Rebuilds:
         reason = self._refusal(run, max_delete_share)
         if reason:
             return self._end(run, False, reason)
-        self.api.delete_documents_older_than(run.source, run.ordering_id, queue_delay=queue_delay)
+        if target.kind == keys.SOURCE:
+            self.api.delete_documents_older_than(target.id, run.ordering_id, queue_delay=queue_delay)
+            what = "items last touched before orderingId {} are deleted"
+        else:
+            self.api.disable_identities_older_than(target.id, run.ordering_id, queue_delay=queue_delay)
+            what = "identities last touched before orderingId {} are disabled"
         self.client.hset(target.rebuild_last, mapping={"items": run.fed, "run": run.id})
-        return self._end(run, True, f"items last touched before orderingId {run.ordering_id} are deleted "
-                                    f"after {queue_delay} minute(s)")
+        return self._end(run, True, what.format(run.ordering_id) + f" after {queue_delay} minute(s)")
 
     def _refusal(self, run: Run, max_delete_share: float) -> str:
         """Why the run must not delete, or an empty string."""
         dead = int(self.client.hget(run.target.stats, "dead_lettered") or 0) - run.dead_letters_at_start
         if dead:
-            return f"{dead} item(s) of {run.source} were dead-lettered during the run; nothing deleted"
+            return f"{dead} change(s) of {run.target.id} were dead-lettered during the run; nothing deleted"
         previous = int(self.client.hget(run.target.rebuild_last, "items") or 0)
         if previous and (previous - run.fed) / previous > max_delete_share:
             return (f"the run pushed {run.fed} item(s) where the last one pushed {previous}: deleting the rest "
@@ -193,8 +195,9 @@ class Rebuilds:
 
     def _end(self, run: Run, deleted: bool, reason: str) -> Outcome:
         self.client.delete(run.target.rebuild)
-        self.brackets.end_rebuild(run.target)
-        log.log(logging.INFO if deleted else logging.ERROR, "rebuild %s of %s: %s", run.id, run.source, reason)
+        if run.target.kind == keys.SOURCE:
+            self.brackets.end_rebuild(run.target)
+        log.log(logging.INFO if deleted else logging.ERROR, "full run %s of %s: %s", run.id, run.target.ref, reason)
         return Outcome(deleted, reason, run.fed, run.ordering_id)
 
     def _save(self, run: Run, state: str = "feeding") -> None:

@@ -133,7 +133,7 @@ def test_bad_exports_are_refused_before_anything_is_pushed(workers, clean_emulat
     assert bad.exit_code == 1 and "line 2:" in bad.output and "line 3:" in bad.output, bad.output
     assert "nothing pushed, nothing deleted" in bad.output
     empty = rebuild(env, export(tmp_path, []))
-    assert empty.exit_code == 1 and "no item" in empty.output
+    assert empty.exit_code == 1 and "the export is empty" in empty.output
     assert len(emulator.requests()) == before
     elsewhere = {**item(0, 2), "source": "nowhere"}
     unknown = CliRunner().invoke(main, ["rebuild", "nowhere", export(tmp_path, [elsewhere])], env=env)

@@ -1,19 +1,23 @@
-"""`pushsync rebuild SOURCE FILE|-`: push a complete export, then delete what it no longer has."""
+"""`pushsync rebuild` and `pushsync identities sync`: push a complete export, then remove the rest.
+
+Both validate the whole export first (line numbers for every refusal), then hand it to a full
+run (`worker/rebuild.py`) that the workers push; see that module for the guards.
+"""
 
 from __future__ import annotations
 
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 import click
 
 from producers.errors import InvalidEventError
-from producers.events import Event, ItemUpsert
+from producers.events import Event, IdentityAlias, IdentityUpsert, ItemUpsert
 from producers.ndjson import check_line, numbered_lines
+from worker import keys
 from worker.pushapi.client import PushApiClient
 from worker.pushapi.errors import NotFoundError, PushApiError
 from worker.rebuild import Rebuilds, RebuildError
@@ -24,9 +28,11 @@ SHOWN_INVALID_LINES = 20
 EXIT_BAD_EXPORT = 1
 EXIT_RUN_FAILED = 3
 
+Accepts = Callable[[Event], bool]
 
-def _lines(path: Path, source: str) -> Iterator[tuple[int, Event | None, str | None]]:
-    """(line number, the item or None, the reason it was refused or None) for every export line."""
+
+def _lines(path: Path, accepts: Accepts, wanted: str) -> Iterator[tuple[int, Event | None, str | None]]:
+    """(line number, the event or None, the reason it was refused or None) for every export line."""
     with open(path, "rb") as stream:
         for number, content, _ in numbered_lines(stream):
             if not content.strip():
@@ -36,44 +42,40 @@ def _lines(path: Path, source: str) -> Iterator[tuple[int, Event | None, str | N
             except InvalidEventError as exc:
                 yield number, None, exc.reason
                 continue
-            if not isinstance(event, ItemUpsert) or event.source != source:
-                yield number, None, f"an export holds item.upsert events of source {source!r} only"
+            if not accepts(event):
+                yield number, None, f"this export holds {wanted} only"
                 continue
             yield number, event, None
 
 
-def _copy_stdin(stream: BinaryIO, directory: Path) -> Path:
-    path = directory / "export.ndjson"
-    with open(path, "wb") as copy:
-        shutil.copyfileobj(stream, copy)
-    return path
+def _full_run_options(command: Callable) -> Callable:
+    for option in reversed([
+        click.option("--resume", "run_id", help="Resume the unfinished run RUN_ID (same export)."),
+        click.option("--skip-invalid", is_flag=True, help="Push the valid lines of an export that has invalid ones."),
+        click.option("--allow-empty", is_flag=True, help="Accept an empty export (it would remove everything)."),
+        click.option("--max-delete-share", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+                     help="Refuse to remove anything if the run would remove more than this share of the last run's."),
+        click.option("--queue-delay", type=click.IntRange(0), default=15, show_default=True,
+                     help="Minutes the service waits before removing what the export no longer has."),
+        click.option("--timeout", type=click.FloatRange(1), default=3600, show_default=True,
+                     help="Seconds to wait for the workers to push the export."),
+    ]):
+        command = option(command)
+    return command
 
 
-@click.command()
-@click.argument("source")
-@click.argument("export", type=click.Path(allow_dash=True, dir_okay=False))
-@click.option("--resume", "run_id", help="Resume the unfinished run RUN_ID (same export).")
-@click.option("--skip-invalid", is_flag=True, help="Push the valid lines of an export that has invalid ones.")
-@click.option("--allow-empty", is_flag=True, help="Accept an export with no item (it would delete everything).")
-@click.option("--max-delete-share", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              help="Refuse to delete if the run would remove more than this share of the last run's items.")
-@click.option("--queue-delay", type=click.IntRange(0), default=15, show_default=True,
-              help="Minutes the service waits before deleting the items the export no longer has.")
-@click.option("--timeout", type=click.FloatRange(1), default=3600, show_default=True,
-              help="Seconds to wait for the workers to push the export.")
-def rebuild(source: str, export: str, run_id: str | None, skip_invalid: bool, allow_empty: bool,
-            max_delete_share: float, queue_delay: int, timeout: float) -> None:
-    """Push every item of EXPORT (NDJSON item.upsert events with versions) to SOURCE as a full
-    rebuild, then delete the items the export does not have. Workers do the pushing."""
+def _full_run(target: keys.Target, export: str, accepts: Accepts, wanted: str, *, run_id: str | None,
+              skip_invalid: bool, allow_empty: bool, max_delete_share: float, queue_delay: int, timeout: float) -> None:
     settings = load_settings()
-    if source in settings.protected_sources:
-        raise click.ClickException(f"{source} is in PUSHSYNC_PROTECTED_SOURCES: pushsync never pushes to it")
-    with tempfile.TemporaryDirectory(prefix="pushsync-rebuild-") as scratch:
-        path = _copy_stdin(sys.stdin.buffer, Path(scratch)) if export == "-" else Path(export)
-        checked = [(number, event is not None, reason) for number, event, reason in _lines(path, source)]
+    with tempfile.TemporaryDirectory(prefix="pushsync-full-run-") as scratch:
+        path = Path(export)
+        if export == "-":
+            path = Path(scratch) / "export.ndjson"
+            with open(path, "wb") as copy:
+                shutil.copyfileobj(sys.stdin.buffer, copy)
+        checked = [(number, event is not None, reason) for number, event, reason in _lines(path, accepts, wanted)]
         invalid = [(number, reason) for number, _, reason in checked if reason]
         valid = sum(1 for _, ok, _ in checked if ok)
-        total_lines = checked[-1][0] if checked else 0
         for number, reason in invalid[:SHOWN_INVALID_LINES]:
             click.echo(f"line {number}: {reason}", err=True)
         if len(invalid) > SHOWN_INVALID_LINES:
@@ -83,25 +85,60 @@ def rebuild(source: str, export: str, run_id: str | None, skip_invalid: bool, al
                        "(--skip-invalid pushes the valid ones)", err=True)
             raise SystemExit(EXIT_BAD_EXPORT)
         if not valid and not allow_empty:
-            click.echo("the export has no item: a rebuild would delete everything; nothing done "
+            click.echo("the export is empty: a full run would remove everything; nothing done "
                        "(--allow-empty if that is meant)", err=True)
             raise SystemExit(EXIT_BAD_EXPORT)
-        rebuilds = Rebuilds(connect(settings), PushApiClient.from_settings(settings), settings)
+        runs = Rebuilds(connect(settings), PushApiClient.from_settings(settings), settings)
         try:
-            run = rebuilds.resume(source, run_id) if run_id else rebuilds.start(source)
-            click.echo(f"rebuild {run.id} of {source}: {valid} item(s), orderingId {run.start_ms}", err=True)
-            lines = ((number, event) for number, event, _ in _lines(path, source))
-            with click.progressbar(length=total_lines, label="feeding", file=sys.stderr, show_pos=True) as bar:
+            run = runs.resume(target, run_id) if run_id else runs.start(target)
+            click.echo(f"run {run.id} of {target.id}: {valid} change(s), orderingId {run.start_ms}", err=True)
+            lines = ((number, event) for number, event, _ in _lines(path, accepts, wanted))
+            with click.progressbar(length=checked[-1][0] if checked else 0, label="feeding", file=sys.stderr,
+                                   show_pos=True) as bar:
                 bar.update(run.lines_done)
-                rebuilds.feed(run, lines, bar.update)
+                runs.feed(run, lines, bar.update)
             click.echo("waiting for the workers to push the export", err=True)
-            outcome = rebuilds.finish(run, queue_delay=queue_delay, max_delete_share=max_delete_share,
-                                      timeout=timeout)
+            outcome = runs.finish(run, queue_delay=queue_delay, max_delete_share=max_delete_share, timeout=timeout)
         except NotFoundError as exc:
-            raise click.ClickException(f"the service does not know source {source}: {exc}") from None
+            raise click.ClickException(f"the service does not know {target.kind} {target.id}: {exc}") from None
         except (RebuildError, PushApiError) as exc:
-            click.echo(f"rebuild of {source} failed: {exc}", err=True)
+            click.echo(f"full run of {target.id} failed: {exc}", err=True)
             raise SystemExit(EXIT_RUN_FAILED) from None
-    click.echo(f"rebuild {run.id} of {source}: {outcome.items} item(s) pushed; {outcome.reason}")
+    click.echo(f"run {run.id} of {target.id}: {outcome.items} change(s) pushed; {outcome.reason}")
     if not outcome.deleted:
         raise SystemExit(EXIT_RUN_FAILED)
+
+
+@click.command()
+@click.argument("source")
+@click.argument("export", type=click.Path(allow_dash=True, dir_okay=False))
+@_full_run_options
+def rebuild(source: str, export: str, **options) -> None:
+    """Push every item of EXPORT (NDJSON item.upsert events with versions) to SOURCE as a full
+    rebuild, then delete the items the export does not have. Workers do the pushing."""
+    if source in load_settings().protected_sources:
+        raise click.ClickException(f"{source} is in PUSHSYNC_PROTECTED_SOURCES: pushsync never pushes to it")
+    _full_run(keys.Target(keys.SOURCE, source), export,
+              lambda event: isinstance(event, ItemUpsert) and event.source == source,
+              f"item.upsert events of source {source!r}", **options)
+
+
+@click.group()
+def identities() -> None:
+    """Security identities of a provider."""
+
+
+@identities.command()
+@click.argument("provider")
+@click.argument("export", type=click.Path(allow_dash=True, dir_okay=False))
+@_full_run_options
+def sync(provider: str, export: str, **options) -> None:
+    """Push every identity of EXPORT (NDJSON identity.upsert / identity.alias events with versions)
+    to PROVIDER, then disable the identities the export does not have."""
+    linked = [source for source, providers in load_settings().source_providers.items() if provider in providers]
+    if not linked:
+        raise click.ClickException(f"provider {provider} is linked to no source (PUSHSYNC_SOURCE_PROVIDERS): "
+                                   "its identities would not be ordered before any items; nothing done")
+    _full_run(keys.Target(keys.PROVIDER, provider), export,
+              lambda event: isinstance(event, (IdentityUpsert, IdentityAlias)) and event.provider == provider,
+              f"identity.upsert and identity.alias events of provider {provider!r}", **options)
