@@ -172,7 +172,8 @@ class BatchPush:
     def _dead_letter(self, batch: keys.Batch, lease: Lease, error: BaseException, attempts: int) -> Outcome:
         first = float(self.client.hget(batch.meta, "claimed_at") or time.time())
         events = (raw for chunk in _scan(self.client, batch.events) for _, raw in chunk)
-        count = self.dead_letters.send(batch.target.ref, batch.id, events, error, attempts=attempts, first_failure=first)
+        count = self.dead_letters.send(batch.target.ref, batch.id, events, error, attempts=attempts, first_failure=first,
+                                       file_ids=getattr(error, "file_ids", []))
         self._finish(batch, lease, "dead_lettered", count)
         log.error("dead-lettered %d event(s) of batch %s of %s: %s", count, batch.id, batch.target.ref, error)
         return Outcome("dead_lettered", dead_lettered=count)

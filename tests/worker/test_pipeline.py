@@ -178,6 +178,8 @@ def test_permanent_400_dead_letters_then_replay_restores(pipeline, redis_broker_
     assert outcome.state == "dead_lettered" and outcome.dead_lettered == 2
     (entry,) = pipeline.dead_letters.list()
     assert entry.target == "source:src" and entry.error.status == 400 and entry.error.error_code == "INVALID_JSON"
+    (batch_call,) = pipeline.server.matching("PUT", r"/documents/batch$")
+    assert entry.file_ids == batch_call.query["fileId"] and entry.attempts == 1 and entry.host
     assert sorted(e["version"] for e in entry.events) == [7, 8]
     assert "key" not in entry.to_json().decode().replace("documentId", "")
     assert pipeline.redis.get(SOURCE.high_water("https://example.com/1")) is None

@@ -21,8 +21,8 @@ from typing import Any
 
 from worker.pushapi import documents
 from worker.pushapi.batchfile import IDENTITY_SECTIONS, ITEM_SECTIONS, BatchFile, BatchFileWriter
-from worker.pushapi.client import PushApiClient
-from worker.pushapi.errors import ContainerExpiredError, InvalidInputError, ItemTooLargeError
+from worker.pushapi.client import FileContainer, PushApiClient
+from worker.pushapi.errors import ContainerExpiredError, InvalidInputError, ItemTooLargeError, PushApiError
 from worker.settings import CONTAINER_LIMIT_BYTES, INLINE_CONTENT_LIMIT_BYTES
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,11 @@ class PushReport:
 
 
 class BatchPusher:
-    """Sends batches of items or identities through file containers."""
+    """Sends batches of items or identities through file containers.
+
+    `containers` lists the fileId of every container this pusher created, in order, the one a
+    failure happened on included, so that a dead-letter entry can name them.
+    """
 
     def __init__(
         self,
@@ -97,6 +101,7 @@ class BatchPusher:
         self.client = client
         self.max_bytes = max_bytes
         self.directory = directory
+        self.containers: list[str] = []
 
     def push_documents(self, source_id: str, operations: Iterable[Upsert | Delete]) -> PushReport:
         """Push item upserts and deletes to `source_id` in as few containers as fit."""
@@ -122,6 +127,9 @@ class BatchPusher:
                 except InvalidInputError as exc:
                     report.rejected.append((operation, exc))
             writer.close()
+        except PushApiError as exc:
+            exc.file_ids = list(self.containers)
+            raise
         finally:
             writer.discard()
         return report
@@ -167,7 +175,7 @@ class BatchPusher:
         with tempfile.NamedTemporaryFile(prefix="pushsync-content-", dir=self.directory, delete=False) as handle:
             handle.write(content)
         try:
-            container = self.client.create_file_container()
+            container = self._new_container()
             self.client.upload(container, handle.name)
             return container.file_id
         finally:
@@ -194,7 +202,7 @@ class BatchPusher:
         """Create a container, upload `batch`, apply it; a vanished container gets a fresh one."""
         attempts_left = CONTAINER_ATTEMPTS
         while True:
-            container = self.client.create_file_container()
+            container = self._new_container()
             try:
                 self.client.upload(container, batch.path)
                 apply(container.file_id)
@@ -204,6 +212,12 @@ class BatchPusher:
                 if not attempts_left:
                     raise
                 log.warning("file container %s vanished before use; sending through a new one", container.file_id)
+
+
+    def _new_container(self) -> FileContainer:
+        container = self.client.create_file_container()
+        self.containers.append(container.file_id)
+        return container
 
 
 def _base64_length(size: int) -> int:
