@@ -9,7 +9,7 @@ from functools import cache
 import redis
 
 from worker.deadletter import DeadLetters
-from worker.flush import Flusher
+from worker.flush import Enqueue, Flusher
 from worker.pushapi.client import PushApiClient
 from worker.push import BatchPush
 from worker.settings import Settings, load_settings
@@ -41,6 +41,7 @@ def runtime() -> Runtime:
     return _runtime(os.getpid())
 
 
-def flusher(enqueue) -> Flusher:
+def flusher(enqueue: Enqueue) -> Flusher:
+    """A flusher on this process's store that hands claimed batches to `enqueue`."""
     current = runtime()
     return Flusher(current.store, current.settings, enqueue)
