@@ -12,7 +12,6 @@ are streamed from Redis and written to disk, and a full window closes early). No
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ import click
 import requests
 
 from producers import Publisher
-from worker.commands.children import Child, celery
+from worker.commands.children import Child, celery, emulator
 from worker.embedded import EmbeddedRedis, free_port
 
 SOURCE = "big-window"
@@ -74,12 +73,10 @@ def run(directory: Path, count: int, versions: int) -> tuple[float, float, int]:
     redis_server = EmbeddedRedis(directory / "redis")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    emulator = Child("emulator", [sys.executable, "-m", "emulator", "--port", str(port), "--organization",
-                                  ORGANIZATION, "--api-key", API_KEY, "--source", SOURCE],
-                     env={}, log_path=directory / "emulator.log")
-    children = [emulator]
+    children = []
     try:
-        emulator.wait_until(lambda: _up(url))
+        children.append(emulator(port, api_key=API_KEY, log_path=directory / "emulator.log",
+                                 args=["--organization", ORGANIZATION, "--source", SOURCE]))
         env = {"REDIS_URL": redis_server.url, "BROKER_URL": redis_server.url.replace("/0", "/1"),
                "COVEO_PUSH_URL": f"{url}/push/v1", "COVEO_ORGANIZATION_ID": ORGANIZATION, "COVEO_API_KEY": API_KEY}
         worker = celery("worker", env=env, log_path=directory / "worker.log", extra=["--concurrency", "1"])
@@ -99,13 +96,6 @@ def run(directory: Path, count: int, versions: int) -> tuple[float, float, int]:
         for child in reversed(children):
             child.stop(timeout=20)
         redis_server.stop()
-
-
-def _up(url: str) -> bool:
-    try:
-        return requests.get(f"{url}/_emulator/health", timeout=1).ok
-    except requests.RequestException:
-        return False
 
 
 @click.command()

@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import requests
+
 START_TIMEOUT_SECONDS = 60.0
 POLL_SECONDS = 0.1
 CELERY_READY_MARKERS = {"worker": "ready.", "beat": "beat: Starting..."}
@@ -87,6 +89,25 @@ def celery(role: str, *, env: dict[str, str], log_path: Path, extra: Sequence[st
     child = Child(f"celery {role}", command, env=env, log_path=log_path, cwd=cwd)
     try:
         return child.wait_for_log(CELERY_READY_MARKERS[role])
+    except BaseException:
+        child.stop(timeout=5)
+        raise
+
+
+def emulator(port: int, *, api_key: str, log_path: Path, args: Sequence[str] = ()) -> Child:
+    """Start the Push API emulator on loopback `port` with `api_key` and wait until it answers."""
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return requests.get(f"{url}/_emulator/health", timeout=1).ok
+        except requests.RequestException:
+            return False
+
+    child = Child("emulator", [sys.executable, "-m", "emulator", "--port", str(port), *args],
+                  env={"PUSHSYNC_EMULATOR_API_KEY": api_key}, log_path=log_path)
+    try:
+        return child.wait_until(up)
     except BaseException:
         child.stop(timeout=5)
         raise

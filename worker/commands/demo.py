@@ -9,7 +9,6 @@ must, prints a summary, and stops every child, also on Ctrl-C.
 from __future__ import annotations
 
 import secrets
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ import requests
 
 from producers import Publisher
 from worker import keys
-from worker.commands.children import Child, celery
+from worker.commands.children import Child, celery, emulator
 from worker.commands.demo_events import demo_events, expected_index
 from worker.embedded import EmbeddedRedis, free_port
 
@@ -58,20 +57,11 @@ class Demo:
 
     def start(self) -> None:
         port = self.emulator_url.rsplit(":", 1)[1]
-        emulator = Child("emulator", [sys.executable, "-m", "emulator", "--port", port, "--organization",
-                                      ORGANIZATION, "--source", SOURCE, "--provider", PROVIDER],
-                         env={"PUSHSYNC_EMULATOR_API_KEY": self.api_key}, log_path=self.directory / "emulator.log")
-        self.children.append(emulator)
-        emulator.wait_until(self._emulator_up)
+        self.children.append(emulator(int(port), api_key=self.api_key, log_path=self.directory / "emulator.log",
+                                      args=["--organization", ORGANIZATION, "--source", SOURCE, "--provider", PROVIDER]))
         self.children.append(celery("worker", env=self.env, log_path=self.directory / "worker.log",
                                     extra=["--concurrency", "2"]))
         self.children.append(celery("beat", env=self.env, log_path=self.directory / "beat.log"))
-
-    def _emulator_up(self) -> bool:
-        try:
-            return requests.get(f"{self.emulator_url}/_emulator/health", timeout=1).ok
-        except requests.RequestException:
-            return False
 
     def admin(self, path: str) -> dict:
         response = requests.get(f"{self.emulator_url}/_emulator/organizations/{ORGANIZATION}{path}", timeout=10)
