@@ -33,7 +33,7 @@ from producers.publisher import DEFAULT_EVENTS_PER_MESSAGE
 from worker import keys
 from worker.commands.children import celery
 from worker.embedded import EmbeddedRedis
-from worker.ingest import INGEST_GROUP_MESSAGES
+from worker.ingest import INGEST_PREFETCH
 
 REPO = Path(__file__).resolve().parents[1]
 SINGLE_MESSAGES = 5_000
@@ -118,7 +118,7 @@ def consume_raw(broker_url: str, messages: int, per_message: int) -> float:
 
     with Connection(broker_url) as connection:
         consumer = Consumer(connection.default_channel, queues=[broker.events_queue(connection)],
-                            on_message=on_message, prefetch_count=INGEST_GROUP_MESSAGES)
+                            on_message=on_message, prefetch_count=INGEST_PREFETCH)
         with consumer:
             while len(stamps) < messages:
                 connection.drain_events(timeout=STALL_SECONDS)

@@ -1,40 +1,81 @@
--- Keep the newest version of one item (or identity) in its target's open window.
--- KEYS: 1 window hash, 2 versions hash, 3 window meta hash, 4 the item's high-water mark, 5 stats hash
--- ARGV: 1 coalescing key, 2 rank ("version.tiebreak", see coalesce.py), 3 event JSON, 4 now (epoch seconds)
+-- Keep the newest version of each item (or identity) of one target's group of events in its open window.
+-- KEYS: 1 window hash, 2 versions hash, 3 window meta hash, 4 stats hash, then one high-water mark
+--       key per event, in the order of the events.
+-- ARGV: 1 now (epoch seconds), then per event: coalescing key, rank ("version.tiebreak", see
+--       coalesce.py), event JSON.
 -- Uses newer() from rank.lua.
--- Returns {outcome, count, bytes}; outcome: 1 added, 2 replaced an older version,
--- 0 superseded (the window holds this version or a newer one), -1 stale (already pushed; a
--- fourth element is then the item's high-water mark).
+-- Returns {added, replaced, superseded, stale, count, bytes, oldest stale push (epoch ms) or false}:
+-- replaced counts events that took the place of an older version in the window; superseded,
+-- events older than what the window holds; stale, events older than what was already pushed;
+-- count and bytes are the window's totals afterwards.
 
-local key, version, event = ARGV[1], ARGV[2], ARGV[3]
-redis.call('HINCRBY', KEYS[5], 'received', 1)
+local window, versions, meta, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local n = #KEYS - 4
+local first_seq = redis.call('HINCRBY', stats, 'received', n) - n
 
-local pushed = redis.call('GET', KEYS[4])
-if pushed and not newer(version, pushed) then
-  redis.call('HINCRBY', KEYS[5], 'stale', 1)
-  return {-1, 0, 0, pushed}
+local marks = redis.call('MGET', unpack(KEYS, 5, n + 4))
+local fields = {}
+for i = 1, n do fields[i] = ARGV[3 * i - 1] end
+local held = redis.call('HMGET', versions, unpack(fields))
+
+-- What this call wrote so far, so an item that comes twice in one group is ordered against itself.
+local wrote_rank, wrote_event, order = {}, {}, {}
+local added, replaced, superseded, stale, delta, last_seq = 0, 0, 0, 0, 0, nil
+local oldest_stale = false
+
+for i = 1, n do
+  local key, rank, event = ARGV[3 * i - 1], ARGV[3 * i], ARGV[3 * i + 1]
+  local pushed = marks[i]
+  if pushed and not newer(rank, pushed) then
+    stale = stale + 1
+    local when = tonumber(string.match(pushed, '@(%d+)$'))
+    if when and (not oldest_stale or when < oldest_stale) then oldest_stale = when end
+  else
+    local current = wrote_rank[key] or held[i]
+    if current and not newer(rank, current) then
+      superseded = superseded + 1
+    else
+      if wrote_event[key] then
+        delta = delta - #wrote_event[key]
+        replaced = replaced + 1
+      elseif current then
+        delta = delta - redis.call('HSTRLEN', window, key)
+        replaced = replaced + 1
+      else
+        added = added + 1
+      end
+      if not wrote_event[key] then order[#order + 1] = key end
+      wrote_rank[key], wrote_event[key] = rank, event
+      delta = delta + #event
+      -- The sequence of the last event that entered a window: what a later claim must wait for.
+      last_seq = first_seq + i
+    end
+  end
 end
 
-local held = redis.call('HGET', KEYS[2], key)
-if held and not newer(version, held) then
-  redis.call('HINCRBY', KEYS[5], 'superseded', 1)
-  return {0, 0, 0}
+if #order > 0 then
+  local events, ranks = {}, {}
+  for _, key in ipairs(order) do
+    events[#events + 1] = key
+    events[#events + 1] = wrote_event[key]
+    ranks[#ranks + 1] = key
+    ranks[#ranks + 1] = wrote_rank[key]
+  end
+  redis.call('HSET', window, unpack(events))
+  redis.call('HSET', versions, unpack(ranks))
+  redis.call('HSET', stats, 'buffered_seq', last_seq)
 end
-
-local outcome = 1
-if held then
-  local old = redis.call('HSTRLEN', KEYS[1], key)
-  redis.call('HINCRBY', KEYS[3], 'bytes', -old)
-  redis.call('HINCRBY', KEYS[5], 'superseded', 1)
-  outcome = 2
+if stale > 0 then redis.call('HINCRBY', stats, 'stale', stale) end
+-- Both an event older than the window's and a version it replaced were superseded.
+if superseded + replaced > 0 then redis.call('HINCRBY', stats, 'superseded', superseded + replaced) end
+local count, bytes
+if #order > 0 then
+  if added > 0 then redis.call('HSETNX', meta, 'opened_at', ARGV[1]) end
+  count = redis.call('HINCRBY', meta, 'count', added)
+  bytes = redis.call('HINCRBY', meta, 'bytes', delta)
 else
-  redis.call('HINCRBY', KEYS[3], 'count', 1)
-  redis.call('HSETNX', KEYS[3], 'opened_at', ARGV[4])
+  count = tonumber(redis.call('HGET', meta, 'count') or 0)
+  bytes = tonumber(redis.call('HGET', meta, 'bytes') or 0)
 end
-redis.call('HSET', KEYS[1], key, event)
-redis.call('HSET', KEYS[2], key, version)
--- The sequence of the last event that entered a window: what a later claim must wait for.
-redis.call('HSET', KEYS[5], 'buffered_seq', redis.call('HGET', KEYS[5], 'received'))
-local bytes = redis.call('HINCRBY', KEYS[3], 'bytes', #event)
-local count = tonumber(redis.call('HGET', KEYS[3], 'count'))
-return {outcome, count, bytes}
+if oldest_stale then oldest_stale = tostring(oldest_stale) end
+return {added, replaced, superseded, stale, count, bytes, oldest_stale}

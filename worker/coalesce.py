@@ -1,8 +1,9 @@
 """Coalescing: each valid event goes into its target's open window, newest version per key.
 
-Items go to their Push source's window, identity changes to their provider's. Each event is
-one atomic `coalesce.lua` call, a group's events in one pipeline; the same round trip registers
-each window's deadline (unless it has one), brought forward to now when the window is full.
+Items go to their Push source's window, identity changes to their provider's. A group's events
+are written by one atomic `coalesce.lua` call per target (per `CHUNK_EVENTS` events), all in one
+pipeline; the same round trip registers each window's deadline (unless it has one), brought
+forward to now when the window is full.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis
 
@@ -19,7 +21,10 @@ from worker import keys
 from worker.scripts import script
 from worker.settings import Settings
 
-OUTCOMES = {1: "added", 2: "replaced", 0: "superseded", -1: "stale"}
+OUTCOMES = ("added", "replaced", "superseded", "stale")
+"""The counts coalesce.lua answers first, in its order."""
+CHUNK_EVENTS = 1000
+"""Events per coalesce.lua call: Redis's Lua unpacks at most about 8,000 values at once."""
 REMOVALS = frozenset({"item.delete", "identity.disable"})
 """Kinds that win a tie: a CMS may send an unpublish with the revision of the last publish."""
 
@@ -32,12 +37,6 @@ def rank(kind: str, version: int) -> str:
 def is_newer(candidate: str, held: str) -> bool:
     """Python's twin of `newer` in rank.lua, for ranks read back from Redis."""
     return _rank_key(candidate) > _rank_key(held)
-
-
-def pushed_at_ms(mark: str) -> int | None:
-    """When the push that set high-water mark `mark` was accepted (epoch ms), if it says."""
-    _, _, when = mark.partition("@")
-    return int(when) if when else None
 
 
 def _rank_key(value: str) -> tuple[int, int]:
@@ -79,33 +78,35 @@ class Coalescer:
     def add(self, events: Iterable[Event]) -> CoalesceResult:
         """Put `events` into their windows; returns only once Redis has every one of them.
 
-        One round trip holds every event's coalesce.lua call, then each touched window's deadline;
+        One round trip holds the coalesce.lua calls, then each touched window's deadline;
         a second one brings a full window's deadline forward to now.
         """
         now = time.time()
-        stamp = repr(now)
-        pipe = self.client.pipeline(transaction=False)
-        # What calling the Script does for every event, once: the pipeline loads it if Redis lost it.
-        pipe.scripts.add(self._coalesce)
-        window_keys: dict[keys.Target, tuple[str, str, str, str]] = {}
-        targets = []
+        by_target: dict[keys.Target, list[Event]] = {}
         for event in events:
-            target = target_of(event)
-            targets.append(target)
-            if target not in window_keys:
-                window_keys[target] = (target.window, target.versions, target.window_meta, target.stats)
-            window, versions, meta, stats = window_keys[target]
-            key = event.coalescing_key
-            pipe.evalsha(self._coalesce.sha, 5, window, versions, meta, target.high_water(key), stats,
-                         key, rank(event.kind, event.version), event.encoded, stamp)
-        for target in window_keys:
+            by_target.setdefault(target_of(event), []).append(event)
+        pipe = self.client.pipeline(transaction=False)
+        # What calling the Script does, once: the pipeline loads it if Redis lost it.
+        pipe.scripts.add(self._coalesce)
+        calls = []
+        for target, grouped in by_target.items():
+            window_keys = (target.window, target.versions, target.window_meta, target.stats)
+            for start in range(0, len(grouped), CHUNK_EVENTS):
+                chunk = grouped[start:start + CHUNK_EVENTS]
+                args: list[Any] = [repr(now)]
+                for event in chunk:
+                    args += (event.coalescing_key, rank(event.kind, event.version), event.encoded)
+                pipe.evalsha(self._coalesce.sha, len(window_keys) + len(chunk), *window_keys,
+                             *(target.high_water(event.coalescing_key) for event in chunk), *args)
+                calls.append(target)
+        for target in by_target:
             pipe.zadd(keys.DEADLINES, {target.ref: now + self.settings.window_for(target.id)}, nx=True)
         replies = pipe.execute()
-        result = CoalesceResult(touched=set(window_keys))
-        for target, (outcome, count, size, *mark) in zip(targets, replies):
-            result.outcomes[OUTCOMES[outcome]] += 1
-            if mark and (when := pushed_at_ms(mark[0].decode())) is not None:
-                result.oldest_stale_push_ms = min(result.oldest_stale_push_ms or when, when)
+        result = CoalesceResult(touched=set(by_target))
+        for target, (*counts, count, size, oldest_stale) in zip(calls, replies):
+            result.outcomes.update({name: n for name, n in zip(OUTCOMES, counts) if n})
+            if oldest_stale:
+                result.oldest_stale_push_ms = min(result.oldest_stale_push_ms or int(oldest_stale), int(oldest_stale))
             if count >= self.settings.window_max_items or size >= self.settings.window_max_bytes:
                 result.full.add(target)
         self._close_now(result.full, now)

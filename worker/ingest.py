@@ -3,8 +3,11 @@
 Why a bootstep and not a task per message: producers publish plain JSON messages, not Celery
 task messages, and a bootstep consumes them on the worker's own connection with no task
 protocol, no pool round trip and no result handling, which keeps ingestion close to the
-broker's raw rate. Messages are taken in small groups (`INGEST_GROUP_MESSAGES`, or whatever
-arrived within `INGEST_GROUP_SECONDS`) so that one Redis round trip serves many of them.
+broker's raw rate. Messages are taken in small groups (`INGEST_GROUP_MESSAGES` or
+`INGEST_GROUP_BYTES`, or whatever arrived within `INGEST_GROUP_SECONDS`) so that one Redis round
+trip serves many of them. The consumer decodes a group, then a writer thread writes it to Redis
+while the consumer takes and decodes the next one: the wait for Redis overlaps with that work,
+and the writer, mostly waiting on its socket, seldom holds the interpreter lock.
 
 Every message is acknowledged only after Redis holds each of its events: valid ones in their
 windows, invalid ones in quarantine with the reason. When Redis cannot be written, the
@@ -16,6 +19,8 @@ from __future__ import annotations
 import json
 import logging
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -23,7 +28,7 @@ from celery import bootsteps
 from kombu import Consumer, Message
 
 from producers import broker
-from producers.events import InvalidEvent, decode_message
+from producers.events import Event, InvalidEvent, decode_message
 from worker import keys, quarantine
 from worker.coalesce import Coalescer, target_of
 from worker.settings import load_settings
@@ -31,8 +36,12 @@ from worker.store import connect
 
 log = logging.getLogger(__name__)
 
-INGEST_GROUP_MESSAGES = 200
-"""Messages written to Redis in one round trip, at most; also the consumer's prefetch."""
+INGEST_GROUP_MESSAGES = 100
+"""Messages written to Redis in one round trip, at most."""
+INGEST_GROUP_BYTES = 4 * 1024 * 1024
+"""Message bytes written in one round trip, at most (one message may exceed it alone)."""
+INGEST_PREFETCH = 2 * INGEST_GROUP_MESSAGES
+"""Unacknowledged messages the consumer holds: one group being written, one being gathered."""
 INGEST_GROUP_SECONDS = 0.02
 """How long a partial group may wait for more messages before it is written."""
 STORE_DOWN_BACKOFF_SECONDS = 1.0
@@ -57,17 +66,31 @@ class IngestStep(bootsteps.ConsumerStep):
         self.settings = load_settings()
         self.client = connect(self.settings)
         self.coalescer = Coalescer(self.client, self.settings)
+        self.protected = frozenset(self.settings.protected_sources)
         self.pending: list[tuple[Message, str]] = []
+        self.pending_bytes = 0
         self.oldest = 0.0
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pushsync-ingest")
+        self.in_flight: tuple[Future, list[Message]] | None = None
         self._timer: Any = None
 
     def start(self, c: Any) -> None:
         super().start(c)
         self._timer = c.timer.call_repeatedly(INGEST_GROUP_SECONDS, self.flush_if_due)
 
+    def shutdown(self, c: Any) -> None:
+        super().shutdown(c)
+        self.writer.shutdown(wait=True)
+
     def _close(self, c: Any, cancel_consumers: bool = True) -> None:
         # Messages not yet written go back with the connection: drop them here, unacknowledged.
-        self.pending = []
+        self.pending, self.pending_bytes = [], 0
+        if c.connection is not None:
+            self._settle(wait=True)
+        elif self.in_flight is not None:
+            # Too late to acknowledge: the messages come back, and coalescing them again changes nothing.
+            self.in_flight[0].exception()
+            self.in_flight = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -81,7 +104,7 @@ class IngestStep(bootsteps.ConsumerStep):
         connection = channel.connection.client
         queues = broker.topology(connection)
         consumers = [Consumer(channel, queues=[broker.events_queue(connection)], on_message=self.on_event_message,
-                              prefetch_count=INGEST_GROUP_MESSAGES)]
+                              prefetch_count=INGEST_PREFETCH)]
         for queue in queues:
             if queue.name != broker.EVENTS_QUEUE:
                 consumers.append(Consumer(channel, queues=[queue], on_message=self.on_poison_message, no_ack=False))
@@ -97,51 +120,79 @@ class IngestStep(bootsteps.ConsumerStep):
         if not self.pending:
             self.oldest = time.monotonic()
         self.pending.append((message, origin))
-        if len(self.pending) >= INGEST_GROUP_MESSAGES:
+        self.pending_bytes += len(message.body)
+        if len(self.pending) >= INGEST_GROUP_MESSAGES or self.pending_bytes >= INGEST_GROUP_BYTES:
             self.flush()
 
     def flush_if_due(self) -> None:
+        self._settle(wait=False)
         if self.pending and time.monotonic() - self.oldest >= INGEST_GROUP_SECONDS:
             self.flush()
 
     def flush(self) -> None:
-        """Write every pending message's events to Redis, then acknowledge the messages."""
-        group, self.pending = self.pending, []
+        """Hand the pending messages to the writer once the group before them is settled."""
+        self._settle(wait=True)
+        group, self.pending, self.pending_bytes = self.pending, [], 0
+        decoded = decode([(message.body, origin) for message, origin in group], self.protected)
+        self.in_flight = (self.writer.submit(store, self.client, self.coalescer, decoded), [m for m, _ in group])
+
+    def _settle(self, wait: bool) -> None:
+        """Acknowledge the group in flight once Redis holds it, or hand it back if Redis refused it.
+
+        wait: block until the writer is done; otherwise return at once when it is not.
+        """
+        if self.in_flight is None or not (wait or self.in_flight[0].done()):
+            return
+        (future, group), self.in_flight = self.in_flight, None
         try:
-            ingest(self.client, self.coalescer, [(message.body, origin) for message, origin in group])
+            future.result()
         except redis.RedisError as exc:
             log.error("coalescing store refused %d message(s), handing them back to the broker: %s", len(group), exc)
             time.sleep(STORE_DOWN_BACKOFF_SECONDS)
-            for message, _ in group:
+            for message in group:
                 message.requeue()
             return
-        for message, _ in group:
+        for message in group:
             message.ack()
 
 
-def ingest(client: redis.Redis, coalescer: Coalescer, bodies: list[tuple[bytes, str]]) -> dict[str, int]:
-    """Coalesce the valid events of `bodies` and quarantine the rest; returns counts by outcome.
+@dataclass
+class Decoded:
+    """A group's events, decoded: those to coalesce and those to quarantine."""
+
+    valid: list[Event] = field(default_factory=list)
+    invalid: list[InvalidEvent] = field(default_factory=list)
+
+
+def decode(bodies: list[tuple[bytes, str]], protected: frozenset[str]) -> Decoded:
+    """Decode and validate the events of `bodies`.
 
     bodies: (message body, origin) pairs; origin `poison` quarantines the message whole.
+    protected: source ids whose events are quarantined instead of pushed.
     """
-    valid, invalid = [], []
-    protected = frozenset(coalescer.settings.protected_sources)
+    decoded = Decoded()
     for body, origin in bodies:
         if origin == "poison":
-            invalid.append(InvalidEvent(reason=POISON_REASON, raw=body))
+            decoded.invalid.append(InvalidEvent(reason=POISON_REASON, raw=body))
             continue
         for event in decode_message(body if isinstance(body, bytes) else body.encode()):
             if isinstance(event, InvalidEvent):
-                invalid.append(event)
-            elif target_of(event).kind == keys.SOURCE and event.target in protected:
-                invalid.append(InvalidEvent(reason=PROTECTED_REASON.format(event.target), raw=json.loads(event.encoded)))
+                decoded.invalid.append(event)
+            elif protected and target_of(event).kind == keys.SOURCE and event.target in protected:
+                decoded.invalid.append(InvalidEvent(reason=PROTECTED_REASON.format(event.target),
+                                                    raw=json.loads(event.encoded)))
             else:
-                valid.append(event)
-    if invalid:
+                decoded.valid.append(event)
+    return decoded
+
+
+def store(client: redis.Redis, coalescer: Coalescer, decoded: Decoded) -> dict[str, int]:
+    """Coalesce the valid events and quarantine the invalid ones; returns counts by outcome."""
+    if decoded.invalid:
         pipe = client.pipeline(transaction=True)
-        for entry in invalid:
+        for entry in decoded.invalid:
             quarantine.keep(pipe, quarantine.entry_for(entry, queue=broker.EVENTS_QUEUE))
         pipe.execute()
-        log.warning("quarantined %d invalid event(s): %s", len(invalid), invalid[0].reason)
-    outcomes = coalescer.add(valid).outcomes if valid else {}
-    return {**outcomes, "quarantined": len(invalid)}
+        log.warning("quarantined %d invalid event(s): %s", len(decoded.invalid), decoded.invalid[0].reason)
+    outcomes = coalescer.add(decoded.valid).outcomes if decoded.valid else {}
+    return {**outcomes, "quarantined": len(decoded.invalid)}
