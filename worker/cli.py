@@ -8,8 +8,10 @@ from emulator.cli import command as emulator_command
 from producers.cli import publish, webhook
 from worker.commands.demo import demo
 from worker.commands.dlq import dlq
+from worker.commands.health import health
 from worker.commands.quarantine import quarantine
 from worker.commands.rebuild import identities, rebuild
+from worker.commands.status import status
 from worker.settings import SettingsError
 from worker.version import VERSION
 
@@ -33,6 +35,8 @@ main.add_command(dlq)
 main.add_command(quarantine)
 main.add_command(rebuild)
 main.add_command(identities)
+main.add_command(status)
+main.add_command(health)
 
 
 def run() -> None:

@@ -10,28 +10,43 @@ Operators browse, replay, purge and export entries (`pushsync dlq`). Replaying p
 entry's events back to `pushsync.events` with their original versions, so whatever has been
 superseded since is skipped; the entry is acknowledged away only after the broker confirmed
 the replayed events, so an interrupted replay loses nothing.
+
+The queue is the truth; an index in the store (`keys.DEAD_LETTER_INDEX`, entry id -> target and
+event count) lets `pushsync status` count entries per target without taking the queue apart. It
+is written after the broker confirmed an entry and cleared after an entry was acknowledged away,
+by entry id, so repeating either is harmless; a crash between the two is repaired by the next
+full browse (`pushsync dlq list`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import time
 import uuid
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import redis
 from kombu import Connection, Exchange, Message, Producer, Queue
 
 from producers import Publisher, broker
+from worker import keys, recent
 from worker.pushapi.errors import PushApiError, StatusError
+
+log = logging.getLogger(__name__)
 
 DEAD_LETTER_QUEUE = "pushsync.dead_letter"
 ENTRY_MAX_EVENTS = 1000
 ENTRY_MAX_BYTES = 8 * 1024 * 1024
 """Entries stay well under broker message limits (RabbitMQ's default maximum is 128 MiB)."""
 BROWSE_TIMEOUT_SECONDS = 1.0
+REINDEX_MARGIN_SECONDS = 60.0
+"""An indexed entry a full browse did not find is dropped only if it failed this long before the
+browse: a younger one may have reached the queue just after the browse took it."""
 
 
 def dead_letter_queue() -> Queue:
@@ -55,6 +70,11 @@ class Failure:
         if isinstance(error, PushApiError):
             return cls(type(error).__name__, str(error))
         return cls(type(error).__name__, str(error) or repr(error))
+
+    def describe(self) -> str:
+        """One line: class, HTTP status and errorCode where known, then the message."""
+        head = " ".join(str(part) for part in (self.error_class, self.status, self.error_code) if part)
+        return f"{head}: {self.message}"
 
 
 @dataclass
@@ -101,9 +121,13 @@ def split_events(events: Iterable[bytes]) -> Iterator[list[Any]]:
 class DeadLetters:
     """Writes and reads the dead-letter queue on one broker."""
 
-    def __init__(self, broker_url: str) -> None:
-        """broker_url: the broker the workers use (Redis or RabbitMQ)."""
+    def __init__(self, broker_url: str, store: redis.Redis | None = None) -> None:
+        """
+        broker_url: the broker the workers use (Redis or RabbitMQ).
+        store: the coalescing store, for the per-target index and last errors (None: neither is kept).
+        """
         self.broker_url = broker_url
+        self.store = store
 
     def _connect(self) -> Connection:
         return broker.connect(self.broker_url)
@@ -113,16 +137,24 @@ class DeadLetters:
         """Write the failed events as entries, streamed; returns how many events, once the broker confirmed all."""
         now = time.time()
         sent = 0
+        failure = Failure.from_error(error)
+        written: dict[str, str] = {}
         with self._connect() as connection:
             producer = Producer(connection.default_channel)
             for part, group in enumerate(split_events(events), start=1):
-                entry = Entry(target=target, batch_id=batch_id, events=group, error=Failure.from_error(error),
+                entry = Entry(target=target, batch_id=batch_id, events=group, error=failure,
                               attempts=attempts, first_failure=first_failure or now, last_failure=now,
                               file_ids=list(file_ids or []), part=part)
                 producer.publish(entry.to_json(), routing_key=DEAD_LETTER_QUEUE, declare=[dead_letter_queue()],
                                  content_type=broker.CONTENT_TYPE, content_encoding=broker.CONTENT_ENCODING,
                                  delivery_mode=broker.PERSISTENT, retry=True)
+                written[entry.id] = _index_value(entry)
                 sent += len(group)
+        if self.store is not None:
+            with _best_effort("index the dead-letter entries of " + target):
+                if written:
+                    self.store.hset(keys.DEAD_LETTER_INDEX, mapping=written)
+                recent.failed(self.store, keys.Target.from_ref(target), failure.describe(), now)
         return sent
 
     def _browse(self, connection: Connection) -> list[tuple[Message, Entry]]:
@@ -136,10 +168,12 @@ class DeadLetters:
 
     def list(self, *, target: str | None = None, error: str | None = None) -> list[Entry]:
         """Every entry, optionally only those of `target` or whose error class or code is `error`."""
+        started = time.time()
         with self._connect() as connection:
             taken = self._browse(connection)
             for message, _ in taken:
                 message.requeue()
+        self._reindex([entry for _, entry in taken], started)
         return [entry for _, entry in taken if _matches(entry, target, error)]
 
     def show(self, entry_id: str) -> Entry | None:
@@ -161,25 +195,79 @@ class DeadLetters:
                 for message, _ in taken:
                     if not message.acknowledged:
                         message.requeue()
+                self._unindex([entry.id for entry in replayed])
         return replayed
 
     def purge(self, *, target: str | None = None) -> int:
         """Delete matching entries for good; returns how many."""
-        purged = 0
+        purged = []
         with self._connect() as connection:
             for message, entry in self._browse(connection):
                 if _matches(entry, target, None):
                     message.ack()
-                    purged += 1
+                    purged.append(entry.id)
                 else:
                     message.requeue()
-        return purged
+        self._unindex(purged)
+        return len(purged)
 
     def depth(self) -> int:
         """How many entries the queue holds."""
         with self._connect() as connection:
             _, count, _ = dead_letter_queue()(connection.default_channel).queue_declare()
             return count
+
+    def _unindex(self, entry_ids: list[str]) -> None:
+        if self.store is not None and entry_ids:
+            with _best_effort("drop dead-letter entries from the index"):
+                self.store.hdel(keys.DEAD_LETTER_INDEX, *entry_ids)
+
+    def _reindex(self, entries: list[Entry], browsed_at: float) -> None:
+        """Make the index hold exactly the entries a full browse found (see REINDEX_MARGIN_SECONDS)."""
+        if self.store is None:
+            return
+        with _best_effort("re-index the dead-letter queue"):
+            found = {entry.id: _index_value(entry) for entry in entries}
+            gone = [entry_id for entry_id, value in self.store.hscan_iter(keys.DEAD_LETTER_INDEX)
+                    if entry_id.decode() not in found
+                    and json.loads(value)["at"] < browsed_at - REINDEX_MARGIN_SECONDS]
+            pipe = self.store.pipeline(transaction=False)
+            if found:
+                pipe.hset(keys.DEAD_LETTER_INDEX, mapping=found)
+            if gone:
+                pipe.hdel(keys.DEAD_LETTER_INDEX, *gone)
+            pipe.execute()
+
+
+@dataclass(frozen=True)
+class Held:
+    """What the dead-letter queue holds for one target, as indexed."""
+
+    entries: int = 0
+    events: int = 0
+
+
+def held_per_target(store: redis.Redis) -> dict[str, Held]:
+    """Target ref -> its entries and events in the dead-letter queue, from the index."""
+    held: dict[str, Held] = {}
+    for _, value in store.hscan_iter(keys.DEAD_LETTER_INDEX):
+        item = json.loads(value)
+        before = held.get(item["target"], Held())
+        held[item["target"]] = Held(before.entries + 1, before.events + item["events"])
+    return held
+
+
+def _index_value(entry: Entry) -> str:
+    return json.dumps({"target": entry.target, "events": len(entry.events), "at": entry.last_failure})
+
+
+@contextmanager
+def _best_effort(what: str) -> Iterator[None]:
+    """Run a store write that the queue does not depend on: a failure is logged, not raised."""
+    try:
+        yield
+    except redis.RedisError as exc:
+        log.warning("could not %s (the next `pushsync dlq list` repairs it): %s", what, exc)
 
 
 def _matches(entry: Entry, target: str | None, error: str | None) -> bool:

@@ -20,6 +20,12 @@ QUARANTINE = f"{PREFIX}:quarantine"
 """Hash: quarantine id -> JSON entry (raw message or event, reason, time)."""
 QUARANTINE_INDEX = f"{PREFIX}:quarantine:index"
 """Sorted set: quarantine id -> epoch seconds, for listing in arrival order."""
+TARGETS = f"{PREFIX}:targets"
+"""Set of target refs that ever finished a batch, failed or paused, so `pushsync status` lists quiet ones too."""
+DEAD_LETTER_INDEX = f"{PREFIX}:dead_letter:index"
+"""Hash: dead-letter entry id -> JSON {target, events, at}, to count entries per target without browsing the queue."""
+SWEEPS = f"{PREFIX}:sweeps"
+"""Hash: at (epoch seconds of the last sweep run) and worker (who ran it): beat's sign of life."""
 
 SOURCE = "source"
 PROVIDER = "provider"
@@ -69,6 +75,11 @@ class Target:
     def stats(self) -> str:
         """Hash of counters: received, buffered, superseded, stale, pushed, dead_lettered..."""
         return f"{self._base}:stats"
+
+    @property
+    def recent(self) -> str:
+        """Hash: when the last batch was accepted (batch, items) and the last error (when, what)."""
+        return f"{self._base}:recent"
 
     @property
     def inflight(self) -> str:

@@ -7,7 +7,7 @@ import time
 
 import redis
 
-from worker import keys
+from worker import keys, recent
 
 log = logging.getLogger(__name__)
 
@@ -16,6 +16,7 @@ def pause(client: redis.Redis, target: keys.Target, *, reason: str, seconds: flo
     """Stop pushing to `target` for `seconds`; `reason` is shown by `pushsync status`."""
     until = time.time() + seconds
     client.hset(target.pause, mapping={"reason": reason, "until": repr(until)})
+    recent.failed(client, target, f"paused: {reason}")
     log.error("pushing to %s paused for %.0fs: %s", target.ref, seconds, reason)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import redis
 
-from worker import keys, pause, prerequisites
+from worker import keys, pause, prerequisites, recent
 from worker.coalesce import is_newer, rank
 from worker.deadletter import DeadLetters
 from worker.lease import Lease
@@ -143,6 +143,7 @@ class BatchPush:
         self._advance_high_water(batch)
         pushed = sum(report.counts.values())
         self._finish(batch, lease, "pushed", pushed)
+        recent.pushed(self.client, target, batch.id, pushed)
         return Outcome("pushed", pushed=pushed, stale=len(stale), dead_lettered=len(rejected), file_ids=report.file_ids)
 
     def _send(self, batch: keys.Batch, stale: list[str], max_bytes: int) -> PushReport:

@@ -32,7 +32,7 @@ def _runtime(pid: int) -> Runtime:
     store = connect(settings)
     api = PushApiClient.from_settings(settings)
     brackets = StatusBrackets(store, api, settings)
-    dead_letters = DeadLetters(settings.broker_url or store_url(settings))
+    dead_letters = DeadLetters(settings.broker_url or store_url(settings), store)
     return Runtime(settings, store, api, brackets, BatchPush(store, api, brackets, dead_letters, settings))
 
 

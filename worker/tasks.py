@@ -6,7 +6,7 @@ import logging
 
 from celery import shared_task
 
-from worker import keys
+from worker import keys, liveness
 from worker.runtime import flusher, runtime
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ def close_burst(target_ref: str, epoch: int) -> bool:
 def sweep() -> dict:
     """Claim due windows, re-enqueue lost batches, close quiet bursts; one sweep at a time."""
     current = runtime()
+    liveness.record_sweep(current.store, sweep.request.hostname)
     lock = current.store.lock("pushsync:sweep:lock", timeout=SWEEP_LOCK_SECONDS, blocking=False)
     if not lock.acquire():
         return {"skipped": True}

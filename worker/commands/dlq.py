@@ -10,12 +10,12 @@ import click
 from worker.commands.output import echo_json, shorten, when
 from worker.deadletter import DeadLetters
 from worker.settings import load_settings
-from worker.store import store_url
+from worker.store import connect, store_url
 
 
 def _dead_letters() -> DeadLetters:
     settings = load_settings()
-    return DeadLetters(settings.broker_url or store_url(settings))
+    return DeadLetters(settings.broker_url or store_url(settings), connect(settings))
 
 
 @click.group()

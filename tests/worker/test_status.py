@@ -1,0 +1,217 @@
+"""`pushsync status` and `pushsync health` against real processes: a healthy pipeline, a stopped
+worker, a stopped Redis; and the per-target dead-letter counts through send, replay, purge and repair."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import redis
+from celery import Celery
+
+from producers import Publisher
+from tests.worker.e2e import converge, pipeline_env, wait_for
+from worker import keys
+from worker.commands.health import BROKER_DOWN, HEALTHY, NO_WORKER, STORE_DOWN
+from worker.deadletter import DeadLetters, Held, held_per_target
+from worker.embedded import EmbeddedRedis
+
+REPO = Path(__file__).resolve().parents[2]
+OK, SLOW, QUOTA, BAD = "st-ok", "st-slow", "st-quota", "st-bad"
+PROVIDER = "st-groups"
+
+
+def pushsync(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the installed command line as an operator would."""
+    return subprocess.run([sys.executable, "-m", "worker", *args], env={**os.environ, **env}, cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+
+
+def status(env: dict[str, str]) -> dict:
+    result = pushsync(env, "status", "--json")
+    assert result.returncode in (HEALTHY, STORE_DOWN, BROKER_DOWN), result.stderr
+    return json.loads(result.stdout)
+
+
+def rows(seen: dict) -> dict[str, dict]:
+    return {row["id"]: row for row in seen["sources"] + seen["providers"]}
+
+
+def upserts(source: str, count: int, version: int = 1) -> list[dict]:
+    return [{"kind": "item.upsert", "source": source, "version": version, "documentId": f"https://example.com/{source}/{n}",
+             "item": {"data": f"{source} {n} v{version}"}} for n in range(count)]
+
+
+def table_row(text: str, name: str) -> list[str]:
+    """The cells of the table line of `name` (columns are two or more spaces apart)."""
+    (line,) = [line for line in text.splitlines() if line.startswith(name + " ")]
+    return re.split(r"\s{2,}", line)
+
+
+def test_healthy_pipeline_shows_buffered_paused_pushed_and_dead_lettered_sources(
+        workers, clean_emulator, redis_client, redis_url, redis_broker_url):
+    emulator = clean_emulator
+    for source in (OK, SLOW, QUOTA, BAD):
+        emulator.create_source(source)
+    emulator.create_provider(PROVIDER)
+    emulator.add_fault(method="PUT", path=f"*/sources/{QUOTA}/documents/batch", status=429,
+                       errorCode="TOO_MANY_DOCUMENTS_DAILY")
+    emulator.add_fault(method="PUT", path=f"*/sources/{BAD}/documents/batch", status=400, errorCode="INVALID_JSON",
+                       times=1)
+    env = pipeline_env(redis_url, redis_broker_url, emulator, PUSHSYNC_SOURCE_WINDOWS=f"{SLOW}=300")
+    workers.start("worker", env)
+    workers.start("beat", env)
+    events = [*upserts(OK, 10), *upserts(SLOW, 7), *upserts(SLOW, 2, version=2), *upserts(QUOTA, 3), *upserts(BAD, 4),
+              {"kind": "identity.upsert", "provider": PROVIDER, "version": 1,
+               "identity": {"name": "staff", "type": "GROUP"}, "members": [{"name": "ann@example.com", "type": "USER"}]}]
+    with Publisher(redis_broker_url) as publisher:
+        publisher.publish_many(events)
+    converge(emulator, upserts(OK, 10), [OK])
+
+    def settled() -> dict | None:
+        seen = status(env)
+        found = rows(seen)
+        ready = (found.get(QUOTA, {}).get("paused") and found.get(BAD, {}).get("dead_letters", {}).get("events")
+                 and found.get(PROVIDER, {}).get("recent", {}).get("pushed_at") and seen["beat"]["alive"])
+        return seen if ready else None
+
+    seen = wait_for(settled, 60, interval=0.5, what="a paused, a dead-lettered and a pushed target")
+    found = rows(seen)
+    assert seen["store"]["error"] is None and seen["broker"]["error"] is None
+    assert [worker["name"].split("@")[0] for worker in seen["workers"]] == ["worker-0"]
+    assert seen["queues"]["pushsync.dead_letter"] == 1 and seen["dead_letters_indexed"] == 1
+    ok, slow, quota, bad = found[OK], found[SLOW], found[QUOTA], found[BAD]
+    assert ok["counts"]["pushed"] == len(emulator.items(OK)) == 10
+    assert ok["buffered"] == 0 and ok["in_flight"] == [] and ok["recent"]["error"] is None
+    assert slow["buffered"] == 7 and slow["counts"]["superseded"] == 2 and slow["in_flight"] == []
+    assert slow["oldest_at"] <= seen["at"] and slow["closes_at"] > seen["at"] + 200 and slow["recent"]["pushed_at"] is None
+    assert "TOO_MANY_DOCUMENTS_DAILY" in quota["paused"]["reason"] and quota["paused"]["until"] > seen["at"] + 3000
+    (held,) = quota["in_flight"]
+    assert held["items"] == 3 and held["state"] == "queued" and quota["recent"]["error"].startswith("paused:")
+    assert bad["dead_letters"] == {"entries": 1, "events": 4} and "400 INVALID_JSON" in bad["recent"]["error"]
+    assert found[PROVIDER]["recent"]["pushed_items"] == 1 and found[PROVIDER]["kind"] == "provider"
+
+    text = pushsync(env, "status")
+    assert text.returncode == HEALTHY, text.stderr
+    assert "workers     worker-0@" in text.stdout and "beat        alive: last sweep" in text.stdout
+    name, buffered, oldest, flight, paused, pushed, error, dead = table_row(text.stdout, SLOW)
+    assert (buffered, flight, paused, pushed, error, dead) == ("7", "-", "-", "never", "-", "0")
+    assert table_row(text.stdout, OK)[5].endswith(f" ago, {ok['recent']['pushed_items']} items")
+    assert table_row(text.stdout, PROVIDER)[5].endswith(" ago, 1 item")
+    quota_row, bad_row = table_row(text.stdout, QUOTA), table_row(text.stdout, BAD)
+    assert re.fullmatch(r"\w{8} 3 items queued \w+", quota_row[3]) and re.fullmatch(r"59m\d+s left", quota_row[4])
+    assert f"  {QUOTA}: paused: {quota['paused']['reason']}\n" in text.stdout
+    assert bad_row[6].endswith(" ago") and bad_row[7] == "4 events (1 entry)"
+    assert f"  {BAD}: last error: {bad['recent']['error']}\n" in text.stdout
+    health = pushsync(env, "health")
+    assert health.returncode == HEALTHY and "worker-0@" in health.stdout, health.stderr
+
+
+def test_watch_redraws_until_interrupted(redis_client, redis_url, redis_broker_url):
+    env = {"REDIS_URL": redis_url, "BROKER_URL": redis_broker_url}
+    watch = subprocess.Popen([sys.executable, "-m", "worker", "status", "--watch", "0.2", "--json"],
+                             env={**os.environ, **env}, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    try:
+        first, second = json.loads(watch.stdout.readline()), json.loads(watch.stdout.readline())
+        assert second["at"] > first["at"] and second["workers"] == []
+    finally:
+        watch.send_signal(signal.SIGINT)
+        _, errors = watch.communicate(timeout=30)
+    assert watch.returncode == 0 and "Traceback" not in errors
+
+
+@pytest.mark.parametrize("broker_kind", ["redis", "rabbitmq"])
+def test_a_stopped_worker_fails_health_and_leaves_status_with_no_worker(request, workers, redis_client, redis_url,
+                                                                        broker_kind):
+    broker_url = request.getfixturevalue("redis_broker_url" if broker_kind == "redis" else "rabbitmq_url")
+    env = {"REDIS_URL": redis_url, "BROKER_URL": broker_url}
+    worker = workers.start("worker", env)
+    named = pushsync(env, "health", "--worker", f"worker-0@{socket.gethostname()}")
+    assert named.returncode == HEALTHY, named.stderr
+    worker.stop()
+    health = pushsync(env, "health")
+    assert health.returncode == NO_WORKER and health.stdout == ""
+    assert health.stderr.startswith("unhealthy: no worker answered a ping within 1s") and len(health.stderr.splitlines()) == 1
+    assert pushsync(env, "health", "--no-worker").returncode == HEALTHY
+    seen = status(env)
+    assert seen["workers"] == [] and seen["broker"]["error"] is None
+    assert "workers     none answered" in pushsync(env, "status").stdout
+
+
+def test_a_stopped_redis_fails_health_and_status_says_so(workers, tmp_path, redis_broker_url):
+    store = EmbeddedRedis(tmp_path / "store")
+    env = {"REDIS_URL": store.url, "BROKER_URL": redis_broker_url}
+    try:
+        workers.start("worker", env)
+        assert pushsync(env, "health").returncode == HEALTHY
+    finally:
+        store.stop()
+    health = pushsync(env, "health")
+    assert health.returncode == STORE_DOWN
+    assert health.stderr.strip() == (f"unhealthy: Redis (store) at {store.url} does not answer: "
+                                     f"Error 111 connecting to 127.0.0.1:{store.port}. Connection refused.")
+    text = pushsync(env, "status")
+    assert text.returncode == STORE_DOWN and "Traceback" not in text.stderr
+    assert f"store       Redis (store) at {store.url} does not answer" in text.stdout
+    assert "beat        unknown: the store does not answer" in text.stdout
+    assert "workers     worker-0@" in text.stdout, "the broker still answers, and so does the worker"
+    seen = status(env)
+    assert seen["store"]["error"] and seen["sources"] == [] and seen["broker"]["error"] is None
+
+
+def test_health_names_a_broker_that_does_not_answer(redis_url):
+    from worker.embedded import free_port
+
+    env = {"REDIS_URL": redis_url, "BROKER_URL": f"amqp://guest:secret@127.0.0.1:{free_port()}//"}
+    health = pushsync(env, "health")
+    assert health.returncode == BROKER_DOWN and "secret" not in health.stderr
+    assert health.stderr.startswith("unhealthy: broker at amqp://guest:**@127.0.0.1:")
+
+
+def test_dead_letter_counts_follow_send_replay_purge_and_a_full_listing_repairs_them(redis_client, redis_broker_url):
+    letters = DeadLetters(redis_broker_url, redis_client)
+    letters.purge()
+    error = RuntimeError("the service refused it")
+    letters.send("source:a", "b1", [json.dumps(event).encode() for event in upserts("a", 3)], error, attempts=1)
+    letters.send("source:b", "b2", [json.dumps(event).encode() for event in upserts("b", 1)], error, attempts=1)
+    letters.send("source:b", "b3", [json.dumps(event).encode() for event in upserts("b", 1, 2)], error, attempts=1)
+    assert held_per_target(redis_client) == {"source:a": Held(1, 3), "source:b": Held(2, 2)}
+    assert redis_client.hget(keys.Target("source", "a").recent, "error") == b"RuntimeError: the service refused it"
+    assert letters.purge(target="b") == 2
+    assert held_per_target(redis_client) == {"source:a": Held(1, 3)}
+    # A crash between the broker and the store: the index lost one entry and kept a gone one.
+    redis_client.delete(keys.DEAD_LETTER_INDEX)
+    redis_client.hset(keys.DEAD_LETTER_INDEX, "gone", json.dumps({"target": "source:c", "events": 9, "at": 0}))
+    assert [entry.target for entry in letters.list()] == ["source:a"]
+    assert held_per_target(redis_client) == {"source:a": Held(1, 3)}
+    assert [entry.target for entry in letters.replay(target="a")] == ["source:a"]
+    assert held_per_target(redis_client) == {} and letters.depth() == 0
+
+
+def test_status_lists_nothing_on_an_empty_store(redis_client, redis_url, redis_broker_url):
+    seen = status({"REDIS_URL": redis_url, "BROKER_URL": redis_broker_url})
+    assert seen["sources"] == [] and seen["providers"] == [] and seen["beat"]["last_sweep"] is None
+    assert redis.Redis.from_url(redis_url).dbsize() == 0, "status only reads"
+
+
+def test_task_events_reach_a_monitor_such_as_flower(workers, clean_emulator, redis_client, redis_url, redis_broker_url):
+    env = pipeline_env(redis_url, redis_broker_url, clean_emulator)
+    workers.start("worker", env)
+    workers.start("beat", env)
+    seen: set[str] = set()
+    wanted = {"task-sent", "task-received", "task-started", "task-succeeded", "worker-heartbeat"}
+    monitor = Celery(broker=redis_broker_url)
+    with monitor.connection_for_read() as connection:
+        receiver = monitor.events.Receiver(connection, handlers={"*": lambda event: seen.add(event["type"])})
+        for _ in receiver.itercapture(limit=None, timeout=30, wakeup=True):
+            if wanted <= seen:
+                break
+    assert wanted <= seen

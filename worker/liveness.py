@@ -1,0 +1,85 @@
+"""Which worker and beat processes are alive, for `pushsync status` and `pushsync health`.
+
+Workers answer Celery's remote control (over the broker, Redis or RabbitMQ alike). Beat has no
+remote control: the sweep it schedules every `PUSHSYNC_SWEEP_SECONDS` records when it ran, and
+beat counts as alive while sweeps keep coming. Sweeps run on workers, so without a worker
+beat cannot be judged.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass
+
+import redis
+from celery import Celery
+from kombu import Connection
+
+from worker import keys
+
+REPLY_SECONDS = 1.0
+"""How long to wait for workers' answers to a remote-control request."""
+BEAT_STALE_PERIODS = 5
+"""Sweep periods without a sweep after which beat counts as gone (sweeps expire after as many)."""
+
+
+@dataclass(frozen=True)
+class Worker:
+    """One worker that answered, as it described itself."""
+
+    name: str
+    pid: int | None
+    uptime_seconds: float | None
+    concurrency: int | None
+    """Tasks it runs at once (its pool's size)."""
+    tasks_run: int
+    """Tasks this worker has run since it started."""
+    seen_at: float
+
+
+@dataclass(frozen=True)
+class Beat:
+    """What the sweep record says about beat."""
+
+    last_sweep: float | None
+    """When the last sweep ran (epoch seconds), None if none was ever recorded."""
+    worker: str | None
+    """The worker that ran it."""
+    alive: bool
+    stale_after_seconds: float
+    """Age of the last sweep past which beat counts as gone."""
+
+
+def record_sweep(client: redis.Redis, worker: str | None, now: float | None = None) -> None:
+    """Note that a sweep ran now on `worker` (beat's sign of life)."""
+    client.hset(keys.SWEEPS, mapping={"at": repr(time.time() if now is None else now),
+                                      "worker": worker or socket.gethostname()})
+
+
+def beat(client: redis.Redis, sweep_seconds: float, now: float | None = None) -> Beat:
+    """Beat's state from the last recorded sweep; `sweep_seconds` is the schedule's period."""
+    now = time.time() if now is None else now
+    values = {name.decode(): value.decode() for name, value in client.hgetall(keys.SWEEPS).items()}
+    stale_after = sweep_seconds * BEAT_STALE_PERIODS
+    last = float(values["at"]) if "at" in values else None
+    return Beat(last, values.get("worker"), last is not None and now - last <= stale_after, stale_after)
+
+
+def ping(app: Celery, connection: Connection, *, worker: str | None = None, timeout: float = REPLY_SECONDS) -> list[str]:
+    """Names of the workers that answer a ping (`worker`: only that one); returns at the first answer."""
+    replies = app.control.ping(destination=[worker] if worker else None, timeout=timeout, limit=1,
+                               connection=connection)
+    return [name for reply in replies for name in reply]
+
+
+def workers(app: Celery, connection: Connection, timeout: float = REPLY_SECONDS) -> list[Worker]:
+    """Every worker that answers within `timeout`, with its pid, uptime, pool size and tasks run."""
+    stats = app.control.inspect(timeout=timeout, connection=connection).stats() or {}
+    seen_at = time.time()
+    return [
+        Worker(name=name, pid=info.get("pid"), uptime_seconds=info.get("uptime"),
+               concurrency=info.get("pool", {}).get("max-concurrency"),
+               tasks_run=sum(info.get("total", {}).values()), seen_at=seen_at)
+        for name, info in sorted(stats.items())
+    ]

@@ -1,0 +1,88 @@
+"""Short-timeout checks that the store and the broker answer, with one-line reasons when not.
+
+`pushsync status` and `pushsync health` must answer quickly even when a service is down, so
+they use their own connections with short timeouts instead of the workers' patient ones.
+URLs are shown without their passwords.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import redis
+from kombu import Connection
+from kombu.utils.url import maybe_sanitize_url
+
+from producers import broker
+
+STORE_TIMEOUT_SECONDS = 2.0
+"""Seconds to connect to the store and for each answer."""
+BROKER_TIMEOUT_SECONDS = 2.0
+"""Seconds to open the broker connection."""
+
+
+class Unreachable(Exception):
+    """A service did not answer; the message is one line naming it (never its password)."""
+
+
+def shown(url: str) -> str:
+    """`url` as it may be printed: the password masked."""
+    return maybe_sanitize_url(url)
+
+
+def store_client(url: str) -> redis.Redis:
+    """A client of the store at `url` that gives up after `STORE_TIMEOUT_SECONDS`."""
+    return redis.Redis.from_url(url, socket_timeout=STORE_TIMEOUT_SECONDS,
+                                socket_connect_timeout=STORE_TIMEOUT_SECONDS)
+
+
+@contextmanager
+def store_errors(url: str) -> Iterator[None]:
+    """Turn a Redis error inside the block into `Unreachable` naming the store at `url`."""
+    try:
+        yield
+    except redis.RedisError as exc:
+        raise Unreachable(f"Redis (store) at {shown(url)} does not answer: {exc}") from None
+
+
+def check_store(client: redis.Redis, url: str) -> None:
+    """Raise `Unreachable` unless the store at `url` answers a PING."""
+    with store_errors(url):
+        client.ping()
+
+
+@contextmanager
+def open_broker(url: str) -> Iterator[Connection]:
+    """An open connection to the broker at `url`; `Unreachable` if it cannot be had at once or is lost."""
+    connection = broker.connect(url, connect_timeout=BROKER_TIMEOUT_SECONDS)
+    try:
+        try:
+            connection.ensure_connection(max_retries=0)
+        # Whatever stops the connection from opening (refused, wrong vhost, bad login) is the answer.
+        except Exception as exc:
+            raise Unreachable(f"broker at {shown(url)} does not answer: {exc}") from None
+        try:
+            yield connection
+        except connection.connection_errors as exc:
+            raise Unreachable(f"broker at {shown(url)} stopped answering: {exc}") from None
+    finally:
+        connection.release()
+
+
+def queue_depths(connection: Connection, names: list[str]) -> dict[str, int]:
+    """Messages waiting in each named queue; a queue that does not exist (yet) holds none."""
+    depths = {}
+    for name in names:
+        # RabbitMQ closes a channel on a passive declare of a missing queue: one channel per queue.
+        channel = connection.channel()
+        try:
+            _, depths[name], _ = channel.queue_declare(queue=name, passive=True)
+        except connection.channel_errors:
+            depths[name] = 0
+        finally:
+            try:
+                channel.close()
+            except connection.channel_errors + connection.connection_errors:
+                pass
+    return depths
