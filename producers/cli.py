@@ -115,12 +115,16 @@ def publish(
               help="TOML file configuring each hook (see docs/webhooks.md).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=DEFAULT_WEBHOOK_PORT, show_default=True)
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              envvar="PUSHSYNC_WEBHOOK_METRICS_PORT",
+              help="Port serving Prometheus metrics at /metrics on the same interface; 0 serves none.")
 @click.option("--queue", "queue_name", default=EVENTS_QUEUE, hidden=True, help="Queue to publish to (tests only).")
-def webhook(broker_url: str, config_path: Path, host: str, port: int, queue_name: str) -> None:
+def webhook(broker_url: str, config_path: Path, host: str, port: int, metrics_port: int, queue_name: str) -> None:
     """Receive CMS change hooks on POST /hooks/{source} and publish them as change events."""
     # Imported here: the server stack is only needed by this command.
     import uvicorn
 
+    from producers.webhook import metrics
     from producers.webhook.app import create_app
     from producers.webhook.config import load_config
 
@@ -128,6 +132,11 @@ def webhook(broker_url: str, config_path: Path, host: str, port: int, queue_name
         app = create_app(load_config(config_path), broker_url, queue_name=queue_name)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    if metrics_port:
+        try:
+            metrics.serve(metrics_port, host)
+        except OSError as exc:
+            raise click.ClickException(f"cannot serve metrics on {host}:{metrics_port}: {exc}") from None
     uvicorn.run(app, host=host, port=port, log_level="info")
 
 

@@ -1,12 +1,52 @@
-"""The Celery application: configuration from `celeryconfig`, ingestion as a consumer bootstep."""
+"""The Celery application: configuration from `celeryconfig`, ingestion as a consumer bootstep,
+and the worker's metrics (`worker/metrics.py`) served by its main process."""
 
 from __future__ import annotations
 
-from celery import Celery
+import logging
 
-from worker.ingest import IngestStep
+from celery import Celery
+from celery.signals import worker_init, worker_process_shutdown, worker_ready
+
+from worker import metric_files
+from worker.settings import load_settings
+
+# prometheus_client decides where metric values live when it is first imported, which the modules
+# below do: by then the processes of a worker serving metrics must be set to share files.
+METRICS_DIRECTORY = metric_files.share(load_settings())
+
+from worker import metrics  # noqa: E402
+from worker.ingest import IngestStep  # noqa: E402
 
 app = Celery("pushsync")
 app.config_from_object("celeryconfig")
 app.steps["consumer"].add(IngestStep)
 app.autodiscover_tasks(["worker"], related_name="tasks", force=True)
+
+
+@worker_init.connect
+def clean_metrics(**_: object) -> None:
+    """Start the worker's metrics afresh: values an earlier run left are not this run's."""
+    if METRICS_DIRECTORY is not None:
+        metric_files.clean(METRICS_DIRECTORY)
+
+
+@worker_ready.connect
+def serve_metrics(**_: object) -> None:
+    """Serve /metrics from the main process once the pool's children are forked (they would
+    inherit the listening socket otherwise); a port in use is logged, not fatal to the sync."""
+    if METRICS_DIRECTORY is None:
+        return
+    settings = load_settings()
+    try:
+        metrics.serve(settings, METRICS_DIRECTORY)
+    except OSError as exc:
+        logging.getLogger(__name__).error("cannot serve metrics on %s:%d: %s", settings.metrics_address,
+                                          settings.metrics_port, exc)
+
+
+@worker_process_shutdown.connect
+def forget_process_metrics(pid: int, **_: object) -> None:
+    """A pool child is exiting: its live gauges must stop counting."""
+    if METRICS_DIRECTORY is not None:
+        metrics.forget_process(pid)

@@ -34,7 +34,7 @@ import redis
 from kombu import Connection, Exchange, Message, Producer, Queue
 
 from producers import Publisher, broker
-from worker import keys, recent
+from worker import keys, metrics, recent
 from worker.pushapi.errors import PushApiError, StatusError
 
 log = logging.getLogger(__name__)
@@ -150,6 +150,7 @@ class DeadLetters:
                                  delivery_mode=broker.PERSISTENT, retry=True)
                 written[entry.id] = _index_value(entry)
                 sent += len(group)
+        metrics.record_dead_lettered(keys.Target.from_ref(target), sent)
         if self.store is not None:
             with _best_effort("index the dead-letter entries of " + target):
                 if written:

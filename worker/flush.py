@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import redis
 
-from worker import keys, pause, prerequisites
+from worker import keys, metrics, pause, prerequisites
 from worker.scripts import script
 from worker.settings import Settings
 
@@ -82,6 +82,7 @@ class Flusher:
         if outcome[0] == -1:
             return keys.Batch(target, "")
         log.info("claimed batch %s of %s with %d item(s)", batch.id, target.ref, outcome[2])
+        metrics.record_flushed(target)
         if target.kind == keys.SOURCE:
             prerequisites.record(self.client, batch, self.settings.providers_of(target.id))
         self.enqueue(batch)

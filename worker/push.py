@@ -20,7 +20,7 @@ from typing import Any
 
 import redis
 
-from worker import keys, pause, prerequisites, recent
+from worker import keys, metrics, pause, prerequisites, recent
 from worker.coalesce import is_newer, rank
 from worker.deadletter import DeadLetters
 from worker.lease import Lease
@@ -120,6 +120,7 @@ class BatchPush:
 
     def _push(self, batch: keys.Batch, lease: Lease) -> Outcome:
         target = batch.target
+        started = time.monotonic()
         if target.kind == keys.SOURCE:
             self.brackets.open(target)
         max_bytes = self.settings.container_max_bytes
@@ -133,6 +134,10 @@ class BatchPush:
                     raise
                 max_bytes //= 2
                 log.warning("413 for batch %s of %s; splitting into files of %d bytes", batch.id, target.ref, max_bytes)
+        if report.file_ids:
+            opened_at = self.client.hget(batch.meta, "opened_at")
+            metrics.record_pushed(target, report.counts, report.bytes, time.monotonic() - started,
+                                  float(opened_at) if opened_at else None)
         rejected = [operation.ref for operation, _ in report.rejected]
         for operation, error in report.rejected:
             event = self.client.hget(batch.events, operation.ref)

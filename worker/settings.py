@@ -7,7 +7,9 @@ naming each bad variable and the form it expects, so a typo never surfaces mid-p
 from __future__ import annotations
 
 import enum
+import tempfile
 from functools import cached_property
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -159,6 +161,18 @@ class Settings(BaseSettings):
         default_factory=list, validation_alias=_env("PUSHSYNC_PROTECTED_SOURCES"),
         description="Comma-separated source ids pushsync must never call (Crawling Module, Coveo for Sitecore).",
     )
+    metrics_port: int = Field(
+        0, ge=0, le=65535, validation_alias=_env("PUSHSYNC_METRICS_PORT"),
+        description="Port on which a worker serves its Prometheus metrics at /metrics; 0 serves none.",
+    )
+    metrics_address: str = Field(
+        "0.0.0.0", min_length=1, validation_alias=_env("PUSHSYNC_METRICS_ADDRESS"),
+        description="Interface the metrics endpoint listens on.",
+    )
+    metrics_dir: Path | None = Field(
+        None, validation_alias=_env("PUSHSYNC_METRICS_DIR", "PROMETHEUS_MULTIPROC_DIR"),
+        description="Where a worker's processes keep metric values for its endpoint (default: per port, in /tmp).",
+    )
 
     _split_protected = field_validator("protected_sources", mode="before")(_split_csv)
 
@@ -243,6 +257,11 @@ class Settings(BaseSettings):
         if self.region:
             return REGION_HOSTS[self.region]
         return LOCAL_PUSH_URL
+
+    @property
+    def metrics_directory(self) -> Path:
+        """Where the processes of a worker serving metrics keep their values (one directory per port)."""
+        return self.metrics_dir or Path(tempfile.gettempdir()) / f"pushsync-metrics-{self.metrics_port}"
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -6,7 +6,7 @@ import logging
 
 from celery import shared_task
 
-from worker import keys, liveness
+from worker import keys, liveness, metrics
 from worker.runtime import flusher, runtime
 
 log = logging.getLogger(__name__)
@@ -17,7 +17,8 @@ SWEEP_LOCK_SECONDS = 30
 
 def _push(target_ref: str, batch_id: str) -> dict:
     batch = keys.Target.from_ref(target_ref).batch(batch_id)
-    outcome = runtime().push.run(batch)
+    with metrics.PUSHES_RUNNING.labels(batch.target.kind).track_inprogress():
+        outcome = runtime().push.run(batch)
     log.info("batch %s of %s: %s", batch_id, target_ref, outcome)
     return outcome.__dict__
 

@@ -24,6 +24,7 @@ from producers.broker import EVENTS_QUEUE
 from producers.errors import PublishError
 from producers.events import Event
 from producers.publisher import Publisher, RetryPolicy
+from producers.webhook import metrics
 from producers.webhook.adapter import Adapter, HookError, HookRequest
 from producers.webhook.config import WebhookConfig
 from producers.webhook.contentful import ContentfulAdapter
@@ -87,7 +88,7 @@ def create_app(config: WebhookConfig, broker_url: str, *, queue_name: str = EVEN
         name = request.path_params["source"]
         hook = config.sources.get(name)
         if hook is None:
-            return _answer(404, name, error="no hook is configured under this name")
+            return _answer(404, name, known=False, error="no hook is configured under this name")
         try:
             body = await _read_body(request, config.server.max_body_bytes)
             hook_request = HookRequest(
@@ -109,6 +110,7 @@ def create_app(config: WebhookConfig, broker_url: str, *, queue_name: str = EVEN
             log.error("hook %s: broker did not take %d event(s): %s", name, exc.not_published, exc.reason)
             return _answer(503, name, error="the broker cannot take events now; retry later",
                            headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        metrics.record_published(name, len(events))
         return _answer(202, name, published=len(events), eventIds=[event.event_id for event in events])
 
     async def healthz(request: Request) -> JSONResponse:
@@ -123,7 +125,10 @@ def create_app(config: WebhookConfig, broker_url: str, *, queue_name: str = EVEN
     )
 
 
-def _answer(status: int, hook: str, *, headers: dict[str, str] | None = None, **content: object) -> JSONResponse:
+def _answer(status: int, hook: str, *, known: bool = True, headers: dict[str, str] | None = None,
+            **content: object) -> JSONResponse:
+    """The answer to a request for `hook`, counted and logged; `known`: a hook is configured under that name."""
+    metrics.record_answer(hook if known else metrics.UNKNOWN_HOOK, status)
     # Reasons name fields and limits, never a secret or a signature value.
     log.log(logging.INFO if status < 400 else logging.WARNING, "hook %s: %d %s", hook, status, content)
     return JSONResponse(content, status_code=status, headers=headers)

@@ -19,6 +19,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util import SKIP_HEADER
 
+from worker import metrics
 from worker.pushapi import documents
 from worker.pushapi.errors import (
     ConnectError,
@@ -276,13 +277,18 @@ class PushApiClient:
 
     def _send(self, method: str, url: str, *, operation: str, target: str, **kwargs: Any) -> requests.Response:
         try:
-            return self.session.request(method, url, timeout=self.timeout, **kwargs)
+            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
         except requests.Timeout as exc:
-            raise TimeoutError(self._redact(f"no answer in time: {exc}"), operation=operation, target=target) from None
+            error = TimeoutError(self._redact(f"no answer in time: {exc}"), operation=operation, target=target)
         except requests.ConnectionError as exc:
-            raise ConnectError(self._redact(f"connection failed: {exc}"), operation=operation, target=target) from None
+            error = ConnectError(self._redact(f"connection failed: {exc}"), operation=operation, target=target)
         except requests.RequestException as exc:
-            raise PushApiError(self._redact(f"request failed: {exc}"), operation=operation, target=target) from None
+            error = PushApiError(self._redact(f"request failed: {exc}"), operation=operation, target=target)
+        else:
+            metrics.record_request(operation, response.status_code)
+            return response
+        metrics.record_request(operation, None, error)
+        raise error
 
     def _raise_for_status(
         self, response: requests.Response, *, operation: str, target: str, file_id: str | None = None

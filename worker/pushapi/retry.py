@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_before_delay, wait_random_exponential
 
+from worker import metrics
 from worker.pushapi.errors import PushApiError, StatusError
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,8 @@ def _is_retryable(error: BaseException) -> bool:
 def _log_retry(state: RetryCallState) -> None:
     error = state.outcome.exception() if state.outcome else None
     wait = state.next_action.sleep if state.next_action else 0.0
+    metrics.record_retry(getattr(error, "operation", ""), wait,
+                         error.retry_after if isinstance(error, StatusError) else None)
     log.warning("push api call failed (attempt %d), retrying in %.2fs: %s", state.attempt_number, wait, error)
 
 
