@@ -127,9 +127,13 @@ def webhook(broker_url: str, config_path: Path, host: str, port: int, metrics_po
     from producers.webhook import metrics
     from producers.webhook.app import create_app
     from producers.webhook.config import load_config
+    from worker import redaction
 
+    redaction.register_url(broker_url)
     try:
-        app = create_app(load_config(config_path), broker_url, queue_name=queue_name)
+        config = load_config(config_path)
+        redaction.register(*(hook.secret_value() for hook in config.sources.values()))
+        app = create_app(config, broker_url, queue_name=queue_name)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     if metrics_port:
@@ -137,7 +141,8 @@ def webhook(broker_url: str, config_path: Path, host: str, port: int, metrics_po
             metrics.serve(metrics_port, host)
         except OSError as exc:
             raise click.ClickException(f"cannot serve metrics on {host}:{metrics_port}: {exc}") from None
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    # No logging set-up of uvicorn's own: its lines go through pushsync's handler (format, redaction).
+    uvicorn.run(app, host=host, port=port, log_level="info", log_config=None)
 
 
 def _progress(enabled: bool | None, total: int | None, label: str) -> Progress:

@@ -1,14 +1,18 @@
 """The Celery application: configuration from `celeryconfig`, ingestion as a consumer bootstep,
-and the worker's metrics (`worker/metrics.py`) served by its main process."""
+logging set up by pushsync (`worker/logs.py`) in worker and beat processes, and the worker's
+metrics (`worker/metrics.py`) served by its main process."""
 
 from __future__ import annotations
 
 import logging
+import sys
+from logging.handlers import WatchedFileHandler
 
 from celery import Celery
-from celery.signals import worker_init, worker_process_shutdown, worker_ready
+from celery.signals import setup_logging, worker_init, worker_process_shutdown, worker_ready
+from celery.utils.log import get_multiprocessing_logger
 
-from worker import metric_files
+from worker import logs, metric_files
 from worker.settings import load_settings
 
 # prometheus_client decides where metric values live when it is first imported, which the modules
@@ -22,6 +26,23 @@ app = Celery("pushsync")
 app.config_from_object("celeryconfig")
 app.steps["consumer"].add(IngestStep)
 app.autodiscover_tasks(["worker"], related_name="tasks", force=True)
+
+
+@setup_logging.connect
+def configure_logging(loglevel: int | str, logfile: str | None, **_: object) -> None:
+    """Replace Celery's logging set-up with pushsync's: PUSHSYNC_LOG_FORMAT, redaction, log context.
+
+    loglevel: Celery's --loglevel.
+    logfile: Celery's --logfile, if given (reopened when rotated away).
+    """
+    # Bound to the real stream now: Celery redirects sys.stderr into logging later.
+    handler = WatchedFileHandler(logfile) if logfile else logging.StreamHandler(sys.stderr)
+    logs.configure(load_settings().log_format, level=loglevel, handler=handler)
+    # The pool's own logger does not propagate; Celery gives it the root's handler for errors.
+    pool = get_multiprocessing_logger()
+    if pool is not None:
+        pool.addHandler(handler)
+        pool.setLevel(logging.ERROR)
 
 
 @worker_init.connect

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from emulator.cli import command as emulator_command
@@ -12,13 +14,20 @@ from worker.commands.health import health
 from worker.commands.quarantine import quarantine
 from worker.commands.rebuild import identities, rebuild
 from worker.commands.status import status
-from worker.settings import SettingsError
+from worker.commands.serve import beat, worker
+from worker.logs import configure
+from worker.settings import LOG_FORMAT_VARIABLE, LogFormat, SettingsError
 from worker.version import VERSION
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def main() -> None:
+@click.option("--log-format", type=click.Choice([choice.value for choice in LogFormat], case_sensitive=False),
+              default=LogFormat.TEXT.value, show_default=True, envvar=LOG_FORMAT_VARIABLE, show_envvar=True,
+              help="Log lines as readable text or one JSON object each; processes it starts do the same.")
+def main(log_format: str) -> None:
     """pushsync: keep a Coveo Push source in sync with the systems that own the content."""
+    os.environ[LOG_FORMAT_VARIABLE] = log_format
+    configure(LogFormat(log_format))
 
 
 @main.command()
@@ -35,6 +44,8 @@ main.add_command(dlq)
 main.add_command(quarantine)
 main.add_command(rebuild)
 main.add_command(identities)
+main.add_command(worker)
+main.add_command(beat)
 main.add_command(status)
 main.add_command(health)
 

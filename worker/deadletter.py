@@ -4,7 +4,7 @@ An entry is a JSON message on the durable queue `pushsync.dead_letter`: the targ
 the events to replay (as they were ingested, with their versions), the error (class, HTTP
 status, errorCode, message), attempts, first and last failure times, the worker host and the
 `fileId`s used. Large batches are split into entries of at most `ENTRY_MAX_EVENTS` events and
-`ENTRY_MAX_BYTES` bytes. The API key is never written: errors carry none.
+`ENTRY_MAX_BYTES` bytes. No secret is written: the error's message is redacted (`worker.redaction`).
 
 Operators browse, replay, purge and export entries (`pushsync dlq`). Replaying publishes an
 entry's events back to `pushsync.events` with their original versions, so whatever has been
@@ -35,7 +35,8 @@ from kombu import Connection, Exchange, Message, Producer, Queue
 
 from producers import Publisher, broker
 from worker import keys, metrics, recent
-from worker.pushapi.errors import PushApiError, StatusError
+from worker.pushapi.errors import StatusError
+from worker.redaction import redact
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +66,10 @@ class Failure:
 
     @classmethod
     def from_error(cls, error: BaseException) -> "Failure":
+        message = redact(str(error) or repr(error))
         if isinstance(error, StatusError):
-            return cls(type(error).__name__, str(error), error.status, error.error_code)
-        if isinstance(error, PushApiError):
-            return cls(type(error).__name__, str(error))
-        return cls(type(error).__name__, str(error) or repr(error))
+            return cls(type(error).__name__, message, error.status, error.error_code)
+        return cls(type(error).__name__, message)
 
     def describe(self) -> str:
         """One line: class, HTTP status and errorCode where known, then the message."""

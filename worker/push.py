@@ -24,6 +24,7 @@ from worker import keys, metrics, pause, prerequisites, recent
 from worker.coalesce import is_newer, rank
 from worker.deadletter import DeadLetters
 from worker.lease import Lease
+from worker.logs import log_context
 from worker.pushapi.batches import BatchPusher, Delete, IdentityOp, PushReport, Upsert
 from worker.pushapi.client import PushApiClient
 from worker.pushapi.errors import (
@@ -83,7 +84,16 @@ class BatchPush:
         self._release = script(client, "release.lua")
 
     def run(self, batch: keys.Batch) -> Outcome:
-        """Push `batch` if it still needs pushing and nobody else is."""
+        """Push `batch` if it still needs pushing and nobody else is; every line logged meanwhile names it."""
+        with log_context(**{batch.target.kind: batch.target.id}, batchId=batch.id):
+            outcome = self._run(batch)
+            log.info("batch %s: %d pushed, %d stale, %d dead-lettered", outcome.state, outcome.pushed, outcome.stale,
+                     outcome.dead_lettered, extra={"state": outcome.state, "pushed": outcome.pushed,
+                                                   "stale": outcome.stale, "deadLettered": outcome.dead_lettered,
+                                                   "fileIds": outcome.file_ids})
+        return outcome
+
+    def _run(self, batch: keys.Batch) -> Outcome:
         if not self.client.exists(batch.meta):
             return Outcome("done")
         lease = Lease(self.client, batch.lease, self.settings.lease_seconds)
@@ -96,8 +106,8 @@ class BatchPush:
             if waiting_for:
                 prerequisites.hasten(self.client, waiting_for)
                 self.client.hset(batch.meta, "waiting", 1)
-                log.info("batch %s of %s waits for the identities of %s", batch.id, batch.target.ref,
-                         ", ".join(provider.id for provider in waiting_for))
+                log.info("batch waits for the identities of %s", ", ".join(provider.id for provider in waiting_for),
+                         extra={"waitingFor": [provider.id for provider in waiting_for]})
                 return Outcome("waiting")
             attempts = self.client.hincrby(batch.meta, "attempts", 1)
             if attempts > self.settings.max_push_attempts:
@@ -110,11 +120,12 @@ class BatchPush:
             except OrganizationPausedError as exc:
                 pause.pause(self.client, batch.target, reason=str(exc), seconds=self.settings.auth_pause_seconds)
             except AuthError as exc:
-                log.critical("THE API KEY IS WRONG or lacks a privilege for %s; not pushing: %s", batch.target.ref, exc)
+                log.critical("THE API KEY IS WRONG or lacks a privilege for %s; not pushing: %s", batch.target.ref, exc,
+                             extra=exc.log_fields())
                 pause.pause(self.client, batch.target, reason=f"API key refused: {exc}",
                             seconds=self.settings.auth_pause_seconds)
             except PushApiError as exc:
-                log.error("batch %s of %s cannot be pushed: %s", batch.id, batch.target.ref, exc)
+                log.error("batch cannot be pushed: %s", exc, extra=exc.log_fields())
                 return self._dead_letter(batch, lease, exc, attempts)
             return Outcome("paused")
 
@@ -133,7 +144,7 @@ class BatchPush:
                 if max_bytes // 2 < MIN_SPLIT_BYTES:
                     raise
                 max_bytes //= 2
-                log.warning("413 for batch %s of %s; splitting into files of %d bytes", batch.id, target.ref, max_bytes)
+                log.warning("413: splitting the batch into files of %d bytes", max_bytes, extra={"maxBytes": max_bytes})
         if report.file_ids:
             opened_at = self.client.hget(batch.meta, "opened_at")
             metrics.record_pushed(target, report.counts, report.bytes, time.monotonic() - started,
@@ -181,7 +192,9 @@ class BatchPush:
         count = self.dead_letters.send(batch.target.ref, batch.id, events, error, attempts=attempts, first_failure=first,
                                        file_ids=getattr(error, "file_ids", []))
         self._finish(batch, lease, "dead_lettered", count)
-        log.error("dead-lettered %d event(s) of batch %s of %s: %s", count, batch.id, batch.target.ref, error)
+        fields = error.log_fields() if isinstance(error, PushApiError) else {"error": type(error).__name__}
+        log.error("dead-lettered %d event(s): %s", count, error,
+                  extra={"events": count, "attempts": attempts, "fileIds": getattr(error, "file_ids", []), **fields})
         return Outcome("dead_lettered", dead_lettered=count)
 
     def _finish(self, batch: keys.Batch, lease: Lease, counter: str, count: int) -> None:
@@ -191,7 +204,7 @@ class BatchPush:
             args=[batch.id, lease.token, repr(time.time()), counter, count],
         )
         if not released:
-            log.error("batch %s of %s: lease lost before release; the task that holds it finishes it", batch.id, target.ref)
+            log.error("lease lost before release; the task that holds it finishes the batch")
             return
         self.client.zrem(keys.CLAIMED, batch.claim_ref)
 

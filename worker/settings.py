@@ -15,6 +15,8 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from worker import redaction
+
 MIB = 1024 * 1024
 CONTAINER_LIMIT_BYTES = 256 * MIB
 """The service's hard limit for one file container upload."""
@@ -37,6 +39,17 @@ class BurstStatus(str, enum.Enum):
 
     REFRESH = "REFRESH"
     INCREMENTAL = "INCREMENTAL"
+
+
+class LogFormat(str, enum.Enum):
+    """How log lines are written."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
+LOG_FORMAT_VARIABLE = "PUSHSYNC_LOG_FORMAT"
+"""The variable `pushsync --log-format` sets for its own process and for the children it starts."""
 
 
 class SettingsError(ValueError):
@@ -174,7 +187,17 @@ class Settings(BaseSettings):
         description="Where a worker's processes keep metric values for its endpoint (default: per port, in /tmp).",
     )
 
+    log_format: LogFormat = Field(
+        LogFormat.TEXT, validation_alias=_env(LOG_FORMAT_VARIABLE),
+        description="Log lines as readable text or as one JSON object each: text or json.",
+    )
+
     _split_protected = field_validator("protected_sources", mode="before")(_split_csv)
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _any_case(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("source_windows", mode="before")
     @classmethod
@@ -265,11 +288,18 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Read and validate the environment; `overrides` win over it (tests, CLI options)."""
+    """Read and validate the environment; `overrides` win over it (tests, CLI options).
+
+    The secrets the settings hold are registered for redaction before anything can log them.
+    """
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
         raise SettingsError(_describe(exc)) from None
+    redaction.register(settings.api_key.get_secret_value())
+    redaction.register_url(settings.redis_url)
+    redaction.register_url(settings.broker_url)
+    return settings
 
 
 def _describe(exc: ValidationError) -> str:

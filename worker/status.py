@@ -62,7 +62,8 @@ class StatusBrackets:
             self.api.set_source_status(target.id, self.settings.burst_status.value)
             self.client.hset(target.burst, "service", SERVICE_ACTIVE)
             self.client.sadd(keys.BURSTS, target.ref)
-        log.info("%s: burst opened with %s", target.ref, self.settings.burst_status.value)
+        log.info("%s: burst opened with %s", target.ref, self.settings.burst_status.value,
+                 extra={target.kind: target.id, "status": self.settings.burst_status.value})
 
     def begin_rebuild(self, target: keys.Target, run_id: str) -> None:
         """Send REBUILD and hold the burst open (no IDLE) until `end_rebuild`."""
@@ -72,7 +73,8 @@ class StatusBrackets:
                                                     "last_activity": repr(time.time())})
             self.client.hsetnx(target.burst, "epoch", 1)
             self.client.sadd(keys.BURSTS, target.ref)
-        log.info("%s: rebuild %s opened with REBUILD", target.ref, run_id)
+        log.info("%s: rebuild %s opened with REBUILD", target.ref, run_id,
+                 extra={target.kind: target.id, "status": "REBUILD", "run": run_id})
 
     def end_rebuild(self, target: keys.Target) -> None:
         """Let the burst close as any other: IDLE once the source has been quiet."""
@@ -106,12 +108,14 @@ class StatusBrackets:
             except PushApiError as exc:
                 if exc.retryable:
                     raise
-                log.error("%s: IDLE refused for good, closing the burst anyway: %s", target.ref, exc)
+                log.error("%s: IDLE refused for good, closing the burst anyway: %s", target.ref, exc,
+                          extra={target.kind: target.id, **exc.log_fields()})
             self.client.hset(target.burst, "service", SERVICE_IDLE)
             self._idle(keys=self._idle_keys(target), args=[repr(time.time()), 0, "close", epoch])
         finally:
             lock.release()
-        log.info("%s: burst %d closed with IDLE", target.ref, epoch)
+        log.info("%s: burst %d closed with IDLE", target.ref, epoch,
+                 extra={target.kind: target.id, "status": "IDLE", "epoch": epoch})
         return True
 
     @staticmethod

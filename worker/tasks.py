@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import logging
-
 from celery import shared_task
 
 from worker import keys, liveness, metrics
 from worker.runtime import flusher, runtime
-
-log = logging.getLogger(__name__)
 
 SWEEP_LOCK_SECONDS = 30
 """A sweep that takes longer than this (it should take milliseconds) lets the next one run."""
 
 
 def _push(target_ref: str, batch_id: str) -> dict:
-    batch = keys.Target.from_ref(target_ref).batch(batch_id)
-    with metrics.PUSHES_RUNNING.labels(batch.target.kind).track_inprogress():
-        outcome = runtime().push.run(batch)
-    log.info("batch %s of %s: %s", batch_id, target_ref, outcome)
-    return outcome.__dict__
+    target = keys.Target.from_ref(target_ref)
+    with metrics.PUSHES_RUNNING.labels(target.kind).track_inprogress():
+        # The push logs its outcome with the batch's fields.
+        return runtime().push.run(target.batch(batch_id)).__dict__
 
 
 @shared_task(name="pushsync.push_batch", acks_late=True)

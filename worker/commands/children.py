@@ -81,9 +81,14 @@ class Child:
                 pass
 
 
+def celery_command(role: str, extra: Sequence[str] = ()) -> list[str]:
+    """The command line of a pushsync Celery `worker` or `beat`; `extra`: more Celery options."""
+    return [sys.executable, "-m", "celery", "-A", "worker.app", role, "--loglevel", "INFO", *extra]
+
+
 def celery(role: str, *, env: dict[str, str], log_path: Path, extra: Sequence[str] = (), cwd: Path | None = None) -> Child:
     """Start a pushsync Celery `worker` or `beat` and wait until it is ready."""
-    command = [sys.executable, "-m", "celery", "-A", "worker.app", role, "--loglevel", "INFO", *extra]
+    command = celery_command(role, extra)
     if role == "beat":
         command += ["--schedule", str(log_path.with_suffix(".schedule"))]
     child = Child(f"celery {role}", command, env=env, log_path=log_path, cwd=cwd)

@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 Entry = tuple[str, Mapping[str, Any], str]
 """A batch-file entry: its section, its JSON, and the name an error gives it."""
 CONTAINER_ATTEMPTS = 3
+COUNT_FIELDS = {"addOrUpdate": "items", "delete": "deletes", "members": "identities", "mappings": "aliases",
+                "deleted": "disables"}
+"""What a log line calls the entries of each batch-file section."""
 """Fresh containers tried for one file when the previous one expired or vanished."""
 ZLIB_LEVEL = 6
 
@@ -190,11 +193,10 @@ class BatchPusher:
             report.bytes += batch.size
             for section, count in batch.counts.items():
                 report.counts[section] = report.counts.get(section, 0) + count
-            log.info(
-                "batch accepted target=%s fileId=%s %s bytes=%d",
-                target, file_id, " ".join(f"{name}={count}" for name, count in batch.counts.items()), batch.size,
-                extra={"target": target, "file_id": file_id, "counts": batch.counts, "bytes": batch.size},
-            )
+            counts = {COUNT_FIELDS[name]: count for name, count in batch.counts.items()}
+            log.info("file container %s accepted for %s: %s bytes=%d", file_id, target,
+                     " ".join(f"{name}={count}" for name, count in counts.items()), batch.size,
+                     extra={"fileId": file_id, "bytes": batch.size, **counts})
 
         return send
 
@@ -211,7 +213,8 @@ class BatchPusher:
                 attempts_left -= 1
                 if not attempts_left:
                     raise
-                log.warning("file container %s vanished before use; sending through a new one", container.file_id)
+                log.warning("file container %s vanished before use; sending through a new one", container.file_id,
+                            extra={"fileId": container.file_id})
 
 
     def _new_container(self) -> FileContainer:

@@ -19,7 +19,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util import SKIP_HEADER
 
-from worker import metrics
+from worker import metrics, redaction
 from worker.pushapi import documents
 from worker.pushapi.errors import (
     ConnectError,
@@ -83,7 +83,7 @@ class PushApiClient:
         """
         self.organization_url = f"{base_url.rstrip('/')}/organizations/{quote(organization_id, safe='')}"
         self._auth = {"Authorization": f"Bearer {api_key}"}
-        self._api_key = api_key
+        redaction.register(api_key)
         self.timeout = (connect_timeout, read_timeout)
         self.retry_budget_seconds = retry_budget_seconds
         self._sleep = sleep
@@ -279,11 +279,11 @@ class PushApiClient:
         try:
             response = self.session.request(method, url, timeout=self.timeout, **kwargs)
         except requests.Timeout as exc:
-            error = TimeoutError(self._redact(f"no answer in time: {exc}"), operation=operation, target=target)
+            error = TimeoutError(redaction.redact(f"no answer in time: {exc}"), operation=operation, target=target)
         except requests.ConnectionError as exc:
-            error = ConnectError(self._redact(f"connection failed: {exc}"), operation=operation, target=target)
+            error = ConnectError(redaction.redact(f"connection failed: {exc}"), operation=operation, target=target)
         except requests.RequestException as exc:
-            error = PushApiError(self._redact(f"request failed: {exc}"), operation=operation, target=target)
+            error = PushApiError(redaction.redact(f"request failed: {exc}"), operation=operation, target=target)
         else:
             metrics.record_request(operation, response.status_code)
             return response
@@ -296,11 +296,8 @@ class PushApiClient:
         if response.status_code < 400:
             return
         error = error_from_response(response, operation=operation, target=target, file_id=file_id)
-        error.message = self._redact(error.message)
+        error.message = redaction.redact(error.message)
         raise error
-
-    def _redact(self, text: str) -> str:
-        return text.replace(self._api_key, "[redacted]") if self._api_key else text
 
     @staticmethod
     def _ordering(ordering_id: int | None) -> dict[str, int]:

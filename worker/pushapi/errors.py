@@ -47,6 +47,10 @@ class PushApiError(Exception):
         where = " ".join(part for part in (self.operation, self.target and f"[{self.target}]") if part)
         return f"{where}: {self.message}" if where else self.message
 
+    def log_fields(self) -> dict[str, object]:
+        """The error as fields of a structured log line."""
+        return {"error": type(self).__name__, "operation": self.operation}
+
 
 class InvalidInputError(PushApiError, ValueError):
     """The caller's input breaks the contract; nothing was sent."""
@@ -100,6 +104,9 @@ class StatusError(PushApiError):
     def __str__(self) -> str:
         code = f" {self.error_code}" if self.error_code else ""
         return f"{super().__str__()} (HTTP {self.status}{code})"
+
+    def log_fields(self) -> dict[str, object]:
+        return {**super().log_fields(), "status": self.status, "errorCode": self.error_code}
 
 
 class ThrottledError(StatusError):

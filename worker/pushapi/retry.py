@@ -72,7 +72,9 @@ def _log_retry(state: RetryCallState) -> None:
     wait = state.next_action.sleep if state.next_action else 0.0
     metrics.record_retry(getattr(error, "operation", ""), wait,
                          error.retry_after if isinstance(error, StatusError) else None)
-    log.warning("push api call failed (attempt %d), retrying in %.2fs: %s", state.attempt_number, wait, error)
+    fields = error.log_fields() if isinstance(error, PushApiError) else {}
+    log.warning("push api call failed (attempt %d), retrying in %.2fs: %s", state.attempt_number, wait, error,
+                extra={"attempt": state.attempt_number, "waitSeconds": round(wait, 3), **fields})
 
 
 def call_with_retries(

@@ -1,0 +1,35 @@
+"""`pushsync worker` and `pushsync beat`: the Celery processes, as operators start them.
+
+Each replaces itself with `celery -A worker.app worker|beat --loglevel INFO` and the arguments
+given after it, so it logs in the format `pushsync --log-format` chose (the variable it sets).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from worker.commands.children import celery_command
+
+PASS_THROUGH = {"ignore_unknown_options": True, "help_option_names": []}
+"""Every argument, --help included, goes to Celery."""
+
+
+def _exec(role: str, celery_args: tuple[str, ...]) -> None:
+    os.execv(sys.executable, celery_command(role, celery_args))
+
+
+@click.command(context_settings=PASS_THROUGH)
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+def worker(celery_args: tuple[str, ...]) -> None:
+    """Run a worker (as many as you like): `celery -A worker.app worker --loglevel INFO CELERY_ARGS`."""
+    _exec("worker", celery_args)
+
+
+@click.command(context_settings=PASS_THROUGH)
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+def beat(celery_args: tuple[str, ...]) -> None:
+    """Run the beat (exactly one): `celery -A worker.app beat --loglevel INFO CELERY_ARGS`."""
+    _exec("beat", celery_args)

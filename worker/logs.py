@@ -1,0 +1,109 @@
+"""Logging of every pushsync process: readable text by default, one JSON object a line on demand.
+
+`configure()` sends every record of the process through one handler that adds the log context
+(the source or provider and the batch being worked on) and redacts secrets (`worker.redaction`)
+before a text or JSON formatter writes the line. The `pushsync` command line calls it for its
+in-process commands; Celery worker and beat processes call it from Celery's `setup_logging`
+signal (`worker/app.py`), so `PUSHSYNC_LOG_FORMAT=json celery -A worker.app worker` logs JSON too.
+
+In JSON, every field a record carries (`extra=` and the log context) is a field of its line:
+push lines carry `source` (or `provider`), `batchId`, `fileId` and the counts they report. In
+text, the context is shown in brackets after the logger's name and the message says the rest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+from contextvars import ContextVar
+from typing import Any
+
+from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.json import JsonFormatter
+
+from worker.redaction import RedactingFilter
+from worker.settings import LogFormat
+
+HANDLER_NAME = "pushsync"
+"""Name of the handler `configure()` installs, so that configuring again replaces it."""
+TEXT_FORMAT = "[%(asctime)s: %(levelname)s/%(processName)s] %(name)s%(context)s: %(message)s"
+CONTEXT_FIELDS = ("source", "provider", "batchId")
+"""Fields the text format shows beside the logger's name when a record has them."""
+JSON_FIELDS = "{levelname}{processName}{name}{message}"
+JSON_NAMES = {"levelname": "level", "processName": "process", "name": "logger", "exc_info": "exception",
+              "stack_info": "stack"}
+JSON_LEFT_OUT = [*RESERVED_ATTRS, "color_message"]
+"""Record attributes that are no fields of a line: logging's own, and uvicorn's copy of the message in colour."""
+
+_context: ContextVar[dict[str, Any]] = ContextVar("pushsync_log_context", default={})
+
+
+@contextlib.contextmanager
+def log_context(**fields: Any) -> Iterator[None]:
+    """Add `fields` to every record logged inside the block (in this thread or task)."""
+    token = _context.set({**_context.get(), **fields})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+class ContextFilter(logging.Filter):
+    """Puts the current log context on each record; fields given with `extra=` win."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, value in _context.get().items():
+            record.__dict__.setdefault(name, value)
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    """`[time: LEVEL/process] logger [source=… batchId=…]: message`, then the traceback if any."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        shown = " ".join(f"{name}={record.__dict__[name]}" for name in CONTEXT_FIELDS if name in record.__dict__)
+        return TEXT_FORMAT % {**record.__dict__, "context": f" [{shown}]" if shown else ""}
+
+
+def json_formatter() -> JsonFormatter:
+    """One JSON object a line: time, level, process, logger, message, every extra field, exception."""
+    return JsonFormatter(JSON_FIELDS, style="{", rename_fields=JSON_NAMES, reserved_attrs=JSON_LEFT_OUT, timestamp="time",
+                         json_ensure_ascii=False)
+
+
+class StderrHandler(logging.StreamHandler):
+    """Writes to `sys.stderr` as it is when each line is written: test runners swap it per command."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self) -> Any:  # type: ignore[override]
+        return sys.stderr
+
+
+def configure(log_format: LogFormat, *, level: int | str = logging.INFO,
+              handler: logging.Handler | None = None) -> logging.Handler:
+    """Log every record of this process at `level` or above through one redacting handler.
+
+    log_format: text or JSON lines.
+    level: the root logger's level.
+    handler: where lines go (default: standard error); a handler configured before is replaced.
+    """
+    handler = handler or StderrHandler()
+    handler.name = HANDLER_NAME
+    handler.setFormatter(json_formatter() if log_format is LogFormat.JSON else TextFormatter())
+    handler.addFilter(ContextFilter())
+    handler.addFilter(RedactingFilter())
+    root = logging.getLogger()
+    for previous in [h for h in root.handlers if h.name == HANDLER_NAME]:
+        root.removeHandler(previous)
+        previous.close()
+    root.addHandler(handler)
+    root.setLevel(level)
+    return handler
