@@ -64,7 +64,12 @@ RESERVED_METADATA_KEYS = (
     "compressionType",
 )
 _RESERVED_LOWERED = frozenset(key.lower() for key in RESERVED_METADATA_KEYS)
-KINDS = ("item.upsert", "item.delete", "identity.upsert", "identity.alias", "identity.disable")
+KINDS = ("item.upsert", "item.delete", "identity.upsert", "identity.alias", "identity.disable",
+         "rebuild.begin", "rebuild.end")
+RUN_KINDS = frozenset({"rebuild.begin", "rebuild.end"})
+"""Kinds that mark a full run rather than change one item or identity: they carry no version."""
+MAX_RUN_EVENTS = 100_000_000
+"""Most events one full run may carry (the worker keeps one bit per event while the run lasts)."""
 IDENTITY_TYPES = ("USER", "GROUP", "VIRTUAL_GROUP", "UNKNOWN")
 PERMISSION_IDENTITY_TYPES = ("User", "Group", "VirtualGroup", "Unknown")
 PERMISSION_MODELS = ("simple", "complete")
@@ -73,6 +78,8 @@ URI_REGEX = r"^[A-Za-z][A-Za-z0-9+.-]*://[^\s]+$"
 ID_REGEX = r"^[^\s{}/?#\x00-\x1f][^{}/?#\x00-\x1f]*$"
 """Source and provider ids: no braces (Redis hash tags), no URL delimiters, no control characters."""
 EXTENSION_REGEX = r"^\.[^\s./\\]+$"
+RUN_ID_REGEX = r"^[A-Za-z0-9._-]+$"
+MAX_RUN_ID_LENGTH = 64
 _PREVIEW_CHARS = 60
 SCHEMA_FILE = Path(__file__).with_name("event.schema.json")
 SCHEMA_ID = "https://pushsync.invalid/event.schema.json"
@@ -161,6 +168,7 @@ _METADATA_SCHEMA = {
 DocumentUri = Annotated[StrictStr, Field(pattern=URI_REGEX)]
 TargetId = Annotated[StrictStr, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_REGEX)]
 EventId = Annotated[StrictStr, Field(min_length=1, max_length=MAX_ID_LENGTH)]
+RunId = Annotated[StrictStr, Field(min_length=1, max_length=MAX_RUN_ID_LENGTH, pattern=RUN_ID_REGEX)]
 Version = Annotated[StrictInt, Field(ge=0, le=MAX_VERSION)]
 OccurredAt = Annotated[AwareDatetime, BeforeValidator(_timestamp_text), AfterValidator(_in_utc)]
 Metadata = Annotated[dict[str, Any], AfterValidator(_check_metadata), WithJsonSchema(_METADATA_SCHEMA)]
@@ -284,26 +292,27 @@ class MappedIdentity(Identity):
     provider: StrictStr | None = None
 
 
+# ---------------------------------------------------------------- full runs
+
+
+class RunTag(_Model):
+    """Marks an event as part of a full run started through the broker (see `rebuild.begin`)."""
+
+    run: RunId
+    seq: Annotated[StrictInt, Field(ge=0, lt=MAX_RUN_EVENTS)]
+    """The event's number in its run, from 0: the worker counts each number once, however often it arrives."""
+
+
 # ---------------------------------------------------------------- events
 
 
-class _Event(_Model):
+class _Message(_Model):
+    """What every event has, whatever its kind."""
+
     schema_version: Literal[1]
     event_id: EventId
     kind: str
-    version: Version
-    """The item's or identity's version in the source system: higher is newer."""
     occurred_at: OccurredAt
-
-    @property
-    def target(self) -> str:
-        """The Push source id (item events) or security provider id (identity events)."""
-        raise NotImplementedError
-
-    @property
-    def coalescing_key(self) -> str:
-        """Events of one target with the same key replace each other: the newest version wins."""
-        raise NotImplementedError
 
     @cached_property
     def encoded(self) -> bytes:
@@ -314,6 +323,21 @@ class _Event(_Model):
     def encoded_size(self) -> int:
         """Bytes of `encoded`; the limit on events applies to this."""
         return len(self.encoded)
+
+
+class _Event(_Message):
+    version: Version
+    """The item's or identity's version in the source system: higher is newer."""
+
+    @property
+    def target(self) -> str:
+        """The Push source id (item events) or security provider id (identity events)."""
+        raise NotImplementedError
+
+    @property
+    def coalescing_key(self) -> str:
+        """Events of one target with the same key replace each other: the newest version wins."""
+        raise NotImplementedError
 
 
 class _ItemEvent(_Event):
@@ -334,6 +358,7 @@ class ItemUpsert(_ItemEvent):
 
     kind: Literal["item.upsert"]
     item: Item
+    rebuild: RunTag | None = None
 
 
 class ItemDelete(_ItemEvent):
@@ -363,6 +388,7 @@ class IdentityUpsert(_IdentityEvent):
     kind: Literal["identity.upsert"]
     members: list[Identity] = []
     well_knowns: list[Identity] = []
+    rebuild: RunTag | None = None
 
 
 class IdentityAlias(_IdentityEvent):
@@ -371,6 +397,7 @@ class IdentityAlias(_IdentityEvent):
     kind: Literal["identity.alias"]
     mappings: Annotated[list[MappedIdentity], Field(min_length=1)]
     well_knowns: list[Identity] = []
+    rebuild: RunTag | None = None
 
     @property
     def coalescing_key(self) -> str:
@@ -383,6 +410,46 @@ class IdentityDisable(_IdentityEvent):
     kind: Literal["identity.disable"]
 
 
+class _RunEvent(_Message):
+    """Begins or ends a full run of one Push source (items) or security provider (identities)."""
+
+    run: RunId
+    source: TargetId | None = None
+    provider: TargetId | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> _RunEvent:
+        if (self.source is None) == (self.provider is None):
+            raise ValueError("give exactly one of source (a rebuild of items) or provider (a sync of identities)")
+        return self
+
+    @property
+    def target(self) -> str:
+        return self.source or self.provider or ""
+
+
+class RebuildBegin(_RunEvent):
+    """Start a full run: its `occurredAt` (never later than the worker's clock) is the delete's cut-off."""
+
+    kind: Literal["rebuild.begin"]
+    queue_delay: Annotated[StrictInt, Field(ge=0)] = 15
+    """Minutes the service waits before removing what the run did not push."""
+    max_delete_share: Annotated[float, Field(ge=0, le=1)] = 0.5
+    """Nothing is removed if the run would remove more than this share of what the last run pushed."""
+    allow_empty: StrictBool = False
+    """A run of no events removes everything; refused unless this is set."""
+
+
+class RebuildEnd(_RunEvent):
+    """End a full run once its `events` tagged events (numbered 0 … events-1) have all arrived."""
+
+    kind: Literal["rebuild.end"]
+    events: Annotated[StrictInt, Field(ge=0, le=MAX_RUN_EVENTS)]
+    """How many events the run tagged."""
+    complete: StrictBool = True
+    """False abandons the run: nothing is removed."""
+
+
 Event = Annotated[
     Union[
         Annotated[ItemUpsert, Tag("item.upsert")],
@@ -390,10 +457,12 @@ Event = Annotated[
         Annotated[IdentityUpsert, Tag("identity.upsert")],
         Annotated[IdentityAlias, Tag("identity.alias")],
         Annotated[IdentityDisable, Tag("identity.disable")],
+        Annotated[RebuildBegin, Tag("rebuild.begin")],
+        Annotated[RebuildEnd, Tag("rebuild.end")],
     ],
     Discriminator("kind"),
 ]
-EVENT_TYPES = (ItemUpsert, ItemDelete, IdentityUpsert, IdentityAlias, IdentityDisable)
+EVENT_TYPES = (ItemUpsert, ItemDelete, IdentityUpsert, IdentityAlias, IdentityDisable, RebuildBegin, RebuildEnd)
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 
 
@@ -496,7 +565,7 @@ def complete_event(obj: Any, *, next_version: Callable[[], int] | None = None) -
     filled.setdefault("schemaVersion", SCHEMA_VERSION)
     filled.setdefault("eventId", str(uuid.uuid4()))
     filled.setdefault("occurredAt", datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"))
-    if next_version is not None and filled.get("version") is None:
+    if next_version is not None and filled.get("version") is None and filled.get("kind") not in RUN_KINDS:
         filled["version"] = next_version()
     return filled
 
@@ -559,6 +628,7 @@ _PATTERN_EXPECTED = {
     URI_REGEX: "expected a URI with a scheme, such as https://example.com/page or file://share/doc",
     ID_REGEX: "expected an id without spaces at the start, braces, '/', '?', '#' or control characters",
     EXTENSION_REGEX: "expected a file extension starting with a dot, such as .html",
+    RUN_ID_REGEX: "expected a run id of letters, digits, '.', '_' and '-'",
 }
 
 

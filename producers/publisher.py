@@ -22,6 +22,7 @@ from producers import broker
 from producers.clock import PROCESS_CLOCK, VersionClock
 from producers.errors import PublishError
 from producers.events import EVENT_TYPES, MAX_EVENT_BYTES, Event, complete_event, encode_message, parse_event
+from producers.runs import FullRun
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,14 @@ class Publisher:
         published = [self.publish(event) for event in events]
         self.flush()
         return published
+
+    def full_run(self, *, source: str | None = None, provider: str | None = None, run_id: str | None = None,
+                 **options: Any) -> FullRun:
+        """A full run of `source` (rebuild) or `provider` (identity sync) to use as a `with` block.
+
+        options: `queueDelay`, `maxDeleteShare`, `allowEmpty` as rebuild.begin takes them.
+        """
+        return FullRun(self, source=source, provider=provider, run_id=run_id, **options)
 
     def flush(self) -> None:
         """Send the buffered events as one message; raise PublishError (holding them) if the broker did not confirm."""

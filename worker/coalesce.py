@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from redis.client import Pipeline
 
 from producers.events import Event, IdentityAlias, IdentityDisable, IdentityUpsert
 from worker import keys
@@ -56,11 +57,18 @@ class CoalesceResult:
     """What happened to a group of events: counts per outcome, and the targets touched."""
 
     outcomes: Counter = field(default_factory=Counter)
+    by_target: dict[keys.Target, Counter] = field(default_factory=dict)
+    """The same counts, per target."""
     full: set[keys.Target] = field(default_factory=set)
     """Targets whose window reached the item or byte limit and closes at the next sweep."""
     touched: set[keys.Target] = field(default_factory=set)
-    oldest_stale_push_ms: int | None = None
-    """Of the stale events, when the oldest push that made one stale was accepted (epoch ms)."""
+    stale_push_ms: dict[keys.Target, int] = field(default_factory=dict)
+    """Per target with stale events, when the oldest push that made one stale was accepted (epoch ms)."""
+
+    @property
+    def oldest_stale_push_ms(self) -> int | None:
+        """Of all the stale events, when the oldest push that made one stale was accepted (epoch ms)."""
+        return min(self.stale_push_ms.values(), default=None)
 
 
 class Coalescer:
@@ -78,8 +86,9 @@ class Coalescer:
     def add(self, events: Iterable[Event]) -> CoalesceResult:
         """Put `events` into their windows; returns only once Redis has every one of them.
 
-        One round trip holds the coalesce.lua calls, then each touched window's deadline;
-        a second one brings a full window's deadline forward to now.
+        One round trip holds the coalesce.lua calls, then each touched window's deadline; a
+        second one brings a full window's deadline forward to now and counts the events of
+        broker-started full runs (see `_count_runs`).
         """
         now = time.time()
         by_target: dict[keys.Target, list[Event]] = {}
@@ -104,19 +113,42 @@ class Coalescer:
         replies = pipe.execute()
         result = CoalesceResult(touched=set(by_target))
         for target, (*counts, count, size, oldest_stale) in zip(calls, replies):
-            result.outcomes.update({name: n for name, n in zip(OUTCOMES, counts) if n})
+            counted = {name: n for name, n in zip(OUTCOMES, counts) if n}
+            result.outcomes.update(counted)
+            result.by_target.setdefault(target, Counter()).update(counted)
             if oldest_stale:
-                result.oldest_stale_push_ms = min(result.oldest_stale_push_ms or int(oldest_stale), int(oldest_stale))
+                result.stale_push_ms[target] = min(result.stale_push_ms.get(target, int(oldest_stale)), int(oldest_stale))
             if count >= self.settings.window_max_items or size >= self.settings.window_max_bytes:
                 result.full.add(target)
-        self._close_now(result.full, now)
+        pipe = self.client.pipeline(transaction=False)
+        for target in result.full:
+            pipe.zadd(keys.DEADLINES, {target.ref: now}, lt=True)
+        self._count_runs(pipe, by_target, result, int(now * 1000))
+        if len(pipe):
+            pipe.execute()
         return result
 
-    def _close_now(self, full: set[keys.Target], now: float) -> None:
-        """Bring the deadline of each full window forward to now, so the next sweep claims it."""
-        if not full:
-            return
-        pipe = self.client.pipeline(transaction=False)
-        for target in full:
-            pipe.zadd(keys.DEADLINES, {target.ref: now}, lt=True)
-        pipe.execute()
+    @staticmethod
+    def _count_runs(pipe: Pipeline, by_target: dict[keys.Target, list[Event]], result: CoalesceResult,
+                    now_ms: int) -> None:
+        """Mark each run-tagged event as arrived, after recording what its run's cut-off must precede.
+
+        That is the push that made any of them stale, and when the first of them arrived (a run
+        whose begin event comes late must not delete what it pushed before). Marking is
+        idempotent (one bit per event number), so a redelivered message counts once; the cut-off
+        comes first, so a run never looks complete without it.
+        """
+        for target, grouped in by_target.items():
+            tagged = [event.rebuild for event in grouped if getattr(event, "rebuild", None) is not None]
+            if not tagged:
+                continue
+            runs = {tag.run for tag in tagged}
+            if target in result.stale_push_ms:
+                pipe.zadd(target.run_cutoffs, {run: result.stale_push_ms[target] for run in runs}, lt=True)
+            for run in runs:
+                pipe.hsetnx(target.run_state(run), "first_arrival_ms", now_ms)
+                pipe.expire(target.run_state(run), keys.RUN_TTL_SECONDS)
+            for tag in tagged:
+                pipe.setbit(target.run_seen(tag.run), tag.seq, 1)
+            for run in runs:
+                pipe.expire(target.run_seen(run), keys.RUN_TTL_SECONDS)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,13 +27,15 @@ from typing import Any
 import redis
 from celery import bootsteps
 from kombu import Consumer, Message
+from kombu.exceptions import OperationalError
 
 from producers import broker
-from producers.events import Event, InvalidEvent, decode_message
-from worker import keys, quarantine
+from producers.events import Event, InvalidEvent, RebuildBegin, RebuildEnd, decode_message
+from worker import broker_runs, keys, metrics, quarantine
 from worker.coalesce import Coalescer, target_of
 from worker.settings import load_settings
 from worker.store import connect
+from worker.tasks import rebuild_begin, rebuild_finish
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +149,9 @@ class IngestStep(bootsteps.ConsumerStep):
         (future, group), self.in_flight = self.in_flight, None
         try:
             future.result()
-        except redis.RedisError as exc:
-            log.error("coalescing store refused %d message(s), handing them back to the broker: %s", len(group), exc)
+        except (redis.RedisError, OperationalError) as exc:
+            refuser = "coalescing store" if isinstance(exc, redis.RedisError) else "broker (a run's task)"
+            log.error("%s refused %d message(s), handing them back to the broker: %s", refuser, len(group), exc)
             time.sleep(STORE_DOWN_BACKOFF_SECONDS)
             for message in group:
                 message.requeue()
@@ -162,6 +166,14 @@ class Decoded:
 
     valid: list[Event] = field(default_factory=list)
     invalid: list[InvalidEvent] = field(default_factory=list)
+    runs: list[RebuildBegin | RebuildEnd] = field(default_factory=list)
+    """Begin and end events of broker-started full runs."""
+    causes: Counter = field(default_factory=Counter)
+    """Why the invalid ones are invalid, as the quarantine metric names it."""
+
+    def refuse(self, invalid: InvalidEvent, cause: str) -> None:
+        self.invalid.append(invalid)
+        self.causes[cause] += 1
 
 
 def decode(bodies: list[tuple[bytes, str]], protected: frozenset[str]) -> Decoded:
@@ -173,26 +185,57 @@ def decode(bodies: list[tuple[bytes, str]], protected: frozenset[str]) -> Decode
     decoded = Decoded()
     for body, origin in bodies:
         if origin == "poison":
-            decoded.invalid.append(InvalidEvent(reason=POISON_REASON, raw=body))
+            decoded.refuse(InvalidEvent(reason=POISON_REASON, raw=body), "poison")
             continue
         for event in decode_message(body if isinstance(body, bytes) else body.encode()):
             if isinstance(event, InvalidEvent):
-                decoded.invalid.append(event)
+                decoded.refuse(event, "undecodable" if event.index is None else "invalid")
+            elif isinstance(event, (RebuildBegin, RebuildEnd)):
+                if event.source is not None and event.source in protected:
+                    decoded.refuse(InvalidEvent(reason=PROTECTED_REASON.format(event.source),
+                                                raw=json.loads(event.encoded)), "protected")
+                else:
+                    decoded.runs.append(event)
             elif protected and target_of(event).kind == keys.SOURCE and event.target in protected:
-                decoded.invalid.append(InvalidEvent(reason=PROTECTED_REASON.format(event.target),
-                                                    raw=json.loads(event.encoded)))
+                decoded.refuse(InvalidEvent(reason=PROTECTED_REASON.format(event.target),
+                                            raw=json.loads(event.encoded)), "protected")
             else:
                 decoded.valid.append(event)
     return decoded
 
 
 def store(client: redis.Redis, coalescer: Coalescer, decoded: Decoded) -> dict[str, int]:
-    """Coalesce the valid events and quarantine the invalid ones; returns counts by outcome."""
+    """Coalesce the valid events, quarantine the invalid ones, record and announce full runs.
+
+    Returns counts by outcome. A run's tasks are sent only once Redis holds what its event said.
+    """
     if decoded.invalid:
         pipe = client.pipeline(transaction=True)
         for entry in decoded.invalid:
             quarantine.keep(pipe, quarantine.entry_for(entry, queue=broker.EVENTS_QUEUE))
+            broker_runs.record_invalid(pipe, entry)
         pipe.execute()
         log.warning("quarantined %d invalid event(s): %s", len(decoded.invalid), decoded.invalid[0].reason)
-    outcomes = coalescer.add(decoded.valid).outcomes if decoded.valid else {}
-    return {**outcomes, "quarantined": len(decoded.invalid)}
+        for cause, count in decoded.causes.items():
+            metrics.record_quarantined(cause, count)
+    outcomes: Counter = Counter()
+    if decoded.valid:
+        result = coalescer.add(decoded.valid)
+        outcomes = result.outcomes
+        for target, counts in result.by_target.items():
+            metrics.record_ingested(target.kind, target.id, received=sum(counts.values()),
+                                    superseded=counts["superseded"] + counts["replaced"], stale=counts["stale"])
+    if decoded.runs:
+        _announce_runs(client, decoded.runs)
+    return {**outcomes, "quarantined": len(decoded.invalid), "run_events": len(decoded.runs)}
+
+
+def _announce_runs(client: redis.Redis, events: list[RebuildBegin | RebuildEnd]) -> None:
+    pipe = client.pipeline(transaction=True)
+    for event in events:
+        broker_runs.record(pipe, event)
+    pipe.execute()
+    for event in events:
+        task = rebuild_begin if isinstance(event, RebuildBegin) else rebuild_finish
+        task.delay(broker_runs.target_of_run(event).ref, event.run)
+        log.info("%s of run %s of %s received", event.kind, event.run, event.target)

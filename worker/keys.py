@@ -27,6 +27,9 @@ DEAD_LETTER_INDEX = f"{PREFIX}:dead_letter:index"
 SWEEPS = f"{PREFIX}:sweeps"
 """Hash: at (epoch seconds of the last sweep run) and worker (who ran it): beat's sign of life."""
 
+RUN_TTL_SECONDS = 7 * 24 * 3600
+"""How long the state of a broker-started full run outlives its last event, if it never ends."""
+
 SOURCE = "source"
 PROVIDER = "provider"
 
@@ -105,6 +108,19 @@ class Target:
     def rebuild_last(self) -> str:
         """Hash: what the last completed rebuild pushed (items), for the delete-share guard."""
         return f"{self._base}:rebuild:last"
+
+    def run_state(self, run_id: str) -> str:
+        """Hash: what a broker-started run's begin and end events said (start, options, expected events)."""
+        return f"{self._base}:run:{run_id}"
+
+    def run_seen(self, run_id: str) -> str:
+        """Bitmap: bit n is set once the run's event number n has been coalesced."""
+        return f"{self._base}:run:{run_id}:seen"
+
+    @property
+    def run_cutoffs(self) -> str:
+        """Sorted set: run id -> the earliest push (epoch ms) that made one of its events stale."""
+        return f"{self._base}:run:cutoffs"
 
     def batch(self, batch_id: str) -> "Batch":
         return Batch(self, batch_id)

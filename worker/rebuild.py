@@ -65,6 +65,8 @@ class Run:
     cutoff_ms: int | None = None
     """An earlier cut-off than `start_ms`, when export items were skipped as already pushed."""
     dead_letters_at_start: int = 0
+    seq: int | None = None
+    """The source's last buffered event when the run began finishing: what must be pushed first."""
 
     @property
     def ordering_id(self) -> int:
@@ -96,12 +98,17 @@ class Rebuilds:
         self.coalescer = Coalescer(client, settings)
         self.brackets = StatusBrackets(client, api, settings)
 
-    def start(self, target: keys.Target) -> Run:
-        """Begin a new run; refuses while another run of `target` is unfinished."""
+    def start(self, target: keys.Target, run_id: str | None = None, start_ms: int | None = None) -> Run:
+        """Begin a new run; refuses while another run of `target` is unfinished.
+
+        run_id: the run's id when its producer chose one (else a new one).
+        start_ms: the delete's cut-off when it is earlier than now (epoch ms).
+        """
         current = self.client.hget(target.rebuild, "id")
         if current:
             raise RebuildError(f"run {current.decode()} of {target.id} is unfinished: resume it with --resume")
-        run = Run(target, uuid.uuid4().hex[:12], int(time.time() * 1000),
+        now_ms = int(time.time() * 1000)
+        run = Run(target, run_id or uuid.uuid4().hex[:12], min(start_ms or now_ms, now_ms),
                   dead_letters_at_start=int(self.client.hget(target.stats, "dead_lettered") or 0))
         if target.kind == keys.SOURCE:
             self.brackets.begin_rebuild(target, run.id)
@@ -116,7 +123,8 @@ class Rebuilds:
             raise RebuildError(f"no unfinished run {run_id} of {target.id}"
                                + (f" (the unfinished one is {stored['id']})" if stored.get("id") else ""))
         return Run(target, run_id, int(stored["start_ms"]), int(stored["lines_done"]), int(stored["fed"]),
-                   int(stored["cutoff_ms"]) if stored.get("cutoff_ms") else None, int(stored["dead_letters_at_start"]))
+                   int(stored["cutoff_ms"]) if stored.get("cutoff_ms") else None, int(stored["dead_letters_at_start"]),
+                   int(stored["seq"]) if stored.get("seq") else None)
 
     def feed(self, run: Run, lines: Iterable[tuple[int, Event | None]], progress: Callable[[int], None]) -> None:
         """Write export events into the source's window, recording progress after each chunk.
@@ -140,14 +148,20 @@ class Rebuilds:
     def _feed_chunk(self, run: Run, chunk: list[Event], last_line: int, progress: Callable[[int], None]) -> None:
         self._wait_for_room(run.target)
         if chunk:
-            result = self.coalescer.add(chunk)
-            pushed_ms = result.oldest_stale_push_ms
-            if pushed_ms is not None and pushed_ms - CLOCK_MARGIN_MS < run.ordering_id:
-                run.cutoff_ms = pushed_ms - CLOCK_MARGIN_MS
+            self.stale_before(run, self.coalescer.add(chunk).oldest_stale_push_ms)
         progress(last_line - run.lines_done)
         run.fed += len(chunk)
         run.lines_done = last_line
         self._save(run)
+
+    @staticmethod
+    def stale_before(run: Run, pushed_ms: int | None) -> None:
+        """Move the run's cut-off before `pushed_ms`, the push (epoch ms) that made one of its items stale.
+
+        That item keeps the orderingId of that push: a cut-off after it would delete an item the export has.
+        """
+        if pushed_ms is not None and pushed_ms - CLOCK_MARGIN_MS < run.ordering_id:
+            run.cutoff_ms = pushed_ms - CLOCK_MARGIN_MS
 
     def _wait_for_room(self, target: keys.Target) -> None:
         """Back-pressure: do not pile more than a full window on a source that is still pushing."""
@@ -156,17 +170,30 @@ class Rebuilds:
 
     def finish(self, run: Run, *, queue_delay: int, max_delete_share: float, timeout: float) -> Outcome:
         """Wait until the export is pushed, then delete what it no longer has, if it is safe to."""
-        target = run.target
-        self._save(run, state="finishing")
-        seq = int(self.client.hget(target.stats, "buffered_seq") or 0)
-        prerequisites.hasten(self.client, [target])
+        self.begin_finishing(run)
         deadline = time.monotonic() + timeout
-        while int(self.client.hget(target.stats, "finished_seq") or 0) < seq:
+        while not self.pushed(run):
             if time.monotonic() > deadline:
-                raise RebuildError(f"the export was not pushed within {timeout:.0f}s{self._pause_note(target)}; "
+                raise RebuildError(f"the export was not pushed within {timeout:.0f}s{self._pause_note(run.target)}; "
                                    f"nothing deleted: resume with --resume {run.id}")
             time.sleep(POLL_SECONDS)
-        reason = self._refusal(run, max_delete_share)
+        return self.conclude(run, queue_delay=queue_delay, max_delete_share=max_delete_share)
+
+    def begin_finishing(self, run: Run) -> None:
+        """Note what must be pushed before the run may delete (everything buffered by now), and hasten it."""
+        if run.seq is None:
+            run.seq = int(self.client.hget(run.target.stats, "buffered_seq") or 0)
+        self._save(run, state="finishing")
+        prerequisites.hasten(self.client, [run.target])
+
+    def pushed(self, run: Run) -> bool:
+        """Whether every batch holding the run's events was finished (pushed or dead-lettered)."""
+        return int(self.client.hget(run.target.stats, "finished_seq") or 0) >= (run.seq or 0)
+
+    def conclude(self, run: Run, *, queue_delay: int, max_delete_share: float, refusal: str = "") -> Outcome:
+        """Delete what the run did not push, unless `refusal` or a guard says why not; end the run."""
+        target = run.target
+        reason = refusal or self._refusal(run, max_delete_share)
         if reason:
             return self._end(run, False, reason)
         if target.kind == keys.SOURCE:
@@ -205,4 +232,6 @@ class Rebuilds:
                   "dead_letters_at_start": run.dead_letters_at_start, "state": state}
         if run.cutoff_ms is not None:
             record["cutoff_ms"] = run.cutoff_ms
+        if run.seq is not None:
+            record["seq"] = run.seq
         self.client.hset(run.target.rebuild, mapping=record)

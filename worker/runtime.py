@@ -8,10 +8,12 @@ from functools import cache
 
 import redis
 
+from worker.broker_runs import BrokerRuns
 from worker.deadletter import DeadLetters
 from worker.flush import Enqueue, Flusher
 from worker.pushapi.client import PushApiClient
 from worker.push import BatchPush
+from worker.rebuild import Rebuilds
 from worker.settings import Settings, load_settings
 from worker.status import StatusBrackets
 from worker.store import connect, store_url
@@ -24,6 +26,7 @@ class Runtime:
     api: PushApiClient
     brackets: StatusBrackets
     push: BatchPush
+    broker_runs: BrokerRuns
 
 
 @cache
@@ -33,7 +36,8 @@ def _runtime(pid: int) -> Runtime:
     api = PushApiClient.from_settings(settings)
     brackets = StatusBrackets(store, api, settings)
     dead_letters = DeadLetters(settings.broker_url or store_url(settings), store)
-    return Runtime(settings, store, api, brackets, BatchPush(store, api, brackets, dead_letters, settings))
+    return Runtime(settings, store, api, brackets, BatchPush(store, api, brackets, dead_letters, settings),
+                   BrokerRuns(Rebuilds(store, api, settings), settings.run_timeout_seconds))
 
 
 def runtime() -> Runtime:

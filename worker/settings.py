@@ -162,6 +162,14 @@ class Settings(BaseSettings):
         7 * 24 * 3600, gt=0, validation_alias=_env("PUSHSYNC_HIGH_WATER_TTL_SECONDS"),
         description="How long the newest pushed version of an item is remembered to drop older events.",
     )
+    run_timeout_seconds: float = Field(
+        3600.0, gt=0, validation_alias=_env("PUSHSYNC_RUN_TIMEOUT_SECONDS"),
+        description="How long after its rebuild.end a broker-started full run may take to arrive and be pushed.",
+    )
+    run_poll_seconds: float = Field(
+        2.0, gt=0, validation_alias=_env("PUSHSYNC_RUN_POLL_SECONDS"),
+        description="How often a broker-started full run that is not yet pushed is looked at again.",
+    )
     max_push_attempts: int = Field(
         5, ge=1, validation_alias=_env("PUSHSYNC_MAX_PUSH_ATTEMPTS"),
         description="Deliveries of one batch's push task before the batch is dead-lettered as poison.",

@@ -42,6 +42,22 @@ def close_burst(target_ref: str, epoch: int) -> bool:
     return runtime().brackets.close(keys.Target.from_ref(target_ref), epoch)
 
 
+@shared_task(name="pushsync.rebuild_begin", acks_late=True)
+def rebuild_begin(target_ref: str, run_id: str) -> bool:
+    """Start a full run announced by a rebuild.begin event (idempotent by run id)."""
+    return runtime().broker_runs.begin(keys.Target.from_ref(target_ref), run_id)
+
+
+@shared_task(name="pushsync.rebuild_finish", bind=True, acks_late=True, max_retries=None)
+def rebuild_finish(self, target_ref: str, run_id: str) -> dict:
+    """Conclude a full run announced over by a rebuild.end event, coming back until it can be."""
+    current = runtime()
+    outcome = current.broker_runs.finish(keys.Target.from_ref(target_ref), run_id)
+    if outcome is None:
+        raise self.retry(countdown=current.settings.run_poll_seconds)
+    return outcome.__dict__
+
+
 @shared_task(name="pushsync.sweep", acks_late=True)
 def sweep() -> dict:
     """Claim due windows, re-enqueue lost batches, close quiet bursts; one sweep at a time."""

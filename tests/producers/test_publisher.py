@@ -130,3 +130,32 @@ def _poll(get: Callable[[], Any], timeout: float = 10.0) -> Any:
             return found
         time.sleep(POLL_SECONDS)
     raise AssertionError(f"nothing arrived within {timeout} s")
+
+
+def test_a_full_run_is_begin_numbered_events_end_and_refuses_what_it_cannot_carry(
+    broker_url: str, queue_name: str, read_queue: Reader,
+) -> None:
+    with Publisher(broker_url, queue_name=queue_name) as publisher:
+        with publisher.full_run(source="docs", run_id="run-7", queueDelay=0) as run:
+            for n in range(3):
+                run.publish(item_upsert(n, source="docs"))
+            with pytest.raises(InvalidEventError, match="carries only item.upsert events"):
+                run.publish(item_delete(1, source="docs"))
+            with pytest.raises(InvalidEventError, match="carries only item.upsert events"):
+                run.publish(item_upsert(9, source="elsewhere"))
+    events = [event for message in read_queue(broker_url) for event in message["body"]["events"]]
+    assert [e["kind"] for e in events] == ["rebuild.begin", "item.upsert", "item.upsert", "item.upsert", "rebuild.end"]
+    assert events[0]["run"] == "run-7" and events[0]["queueDelay"] == 0 and "version" not in events[0]
+    assert [e["rebuild"] for e in events[1:4]] == [{"run": "run-7", "seq": n} for n in range(3)]
+    assert (events[-1]["events"], events[-1]["complete"]) == (3, True)
+
+
+def test_a_full_run_left_by_an_exception_is_ended_as_abandoned(redis_url: str, queue_name: str,
+                                                                read_queue: Reader) -> None:
+    with Publisher(redis_url, queue_name=queue_name) as publisher, pytest.raises(KeyError):
+        with publisher.full_run(provider="ldap") as run:
+            run.publish({"kind": "identity.upsert", "provider": "ldap", "version": 1,
+                         "identity": {"name": "team", "type": "GROUP"}})
+            raise KeyError("export")
+    events = [event for message in read_queue(redis_url) for event in message["body"]["events"]]
+    assert events[-1]["kind"] == "rebuild.end" and events[-1]["complete"] is False and events[-1]["events"] == 1

@@ -297,3 +297,31 @@ def test_a_closing_burst_is_handed_out_once_until_its_idle_task_is_presumed_lost
     later = time.time() + pipeline.brackets._lock_seconds + 1
     assert pipeline.brackets.close_quiet(lambda t, e: handed.append(e), now=later) == 1
     assert handed == [1, 1]
+
+
+def tagged(n: int, version: int, seq: int, run: str = "r1") -> object:
+    return parse_event(complete_event({"kind": "item.upsert", "source": "src", "version": version,
+                                       "documentId": f"https://example.com/{n}", "item": {"data": f"v{version}"},
+                                       "rebuild": {"run": run, "seq": seq}}))
+
+
+def test_run_events_count_once_each_however_often_they_arrive(pipeline):
+    pipeline.coalescer.add([tagged(n, 1, n) for n in range(5)])
+    pipeline.coalescer.add([tagged(n, 1, n) for n in (0, 1, 4)])  # redelivered
+    pipeline.coalescer.add([tagged(7, 2, 9)])
+    seen = pipeline.redis.get(SOURCE.run_seen("r1"))
+    assert pipeline.redis.bitcount(SOURCE.run_seen("r1")) == 6
+    assert [n for n in range(16) if pipeline.redis.getbit(SOURCE.run_seen("r1"), n)] == [0, 1, 2, 3, 4, 9]
+    assert seen is not None and pipeline.redis.ttl(SOURCE.run_seen("r1")) > 0
+    assert int(pipeline.redis.hget(SOURCE.run_state("r1"), "first_arrival_ms")) <= time.time() * 1000
+
+
+def test_a_stale_run_event_moves_its_runs_cut_off_before_the_push_that_made_it_stale(pipeline):
+    pipeline.coalescer.add([item(1, 5)])
+    pipeline.flush()
+    pipeline.push_all()
+    before = int(time.time() * 1000)
+    pipeline.coalescer.add([tagged(1, 4, 0), tagged(2, 1, 1)])
+    cutoff = pipeline.redis.zscore(SOURCE.run_cutoffs, "r1")
+    assert cutoff is not None and cutoff <= before
+    assert pipeline.redis.bitcount(SOURCE.run_seen("r1")) == 2

@@ -138,3 +138,79 @@ def test_bad_exports_are_refused_before_anything_is_pushed(workers, clean_emulat
     elsewhere = {**item(0, 2), "source": "nowhere"}
     unknown = CliRunner().invoke(main, ["rebuild", "nowhere", export(tmp_path, [elsewhere])], env=env)
     assert unknown.exit_code == 1 and "does not know source nowhere" in unknown.output, unknown.output
+
+
+def olderthan_calls(emulator) -> list[dict]:
+    return [r for r in emulator.requests() if r["path"].endswith("/olderthan")]
+
+
+def run_keys(redis_client) -> list[bytes]:
+    return [key for key in redis_client.keys(f"pushsync:{{source:{SOURCE}}}:run:*")
+            if not key.endswith(b":run:cutoffs") or redis_client.zcard(key)]
+
+
+def test_a_rebuild_started_through_the_broker_removes_exactly_the_stale_items(workers, clean_emulator, redis_client,
+                                                                              redis_url, redis_broker_url):
+    emulator = clean_emulator
+    seeded(workers, emulator, redis_url, redis_broker_url)
+    with Publisher(redis_broker_url) as publisher:
+        with publisher.full_run(source=SOURCE, queueDelay=QUEUE_DELAY_MINUTES) as run:
+            for n in range(7):
+                run.publish(item(n, 2))
+    assert run.events == 7
+    wait_for(lambda: olderthan_calls(emulator), 60, what="the delete of what the run did not push")
+    assert contents(emulator) == {**{str(n): f"{n} v2" for n in range(7)}, **{str(n): f"{n} v1" for n in range(7, 10)}}
+    emulator.advance_clock(QUEUE_DELAY_MINUTES * 60 + 1)
+    wait_for(lambda: contents(emulator) == {str(n): f"{n} v2" for n in range(7)}, 30, what="the stale items removed")
+    assert "REBUILD" in [t["statusType"] for t in emulator.activities(SOURCE)["transitions"]]
+    wait_for(lambda: not redis_client.exists(TARGET.rebuild) and not run_keys(redis_client), 30,
+             what="the run's state cleared")
+    assert redis_client.hget(TARGET.rebuild_last, "items") == b"7"
+
+
+def test_a_broker_run_arriving_in_any_order_still_waits_for_all_its_events(workers, clean_emulator, redis_client,
+                                                                         redis_url, redis_broker_url):
+    """End first, then the items (one held back), then begin: nothing is deleted until the last item is in."""
+    emulator = clean_emulator
+    seeded(workers, emulator, redis_url, redis_broker_url)
+    tagged = [{**item(n, 2), "rebuild": {"run": "late", "seq": n}} for n in range(7)]
+    with Publisher(redis_broker_url, events_per_message=1) as publisher:
+        publisher.publish_many([{"kind": "rebuild.end", "source": SOURCE, "run": "late", "events": 7}])
+        publisher.publish_many(tagged[:6][::-1])
+        publisher.publish_many([{"kind": "rebuild.begin", "source": SOURCE, "run": "late"}])
+        wait_for(lambda: redis_client.bitcount(TARGET.run_seen("late")) == 6 and redis_client.exists(TARGET.rebuild),
+                 30, what="six of the run's items and its start")
+        wait_for(lambda: contents(emulator).get("5") == "5 v2", 30, what="the run's items pushed")
+        assert not olderthan_calls(emulator), "a run missing an event must not delete"
+        publisher.publish_many([tagged[6]])
+    wait_for(lambda: olderthan_calls(emulator), 60, what="the delete once the last item arrived")
+    emulator.advance_clock(QUEUE_DELAY_MINUTES * 60 + 1)
+    wait_for(lambda: contents(emulator) == {str(n): f"{n} v2" for n in range(7)}, 30, what="the stale items removed")
+
+
+def test_an_abandoned_or_incomplete_broker_run_deletes_nothing(workers, clean_emulator, redis_client, redis_url,
+                                                              redis_broker_url):
+    emulator = clean_emulator
+    seeded(workers, emulator, redis_url, redis_broker_url, PUSHSYNC_RUN_TIMEOUT_SECONDS="3",
+           PUSHSYNC_RUN_POLL_SECONDS="0.5")
+    with Publisher(redis_broker_url) as publisher:
+        try:
+            with publisher.full_run(source=SOURCE) as run:
+                run.publish(item(0, 2))
+                raise RuntimeError("the export broke off")
+        except RuntimeError:
+            pass
+        wait_for(lambda: not redis_client.exists(TARGET.rebuild) and not run_keys(redis_client), 30,
+                 what="the abandoned run ended")
+        # An end that promises more events than ever come: after the timeout the run ends, deleting nothing.
+        publisher.publish_many([{"kind": "rebuild.begin", "source": SOURCE, "run": "short"},
+                                {**item(1, 3), "rebuild": {"run": "short", "seq": 0}},
+                                {"kind": "rebuild.end", "source": SOURCE, "run": "short", "events": 2}])
+        wait_for(lambda: contents(emulator).get("1") == "1 v3", 30, what="the short run's item pushed")
+        wait_for(lambda: not redis_client.exists(TARGET.rebuild) and not run_keys(redis_client), 30,
+                 what="the short run ended by its timeout")
+    emulator.advance_clock(QUEUE_DELAY_MINUTES * 60 + 1)
+    assert not olderthan_calls(emulator)
+    assert len(contents(emulator)) == 10
+    assert "REBUILD" in [t["statusType"] for t in emulator.activities(SOURCE)["transitions"]]
+    wait_for(lambda: emulator.activities(SOURCE)["status"] == "IDLE", 30, what="IDLE once both runs ended")
