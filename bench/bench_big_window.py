@@ -7,7 +7,8 @@ events (`--versions` versions of each of N / versions items, newest published la
 one source; the run waits until the emulator's index holds every item at its newest version.
 The baseline, measured in the same run on a fresh worker, is a window 100 times smaller: the
 ratio of the workers' peak RSS shows whether memory grows with the window (it must not: batches
-are streamed from Redis and written to disk, and a full window closes early). Not a test.
+are streamed from Redis and written to disk, and a full window closes early). Not a test: the
+figures are printed, exit status 0, and written to bench/results/big_window.json.
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ import click
 import requests
 
 from producers import Publisher
-from worker.commands.children import Child, celery, emulator
+from worker.commands.children import celery, emulator
 from worker.embedded import EmbeddedRedis, free_port
+
+from memory import tree_peak_rss_mib
+from results import invocation, write_result
 
 SOURCE = "big-window"
 ORGANIZATION = "bench"
@@ -32,26 +36,6 @@ BASELINE_DIVISOR = 100
 EVENTS_PER_MESSAGE = 500
 WAIT_SECONDS = 1800
 POLL_SECONDS = 1.0
-
-
-def peak_rss_mib(child: Child) -> float:
-    """The largest peak RSS (VmHWM) among the worker's processes: the main one and its pool."""
-    pids = [child.popen.pid, *_children(child.popen.pid)]
-    peaks = []
-    for pid in pids:
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        peaks += [int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmHWM:")]
-    return max(peaks, default=0.0)
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
 
 
 def events(count: int, versions: int):
@@ -91,7 +75,7 @@ def run(directory: Path, count: int, versions: int) -> tuple[float, float, int]:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"index not complete after {WAIT_SECONDS}s; logs in {directory}")
             time.sleep(POLL_SECONDS)
-        return time.monotonic() - started, peak_rss_mib(worker), items
+        return time.monotonic() - started, tree_peak_rss_mib(worker.popen.pid), items
     finally:
         for child in reversed(children):
             child.stop(timeout=20)
@@ -114,6 +98,14 @@ def main(count: int, versions: int) -> None:
     print(f"big window:      {count:,} events -> {big_items:,} items indexed in {big_seconds:.1f}s, "
           f"worker peak RSS {big_rss:.0f} MiB ({count / big_seconds:,.0f} events/s end to end)")
     print(f"peak RSS ratio big/baseline: {big_rss / max(small_rss, 1):.2f} for a window {BASELINE_DIVISOR}x larger")
+    figures = {"events": count, "versions": versions, "baseline_events": small, "baseline_items": small_items,
+               "baseline_seconds": small_seconds, "baseline_worker_peak_rss_mib": small_rss, "big_items": big_items,
+               "big_seconds": big_seconds, "big_worker_peak_rss_mib": big_rss,
+               "big_events_per_second": count / big_seconds, "rss_ratio": big_rss / max(small_rss, 1)}
+    write_result("big_window", f"A window of {count:,} events", invocation(), figures, [], [
+        f"The baseline window is {BASELINE_DIVISOR} times smaller; the ratio of the workers' peak RSS shows whether "
+        "worker memory grows with the window. Both runs end with every item indexed at its newest version.",
+    ])
 
 
 if __name__ == "__main__":

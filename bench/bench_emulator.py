@@ -9,7 +9,8 @@ Each part runs on a fresh emulator process (so that its peak RSS is its own) and
    json.load of the same file in this process, the least any consumer spends on it;
 3. a 256 MB upload: throughput against the trivial route reading the same body, and the emulator's
    peak RSS (VmHWM); target < 200 MB.
-Not a test: nothing is asserted, the figures are printed with their targets.
+Not a test: nothing is asserted, the figures are printed with their targets and written to
+bench/results/emulator.json.
 """
 
 from __future__ import annotations
@@ -27,10 +28,14 @@ from pathlib import Path
 import click
 import requests
 
+from worker.embedded import free_port
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for the tests' launcher
 
 from tests.plugins.emulator import EmulatorServer, start_emulator, stop_emulator, wait_until_serving  # noqa: E402
-from tests.plugins.services import _free_port  # noqa: E402
+
+from memory import status_mib  # noqa: E402
+from results import Target, at_least, below, invocation, write_result  # noqa: E402
 
 MIB = 1024 * 1024
 CLIENT_PROCESSES = 2
@@ -88,14 +93,6 @@ def timed(action: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
-def rss_mib(pid: int, field: str) -> float:
-    """VmRSS (now) or VmHWM (peak) of a process, in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise LookupError(field)
-
-
 def upload(url: str, headers: dict[str, str], path: Path) -> float:
     with open(path, "rb") as body:
         return timed(lambda: requests.put(url, data=body, headers=headers).raise_for_status())
@@ -117,7 +114,7 @@ def write_batch(path: Path, count: int) -> None:
         out.write('], "delete": []}')
 
 
-def bench_requests(scratch: Path, baseline_url: str, total: int) -> None:
+def bench_requests(scratch: Path, baseline_url: str, total: int) -> tuple[dict[str, float], Target]:
     server = start_emulator(scratch / "requests", "--source", SOURCE)
     try:
         path = f"/push/v1/organizations/{server.organization}/sources/{SOURCE}/documents"
@@ -132,9 +129,12 @@ def bench_requests(scratch: Path, baseline_url: str, total: int) -> None:
     click.echo(f"   emulator:                           {emulated:>8,.0f} requests/s "
                f"(target >= {REQUESTS_TARGET_PER_SECOND:,}; {emulated / baseline:.0%} of the baseline)")
     click.echo(f"   all {count:,} items indexed {applied:.2f}s after the last 202")
+    figures = {"requests": total, "requests_baseline_per_second": baseline, "requests_per_second": emulated,
+               "requests_indexed": count, "requests_applied_seconds": applied}
+    return figures, at_least("single-item PUTs per second", emulated, REQUESTS_TARGET_PER_SECOND)
 
 
-def bench_batch(scratch: Path, count: int) -> None:
+def bench_batch(scratch: Path, count: int) -> dict[str, float]:
     batch = scratch / "batch.json"
     write_batch(batch, count)
     parse = timed(lambda: json.loads(batch.read_bytes()))
@@ -147,7 +147,7 @@ def bench_batch(scratch: Path, count: int) -> None:
         applied = timed(server.wait_idle)
         indexed = requests.get(f"{server.url}/_emulator/organizations/{server.organization}/sources/{SOURCE}/items",
                                params={"documentId": "https://bench.example/0"}).json()["count"]
-        rss = rss_mib(server.process.pid, "VmRSS")
+        rss = status_mib(server.process.pid, "VmRSS")
     finally:
         stop_emulator(server)
     total = uploaded + call + applied
@@ -156,9 +156,12 @@ def bench_batch(scratch: Path, count: int) -> None:
     click.echo(f"   upload {uploaded:.2f}s + batch call {call:.2f}s + applied {applied:.2f}s = {total:.2f}s "
                f"({indexed:,} items indexed, {indexed / total:,.0f} items/s; {total / parse:.1f}x the baseline)")
     click.echo(f"   emulator RSS holding them: {rss:.0f} MiB")
+    return {"batch_items": count, "batch_mib": batch.stat().st_size / MIB, "batch_json_load_seconds": parse,
+            "batch_upload_seconds": uploaded, "batch_call_seconds": call, "batch_applied_seconds": applied,
+            "batch_indexed": indexed, "batch_items_per_second": indexed / total, "batch_emulator_rss_mib": rss}
 
 
-def bench_upload(scratch: Path, baseline_url: str, size_mib: int) -> None:
+def bench_upload(scratch: Path, baseline_url: str, size_mib: int) -> tuple[dict[str, float], Target]:
     blob = scratch / "upload.bin"
     with open(blob, "wb") as out:
         for _ in range(size_mib):
@@ -166,11 +169,11 @@ def bench_upload(scratch: Path, baseline_url: str, size_mib: int) -> None:
     baseline = upload_seconds = 0.0
     server = start_emulator(scratch / "upload")
     try:
-        idle = rss_mib(server.process.pid, "VmRSS")
+        idle = status_mib(server.process.pid, "VmRSS")
         container = create_container(server)
         baseline = upload(baseline_url + "/blob", container["requiredHeaders"], blob)
         upload_seconds = upload(container["uploadUri"], container["requiredHeaders"], blob)
-        peak = rss_mib(server.process.pid, "VmHWM")
+        peak = status_mib(server.process.pid, "VmHWM")
     finally:
         stop_emulator(server)
     click.echo(f"3. a {size_mib} MiB upload to a file container")
@@ -178,6 +181,10 @@ def bench_upload(scratch: Path, baseline_url: str, size_mib: int) -> None:
     click.echo(f"   emulator streaming it to disk:             {size_mib / upload_seconds:>6,.0f} MiB/s "
                f"({baseline / upload_seconds:.0%} of the baseline)")
     click.echo(f"   emulator RSS: {idle:.0f} MiB idle, {peak:.0f} MiB peak (target < {UPLOAD_RSS_TARGET_MIB} MiB)")
+    figures = {"upload_mib": size_mib, "upload_baseline_mib_per_second": size_mib / baseline,
+               "upload_mib_per_second": size_mib / upload_seconds, "upload_idle_rss_mib": idle,
+               "upload_peak_rss_mib": peak}
+    return figures, below("emulator peak RSS during the upload, MiB", peak, UPLOAD_RSS_TARGET_MIB)
 
 
 @click.command()
@@ -191,19 +198,26 @@ def main(request_count: int, items: int, upload_mib: int, serve_baseline: int | 
         return
     with tempfile.TemporaryDirectory(prefix="bench-emulator-") as directory:
         scratch = Path(directory)
-        port = _free_port()
+        port = free_port()
         log_path = scratch / "baseline.log"
         with open(log_path, "wb") as log:
             baseline = subprocess.Popen([sys.executable, __file__, "--serve-baseline", str(port)], stdout=log, stderr=log)
         try:
             baseline_url = f"http://127.0.0.1:{port}"
             wait_until_serving(baseline_url + "/up", baseline, log_path)
-            bench_requests(scratch, baseline_url, request_count)
-            bench_batch(scratch, items)
-            bench_upload(scratch, baseline_url, upload_mib)
+            request_figures, request_target = bench_requests(scratch, baseline_url, request_count)
+            batch_figures = bench_batch(scratch, items)
+            upload_figures, upload_target = bench_upload(scratch, baseline_url, upload_mib)
         finally:
             baseline.terminate()
             baseline.wait()
+    write_result("emulator", "The Push API emulator", invocation(),
+                 {**request_figures, **batch_figures, **upload_figures}, [request_target, upload_target], [
+        f"Single-item PUTs come from {CLIENT_PROCESSES} keep-alive client processes; the baseline is a trivial "
+        "Starlette route on the same server stack driven by the same clients.",
+        "The batch's baseline is json.load of the same file in the benchmark's process: the least any consumer "
+        "spends on it.",
+    ])
 
 
 if __name__ == "__main__":

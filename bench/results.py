@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from worker.redaction import redact
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "bench" / "results"
 MACHINE_NOTE = "development machine shared with other work"
@@ -44,6 +46,11 @@ def at_least(name: str, value: float, bound: float) -> Target:
     return Target(name, value, f">= {bound:g}", value >= bound)
 
 
+def above(name: str, value: float, bound: float) -> Target:
+    """A target met when `value` is over `bound`."""
+    return Target(name, value, f"> {bound:g}", value > bound)
+
+
 def below(name: str, value: float, bound: float) -> Target:
     """A target met when `value` is under `bound`."""
     return Target(name, value, f"< {bound:g}", value < bound)
@@ -55,10 +62,13 @@ def verdict(target: Target) -> str:
 
 
 def invocation() -> str:
-    """The command line this script was started with, relative to the repository, for `command`."""
+    """The command line this script was started with, relative to the repository, for `command`.
+
+    A password in a URL argument (`--broker-url`) is masked: the results are committed.
+    """
     script = Path(sys.argv[0]).resolve()
     shown = script.relative_to(REPO) if script.is_relative_to(REPO) else script
-    return shlex.join(["python", str(shown), *sys.argv[1:]])
+    return redact(shlex.join(["python", str(shown), *sys.argv[1:]]))
 
 
 def machine(note: str = MACHINE_NOTE) -> str:
@@ -74,7 +84,8 @@ def write_result(name: str, title: str, command: str, figures: Mapping[str, floa
     name: the file's stem, one per benchmark.
     title: the benchmark's heading on the page.
     command: how the figures were produced, with the arguments that were used (see `invocation`).
-    figures: flat names to numbers (units in the names: `wall_seconds`, `peak_rss_mib`).
+    figures: flat names to numbers (units in the names: `wall_seconds`, `peak_rss_mib`); a baseline's figure
+        is its pushsync figure's name prefixed with `baseline_`, and the page shows the two side by side.
     targets: the figures held against the issue's targets.
     notes: sentences that say how to read the figures.
     machine_note: what else the machine was doing, if anything unusual.
