@@ -51,7 +51,7 @@ main.add_command(health)
 
 
 def run() -> None:
-    """Console entry point: turn a settings error into one clear line and exit status 2."""
+    """Console entry point: turn a settings error into one clear line and exit status 1."""
     try:
         main(standalone_mode=True)
     except SettingsError as exc:

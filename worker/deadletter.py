@@ -32,6 +32,7 @@ from typing import Any
 
 import redis
 from kombu import Connection, Exchange, Message, Producer, Queue
+from kombu.pools import connections
 
 from producers import Publisher, broker
 from worker import keys, metrics, recent
@@ -128,9 +129,11 @@ class DeadLetters:
         """
         self.broker_url = broker_url
         self.store = store
+        self._connection = broker.connect(broker_url)
 
     def _connect(self) -> Connection:
-        return broker.connect(self.broker_url)
+        # Pooled: a batch whose items are rejected one by one sends one entry per item.
+        return connections[self._connection].acquire(block=True)
 
     def send(self, target: str, batch_id: str, events: Iterable[bytes], error: BaseException, *,
              attempts: int, first_failure: float | None = None, file_ids: list[str] | None = None) -> int:

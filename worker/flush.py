@@ -99,10 +99,13 @@ class Flusher:
         ones that were waiting for identities as soon as those are in."""
         reaped = []
         lost_before = now - self.settings.reap_after_seconds
-        for raw, claimed_at in self.client.zrange(keys.CLAIMED, 0, -1, withscores=True):
-            ref, _, batch_id = raw.decode().partition("|")
-            batch = keys.Target.from_ref(ref).batch(batch_id)
-            waiting = self.client.hget(batch.meta, "waiting")
+        claimed = self.client.zrange(keys.CLAIMED, 0, -1, withscores=True)
+        batches = [keys.Batch.from_claim_ref(raw.decode()) for raw, _ in claimed]
+        # One round trip for every claimed batch's flag: a sweep runs each second, over every source.
+        pipe = self.client.pipeline(transaction=False)
+        for batch in batches:
+            pipe.hget(batch.meta, "waiting")
+        for (raw, claimed_at), batch, waiting in zip(claimed, batches, pipe.execute()):
             if waiting is None and claimed_at > lost_before:
                 continue
             if not self.client.exists(batch.meta):
@@ -113,7 +116,7 @@ class Flusher:
             self.client.hdel(batch.meta, "waiting")
             self.client.zadd(keys.CLAIMED, {raw: now})
             if not waiting:
-                log.warning("batch %s of %s has no live task; enqueuing it again", batch.id, ref)
+                log.warning("batch %s of %s has no live task; enqueuing it again", batch.id, batch.target.ref)
             self.enqueue(batch)
             reaped.append(batch)
         return reaped

@@ -154,3 +154,8 @@ class Batch:
     def claim_ref(self) -> str:
         """The member of `CLAIMED` for this batch."""
         return f"{self.target.ref}|{self.id}"
+
+    @classmethod
+    def from_claim_ref(cls, ref: str) -> "Batch":
+        target_ref, _, batch_id = ref.partition("|")
+        return cls(Target.from_ref(target_ref), batch_id)

@@ -164,10 +164,7 @@ def oldest_buffered(store: redis.Redis) -> dict[keys.Target, float]:
     """Target -> when its oldest event not yet pushed entered a window (epoch seconds), over its
     open window and its claimed batches; targets with nothing buffered are absent."""
     windows = [keys.Target.from_ref(ref.decode()) for ref in store.zrange(keys.DEADLINES, 0, -1)]
-    batches = []
-    for claim in store.zrange(keys.CLAIMED, 0, -1):
-        ref, _, batch_id = claim.decode().partition("|")
-        batches.append(keys.Target.from_ref(ref).batch(batch_id))
+    batches = [keys.Batch.from_claim_ref(claim.decode()) for claim in store.zrange(keys.CLAIMED, 0, -1)]
     pipe = store.pipeline(transaction=False)
     for target in windows:
         pipe.hget(target.window_meta, "opened_at")

@@ -46,7 +46,6 @@ docs/emulator.md describes the admin API these helpers call.
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,23 +53,28 @@ from pathlib import Path
 import pytest
 import requests
 
+from worker.commands.children import Child
+from worker.commands.children import emulator as emulator_child
 from worker.embedded import free_port
 
 STARTUP_SECONDS = 20.0
-"""How long the emulator may take to answer after its process started."""
+"""How long a server may take to answer after its process started."""
+STOP_SECONDS = 10.0
+"""How long the emulator may take to stop politely before it is killed."""
 ADMIN = "/_emulator"
 
 
 class EmulatorServer:
     """A running emulator and small helpers for its admin API (see the module docstring)."""
 
-    def __init__(self, url: str, organization: str, api_key: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    def __init__(self, url: str, organization: str, api_key: str, child: Child) -> None:
         self.url = url
         self.push_url = url + "/push/v1"
         self.organization = organization
         self.api_key = api_key
-        self.process = process
-        self.log_path = log_path
+        self.child = child
+        self.process = child.popen
+        self.log_path = child.log_path
         self._session = requests.Session()
 
     def headers(self) -> dict[str, str]:
@@ -158,17 +162,9 @@ def start_emulator(data_dir: Path, *options: str) -> EmulatorServer:
 
     port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
-    log_path = data_dir / "emulator.log"
-    with open(log_path, "wb") as log:
-        command = [sys.executable, "-m", "emulator", "--port", str(port), "--data-dir", str(data_dir / "data"), *options]
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    server = EmulatorServer(f"http://127.0.0.1:{port}", DEFAULT_ORGANIZATION, DEFAULT_API_KEY, process, log_path)
-    try:
-        wait_until_serving(server.url + ADMIN + "/health", process, log_path)
-    except RuntimeError:
-        stop_emulator(server)
-        raise
-    return server
+    child = emulator_child(port, api_key=DEFAULT_API_KEY, log_path=data_dir / "emulator.log",
+                           args=["--data-dir", str(data_dir / "data"), *options])
+    return EmulatorServer(f"http://127.0.0.1:{port}", DEFAULT_ORGANIZATION, DEFAULT_API_KEY, child)
 
 
 def wait_until_serving(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
@@ -188,12 +184,7 @@ def wait_until_serving(url: str, process: subprocess.Popen[bytes], log_path: Pat
 def stop_emulator(server: EmulatorServer) -> None:
     """Stop the emulator's process (politely first)."""
     server.close()
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
+    server.child.stop(timeout=STOP_SECONDS)
 
 
 @pytest.fixture(scope="session")
