@@ -262,7 +262,7 @@ class Item(_Model):
                 "binaryData and compressionType go together: compressionType says how the bytes are compressed "
                 f"({', '.join(COMPRESSION_TYPES)})"
             )
-        if self.permission_count > MAX_PERMISSIONS:
+        if self.permissions and self.permission_count > MAX_PERMISSIONS:
             raise ValueError(f"permissions name {self.permission_count} identities; the service takes at most {MAX_PERMISSIONS}")
         return self
 
