@@ -98,10 +98,11 @@ def main(count: int, versions: int) -> None:
     print(f"big window:      {count:,} events -> {big_items:,} items indexed in {big_seconds:.1f}s, "
           f"worker peak RSS {big_rss:.0f} MiB ({count / big_seconds:,.0f} events/s end to end)")
     print(f"peak RSS ratio big/baseline: {big_rss / max(small_rss, 1):.2f} for a window {BASELINE_DIVISOR}x larger")
-    figures = {"events": count, "versions": versions, "baseline_events": small, "baseline_items": small_items,
-               "baseline_seconds": small_seconds, "baseline_worker_peak_rss_mib": small_rss, "big_items": big_items,
-               "big_seconds": big_seconds, "big_worker_peak_rss_mib": big_rss,
-               "big_events_per_second": count / big_seconds, "rss_ratio": big_rss / max(small_rss, 1)}
+    figures = {"events": count, "versions": versions, "items": big_items, "seconds": big_seconds,
+               "worker_peak_rss_mib": big_rss, "events_per_second": count / big_seconds,
+               "baseline_events": small, "baseline_items": small_items, "baseline_seconds": small_seconds,
+               "baseline_worker_peak_rss_mib": small_rss, "baseline_events_per_second": small / small_seconds,
+               "rss_ratio": big_rss / max(small_rss, 1)}
     write_result("big_window", f"A window of {count:,} events", invocation(), figures, [], [
         f"The baseline window is {BASELINE_DIVISOR} times smaller; the ratio of the workers' peak RSS shows whether "
         "worker memory grows with the window. Both runs end with every item indexed at its newest version.",

@@ -1,4 +1,4 @@
-"""A full rebuild of 1,000,000 items (about 1 GB) with `pushsync rebuild`, against 5 MiB batches as Coveo's clients send them.
+"""A full rebuild of 1,000,000 items (about 1 GB) with `pushsync rebuild`, against Coveo's clients' 5 MiB batches.
 
     .venv/bin/python bench/bench_rebuild.py [--items N] [--line-bytes N]
 
@@ -141,7 +141,7 @@ def check_index(admin: Emulator, items: int, line_bytes: int) -> None:
 
 
 def calls(log: list[dict]) -> dict[str, float]:
-    """Push API calls (storage uploads apart), uploads, batch calls and bytes uploaded in a request log."""
+    """Push API calls (storage uploads apart), uploads, batch calls and MiB uploaded in a request log."""
     push = [entry for entry in log if entry["path"].startswith(PUSH_PREFIX)]
     uploads = [entry for entry in log if entry["path"].startswith(UPLOAD_PREFIX)]
     failed = [entry for entry in push + uploads if entry["status"] >= 400]
@@ -149,7 +149,8 @@ def calls(log: list[dict]) -> dict[str, float]:
         raise RuntimeError(f"{len(failed)} request(s) failed: {failed[:3]}")
     return {"push_api_calls": len(push), "uploads": len(uploads),
             "batches": sum(1 for entry in push if entry["path"].endswith("/documents/batch")),
-            "uploaded_mib": sum(entry["bytes"] for entry in uploads) / MIB}
+            "uploaded_mib": sum(entry["bytes"] for entry in uploads) / MIB,
+            "largest_upload_mib": max((entry["bytes"] for entry in uploads), default=0) / MIB}
 
 
 def run_command(command: list[str], env: dict[str, str], log_path: Path, sample) -> tuple[int, float]:
@@ -281,7 +282,8 @@ def report(items: int, export_bytes: int, pushsync: dict[str, float], baseline: 
     for name, figures in (("pushsync rebuild", pushsync), ("5 MiB batches (baseline)", baseline)):
         click.echo(f"  {name:<25} {figures['push_api_calls']:>6,} Push API calls ({figures['batches']:,} batches, "
                    f"{figures['uploads']:,} uploads of {figures['uploaded_mib']:,.0f} MiB), "
-                   f"{figures['wall_seconds']:>7.1f}s to the full index, peak RSS {figures['worker_peak_rss_mib']:.0f} MiB")
+                   f"{figures['wall_seconds']:>7.1f}s to the full index, "
+                   f"peak RSS {figures['worker_peak_rss_mib']:.0f} MiB")
     click.echo(f"  pushsync rebuild command done after {pushsync['command_seconds']:.1f}s, its peak RSS "
                f"{pushsync['command_peak_rss_mib']:.0f} MiB; emulator RSS holding the index "
                f"{pushsync['emulator_rss_mib']:,.0f} MiB")
@@ -293,7 +295,7 @@ def report(items: int, export_bytes: int, pushsync: dict[str, float], baseline: 
     write_result("rebuild", f"A full rebuild of {items:,} items against 5 MiB batches", invocation(), figures,
                  targets, [
         f"Both phases push the same {items:,}-item export ({export_bytes / MIB:,.0f} MiB of NDJSON) to one emulator "
-        "in the same run; the emulator is reset between them, so it holds one copy of the index at a time.",
+        "in the same run; the emulator is reset between them, so its index holds one copy at a time.",
         "The baseline does what Coveo's push-api-client.js does: batches of documents closed before 5 MiB, up to 10 "
         "uploaded at a time, each through its own file container; REBUILD before, deleteDocumentsOlderThan and IDLE "
         "after. Its worker figures are those of that client process.",
