@@ -17,7 +17,7 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 
-from producers.events import Event, IdentityAlias, IdentityDisable, IdentityUpsert
+from producers.events import Event, IdentityAlias, IdentityDisable, IdentityUpsert, ItemDelete, ItemUpsert
 from worker import keys
 from worker.scripts import script
 from worker.settings import Settings
@@ -45,11 +45,14 @@ def _rank_key(value: str) -> tuple[int, int]:
     return int(version), int(tiebreak) if tiebreak else -1
 
 
+TARGET_KINDS = {IdentityUpsert: keys.PROVIDER, IdentityAlias: keys.PROVIDER, IdentityDisable: keys.PROVIDER,
+                ItemUpsert: keys.SOURCE, ItemDelete: keys.SOURCE}
+"""The kind of window each kind of event goes into: identity events to their provider's."""
+
+
 def target_of(event: Event) -> keys.Target:
     """The window an event belongs in: its provider's for identity events, else its source's."""
-    if isinstance(event, (IdentityUpsert, IdentityAlias, IdentityDisable)):
-        return keys.Target(keys.PROVIDER, event.target)
-    return keys.Target(keys.SOURCE, event.target)
+    return keys.Target(TARGET_KINDS[type(event)], event.target)
 
 
 @dataclass
@@ -91,22 +94,26 @@ class Coalescer:
         broker-started full runs (see `_count_runs`).
         """
         now = time.time()
-        by_target: dict[keys.Target, list[Event]] = {}
+        # Grouped by plain (kind, id) pairs: building a Target per event cost more than the rest of the loop.
+        grouped_by: dict[tuple[str, str], list[Event]] = {}
         for event in events:
-            by_target.setdefault(target_of(event), []).append(event)
+            grouped_by.setdefault((TARGET_KINDS[type(event)], event.target), []).append(event)
+        by_target = {keys.Target(*pair): grouped for pair, grouped in grouped_by.items()}
         pipe = self.client.pipeline(transaction=False)
         # What calling the Script does, once: the pipeline loads it if Redis lost it.
         pipe.scripts.add(self._coalesce)
         calls = []
         for target, grouped in by_target.items():
             window_keys = (target.window, target.versions, target.window_meta, target.stats)
+            high_water = target.high_water("")
             for start in range(0, len(grouped), CHUNK_EVENTS):
                 chunk = grouped[start:start + CHUNK_EVENTS]
+                chunk_keys = [event.coalescing_key for event in chunk]
                 args: list[Any] = [repr(now)]
-                for event in chunk:
-                    args += (event.coalescing_key, rank(event.kind, event.version), event.encoded)
+                for key, event in zip(chunk_keys, chunk):
+                    args += (key, rank(event.kind, event.version), event.encoded)
                 pipe.evalsha(self._coalesce.sha, len(window_keys) + len(chunk), *window_keys,
-                             *(target.high_water(event.coalescing_key) for event in chunk), *args)
+                             *(high_water + key for key in chunk_keys), *args)
                 calls.append(target)
         for target in by_target:
             pipe.zadd(keys.DEADLINES, {target.ref: now + self.settings.window_for(target.id)}, nx=True)
