@@ -488,10 +488,11 @@ class InvalidEvent:
 # ---------------------------------------------------------------- validation
 
 
-def parse_event(obj: Any, *, max_bytes: int = MAX_EVENT_BYTES) -> Event:
+def parse_event(obj: Any, *, max_bytes: int | None = MAX_EVENT_BYTES) -> Event:
     """Validate one decoded JSON value as an event; raise InvalidEventError naming each problem.
 
-    `max_bytes` is the largest encoded event accepted.
+    `max_bytes` is the largest encoded event accepted; None leaves that check to the caller
+    (`check_size`), which may then encode the event elsewhere.
     """
     if not isinstance(obj, dict):
         raise InvalidEventError([f"expected a JSON object (one event), got {_json_type(obj)}"])
@@ -499,12 +500,18 @@ def parse_event(obj: Any, *, max_bytes: int = MAX_EVENT_BYTES) -> Event:
         event = EVENT_ADAPTER.validate_python(obj)
     except ValidationError as exc:
         raise InvalidEventError([_describe(error) for error in exc.errors(include_url=False)]) from None
+    if max_bytes is not None:
+        check_size(event, max_bytes)
+    return event
+
+
+def check_size(event: Event, max_bytes: int = MAX_EVENT_BYTES) -> None:
+    """Raise InvalidEventError if `event` is over `max_bytes` encoded."""
     if event.encoded_size > max_bytes:
         raise InvalidEventError([
             f"event is {event.encoded_size:,} bytes encoded, over the {max_bytes:,}-byte limit "
             "(compress the content into binaryData, or raise the limit on both producers and worker)"
         ])
-    return event
 
 
 def load_json(data: bytes | str) -> Any:
@@ -526,11 +533,11 @@ def decode_event(data: bytes | str, *, max_bytes: int = MAX_EVENT_BYTES) -> Even
     return parse_event(load_json(data), max_bytes=max_bytes)
 
 
-def decode_message(body: bytes, *, max_event_bytes: int = MAX_EVENT_BYTES) -> list[Event | InvalidEvent]:
+def decode_message(body: bytes, *, max_event_bytes: int | None = MAX_EVENT_BYTES) -> list[Event | InvalidEvent]:
     """Decode a broker message into its events, each valid or invalid with its reason; never raises.
 
     A message that is not a `{"events": [...]}` envelope comes back as one InvalidEvent with
-    `index=None` and the message bytes as `raw`.
+    `index=None` and the message bytes as `raw`. `max_event_bytes` as for `parse_event`.
     """
     try:
         envelope = load_json(body)

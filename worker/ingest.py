@@ -30,7 +30,8 @@ from kombu import Consumer, Message
 from kombu.exceptions import OperationalError
 
 from producers import broker
-from producers.events import Event, InvalidEvent, RebuildBegin, RebuildEnd, decode_message
+from producers.errors import InvalidEventError
+from producers.events import Event, InvalidEvent, RebuildBegin, RebuildEnd, check_size, decode_message
 from worker import broker_runs, keys, metrics, quarantine
 from worker.coalesce import Coalescer, target_of
 from worker.settings import load_settings
@@ -175,6 +176,18 @@ class Decoded:
         self.invalid.append(invalid)
         self.causes[cause] += 1
 
+    def refuse_oversized(self) -> None:
+        """Move the valid events over the size limit to the invalid ones (this encodes every event)."""
+        fitting = []
+        for event in self.valid:
+            try:
+                check_size(event)
+            except InvalidEventError as exc:
+                self.refuse(InvalidEvent(reason=exc.reason, raw=json.loads(event.encoded)), "invalid")
+            else:
+                fitting.append(event)
+        self.valid = fitting
+
 
 def decode(bodies: list[tuple[bytes, str]], protected: frozenset[str]) -> Decoded:
     """Decode and validate the events of `bodies`.
@@ -187,7 +200,8 @@ def decode(bodies: list[tuple[bytes, str]], protected: frozenset[str]) -> Decode
         if origin == "poison":
             decoded.refuse(InvalidEvent(reason=POISON_REASON, raw=body), "poison")
             continue
-        for event in decode_message(body if isinstance(body, bytes) else body.encode()):
+        # Sizes are checked by the writer (see store), where encoding overlaps with the consumer's waits.
+        for event in decode_message(body if isinstance(body, bytes) else body.encode(), max_event_bytes=None):
             if isinstance(event, InvalidEvent):
                 decoded.refuse(event, "undecodable" if event.index is None else "invalid")
             elif isinstance(event, (RebuildBegin, RebuildEnd)):
@@ -209,6 +223,7 @@ def store(client: redis.Redis, coalescer: Coalescer, decoded: Decoded) -> dict[s
 
     Returns counts by outcome. A run's tasks are sent only once Redis holds what its event said.
     """
+    decoded.refuse_oversized()
     if decoded.invalid:
         pipe = client.pipeline(transaction=True)
         for entry in decoded.invalid:
