@@ -1,0 +1,230 @@
+"""The whole pipeline for a benchmark: a private embedded Redis, a private emulator, workers and beat.
+
+    with Pipeline(directory, sources) as pipeline:
+        pipeline.start_worker(concurrency=1)
+        pipeline.start_beat()
+        ... publish to pipeline.broker_url, read pipeline.emulator ...
+
+Every worker serves its metrics on a port of its own, so what it pushed can be read before it is
+stopped (or killed). Nothing here touches a shared server unless a broker URL is given.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import redis
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from memory import tree_peak_rss_mib
+from worker.commands.children import Child, celery, emulator
+from worker.embedded import EmbeddedRedis, free_port
+
+ORGANIZATION = "bench"
+API_KEY = "bench-key"
+STORE_DB, BROKER_DB = 0, 1
+HTTP_TIMEOUT_SECONDS = 120
+"""The emulator lists tens of thousands of items in one answer."""
+STOP_SECONDS = 30
+POLL_SECONDS = 1.0
+BATCH_ROUTE_SUFFIX = "/documents/batch"
+UPLOAD_PATH_PREFIX = "/_blob/"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+STAT_UTIME_FIELD = 11
+"""utime's index in /proc/PID/stat once split after the command name (stime follows)."""
+
+
+class Emulator:
+    """The admin API of the private emulator (docs/emulator.md)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.session = requests.Session()
+
+    def _admin(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.session.request(method, f"{self.url}/_emulator{path}", timeout=HTTP_TIMEOUT_SECONDS, **kwargs)
+        response.raise_for_status()
+        return response.json()
+
+    def _source(self, source: str) -> str:
+        return f"/organizations/{ORGANIZATION}/sources/{source}"
+
+    def count(self, source: str) -> int:
+        """Items the source holds (asked about one documentId so the answer stays small)."""
+        return self._admin("GET", f"{self._source(source)}/items", params={"documentId": "-"})["count"]
+
+    def item(self, source: str, document_id: str) -> dict[str, Any] | None:
+        items = self._admin("GET", f"{self._source(source)}/items", params={"documentId": document_id})["items"]
+        return items[0] if items else None
+
+    def items(self, source: str) -> dict[str, dict[str, Any]]:
+        """documentId -> item, once what was accepted so far is applied."""
+        listed = self._admin("GET", f"{self._source(source)}/items", params={"wait": 1})["items"]
+        return {item["documentId"]: item for item in listed}
+
+    def status(self, source: str) -> str:
+        """The status the source was set to last (IDLE once a burst is closed)."""
+        return self._admin("GET", f"{self._source(source)}/activities")["status"]
+
+    def requests(self, since: int = 0) -> list[dict[str, Any]]:
+        return self._admin("GET", "/requests", params={"since": since})["requests"]
+
+    def last_request_id(self) -> int:
+        log = self.requests()
+        return log[-1]["id"] if log else 0
+
+    def reset(self) -> None:
+        self._admin("POST", "/reset")
+
+    def add_fault(self, **rule: Any) -> None:
+        self._admin("POST", "/faults", json=rule)
+
+    def clear_faults(self) -> None:
+        self._admin("DELETE", "/faults")
+
+
+class Pipeline:
+    """A private Redis (store in db 0, broker in db 1) and emulator; workers and beat on demand."""
+
+    def __init__(self, directory: Path, sources: Iterable[str], env: dict[str, str] | None = None,
+                 broker_url: str | None = None) -> None:
+        """
+        directory: where the Redis data, the emulator's and the workers' logs go.
+        sources: the Push sources the emulator has from the start.
+        env: settings for the workers and beat beyond the connection ones.
+        broker_url: the broker to use instead of the private Redis's db 1 (e.g. a RabbitMQ vhost).
+        """
+        self.directory = directory
+        self.redis = EmbeddedRedis(directory / "redis")
+        self.store_url = f"redis://127.0.0.1:{self.redis.port}/{STORE_DB}"
+        self.broker_url = broker_url or f"redis://127.0.0.1:{self.redis.port}/{BROKER_DB}"
+        port = free_port()
+        self.children: list[Child] = []
+        self.workers: dict[str, Child] = {}
+        self.metrics_ports: dict[str, int] = {}
+        self._started = 0
+        try:
+            args = ["--organization", ORGANIZATION]
+            for source in sources:
+                args += ["--source", source]
+            self.emulator_process = emulator(port, api_key=API_KEY, log_path=directory / "emulator.log", args=args)
+            self.children.append(self.emulator_process)
+        except BaseException:
+            self.redis.stop()
+            raise
+        self.emulator = Emulator(f"http://127.0.0.1:{port}")
+        self.env = {"REDIS_URL": self.store_url, "BROKER_URL": self.broker_url,
+                    "COVEO_PUSH_URL": f"{self.emulator.url}/push/v1", "COVEO_ORGANIZATION_ID": ORGANIZATION,
+                    "COVEO_API_KEY": API_KEY, **(env or {})}
+
+    def start_beat(self) -> Child:
+        beat = celery("beat", env=self.env, log_path=self.directory / "beat.log")
+        self.children.append(beat)
+        return beat
+
+    def start_worker(self, concurrency: int) -> str:
+        """Start one more worker with `concurrency` pool processes; returns its name."""
+        self._started += 1
+        name = f"bench{self._started}"
+        port = free_port()
+        env = {**self.env, "PUSHSYNC_METRICS_PORT": str(port), "PUSHSYNC_METRICS_ADDRESS": "127.0.0.1",
+               "PUSHSYNC_METRICS_DIR": str(self.directory / f"metrics-{name}")}
+        worker = celery("worker", env=env, log_path=self.directory / f"{name}.log",
+                        extra=["--concurrency", str(concurrency), "--hostname", f"{name}@%h"])
+        self.children.append(worker)
+        self.workers[name] = worker
+        self.metrics_ports[name] = port
+        return name
+
+    def metrics(self, name: str) -> dict[str, float]:
+        """The worker's counters and histogram sums, added up over their labels, by sample name."""
+        text = requests.get(f"http://127.0.0.1:{self.metrics_ports[name]}/metrics", timeout=HTTP_TIMEOUT_SECONDS).text
+        totals: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+        return totals
+
+    def peak_rss_mib(self, name: str) -> float:
+        """The largest peak RSS among the worker's processes."""
+        return tree_peak_rss_mib(self.workers[name].popen.pid)
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds used so far by each part: ingestion (the workers' main processes), pushing (their
+        pool processes), beat, the emulator, Redis (store and broker) and this process (the publisher)."""
+        mains = [worker.popen.pid for worker in self.workers.values()]
+        beat = [child.popen.pid for child in self.children if child.name == "celery beat"]
+        server = redis.Redis(port=self.redis.port).info("cpu")
+        return {
+            "ingest": sum(map(_cpu_seconds, mains)),
+            "push": sum(_cpu_seconds(pid) for main in mains for pid in _children(main)),
+            "beat": sum(map(_cpu_seconds, beat)),
+            "emulator": _cpu_seconds(self.emulator_process.popen.pid),
+            "redis": server["used_cpu_user"] + server["used_cpu_sys"],
+            "publisher": sum(os.times()[:2]),
+        }
+
+    def kill_worker(self, name: str) -> None:
+        """SIGKILL the worker and its pool at once, as a crash would."""
+        worker = self.workers.pop(name)
+        worker.kill()
+        self.children.remove(worker)
+
+    def stop_workers(self) -> None:
+        """Stop every worker and beat politely; the emulator and Redis keep running."""
+        for child in [*self.workers.values(), *(c for c in self.children if c.name == "celery beat")]:
+            child.stop(timeout=STOP_SECONDS)
+            self.children.remove(child)
+        self.workers.clear()
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            child.stop(timeout=STOP_SECONDS)
+        self.children.clear()
+        self.redis.stop()
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str, logs: Path) -> None:
+    """Poll `condition` every POLL_SECONDS; raise after `timeout` seconds, pointing at the logs."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} not reached after {timeout:.0f}s; logs in {logs}")
+        time.sleep(POLL_SECONDS)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of one process; 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[STAT_UTIME_FIELD]) + int(fields[STAT_UTIME_FIELD + 1])) / CLOCK_TICKS
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def batch_calls(log: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The accepted batch calls of the request log."""
+    return [entry for entry in log if entry["path"].endswith(BATCH_ROUTE_SUFFIX) and entry["status"] == 202]
+
+
+def is_upload(entry: dict[str, Any]) -> bool:
+    """An upload to a file container: storage traffic, not a Push API call."""
+    return entry["path"].startswith(UPLOAD_PATH_PREFIX)
