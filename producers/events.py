@@ -18,7 +18,6 @@ from __future__ import annotations
 import binascii
 import json
 import re
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -46,6 +45,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from producers.errors import InvalidEventError
+from producers.ids import PROCESS_IDS
 
 SCHEMA_VERSION = 1
 MIB = 1024 * 1024
@@ -570,8 +570,10 @@ def complete_event(obj: Any, *, next_version: Callable[[], int] | None = None) -
         return obj
     filled = dict(obj)
     filled.setdefault("schemaVersion", SCHEMA_VERSION)
-    filled.setdefault("eventId", str(uuid.uuid4()))
-    filled.setdefault("occurredAt", datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"))
+    if "eventId" not in filled:
+        filled["eventId"] = PROCESS_IDS.next()
+    if "occurredAt" not in filled:
+        filled["occurredAt"] = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
     if next_version is not None and filled.get("version") is None and filled.get("kind") not in RUN_KINDS:
         filled["version"] = next_version()
     return filled

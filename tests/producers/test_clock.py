@@ -1,10 +1,13 @@
-"""The version clock never goes backwards and never repeats, whatever the wall clock does."""
+"""The version clock never goes backwards and never repeats, whatever the wall clock does; filled
+event ids never repeat, even across a fork."""
 
 from __future__ import annotations
 
+import os
 import threading
 
 from producers.clock import VersionClock
+from producers.ids import PROCESS_IDS
 
 SECOND_NS = 1_000_000_000
 
@@ -33,3 +36,16 @@ def test_threads_sharing_a_clock_never_get_the_same_version() -> None:
     for thread in threads:
         thread.join()
     assert len(set(versions)) == 4000
+
+
+def test_filled_event_ids_are_unique_within_a_process_and_across_a_fork() -> None:
+    mine = {PROCESS_IDS.next() for _ in range(1000)}
+    assert len(mine) == 1000
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(write, PROCESS_IDS.next().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 200).decode()
+    assert child not in mine and child.rsplit("-", 1)[0] != next(iter(mine)).rsplit("-", 1)[0]
