@@ -11,9 +11,11 @@ relies on order:
   the same bit, so the count is exact;
 - the begin task starts the run as `worker/rebuild.py` does for `pushsync rebuild` (REBUILD
   status, the cut-off from the begin event's time);
-- the end task comes back until every tagged event arrived and was pushed, then deletes (or
-  disables) what the run did not touch, under the same guards as the command line. A run that
-  does not get there within `PUSHSYNC_RUN_TIMEOUT_SECONDS` of its end event deletes nothing.
+- once the end event is in, the sweep sends a task every `PUSHSYNC_RUN_POLL_SECONDS` (never a
+  countdown, which a Redis broker would hold back for its visibility timeout if the worker
+  died) that concludes the run as soon as every tagged event arrived and was pushed: it deletes
+  (or disables) what the run did not touch, under the same guards as the command line. A run
+  that does not get there within `PUSHSYNC_RUN_TIMEOUT_SECONDS` of its end event deletes nothing.
 """
 
 from __future__ import annotations
@@ -55,7 +57,23 @@ def record(pipe: Pipeline, event: RebuildBegin | RebuildEnd) -> None:
     else:
         pipe.hset(state, mapping={"expected": event.events, "complete": int(event.complete)})
         pipe.hsetnx(state, "ended_at", repr(time.time()))
+        pipe.sadd(keys.RUNS_ENDING, _ending_ref(target, event.run))
     pipe.expire(state, keys.RUN_TTL_SECONDS)
+
+
+def _ending_ref(target: keys.Target, run_id: str) -> str:
+    return f"{target.ref}|{run_id}"
+
+
+def due(client: redis.Redis, poll_seconds: float) -> list[tuple[keys.Target, str]]:
+    """The ended runs to look at now: each at most once per `poll_seconds`, until it is concluded."""
+    found = []
+    for member in client.smembers(keys.RUNS_ENDING):
+        ref, _, run_id = member.decode().partition("|")
+        target = keys.Target.from_ref(ref)
+        if client.set(target.run_looked_at(run_id), 1, nx=True, px=int(poll_seconds * 1000)):
+            found.append((target, run_id))
+    return found
 
 
 def record_invalid(pipe: Pipeline, invalid: InvalidEvent) -> None:
@@ -132,6 +150,7 @@ class BrokerRuns:
         """Conclude the run if it can be concluded now; None means "not yet, ask again"."""
         state = RunState.read(self.client, target, run_id)
         if state.expected is None:
+            self.client.srem(keys.RUNS_ENDING, _ending_ref(target, run_id))
             log.warning("full run %s of %s: no rebuild.end on record (concluded already?); nothing to do",
                         run_id, target.ref)
             return Outcome(False, "no rebuild.end on record", 0, 0)
@@ -189,6 +208,7 @@ class BrokerRuns:
 
     def _forget(self, target: keys.Target, run_id: str) -> None:
         pipe = self.client.pipeline(transaction=False)
-        pipe.delete(target.run_state(run_id), target.run_seen(run_id))
+        pipe.delete(target.run_state(run_id), target.run_seen(run_id), target.run_looked_at(run_id))
         pipe.zrem(target.run_cutoffs, run_id)
+        pipe.srem(keys.RUNS_ENDING, _ending_ref(target, run_id))
         pipe.execute()

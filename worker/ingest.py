@@ -36,7 +36,7 @@ from worker import broker_runs, keys, metrics, quarantine
 from worker.coalesce import Coalescer, target_of
 from worker.settings import load_settings
 from worker.store import connect
-from worker.tasks import rebuild_begin, rebuild_finish
+from worker.tasks import rebuild_begin
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +221,7 @@ def decode(bodies: list[tuple[bytes, str]], protected: frozenset[str]) -> Decode
 def store(client: redis.Redis, coalescer: Coalescer, decoded: Decoded) -> dict[str, int]:
     """Coalesce the valid events, quarantine the invalid ones, record and announce full runs.
 
-    Returns counts by outcome. A run's tasks are sent only once Redis holds what its event said.
+    Returns counts by outcome. A run's begin task is sent only once Redis holds what its event said.
     """
     decoded.refuse_oversized()
     if decoded.invalid:
@@ -251,6 +251,7 @@ def _announce_runs(client: redis.Redis, events: list[RebuildBegin | RebuildEnd])
         broker_runs.record(pipe, event)
     pipe.execute()
     for event in events:
-        task = rebuild_begin if isinstance(event, RebuildBegin) else rebuild_finish
-        task.delay(broker_runs.target_of_run(event).ref, event.run)
+        # An ended run is looked at by the sweep (see broker_runs.due); a begun one starts at once.
+        if isinstance(event, RebuildBegin):
+            rebuild_begin.delay(broker_runs.target_of_run(event).ref, event.run)
         log.info("%s of run %s of %s received", event.kind, event.run, event.target)

@@ -24,6 +24,8 @@ TARGETS = f"{PREFIX}:targets"
 """Set of target refs that ever finished a batch, failed or paused, so `pushsync status` lists quiet ones too."""
 DEAD_LETTER_INDEX = f"{PREFIX}:dead_letter:index"
 """Hash: dead-letter entry id -> JSON {target, events, at}, to count entries per target without browsing the queue."""
+RUNS_ENDING = f"{PREFIX}:runs:ending"
+"""Set of `target ref|run id`: broker-started full runs whose rebuild.end came, until they are concluded."""
 SWEEPS = f"{PREFIX}:sweeps"
 """Hash: at (epoch seconds of the last sweep run) and worker (who ran it): beat's sign of life."""
 
@@ -116,6 +118,10 @@ class Target:
     def run_seen(self, run_id: str) -> str:
         """Bitmap: bit n is set once the run's event number n has been coalesced."""
         return f"{self._base}:run:{run_id}:seen"
+
+    def run_looked_at(self, run_id: str) -> str:
+        """String with a time to live: a task to conclude the run was sent, so the sweep waits."""
+        return f"{self._base}:run:{run_id}:looked_at"
 
     @property
     def run_cutoffs(self) -> str:

@@ -131,8 +131,8 @@ class Settings(BaseSettings):
         description="Deliveries of one task message before RabbitMQ sets it aside as poison.",
     )
     sweep_seconds: float = Field(
-        1.0, gt=0, le=60, validation_alias=_env("PUSHSYNC_SWEEP_SECONDS"),
-        description="How often beat sweeps windows whose time is up.",
+        0.5, gt=0, le=60, validation_alias=_env("PUSHSYNC_SWEEP_SECONDS"),
+        description="How often beat sweeps windows whose time is up (a window waits up to this long past its end).",
     )
     lease_seconds: float = Field(
         20.0, ge=1, le=600, validation_alias=_env("PUSHSYNC_LEASE_SECONDS"),
@@ -168,7 +168,7 @@ class Settings(BaseSettings):
     )
     run_poll_seconds: float = Field(
         2.0, gt=0, validation_alias=_env("PUSHSYNC_RUN_POLL_SECONDS"),
-        description="How often a broker-started full run that is not yet pushed is looked at again.",
+        description="How often the sweep looks again at a broker-started full run that ended but is not concluded.",
     )
     max_push_attempts: int = Field(
         5, ge=1, validation_alias=_env("PUSHSYNC_MAX_PUSH_ATTEMPTS"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from worker import keys, liveness, metrics
+from worker import broker_runs, keys, liveness, metrics
 from worker.runtime import flusher, runtime
 
 SWEEP_LOCK_SECONDS = 30
@@ -48,14 +48,11 @@ def rebuild_begin(target_ref: str, run_id: str) -> bool:
     return runtime().broker_runs.begin(keys.Target.from_ref(target_ref), run_id)
 
 
-@shared_task(name="pushsync.rebuild_finish", bind=True, acks_late=True, max_retries=None)
-def rebuild_finish(self, target_ref: str, run_id: str) -> dict:
-    """Conclude a full run announced over by a rebuild.end event, coming back until it can be."""
-    current = runtime()
-    outcome = current.broker_runs.finish(keys.Target.from_ref(target_ref), run_id)
-    if outcome is None:
-        raise self.retry(countdown=current.settings.run_poll_seconds)
-    return outcome.__dict__
+@shared_task(name="pushsync.rebuild_finish", acks_late=True)
+def rebuild_finish(target_ref: str, run_id: str) -> dict:
+    """Conclude a full run whose rebuild.end came, if it can be now (the sweep sends this again until then)."""
+    outcome = runtime().broker_runs.finish(keys.Target.from_ref(target_ref), run_id)
+    return outcome.__dict__ if outcome else {"concluded": False}
 
 
 @shared_task(name="pushsync.sweep", acks_late=True)
@@ -69,6 +66,8 @@ def sweep() -> dict:
     try:
         result = flusher(enqueue_push).sweep()
         closing = current.brackets.close_quiet(lambda target, epoch: close_burst.delay(target.ref, epoch))
+        for target, run_id in broker_runs.due(current.store, current.settings.run_poll_seconds):
+            rebuild_finish.delay(target.ref, run_id)
     finally:
         lock.release()
     return {"claimed": len(result.claimed), "reaped": len(result.reaped), "closing": closing}
