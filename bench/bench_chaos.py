@@ -33,7 +33,7 @@ import redis
 from expectation import check, idle, last_changes, settled
 from pipeline import Pipeline, batch_calls, wait_until
 from producers.broker import is_amqp
-from results import Target, invocation, verdict, write_result
+from results import Target, echo_targets, invocation, write_result
 from worker import keys, quarantine
 from worker.deadletter import DeadLetters
 from workload import MS_PER_SECOND, URL_ROOT, Workload, publish
@@ -160,8 +160,7 @@ def main(count: int, sources: int, kill_every: float, max_kills: int, broker_url
                f"{chaos.retry_after_wait:,.0f}s waited on Retry-After")
     click.echo(f"  {wall:.1f}s from first publish to the last batch accepted ({count / wall:,.0f} events/s; "
                f"publishing took {published - started:.1f}s)")
-    for target in targets:
-        click.echo(f"target: {target.name} {target.target}: {target.value:g}: {verdict(target)}")
+    echo_targets(targets)
 
     figures = {
         "events": count, "sources": sources, "workers": WORKERS, "kill_every_seconds": kill_every,

@@ -39,7 +39,7 @@ import click
 
 from expectation import Check, check, idle, last_changes, settled
 from pipeline import API_KEY, ORGANIZATION, Pipeline, batch_calls, is_upload, wait_until
-from results import at_least, below, invocation, verdict, write_result
+from results import at_least, below, echo_targets, invocation, write_result
 from worker.pushapi.client import PushApiClient
 from worker.settings import load_settings
 from workload import DELETED_HOT_EVERY, HOT_SHARE, HOT_UPDATES, MS_PER_SECOND, URL_ROOT, Change, Workload, publish
@@ -277,8 +277,7 @@ def main(count: int, sources: int, workers: int, concurrency: int, paced_rate: i
                f"{baseline_wall:,.0f}s{' (extrapolated)' if extrapolated else ''}")
     click.echo(f"ratios, baseline / pushsync: Push API calls {call_ratio:,.0f}x, "
                f"items sent {baseline.total / bulk.items_sent:.2f}x, wall time {baseline_wall / bulk.wall:.1f}x")
-    for target in targets:
-        click.echo(f"target: {target.name} {target.target}: {target.value:g}: {verdict(target)}")
+    echo_targets(targets)
 
     figures = {
         "events": count, "sources": sources, "workers": workers, "concurrency": concurrency, "window_seconds": window,

@@ -44,7 +44,7 @@ from worker.pushapi.batchfile import ITEM_SECTIONS, BatchFile, BatchFileWriter
 from worker.pushapi.client import PushApiClient
 
 from memory import peak_rss_mib, status_mib, tree_peak_rss_mib
-from results import above, at_least, below, invocation, verdict, write_result
+from results import above, at_least, below, echo_targets, invocation, write_result
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCE = "rebuild-bench"
@@ -287,8 +287,7 @@ def report(items: int, export_bytes: int, pushsync: dict[str, float], baseline: 
     click.echo(f"  pushsync rebuild command done after {pushsync['command_seconds']:.1f}s, its peak RSS "
                f"{pushsync['command_peak_rss_mib']:.0f} MiB; emulator RSS holding the index "
                f"{pushsync['emulator_rss_mib']:,.0f} MiB")
-    for target in targets:
-        click.echo(f"  target: {target.name} {target.value:,.2f} {target.target}: {verdict(target)}")
+    echo_targets(targets, indent="  ")
     figures = {"items": items, "export_mib": export_bytes / MIB, **pushsync,
                **{f"baseline_{name}": value for name, value in baseline.items()},
                "ratio_push_api_calls": call_ratio, "ratio_wall_time": wall_ratio}

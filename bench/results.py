@@ -61,6 +61,13 @@ def verdict(target: Target) -> str:
     return "met" if target.met else "NOT MET"
 
 
+def echo_targets(targets: Iterable[Target], indent: str = "") -> None:
+    """Print each target with its value and verdict, one line each, after `indent`."""
+    for target in targets:
+        value = f"{target.value:,.2f}".rstrip("0").rstrip(".")
+        print(f"{indent}target: {target.name} {target.target}: {value}: {verdict(target)}")
+
+
 def invocation() -> str:
     """The command line this script was started with, relative to the repository, for `command`.
 

@@ -193,7 +193,8 @@ class BrokerRuns:
         return None
 
     def _pushed(self, run: Run) -> bool:
-        self.runs.begin_finishing(run)
+        if run.seq is None:  # the first look once everything arrived; later looks only compare
+            self.runs.begin_finishing(run)
         return self.runs.pushed(run)
 
     @staticmethod
