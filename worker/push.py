@@ -164,7 +164,8 @@ class BatchPush:
 
     def _send(self, batch: keys.Batch, stale: list[str], max_bytes: int) -> PushReport:
         operations = self._operations(batch, stale)
-        pusher = BatchPusher(self.api, max_bytes=max_bytes, directory=self.directory)
+        pusher = BatchPusher(self.api, max_bytes=max_bytes, directory=self.directory,
+                             compress_data=self.settings.compress_data)
         if batch.target.kind == keys.SOURCE:
             return pusher.push_documents(batch.target.id, operations)
         return pusher.push_identities(batch.target.id, operations)

@@ -112,6 +112,10 @@ class Settings(BaseSettings):
         CONTAINER_LIMIT_BYTES, ge=MIB, le=CONTAINER_LIMIT_BYTES, validation_alias=_env("PUSHSYNC_CONTAINER_MAX_BYTES"),
         description="Largest batch file written to one container (at most 256 MiB).",
     )
+    compress_data: bool = Field(
+        True, validation_alias=_env("PUSHSYNC_COMPRESS_DATA"),
+        description="Send an item's `data` as ZLIB `compressedBinaryData` when it has a fileExtension and shrinks.",
+    )
     connect_timeout: float = Field(
         10.0, gt=0, validation_alias=_env("PUSHSYNC_CONNECT_TIMEOUT"), description="Seconds to open a connection.",
     )

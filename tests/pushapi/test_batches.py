@@ -70,6 +70,38 @@ def test_data_over_5_mb_is_compressed_inline_when_it_fits(client, server):
     assert zlib.decompress(base64.b64decode(item["compressedBinaryData"])).decode() == text
 
 
+def test_data_with_a_file_extension_is_sent_compressed_when_that_is_smaller(client, server):
+    text = "<p>Pushed again whenever the article changes, with the same paragraph.</p>" * 40
+    BatchPusher(client, compress_data=True).push_documents("src", [
+        Upsert({"documentId": "https://example.com/page", "data": text, "fileExtension": ".html", "title": "Page"}),
+    ])
+    (upload,) = uploads(server)
+    (item,) = upload.json()["addOrUpdate"]
+    assert "data" not in item and item["compressionType"] == "ZLIB" and item["fileExtension"] == ".html"
+    assert zlib.decompress(base64.b64decode(item["compressedBinaryData"])).decode() == text
+    assert item["title"] == "Page"
+    assert len(item["compressedBinaryData"]) < len(text) / 4
+
+
+@pytest.mark.parametrize("document", [
+    {"documentId": "https://example.com/no-extension", "data": "same words again and again " * 40},
+    {"documentId": "https://example.com/tiny", "data": "short", "fileExtension": ".txt"},
+    {"documentId": "https://example.com/random", "fileExtension": ".txt",
+     "data": base64.b64encode(os.urandom(3000)).decode()},
+], ids=["no file extension", "too small to gain", "incompressible"])
+def test_data_stays_inline_text_when_compressing_would_not_be_safe_or_smaller(client, server, document):
+    BatchPusher(client, compress_data=True).push_documents("src", [Upsert(document)])
+    (upload,) = uploads(server)
+    assert upload.json()["addOrUpdate"] == [document]
+
+
+def test_data_is_sent_as_it_is_when_compression_is_off(client, server):
+    document = {"documentId": "https://example.com/page", "data": "same words again " * 40, "fileExtension": ".txt"}
+    BatchPusher(client, compress_data=False).push_documents("src", [Upsert(document)])
+    (upload,) = uploads(server)
+    assert upload.json()["addOrUpdate"] == [document]
+
+
 def test_incompressible_data_over_5_mb_goes_through_its_own_container(client, server):
     text = base64.b64encode(os.urandom(5 * MB)).decode()
     BatchPusher(client).push_documents("src", [Upsert({"documentId": "https://example.com/t", "data": text})])

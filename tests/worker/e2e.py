@@ -28,9 +28,12 @@ def history(sources: list[str], *, items: int, seed: int, deletes: int = 3) -> l
     for source in sources:
         for n in range(items):
             for version in rng.sample(range(1, 20), rng.randint(1, 4)):
+                item = {"metadata": {"title": f"{n}", "v": version}, "data": f"{source} {n} v{version}"}
+                if n % 2:
+                    # Long enough to travel compressed: the index must still hold the same text.
+                    item |= {"data": f"{source} {n} v{version}. " * 20, "fileExtension": ".txt"}
                 events.append({"kind": "item.upsert", "source": source, "version": version,
-                               "documentId": f"https://example.com/{source}/{n}",
-                               "item": {"metadata": {"title": f"{n}", "v": version}, "data": f"{source} {n} v{version}"}})
+                               "documentId": f"https://example.com/{source}/{n}", "item": item})
         for n in rng.sample(range(items), deletes):
             events.append({"kind": "item.delete", "source": source, "version": 50,
                            "documentId": f"https://example.com/{source}/{n}"})

@@ -95,15 +95,18 @@ class BatchPusher:
         *,
         max_bytes: int = CONTAINER_LIMIT_BYTES,
         directory: str | os.PathLike[str] | None = None,
+        compress_data: bool = False,
     ) -> None:
         """
         client: the Push API client to call.
         max_bytes: the largest batch file (and content container) to send.
         directory: where batch files are written while they are built.
+        compress_data: send the `data` of items that state their fileExtension compressed, when that is smaller.
         """
         self.client = client
         self.max_bytes = max_bytes
         self.directory = directory
+        self.compress_data = compress_data
         self.containers: list[str] = []
 
     def push_documents(self, source_id: str, operations: Iterable[Upsert | Delete]) -> PushReport:
@@ -157,8 +160,8 @@ class BatchPusher:
         documents.check_document(document, content_apart=upsert.content is not None)
         content, compression = upsert.content, upsert.compression_type
         data = document.get("data")
-        if content is None and isinstance(data, str) and len(data.encode()) > INLINE_CONTENT_LIMIT_BYTES:
-            content = document.pop("data").encode()
+        if content is None and isinstance(data, str):
+            content, compression = self._data_content(document, data.encode())
         if content is None:
             return document
         document.pop("data", None)
@@ -172,6 +175,21 @@ class BatchPusher:
         else:
             document["compressedBinaryDataFileId"] = self._upload_content(content)
         return document
+
+    def _data_content(self, document: Mapping[str, Any], data: bytes) -> tuple[bytes | None, str]:
+        """How to send an item's `data` (UTF-8): as content bytes and their compression, or (None, "") inline.
+
+        Too large to inline, it must go as content. Compressed, it is the same content to the service
+        (compressedBinaryData takes text as well as binary data), but only when the item states its
+        fileExtension: the converter picks the format from it, and might guess otherwise without it.
+        """
+        if len(data) > INLINE_CONTENT_LIMIT_BYTES:
+            return data, "UNCOMPRESSED"
+        if self.compress_data and "fileExtension" in document:
+            packed = zlib.compress(data, ZLIB_LEVEL)
+            if _base64_length(len(packed)) < len(data):
+                return packed, "ZLIB"
+        return None, ""
 
     def _upload_content(self, content: bytes) -> str:
         """Put raw content bytes in a container of their own; return its fileId."""
