@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +28,10 @@ CHUNK_EVENTS = 1000
 """Events per coalesce.lua call: Redis's Lua unpacks at most about 8,000 values at once."""
 REMOVALS = frozenset({"item.delete", "identity.disable"})
 """Kinds that win a tie: a CMS may send an unpublish with the revision of the last publish."""
+
+
+Entry = tuple[str, str, bytes]
+"""One event as coalesce.lua takes it: its coalescing key, its rank, and the event's JSON."""
 
 
 def rank(kind: str, version: int) -> str:
@@ -99,21 +103,42 @@ class Coalescer:
         for event in events:
             grouped_by.setdefault((TARGET_KINDS[type(event)], event.target), []).append(event)
         by_target = {keys.Target(*pair): grouped for pair, grouped in grouped_by.items()}
+        result, pipe = self._write({
+            target: [(event.coalescing_key, rank(event.kind, event.version), event.encoded) for event in grouped]
+            for target, grouped in by_target.items()
+        }, now)
+        self._count_runs(pipe, by_target, result, int(now * 1000))
+        if len(pipe):
+            pipe.execute()
+        return result
+
+    def add_encoded(self, target: keys.Target, entries: Sequence[Entry]) -> CoalesceResult:
+        """Put events validated and encoded earlier into `target`'s window, as `add` does.
+
+        entries: (coalescing key, rank, encoded event) of each event, all of `target`.
+        """
+        result, pipe = self._write({target: entries}, time.time())
+        if len(pipe):
+            pipe.execute()
+        return result
+
+    def _write(self, by_target: dict[keys.Target, Sequence[Entry]], now: float) -> tuple[CoalesceResult, Pipeline]:
+        """Run coalesce.lua over each target's entries; the result, and a pipeline holding the
+        deadline changes of full windows, for the caller to add to and execute."""
         pipe = self.client.pipeline(transaction=False)
         # What calling the Script does, once: the pipeline loads it if Redis lost it.
         pipe.scripts.add(self._coalesce)
         calls = []
-        for target, grouped in by_target.items():
+        for target, entries in by_target.items():
             window_keys = (target.window, target.versions, target.window_meta, target.stats)
             high_water = target.high_water("")
-            for start in range(0, len(grouped), CHUNK_EVENTS):
-                chunk = grouped[start:start + CHUNK_EVENTS]
-                chunk_keys = [event.coalescing_key for event in chunk]
+            for start in range(0, len(entries), CHUNK_EVENTS):
+                chunk = entries[start:start + CHUNK_EVENTS]
                 args: list[Any] = [repr(now)]
-                for key, event in zip(chunk_keys, chunk):
-                    args += (key, rank(event.kind, event.version), event.encoded)
+                for entry in chunk:
+                    args += entry
                 pipe.evalsha(self._coalesce.sha, len(window_keys) + len(chunk), *window_keys,
-                             *(high_water + key for key in chunk_keys), *args)
+                             *(high_water + key for key, _, _ in chunk), *args)
                 calls.append(target)
         for target in by_target:
             pipe.zadd(keys.DEADLINES, {target.ref: now + self.settings.window_for(target.id)}, nx=True)
@@ -130,10 +155,7 @@ class Coalescer:
         pipe = self.client.pipeline(transaction=False)
         for target in result.full:
             pipe.zadd(keys.DEADLINES, {target.ref: now}, lt=True)
-        self._count_runs(pipe, by_target, result, int(now * 1000))
-        if len(pipe):
-            pipe.execute()
-        return result
+        return result, pipe
 
     @staticmethod
     def _count_runs(pipe: Pipeline, by_target: dict[keys.Target, list[Event]], result: CoalesceResult,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import redis
 
-from worker import keys, metrics, pause, prerequisites
+from worker import keys, metrics, pause, prerequisites, rebuild
 from worker.scripts import script
 from worker.settings import Settings
 
@@ -29,7 +29,8 @@ Enqueue = Callable[[keys.Batch], None]
 class SweepResult:
     claimed: list[keys.Batch] = field(default_factory=list)
     busy: list[keys.Target] = field(default_factory=list)
-    """Due targets left for the next sweep because a batch of theirs is in flight or they are paused."""
+    """Due targets left for the next sweep: a batch of theirs is in flight, they are paused, or a
+    rebuild run holds their window open."""
     reaped: list[keys.Batch] = field(default_factory=list)
 
 
@@ -53,7 +54,7 @@ class Flusher:
         result = SweepResult()
         for raw in self.client.zrangebyscore(keys.DEADLINES, "-inf", now):
             target = keys.Target.from_ref(raw.decode())
-            if pause.active(self.client, target, now):
+            if pause.active(self.client, target, now) or rebuild.holding(self.client, target, now):
                 result.busy.append(target)
                 continue
             batch = self.claim(target, now)

@@ -8,7 +8,10 @@ target):
 2. feeds the export into the source's window through the same coalescing as change events, so
    newest-version-wins and high-water marks apply to rebuild items too, and a change event that
    arrives during the run is never overwritten by older export content; workers push the
-   windows in batches up to the container limit, one in flight at a time;
+   windows in batches up to the container limit, one in flight at a time. While the run feeds,
+   its window stays open past its time until it holds what fills about one container
+   (`Run.window_bytes`, see `worker/packing.py`): a rebuild then takes as few containers as
+   its size needs, and change events of the source wait for the window with it;
 3. waits until every batch holding the export was finished;
 4. only if none was dead-lettered, and the run would not delete more than the allowed share of
    what the previous run pushed, calls `olderthan` with the start and a `queueDelay`;
@@ -30,9 +33,8 @@ from dataclasses import dataclass
 
 import redis
 
-from producers.events import Event
 from worker import keys, pause, prerequisites
-from worker.coalesce import Coalescer
+from worker.coalesce import Coalescer, Entry
 from worker.pushapi.client import PushApiClient
 from worker.settings import Settings
 from worker.status import StatusBrackets
@@ -44,6 +46,9 @@ FEED_CHUNK_EVENTS = 500
 CLOCK_MARGIN_MS = 5 * 60 * 1000
 """How far the service's clock may be ahead of ours when it stamped an earlier push."""
 POLL_SECONDS = 0.2
+HOLD_LAPSE_SECONDS = 30.0
+"""A run's window is held only while its feeder recorded progress this recently: a feeder that
+died must not keep the source's change events waiting."""
 
 
 class RebuildError(Exception):
@@ -67,6 +72,8 @@ class Run:
     dead_letters_at_start: int = 0
     seq: int | None = None
     """The source's last buffered event when the run began finishing: what must be pushed first."""
+    window_bytes: int = 0
+    """While the run feeds, its window is held open until it holds this many event bytes (0: not held)."""
 
     @property
     def ordering_id(self) -> int:
@@ -124,31 +131,30 @@ class Rebuilds:
                                + (f" (the unfinished one is {stored['id']})" if stored.get("id") else ""))
         return Run(target, run_id, int(stored["start_ms"]), int(stored["lines_done"]), int(stored["fed"]),
                    int(stored["cutoff_ms"]) if stored.get("cutoff_ms") else None, int(stored["dead_letters_at_start"]),
-                   int(stored["seq"]) if stored.get("seq") else None)
+                   int(stored["seq"]) if stored.get("seq") else None, int(stored.get("window_bytes", 0)))
 
-    def feed(self, run: Run, lines: Iterable[tuple[int, Event | None]], progress: Callable[[int], None]) -> None:
-        """Write export events into the source's window, recording progress after each chunk.
+    def feed(self, run: Run, entries: Iterable[tuple[int, Entry]], last_line: int,
+             progress: Callable[[int], None]) -> None:
+        """Write export events into the run's window, recording progress after each chunk.
 
-        lines: (line number, event or None for a skipped line), from the start of the export.
+        entries: (line number, validated event as coalesce.lua takes it) of each export event, in order.
+        last_line: the export's last line: every line is done once the entries are.
         progress: called with how many lines each chunk covered.
         """
-        chunk: list[Event] = []
-        last_line = run.lines_done
-        for number, event in lines:
+        chunk: list[Entry] = []
+        for number, entry in entries:
             if number <= run.lines_done:
                 continue
-            last_line = number
-            if event is not None:
-                chunk.append(event)
+            chunk.append(entry)
             if len(chunk) >= FEED_CHUNK_EVENTS:
-                self._feed_chunk(run, chunk, last_line, progress)
+                self._feed_chunk(run, chunk, number, progress)
                 chunk = []
-        self._feed_chunk(run, chunk, last_line, progress)
+        self._feed_chunk(run, chunk, max(last_line, run.lines_done), progress)
 
-    def _feed_chunk(self, run: Run, chunk: list[Event], last_line: int, progress: Callable[[int], None]) -> None:
-        self._wait_for_room(run.target)
+    def _feed_chunk(self, run: Run, chunk: list[Entry], last_line: int, progress: Callable[[int], None]) -> None:
+        self._wait_for_room(run)
         if chunk:
-            self.stale_before(run, self.coalescer.add(chunk).oldest_stale_push_ms)
+            self.stale_before(run, self.coalescer.add_encoded(run.target, chunk).oldest_stale_push_ms)
         progress(last_line - run.lines_done)
         run.fed += len(chunk)
         run.lines_done = last_line
@@ -163,9 +169,10 @@ class Rebuilds:
         if pushed_ms is not None and pushed_ms - CLOCK_MARGIN_MS < run.ordering_id:
             run.cutoff_ms = pushed_ms - CLOCK_MARGIN_MS
 
-    def _wait_for_room(self, target: keys.Target) -> None:
+    def _wait_for_room(self, run: Run) -> None:
         """Back-pressure: do not pile more than a full window on a source that is still pushing."""
-        while int(self.client.hget(target.window_meta, "bytes") or 0) >= self.settings.window_max_bytes:
+        limit = run.window_bytes or self.settings.window_max_bytes
+        while int(self.client.hget(run.target.window_meta, "bytes") or 0) >= limit:
             time.sleep(POLL_SECONDS)
 
     def finish(self, run: Run, *, queue_delay: int, max_delete_share: float, timeout: float) -> Outcome:
@@ -229,9 +236,19 @@ class Rebuilds:
 
     def _save(self, run: Run, state: str = "feeding") -> None:
         record = {"id": run.id, "start_ms": run.start_ms, "lines_done": run.lines_done, "fed": run.fed,
-                  "dead_letters_at_start": run.dead_letters_at_start, "state": state}
+                  "dead_letters_at_start": run.dead_letters_at_start, "state": state,
+                  "window_bytes": run.window_bytes, "saved_at": repr(time.time())}
         if run.cutoff_ms is not None:
             record["cutoff_ms"] = run.cutoff_ms
         if run.seq is not None:
             record["seq"] = run.seq
         self.client.hset(run.target.rebuild, mapping=record)
+
+
+def holding(client: redis.Redis, target: keys.Target, now: float) -> bool:
+    """Whether `target`'s window must stay open past its time: a run is feeding it, and it does
+    not yet hold what the run asked for."""
+    state, saved_at, window_bytes = client.hmget(target.rebuild, "state", "saved_at", "window_bytes")
+    if state != b"feeding" or not int(window_bytes or 0) or now - float(saved_at or 0) > HOLD_LAPSE_SECONDS:
+        return False
+    return int(client.hget(target.window_meta, "bytes") or 0) < int(window_bytes)

@@ -108,6 +108,11 @@ class Settings(BaseSettings):
         200 * MIB, gt=0, validation_alias=_env("PUSHSYNC_WINDOW_MAX_BYTES"),
         description="Buffered bytes that close a window early.",
     )
+    rebuild_window_max_bytes: int = Field(
+        1024 * MIB, ge=MIB, validation_alias=_env("PUSHSYNC_REBUILD_WINDOW_MAX_BYTES"),
+        description="Most event bytes the window of a `pushsync rebuild` run holds before it closes "
+                    "(Redis holds up to about twice this while the run feeds).",
+    )
     container_max_bytes: int = Field(
         CONTAINER_LIMIT_BYTES, ge=MIB, le=CONTAINER_LIMIT_BYTES, validation_alias=_env("PUSHSYNC_CONTAINER_MAX_BYTES"),
         description="Largest batch file written to one container (at most 256 MiB).",

@@ -1,7 +1,8 @@
 """`pushsync rebuild` and `pushsync identities sync`: push a complete export, then remove the rest.
 
-Both validate the whole export first (line numbers for every refusal), then hand it to a full
-run (`worker/rebuild.py`) that the workers push; see that module for the guards.
+Both check the whole export first (line numbers for every refusal; `exports.py` does it once,
+over every core), then hand its valid events to a full run (`worker/rebuild.py`) that the
+workers push; see that module for the guards.
 """
 
 from __future__ import annotations
@@ -9,43 +10,21 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
-from producers.errors import InvalidEventError
-from producers.events import Event, IdentityAlias, IdentityUpsert, ItemUpsert
-from producers.ndjson import check_line, numbered_lines
 from worker import keys
+from worker.commands.exports import check_export, default_processes
 from worker.pushapi.client import PushApiClient
 from worker.pushapi.errors import NotFoundError, PushApiError
 from worker.rebuild import Rebuilds, RebuildError
 from worker.settings import load_settings
 from worker.store import connect
 
-SHOWN_INVALID_LINES = 20
 EXIT_BAD_EXPORT = 1
 EXIT_RUN_FAILED = 3
-
-Accepts = Callable[[Event], bool]
-
-
-def _lines(path: Path, accepts: Accepts, wanted: str) -> Iterator[tuple[int, Event | None, str | None]]:
-    """(line number, the event or None, the reason it was refused or None) for every export line."""
-    with open(path, "rb") as stream:
-        for number, content, _ in numbered_lines(stream):
-            if not content.strip():
-                continue
-            try:
-                event = check_line(content)
-            except InvalidEventError as exc:
-                yield number, None, exc.reason
-                continue
-            if not accepts(event):
-                yield number, None, f"this export holds {wanted} only"
-                continue
-            yield number, event, None
 
 
 def _full_run_options(command: Callable) -> Callable:
@@ -59,13 +38,15 @@ def _full_run_options(command: Callable) -> Callable:
                      help="Minutes the service waits before removing what the export no longer has."),
         click.option("--timeout", type=click.FloatRange(1), default=3600, show_default=True,
                      help="Seconds to wait for the workers to push the export."),
+        click.option("--jobs", type=click.IntRange(1), default=default_processes, show_default="one per core",
+                     help="Processes that check the export."),
     ]):
         command = option(command)
     return command
 
 
-def _full_run(target: keys.Target, export: str, accepts: Accepts, wanted: str, *, run_id: str | None,
-              skip_invalid: bool, allow_empty: bool, max_delete_share: float, queue_delay: int, timeout: float) -> None:
+def _full_run(target: keys.Target, export: str, *, run_id: str | None, skip_invalid: bool, allow_empty: bool,
+              max_delete_share: float, queue_delay: int, timeout: float, jobs: int) -> None:
     settings = load_settings()
     with tempfile.TemporaryDirectory(prefix="pushsync-full-run-") as scratch:
         path = Path(export)
@@ -73,30 +54,29 @@ def _full_run(target: keys.Target, export: str, accepts: Accepts, wanted: str, *
             path = Path(scratch) / "export.ndjson"
             with open(path, "wb") as copy:
                 shutil.copyfileobj(sys.stdin.buffer, copy)
-        checked = [(number, event is not None, reason) for number, event, reason in _lines(path, accepts, wanted)]
-        invalid = [(number, reason) for number, _, reason in checked if reason]
-        valid = sum(1 for _, ok, _ in checked if ok)
-        for number, reason in invalid[:SHOWN_INVALID_LINES]:
+        with click.progressbar(length=path.stat().st_size, label="checking", file=sys.stderr) as bar:
+            checked = check_export(path, target, Path(scratch), processes=jobs, compress_data=settings.compress_data,
+                                   progress=bar.update)
+        for number, reason in checked.invalid:
             click.echo(f"line {number}: {reason}", err=True)
-        if len(invalid) > SHOWN_INVALID_LINES:
-            click.echo(f"... and {len(invalid) - SHOWN_INVALID_LINES} more invalid line(s)", err=True)
-        if invalid and not skip_invalid:
-            click.echo(f"{len(invalid)} invalid line(s): nothing pushed, nothing deleted "
+        if checked.invalid_count > len(checked.invalid):
+            click.echo(f"... and {checked.invalid_count - len(checked.invalid)} more invalid line(s)", err=True)
+        if checked.invalid_count and not skip_invalid:
+            click.echo(f"{checked.invalid_count} invalid line(s): nothing pushed, nothing deleted "
                        "(--skip-invalid pushes the valid ones)", err=True)
             raise SystemExit(EXIT_BAD_EXPORT)
-        if not valid and not allow_empty:
+        if not checked.valid and not allow_empty:
             click.echo("the export is empty: a full run would remove everything; nothing done "
                        "(--allow-empty if that is meant)", err=True)
             raise SystemExit(EXIT_BAD_EXPORT)
         runs = Rebuilds(connect(settings), PushApiClient.from_settings(settings), settings)
         try:
             run = runs.resume(target, run_id) if run_id else runs.start(target)
-            click.echo(f"run {run.id} of {target.id}: {valid} change(s), orderingId {run.start_ms}", err=True)
-            lines = ((number, event) for number, event, _ in _lines(path, accepts, wanted))
-            with click.progressbar(length=checked[-1][0] if checked else 0, label="feeding", file=sys.stderr,
-                                   show_pos=True) as bar:
+            run.window_bytes = checked.sample.window_bytes(settings)
+            click.echo(f"run {run.id} of {target.id}: {checked.valid} change(s), orderingId {run.start_ms}", err=True)
+            with click.progressbar(length=checked.last_line, label="feeding", file=sys.stderr, show_pos=True) as bar:
                 bar.update(run.lines_done)
-                runs.feed(run, lines, bar.update)
+                runs.feed(run, checked.entries(), checked.last_line, bar.update)
             click.echo("waiting for the workers to push the export", err=True)
             outcome = runs.finish(run, queue_delay=queue_delay, max_delete_share=max_delete_share, timeout=timeout)
         except NotFoundError as exc:
@@ -118,9 +98,7 @@ def rebuild(source: str, export: str, **options) -> None:
     rebuild, then delete the items the export does not have. Workers do the pushing."""
     if source in load_settings().protected_sources:
         raise click.ClickException(f"{source} is in PUSHSYNC_PROTECTED_SOURCES: pushsync never pushes to it")
-    _full_run(keys.Target(keys.SOURCE, source), export,
-              lambda event: isinstance(event, ItemUpsert) and event.source == source,
-              f"item.upsert events of source {source!r}", **options)
+    _full_run(keys.Target(keys.SOURCE, source), export, **options)
 
 
 @click.group()
@@ -139,6 +117,4 @@ def sync(provider: str, export: str, **options) -> None:
     if not linked:
         raise click.ClickException(f"provider {provider} is linked to no source (PUSHSYNC_SOURCE_PROVIDERS): "
                                    "its identities would not be ordered before any items; nothing done")
-    _full_run(keys.Target(keys.PROVIDER, provider), export,
-              lambda event: isinstance(event, (IdentityUpsert, IdentityAlias)) and event.provider == provider,
-              f"identity.upsert and identity.alias events of provider {provider!r}", **options)
+    _full_run(keys.Target(keys.PROVIDER, provider), export, **options)

@@ -111,12 +111,12 @@ class BatchPusher:
 
     def push_documents(self, source_id: str, operations: Iterable[Upsert | Delete]) -> PushReport:
         """Push item upserts and deletes to `source_id` in as few containers as fit."""
-        return self._push(ITEM_SECTIONS, operations, self._item_entry, source_id,
+        return self._push(ITEM_SECTIONS, operations, self.item_entry, source_id,
                           lambda file_id: self.client.push_documents_batch(source_id, file_id))
 
     def push_identities(self, provider_id: str, operations: Iterable[IdentityOp]) -> PushReport:
         """Push identity members, aliases and disables to `provider_id`."""
-        return self._push(IDENTITY_SECTIONS, operations, self._identity_entry, provider_id,
+        return self._push(IDENTITY_SECTIONS, operations, self.identity_entry, provider_id,
                           lambda file_id: self.client.push_identities_batch(provider_id, file_id))
 
     def _push(self, sections: tuple[str, ...], operations: Iterable[Any], entry_of: Callable[[Any], Entry],
@@ -140,7 +140,8 @@ class BatchPusher:
             writer.discard()
         return report
 
-    def _item_entry(self, operation: Upsert | Delete) -> Entry:
+    def item_entry(self, operation: Upsert | Delete) -> Entry:
+        """The batch-file entry of an item operation (content over 5 MB is uploaded to its own container here)."""
         if isinstance(operation, Delete):
             documents.check_document_id(operation.document_id)
             entry = {"documentId": operation.document_id, "deleteChildren": operation.delete_children}
@@ -149,7 +150,8 @@ class BatchPusher:
         return "addOrUpdate", document, str(document["documentId"])
 
     @staticmethod
-    def _identity_entry(operation: IdentityOp) -> Entry:
+    def identity_entry(operation: IdentityOp) -> Entry:
+        """The batch-file entry of an identity operation."""
         identity = operation.body.get("identity", {})
         documents.check_identity(identity)
         return operation.section, operation.body, str(identity.get("name"))
