@@ -11,7 +11,6 @@ Items that cannot be sent at all (too large, invalid) are dead-lettered alone.
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import time
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from pydantic_core import from_json
 
 from worker import keys, metrics, pause, prerequisites, recent
 from worker.coalesce import is_newer, rank
@@ -175,7 +175,7 @@ class BatchPush:
         for chunk in _scan(self.client, batch.events):
             marks = self.client.mget([batch.target.high_water(key.decode()) for key, _ in chunk])
             for (key, raw), mark in zip(chunk, marks):
-                event = json.loads(raw)
+                event = from_json(raw)
                 if mark is not None and not is_newer(rank(event["kind"], event["version"]), mark.decode()):
                     stale.append(key.decode())
                     continue

@@ -9,7 +9,6 @@ at a time whatever the size of the batch.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -17,6 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
+
+from pydantic_core import to_json
 
 from worker.pushapi.errors import ItemTooLargeError
 
@@ -36,8 +37,8 @@ class BatchFile:
 
 
 def encode(entry: Mapping[str, Any]) -> bytes:
-    """The compact JSON bytes of one batch entry."""
-    return json.dumps(entry, separators=(",", ":"), ensure_ascii=False).encode()
+    """The compact UTF-8 JSON of one batch entry (pydantic-core's encoder: a batch writes a million of them)."""
+    return to_json(entry)
 
 
 class BatchFileWriter:
