@@ -60,7 +60,7 @@ def test_checking_in_parallel_finds_what_one_process_finds_with_the_same_line_nu
     monkeypatch.setattr(exports, "SHOWN_INVALID_LINES", 1000)
     parallel = check_export(path, SOURCE, _scratch(tmp_path, "parallel"), processes=3, compress_data=True)
     assert len(parallel.parts) > 3
-    assert parallel.last_line == alone.last_line == len(lines)
+    assert parallel.lines == alone.lines == len(lines)
     assert parallel.invalid_count == len(bad) and parallel.valid == sum(1 for text in lines if text) - len(bad)
     assert [number for number, _ in parallel.invalid] == sorted(bad)
     for number, reason in parallel.invalid:
@@ -79,7 +79,7 @@ def test_only_the_first_invalid_lines_are_kept_to_show(tmp_path):
     path.write_text("\n".join(["nonsense"] * 50 + [line(1)]) + "\n")
     checked = check_export(path, SOURCE, tmp_path, processes=1, compress_data=True)
     assert checked.invalid_count == 50 and len(checked.invalid) == exports.SHOWN_INVALID_LINES
-    assert checked.valid == 1 and checked.last_line == 51
+    assert checked.valid == 1 and checked.lines == 51
 
 
 def test_the_window_fills_about_one_container_of_what_the_push_will_send(tmp_path):

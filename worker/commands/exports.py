@@ -50,26 +50,20 @@ def accepts(target: keys.Target, event: Event) -> bool:
 
 @dataclass
 class PartReport:
-    """What checking one part found."""
+    """What checking one part (or, merged, the whole export) found."""
 
     lines: int = 0
     valid: int = 0
     invalid: list[tuple[int, str]] = field(default_factory=list)
-    """(line number within the part, reason) of its first invalid lines."""
+    """(line number, reason) of the first invalid lines; within the part for a part's report."""
     invalid_count: int = 0
     sample: PackingSample = field(default_factory=PackingSample)
 
 
 @dataclass
-class CheckedExport:
-    """A whole export, checked: counts, the first refusals, and the scratch files of its valid events."""
+class CheckedExport(PartReport):
+    """A whole export, checked: its parts' reports merged, and the scratch files of its valid events."""
 
-    last_line: int = 0
-    valid: int = 0
-    invalid: list[tuple[int, str]] = field(default_factory=list)
-    """(line number, reason) of the first invalid lines."""
-    invalid_count: int = 0
-    sample: PackingSample = field(default_factory=PackingSample)
     parts: list[tuple[Path, int]] = field(default_factory=list)
     """Each part's scratch file, in export order, with the number of lines before the part."""
 
@@ -112,13 +106,13 @@ def check_export(path: Path, target: keys.Target, scratch: Path, *, processes: i
     checked = CheckedExport()
     for n, job in enumerate(jobs):
         report = reports[n]
-        checked.parts.append((job[4], checked.last_line))
+        checked.parts.append((job[4], checked.lines))
         room = SHOWN_INVALID_LINES - len(checked.invalid)
-        checked.invalid += [(checked.last_line + line, reason) for line, reason in report.invalid[:room]]
+        checked.invalid += [(checked.lines + line, reason) for line, reason in report.invalid[:room]]
         checked.invalid_count += report.invalid_count
         checked.valid += report.valid
         checked.sample.merge(report.sample)
-        checked.last_line += report.lines
+        checked.lines += report.lines
     return checked
 
 

@@ -74,9 +74,9 @@ def _full_run(target: keys.Target, export: str, *, run_id: str | None, skip_inva
             run = runs.resume(target, run_id) if run_id else runs.start(target)
             run.window_bytes = checked.sample.window_bytes(settings)
             click.echo(f"run {run.id} of {target.id}: {checked.valid} change(s), orderingId {run.start_ms}", err=True)
-            with click.progressbar(length=checked.last_line, label="feeding", file=sys.stderr, show_pos=True) as bar:
+            with click.progressbar(length=checked.lines, label="feeding", file=sys.stderr, show_pos=True) as bar:
                 bar.update(run.lines_done)
-                runs.feed(run, checked.entries(), checked.last_line, bar.update)
+                runs.feed(run, checked.entries(), checked.lines, bar.update)
             click.echo("waiting for the workers to push the export", err=True)
             outcome = runs.finish(run, queue_delay=queue_delay, max_delete_share=max_delete_share, timeout=timeout)
         except NotFoundError as exc:
