@@ -209,7 +209,8 @@ class BrokerRuns:
 
     def _forget(self, target: keys.Target, run_id: str) -> None:
         pipe = self.client.pipeline(transaction=False)
-        pipe.delete(target.run_state(run_id), target.run_seen(run_id), target.run_looked_at(run_id))
+        # A run's seen set holds every item it carried: freed in the background, not while Redis waits.
+        pipe.unlink(target.run_state(run_id), target.run_seen(run_id), target.run_looked_at(run_id))
         pipe.zrem(target.run_cutoffs, run_id)
         pipe.srem(keys.RUNS_ENDING, _ending_ref(target, run_id))
         pipe.execute()

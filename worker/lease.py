@@ -59,11 +59,15 @@ class Lease:
             except redis.RedisError as exc:
                 log.warning("could not renew lease %s: %s", self.key, exc)
 
-    def release(self) -> None:
-        """Stop renewing and drop the lease if it is still ours."""
+    def halt(self) -> None:
+        """Stop renewing, leaving the key to expire or to a script that ends the hold with the token."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+
+    def release(self) -> None:
+        """Stop renewing and drop the lease if it is still ours."""
+        self.halt()
         try:
             self._script(keys=[self.key], args=[self.token, 0])
         except redis.RedisError as exc:

@@ -200,6 +200,8 @@ class BatchPush:
 
     def _finish(self, batch: keys.Batch, lease: Lease, counter: str, count: int) -> None:
         target = batch.target
+        # The release script deletes the lease: a renewal after it would report the lease as lost.
+        lease.halt()
         released = self._release(
             keys=[batch.events, batch.versions, batch.meta, batch.lease, target.inflight, target.burst, target.stats],
             args=[batch.id, lease.token, repr(time.time()), counter, count],

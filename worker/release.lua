@@ -8,7 +8,8 @@ local seq = tonumber(redis.call('HGET', KEYS[3], 'seq') or '0')
 if seq > tonumber(redis.call('HGET', KEYS[7], 'finished_seq') or '0') then
   redis.call('HSET', KEYS[7], 'finished_seq', seq)
 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+-- UNLINK frees a batch of a million entries in the background instead of blocking Redis meanwhile.
+redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 redis.call('SREM', KEYS[5], ARGV[1])
 if redis.call('EXISTS', KEYS[6]) == 1 then
   redis.call('HSET', KEYS[6], 'last_activity', ARGV[3])
