@@ -16,7 +16,7 @@ import redis
 from celery import Celery
 
 from producers.broker import EVENTS_QUEUE, POISON_SUFFIX, is_amqp
-from worker import keys, liveness, probes, quarantine, recent
+from worker import keys, liveness, probes, quarantine, rebuild, recent
 from worker.deadletter import DEAD_LETTER_QUEUE, Held, held_per_target
 from worker.settings import Settings
 from worker.store import store_url
@@ -61,6 +61,8 @@ class TargetRow:
     """When the oldest window still buffered or in flight opened (its first event arrived)."""
     closes_at: float | None
     """When the open window is due to be claimed."""
+    held_for: int | None
+    """Bytes a feeding full run keeps the open window for, past `closes_at`; None when no run holds it."""
     in_flight: list[InFlight]
     paused: Paused | None
     burst: str | None
@@ -158,9 +160,13 @@ def _row(client: redis.Redis, target: keys.Target, held: dict[str, Held], now: f
     batches = [found for batch_id in sorted(inflight) if (found := _in_flight(client, target.batch(batch_id)))]
     opened = [float(meta["opened_at"]) for meta in [window, *(meta for _, meta in batches)] if "opened_at" in meta]
     paused = Paused(pause["reason"], float(pause["until"])) if pause and float(pause["until"]) > now else None
+    buffered_bytes = int(window.get("bytes", 0))
+    held_for = rebuild.held_for(client, target, now)
     return TargetRow(
-        kind=target.kind, id=target.id, buffered=int(window.get("count", 0)), buffered_bytes=int(window.get("bytes", 0)),
-        oldest_at=min(opened, default=None), closes_at=closes_at, in_flight=[row for row, _ in batches],
+        kind=target.kind, id=target.id, buffered=int(window.get("count", 0)), buffered_bytes=buffered_bytes,
+        oldest_at=min(opened, default=None), closes_at=closes_at,
+        held_for=held_for if held_for is not None and buffered_bytes < held_for else None,
+        in_flight=[row for row, _ in batches],
         paused=paused, burst="rebuild" if "rebuild" in burst else burst.get("state"),
         recent=recent.parse(last), dead_letters=held.get(target.ref, Held()),
         counts={name: int(stats.get(name, 0)) for name in COUNTERS},

@@ -245,10 +245,17 @@ class Rebuilds:
         self.client.hset(run.target.rebuild, mapping=record)
 
 
+def held_for(client: redis.Redis, target: keys.Target, now: float) -> int | None:
+    """The window size (bytes) that a run feeding `target` keeps its window open for; None when no
+    run is feeding it, or the run has made no progress for HOLD_LAPSE_SECONDS."""
+    state, saved_at, window_bytes = client.hmget(target.rebuild, "state", "saved_at", "window_bytes")
+    if state != b"feeding" or not int(window_bytes or 0) or now - float(saved_at or 0) > HOLD_LAPSE_SECONDS:
+        return None
+    return int(window_bytes)
+
+
 def holding(client: redis.Redis, target: keys.Target, now: float) -> bool:
     """Whether `target`'s window must stay open past its time: a run is feeding it, and it does
     not yet hold what the run asked for."""
-    state, saved_at, window_bytes = client.hmget(target.rebuild, "state", "saved_at", "window_bytes")
-    if state != b"feeding" or not int(window_bytes or 0) or now - float(saved_at or 0) > HOLD_LAPSE_SECONDS:
-        return False
-    return int(client.hget(target.window_meta, "bytes") or 0) < int(window_bytes)
+    wanted = held_for(client, target, now)
+    return wanted is not None and int(client.hget(target.window_meta, "bytes") or 0) < wanted

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -19,13 +20,16 @@ from celery import Celery
 from producers import Publisher
 from tests.worker.e2e import converge, pipeline_env, wait_for
 from worker import keys
+from worker.coalesce import Coalescer
 from worker.commands.health import BROKER_DOWN, HEALTHY, NO_WORKER, STORE_DOWN
 from worker.deadletter import DeadLetters, Held, held_per_target
 from worker.embedded import EmbeddedRedis
+from worker.settings import MIB, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 OK, SLOW, QUOTA, BAD = "st-ok", "st-slow", "st-quota", "st-bad"
 PROVIDER = "st-groups"
+RUN_SOURCE = keys.Target(keys.SOURCE, "st-rebuilt")
 
 
 def pushsync(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -215,3 +219,26 @@ def test_task_events_reach_a_monitor_such_as_flower(workers, clean_emulator, red
             if wanted <= seen:
                 break
     assert wanted <= seen
+
+
+def test_status_says_when_a_full_run_holds_the_window_and_for_how_much(redis_client, redis_url, redis_broker_url):
+    env = {"REDIS_URL": redis_url, "BROKER_URL": redis_broker_url}
+    coalescer = Coalescer(redis_client, load_settings())
+    coalescer.add_encoded(RUN_SOURCE, [(f"https://example.com/{n}", f"{n}.0", json.dumps({"n": n}).encode())
+                                       for n in range(3)])
+    buffered = int(redis_client.hget(RUN_SOURCE.window_meta, "bytes"))
+    redis_client.hset(RUN_SOURCE.rebuild, mapping={"id": "run", "state": "feeding", "window_bytes": 2 * MIB,
+                                                   "saved_at": repr(time.time())})
+
+    row = rows(status(env))[RUN_SOURCE.id]
+    assert (row["buffered"], row["buffered_bytes"], row["held_for"]) == (3, buffered, 2 * MIB)
+    text = pushsync(env, "status").stdout
+    assert table_row(text, RUN_SOURCE.id)[1] == "3 held"
+    assert (f"  {RUN_SOURCE.id}: a full run holds the window open until it holds 2.0 MiB "
+            f"({buffered / MIB:,.1f} MiB so far), to fill one file container") in text
+
+    redis_client.hset(RUN_SOURCE.rebuild, "window_bytes", buffered)
+    assert rows(status(env))[RUN_SOURCE.id]["held_for"] is None, "a window that holds enough is not held"
+    redis_client.hset(RUN_SOURCE.rebuild, mapping={"window_bytes": 2 * MIB, "state": "finishing"})
+    text = pushsync(env, "status").stdout
+    assert table_row(text, RUN_SOURCE.id)[1] == "3" and "holds the window open" not in text

@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from worker.settings import MIB
+
 
 def when(epoch: float) -> str:
     """An epoch time as a short UTC timestamp."""
@@ -33,6 +35,11 @@ def age(seconds: float) -> str:
         if total >= size:
             return f"{total // size}{unit}{(total % size) // smaller_size}{smaller}"
     return f"{total}s"
+
+
+def mib(size: int) -> str:
+    """A size in bytes as MiB: `231.0 MiB`."""
+    return f"{size / MIB:,.1f} MiB"
 
 
 def counted(number: int, noun: str, plural: str | None = None) -> str:

@@ -10,7 +10,7 @@ import click
 
 from worker import overview as gathered
 from worker.commands.health import BROKER_DOWN, HEALTHY, STORE_DOWN
-from worker.commands.output import age, counted, echo_json, table, when
+from worker.commands.output import age, counted, echo_json, mib, table, when
 from worker.deadletter import DEAD_LETTER_QUEUE
 from worker.settings import load_settings
 
@@ -107,9 +107,12 @@ def _beat(seen: gathered.Overview) -> str:
 
 
 def _reasons(rows: list[gathered.TargetRow]) -> list[str]:
-    """Why each paused target is paused and what its last error said, in full, under the table."""
+    """Why a window is held past its time, why a target is paused and what its last error said, under the table."""
     lines = []
     for row in rows:
+        if row.held_for is not None:
+            lines.append(f"  {row.id}: a full run holds the window open until it holds {mib(row.held_for)} "
+                         f"({mib(row.buffered_bytes)} so far), to fill one file container")
         if row.paused:
             lines.append(f"  {row.id}: paused: {row.paused.reason}")
         error = row.recent.error
@@ -132,4 +135,5 @@ def _cells(row: gathered.TargetRow, now: float) -> list[str]:
     held = row.dead_letters
     dead = f"{counted(held.events, 'event')} ({counted(held.entries, 'entry', 'entries')})" if held.entries else "0"
     oldest = age(now - row.oldest_at) if row.oldest_at is not None else "-"
-    return [row.id, str(row.buffered), oldest, flight, paused, pushed, error, dead]
+    buffered = f"{row.buffered} held" if row.held_for is not None else str(row.buffered)
+    return [row.id, buffered, oldest, flight, paused, pushed, error, dead]
