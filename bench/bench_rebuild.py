@@ -18,6 +18,9 @@ text `data` with a `fileExtension`):
    it: REBUILD, the batches, `deleteDocumentsOlderThan` the start, IDLE. Like that client by
    default, it sends `data` as it is.
 Both phases end with the emulator holding every item with its content, and no rejection.
+Each phase also counts the CPU seconds of all its processes (command or client, worker and beat,
+emulator, Redis) up to the full index: on this machine's cores, that CPU alone bounds how short
+the wall time can be.
 Targets: >= 40x fewer Push API calls than the baseline, less wall time, worker peak RSS (VmHWM
 of the worker's main process and pool) under 300 MB. Not a test: the figures are printed with
 their targets, exit status 0, and written to bench/results/rebuild.json.
@@ -47,6 +50,7 @@ from worker.push import to_operation
 from worker.pushapi.batchfile import ITEM_SECTIONS, BatchFile, BatchFileWriter
 from worker.pushapi.client import PushApiClient
 
+from cpu import cpu_seconds, tree_cpu_seconds, usage_seconds
 from memory import peak_rss_mib, status_mib, tree_peak_rss_mib
 from results import above, at_least, below, echo_targets, invocation, write_result
 
@@ -160,8 +164,8 @@ def calls(log: list[dict]) -> dict[str, float]:
             "largest_upload_mib": max((entry["bytes"] for entry in uploads), default=0) / MIB}
 
 
-def run_command(command: list[str], env: dict[str, str], log_path: Path, sample) -> tuple[int, float]:
-    """Run `command` to its end (calling `sample` while it runs): its exit code and peak RSS in MiB."""
+def run_command(command: list[str], env: dict[str, str], log_path: Path, sample) -> tuple[int, float, float]:
+    """Run `command` to its end (calling `sample` while it runs): its exit code, peak RSS in MiB and CPU seconds."""
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, cwd=REPO)
@@ -169,14 +173,28 @@ def run_command(command: list[str], env: dict[str, str], log_path: Path, sample)
         pid, status, usage = os.wait4(process.pid, os.WNOHANG)
         if pid:
             process.returncode = os.waitstatus_to_exitcode(status)
-            return process.returncode, usage.ru_maxrss / 1024
+            return process.returncode, usage.ru_maxrss / 1024, usage_seconds(usage)
         sample()
         time.sleep(POLL_SECONDS)
 
 
-def pushsync_phase(scratch: Path, export: Path, admin: Emulator, redis_url: str, broker_url: str,
+class ServerCpu:
+    """CPU seconds that long-running servers (the emulator, Redis) spend from now on."""
+
+    def __init__(self, **pids: int) -> None:
+        """pids: each server's process id, by the name its figure takes."""
+        self.pids = pids
+        self.start = {name: cpu_seconds(pid) for name, pid in pids.items()}
+
+    def spent(self) -> dict[str, float]:
+        return {f"{name}_cpu_seconds": cpu_seconds(pid) - self.start[name] for name, pid in self.pids.items()}
+
+
+def pushsync_phase(scratch: Path, export: Path, admin: Emulator, redis_server: EmbeddedRedis,
                    items: int, line_bytes: int) -> dict[str, float]:
     """`pushsync rebuild` through a real worker and beat: its figures."""
+    redis_url = redis_server.url
+    broker_url = redis_url.replace("/0", "/1")
     env = {"REDIS_URL": redis_url, "BROKER_URL": broker_url, "COVEO_PUSH_URL": f"{admin.url}/push/v1",
            "COVEO_ORGANIZATION_ID": ORGANIZATION, "COVEO_API_KEY": API_KEY}
     children: list[Child] = []
@@ -189,20 +207,25 @@ def pushsync_phase(scratch: Path, export: Path, admin: Emulator, redis_url: str,
         def sample() -> None:
             peak[0] = max(peak[0], tree_peak_rss_mib(worker.popen.pid))
 
+        servers = ServerCpu(emulator=admin.pid, redis=redis_server.pid)
+        workers_started = sum(tree_cpu_seconds(child.popen.pid) for child in children)  # their start-up apart
         started = time.monotonic()
-        code, cli_rss = run_command([sys.executable, "-m", "worker", "rebuild", SOURCE, str(export),
+        code, cli_rss, cli_cpu = run_command([sys.executable, "-m", "worker", "rebuild", SOURCE, str(export),
                                      "--timeout", str(WAIT_SECONDS)], env, scratch / "rebuild.log", sample)
         if code != 0:
             raise RuntimeError(f"pushsync rebuild exited with {code}:\n{(scratch / 'rebuild.log').read_text()[-4000:]}")
         cli_done = time.monotonic() - started
         wait_until(lambda: admin.count() >= items, "the index after pushsync rebuild", sample=sample)
         wall = time.monotonic() - started
+        workers = sum(tree_cpu_seconds(child.popen.pid) for child in children) - workers_started
+        cpu = {"command_cpu_seconds": cli_cpu, "workers_cpu_seconds": workers, **servers.spent()}
         emulator_rss = status_mib(admin.pid, "VmRSS")
         check_index(admin, items, line_bytes)
         wait_until(lambda: admin.status() == "IDLE", "IDLE after pushsync rebuild", sample=sample)
         sample()
         return {"wall_seconds": wall, "command_seconds": cli_done, "worker_peak_rss_mib": peak[0],
-                "command_peak_rss_mib": cli_rss, "emulator_rss_mib": emulator_rss, **calls(admin.requests_log())}
+                "command_peak_rss_mib": cli_rss, "emulator_rss_mib": emulator_rss, **cpu,
+                "cpu_seconds": sum(cpu.values()), **calls(admin.requests_log())}
     finally:
         for child in reversed(children):
             child.stop()
@@ -211,8 +234,9 @@ def pushsync_phase(scratch: Path, export: Path, admin: Emulator, redis_url: str,
 def baseline_phase(scratch: Path, export: Path, admin: Emulator, items: int, line_bytes: int) -> dict[str, float]:
     """The export pushed in 5 MiB batches, as Coveo's client does, by a process of its own: its figures."""
     result = scratch / "baseline.json"
+    servers = ServerCpu(emulator=admin.pid)
     started = time.monotonic()
-    code, _ = run_command([sys.executable, __file__, "--client-baseline", str(export), "--push-url",
+    code, _, client_cpu = run_command([sys.executable, __file__, "--client-baseline", str(export), "--push-url",
                            f"{admin.url}/push/v1", "--baseline-result", str(result)], {},
                           scratch / "baseline.log", lambda: None)
     if code != 0:
@@ -220,11 +244,12 @@ def baseline_phase(scratch: Path, export: Path, admin: Emulator, items: int, lin
     client_done = time.monotonic() - started
     wait_until(lambda: admin.count() >= items, "the index after the baseline")
     wall = time.monotonic() - started
+    cpu = {"command_cpu_seconds": client_cpu, **servers.spent()}
     emulator_rss = status_mib(admin.pid, "VmRSS")
     check_index(admin, items, line_bytes)
     peak = json.loads(result.read_text())["peak_rss_mib"]
     return {"wall_seconds": wall, "command_seconds": client_done, "worker_peak_rss_mib": peak,
-            "emulator_rss_mib": emulator_rss, **calls(admin.requests_log())}
+            "emulator_rss_mib": emulator_rss, **cpu, "cpu_seconds": sum(cpu.values()), **calls(admin.requests_log())}
 
 
 def documents(export: Path) -> Iterator[dict]:
@@ -277,6 +302,26 @@ def push_like_coveo_clients(export: Path, push_url: str) -> None:
     client().set_source_status(SOURCE, "IDLE")
 
 
+def cpu_lines(items: int, pushsync: dict[str, float], baseline: dict[str, float]) -> list[str]:
+    """Where each phase's CPU went, and what it means for wall time on this machine's cores."""
+    cores = os.cpu_count() or 1
+    floor = pushsync["cpu_seconds"] / cores
+    return [
+        f"CPU seconds to the full index: pushsync {pushsync['cpu_seconds']:,.1f} (command "
+        f"{pushsync['command_cpu_seconds']:,.1f}, worker and beat {pushsync['workers_cpu_seconds']:,.1f}, emulator "
+        f"{pushsync['emulator_cpu_seconds']:,.1f}, Redis {pushsync['redis_cpu_seconds']:,.1f}), "
+        f"{pushsync['cpu_seconds'] / items * 1e6:,.0f} µs per item; 5 MiB batches {baseline['cpu_seconds']:,.1f} "
+        f"(client {baseline['command_cpu_seconds']:,.1f}, emulator {baseline['emulator_cpu_seconds']:,.1f}), "
+        f"{baseline['cpu_seconds'] / items * 1e6:,.0f} µs per item.",
+        f"On {cores} cores, pushsync's CPU alone takes at least {floor:,.1f}s of wall time, "
+        f"{floor / baseline['wall_seconds']:.1f} times the baseline's {baseline['wall_seconds']:,.1f}s, in which it "
+        f"kept the cores {baseline['cpu_seconds'] / (cores * baseline['wall_seconds']):.0%} busy: "
+        + ("no overlap of pushsync's steps can beat the baseline here, only less CPU per item."
+           if floor >= baseline["wall_seconds"] else
+           f"better overlap of its steps could still gain up to {pushsync['wall_seconds'] - floor:,.1f}s."),
+    ]
+
+
 def report(items: int, export_bytes: int, pushsync: dict[str, float], baseline: dict[str, float]) -> None:
     call_ratio = baseline["push_api_calls"] / pushsync["push_api_calls"]
     plain_containers = math.ceil(baseline["uploaded_mib"] * MIB / CONTAINER_BYTES)
@@ -295,6 +340,9 @@ def report(items: int, export_bytes: int, pushsync: dict[str, float], baseline: 
     click.echo(f"  pushsync rebuild command done after {pushsync['command_seconds']:.1f}s, its peak RSS "
                f"{pushsync['command_peak_rss_mib']:.0f} MiB; emulator RSS holding the index "
                f"{pushsync['emulator_rss_mib']:,.0f} MiB")
+    cpu = cpu_lines(items, pushsync, baseline)
+    for line in cpu:
+        click.echo(f"  {line}")
     echo_targets(targets, indent="  ")
     figures = {"items": items, "export_mib": export_bytes / MIB, **pushsync,
                **{f"baseline_{name}": value for name, value in baseline.items()},
@@ -311,6 +359,10 @@ def report(items: int, export_bytes: int, pushsync: dict[str, float], baseline: 
         "Wall time runs from the start of the command to the moment the emulator's index holds every item; "
         "each phase then checks the count, the content of sampled items and that nothing was rejected.",
         "Worker peak RSS is the largest VmHWM among the Celery worker's main process and its pool.",
+        "CPU seconds are user and system time from /proc and rusage, counted from each phase's start to the full "
+        "index: the command or client process with its children, the worker and beat process trees, and what the "
+        "emulator and Redis servers spent meanwhile.",
+        *cpu,
         f"pushsync sends each item's data compressed (ZLIB compressedBinaryData, as the items state a "
         f"fileExtension): {pushsync['uploaded_mib']:,.0f} MiB uploaded against {baseline['uploaded_mib']:,.0f}. "
         "The export's text repeats one paragraph, which zlib takes to about a fifth; text that compresses "
@@ -344,8 +396,7 @@ def main(items: int, line_bytes: int, client_baseline: Path | None, push_url: st
             emulator_child = emulator(port, api_key=API_KEY, log_path=scratch / "emulator.log",
                                       args=["--organization", ORGANIZATION, "--source", SOURCE])
             admin = Emulator(f"http://127.0.0.1:{port}", emulator_child.popen.pid)
-            pushsync = pushsync_phase(scratch, export, admin, redis_server.url,
-                                      redis_server.url.replace("/0", "/1"), items, line_bytes)
+            pushsync = pushsync_phase(scratch, export, admin, redis_server, items, line_bytes)
             admin.reset()
             baseline = baseline_phase(scratch, export, admin, items, line_bytes)
         finally:

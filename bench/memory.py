@@ -26,11 +26,12 @@ def peak_rss_mib(pid: int) -> float:
 
 def tree_peak_rss_mib(pid: int) -> float:
     """The largest peak RSS among a process and its descendants (a Celery worker and its pool), in MiB."""
-    peaks = [peak for member in _tree(pid) if (peak := peak_rss_mib(member)) == peak]  # NaN: gone meanwhile
+    peaks = [peak for member in tree(pid) if (peak := peak_rss_mib(member)) == peak]  # NaN: gone meanwhile
     return max(peaks, default=0.0)
 
 
-def _tree(pid: int) -> list[int]:
+def tree(pid: int) -> list[int]:
+    """A process and its descendants, parents first."""
     members = [pid]
     for member in members:
         try:

@@ -21,7 +21,8 @@ import redis
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from memory import tree_peak_rss_mib
+from cpu import cpu_seconds
+from memory import tree, tree_peak_rss_mib
 from worker.commands.children import Child, celery, emulator
 from worker.embedded import EmbeddedRedis, free_port
 
@@ -34,9 +35,6 @@ STOP_SECONDS = 30
 POLL_SECONDS = 1.0
 BATCH_ROUTE_SUFFIX = "/documents/batch"
 UPLOAD_PATH_PREFIX = "/_blob/"
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-STAT_UTIME_FIELD = 11
-"""utime's index in /proc/PID/stat once split after the command name (stime follows)."""
 
 
 class Emulator:
@@ -161,10 +159,10 @@ class Pipeline:
         beat = [child.popen.pid for child in self.children if child.name == "celery beat"]
         server = redis.Redis(port=self.redis.port).info("cpu")
         return {
-            "ingest": sum(map(_cpu_seconds, mains)),
-            "push": sum(_cpu_seconds(pid) for main in mains for pid in _children(main)),
-            "beat": sum(map(_cpu_seconds, beat)),
-            "emulator": _cpu_seconds(self.emulator_process.popen.pid),
+            "ingest": sum(cpu_seconds(pid, reaped=False) for pid in mains),
+            "push": sum(cpu_seconds(pid, reaped=False) for main in mains for pid in tree(main)[1:]),
+            "beat": sum(cpu_seconds(pid, reaped=False) for pid in beat),
+            "emulator": cpu_seconds(self.emulator_process.popen.pid, reaped=False),
             "redis": server["used_cpu_user"] + server["used_cpu_sys"],
             "publisher": sum(os.times()[:2]),
         }
@@ -202,22 +200,6 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str, logs: P
         if time.monotonic() > deadline:
             raise RuntimeError(f"{what} not reached after {timeout:.0f}s; logs in {logs}")
         time.sleep(POLL_SECONDS)
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User and system CPU seconds of one process; 0 once it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[STAT_UTIME_FIELD]) + int(fields[STAT_UTIME_FIELD + 1])) / CLOCK_TICKS
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
 
 
 def batch_calls(log: list[dict[str, Any]]) -> list[dict[str, Any]]:

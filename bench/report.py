@@ -84,12 +84,13 @@ DESCRIPTIONS = {
         "the full index, worker peak RSS.",
         sides=("pushsync rebuild", "5 MiB batches"),
         notes=[
-            "Where the time goes (py-spy on a run of 1,000,000 items, 2026-11-22): both phases share 2 cores "
-            "with the emulator, so wall time follows CPU per item. pushsync spends about 100 µs of CPU on an item: "
-            "24 µs to check its line (pydantic validation, strict JSON with duplicate-key checks, filling in "
-            "eventId and occurredAt, encoding), 12 µs to feed it, about 8 µs in Redis, 30 µs in the push (reading "
-            "the window back, decoding, compressing, encoding, writing the batch file, high-water marks) and 25 µs "
-            "in the emulator. The baseline only parses and re-encodes (about 15 µs) before the emulator's share.",
+            "Where the time goes: each run counts the CPU seconds of every process of each phase (above). Both "
+            "phases share the same cores with the emulator and Redis, so wall time follows CPU per item. py-spy "
+            "on the command (2026-11-22) puts two thirds of its CPU in checking lines (pydantic validation, strict "
+            "JSON with duplicate-key checks, filling in eventId and occurredAt, encoding) and one third in feeding "
+            "them to Redis; the worker's push reads the window back, decodes, compresses, encodes, writes the "
+            "batch file and advances the high-water marks. Redis runs the coalescing script for every item and "
+            "writes it to its append-only file. The baseline only parses and re-encodes before the emulator's share.",
             "The chain is also serial: the whole export is checked before anything is pushed (a bad export must "
             "push nothing), one batch is in flight per source, and the emulator applies the last container after "
             "its upload. Smaller windows would shorten it but cost containers; this export fits in 2.",

