@@ -58,4 +58,5 @@ def command(host: str, port: int, organization: str, api_key: str, data_dir: Pat
             sources=sources, providers=providers, strict_providers=strict_providers,
         )
         click.echo(f"pushsync emulator: http://{host}:{port}{PUSH_PREFIX} (organization {organization!r})", err=True)
-        uvicorn.run(create_app(config), host=host, port=port, log_level="warning", access_log=False)
+        # log_config=None keeps the logging `pushsync --log-format` configured (JSON or text).
+        uvicorn.run(create_app(config), host=host, port=port, log_level="warning", access_log=False, log_config=None)

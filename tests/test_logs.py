@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 import logging
 import re
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from worker.embedded import free_port
 from worker.logs import HANDLER_NAME, configure, log_context
 from worker.settings import LogFormat, SettingsError, load_settings
 
@@ -92,3 +97,33 @@ def test_the_log_format_setting_takes_any_case_and_names_itself_when_wrong(monke
     monkeypatch.setenv("PUSHSYNC_LOG_FORMAT", "xml")
     with pytest.raises(SettingsError, match="PUSHSYNC_LOG_FORMAT"):
         load_settings()
+
+
+def test_the_emulator_logs_in_the_format_pushsync_was_given(tmp_path: Path) -> None:
+    port = free_port()
+    log_path = tmp_path / "emulator.log"
+    with open(log_path, "wb") as log_file:
+        emulator = subprocess.Popen([sys.executable, "-m", "worker", "--log-format", "json", "emulator", "--port",
+                                     str(port)], stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while "pushsync emulator: http" not in log_path.read_text():
+            assert emulator.poll() is None and time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.1)
+        warned: list[dict] = []
+        while not warned:
+            # uvicorn warns about a request that is not HTTP; its warning must come out as JSON too.
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+                    connection.sendall(b"not http at all\r\n\r\n")
+                    connection.recv(1024)
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, log_path.read_text()
+            lines = log_path.read_text().splitlines()
+            warned = [json.loads(line) for line in lines if line.startswith("{") and "Invalid HTTP" in line]
+    finally:
+        emulator.terminate()
+        emulator.wait(timeout=30)
+    assert warned[0]["level"] == "WARNING" and warned[0]["logger"].startswith("uvicorn")
+    assert not [line for line in log_path.read_text().splitlines() if "Invalid HTTP" in line and line[0] != "{"]
