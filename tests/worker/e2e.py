@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tests.support.openapi import load_spec
+from tests.support.openapi import assert_conforms
 
 FAST = {
     "PUSHSYNC_WINDOW_SECONDS": "1", "PUSHSYNC_IDLE_AFTER_SECONDS": "1", "PUSHSYNC_SWEEP_SECONDS": "0.5",
@@ -72,7 +72,7 @@ def converge(emulator: Any, events: list[dict[str, Any]], sources: list[str], ti
     for source in sources:
         want = expected(events, source)
         wait_for(lambda: index(emulator, source) == want, timeout, what=f"index of {source}")
-    assert load_spec().check_emulator_log(emulator.requests()) == []
+    assert_conforms(emulator.requests())
 
 
 def source_calls(log: list[dict[str, Any]], source: str) -> list[str]:
