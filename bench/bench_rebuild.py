@@ -42,7 +42,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import click
-import requests
 
 from worker.commands.children import Child, celery, emulator
 from worker.embedded import EmbeddedRedis, free_port
@@ -52,12 +51,11 @@ from worker.pushapi.client import PushApiClient
 
 from cpu import cpu_seconds, tree_cpu_seconds, usage_seconds
 from memory import peak_rss_mib, status_mib, tree_peak_rss_mib
+from pipeline import API_KEY, ORGANIZATION, Emulator
 from results import above, at_least, below, echo_targets, invocation, write_result
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCE = "rebuild-bench"
-ORGANIZATION = "bench"
-API_KEY = "bench-key"
 ITEMS = 1_000_000
 LINE_BYTES = 1_000
 """About 1 KB per export line: 1,000,000 items make about 1 GB of NDJSON."""
@@ -81,9 +79,13 @@ DATA_TEXT = ("Coveo indexes this paragraph so that people find the article they 
              "article does, and the connector sends it again. ")
 
 
+def document_id(n: int) -> str:
+    return f"https://bench.example/items/{n}"
+
+
 def export_line(n: int, line_bytes: int) -> str:
     """Item n's export line, padded with text to about `line_bytes` bytes."""
-    event = {"kind": "item.upsert", "source": SOURCE, "version": 1, "documentId": f"https://bench.example/items/{n}",
+    event = {"kind": "item.upsert", "source": SOURCE, "version": 1, "documentId": document_id(n),
              "item": {"metadata": {"title": f"Item {n}", "category": f"category-{n % 50}"}, "data": "",
                       "fileExtension": ".txt"}}
     room = max(line_bytes - len(json.dumps(event)), 0)
@@ -100,36 +102,6 @@ def write_export(path: Path, items: int, line_bytes: int) -> int:
     return path.stat().st_size
 
 
-class Emulator:
-    """The admin side of the emulator that both phases push to."""
-
-    def __init__(self, url: str, pid: int) -> None:
-        """url: the emulator's root URL. pid: its process, for its memory."""
-        self.url = url
-        self.pid = pid
-        self.source_url = f"{url}/_emulator/organizations/{ORGANIZATION}/sources/{SOURCE}"
-
-    def count(self) -> int:
-        return requests.get(f"{self.source_url}/items", params={"documentId": "-"}, timeout=60).json()["count"]
-
-    def content(self, n: int) -> str | None:
-        items = requests.get(f"{self.source_url}/items", params={"documentId": f"https://bench.example/items/{n}"},
-                             timeout=60).json()["items"]
-        return items[0]["content"] if items else None
-
-    def status(self) -> str:
-        return requests.get(f"{self.source_url}/activities", timeout=60).json()["status"]
-
-    def rejections(self) -> list[dict]:
-        return requests.get(f"{self.source_url}/rejections", timeout=60).json()["rejections"]
-
-    def requests_log(self) -> list[dict]:
-        return requests.get(f"{self.url}/_emulator/requests", timeout=60).json()["requests"]
-
-    def reset(self) -> None:
-        requests.post(f"{self.url}/_emulator/reset", timeout=60).raise_for_status()
-
-
 def wait_until(condition, what: str, *, sample=lambda: None) -> None:
     """Poll `condition` (calling `sample` each time) until true; raise after WAIT_SECONDS."""
     deadline = time.monotonic() + WAIT_SECONDS
@@ -142,13 +114,15 @@ def wait_until(condition, what: str, *, sample=lambda: None) -> None:
 
 def check_index(admin: Emulator, items: int, line_bytes: int) -> None:
     """Every item is indexed, with the export's content, and nothing was rejected."""
-    if admin.count() != items:
-        raise RuntimeError(f"the index holds {admin.count():,} items, not {items:,}")
+    if admin.count(SOURCE) != items:
+        raise RuntimeError(f"the index holds {admin.count(SOURCE):,} items, not {items:,}")
     for n in random.Random(items).sample(range(items), min(SAMPLED_ITEMS, items)) + [0, items - 1]:
-        if admin.content(n) != json.loads(export_line(n, line_bytes))["item"]["data"]:
+        item = admin.item(SOURCE, document_id(n))
+        if item is None or item["content"] != json.loads(export_line(n, line_bytes))["item"]["data"]:
             raise RuntimeError(f"item {n} is indexed with other content than the export's")
-    if admin.rejections():
-        raise RuntimeError(f"{len(admin.rejections())} item(s) rejected: {admin.rejections()[:3]}")
+    rejected = admin.rejections(SOURCE)
+    if rejected:
+        raise RuntimeError(f"{len(rejected)} item(s) rejected: {rejected[:3]}")
 
 
 def calls(log: list[dict]) -> dict[str, float]:
@@ -215,17 +189,17 @@ def pushsync_phase(scratch: Path, export: Path, admin: Emulator, redis_server: E
         if code != 0:
             raise RuntimeError(f"pushsync rebuild exited with {code}:\n{(scratch / 'rebuild.log').read_text()[-4000:]}")
         cli_done = time.monotonic() - started
-        wait_until(lambda: admin.count() >= items, "the index after pushsync rebuild", sample=sample)
+        wait_until(lambda: admin.count(SOURCE) >= items, "the index after pushsync rebuild", sample=sample)
         wall = time.monotonic() - started
         workers = sum(tree_cpu_seconds(child.popen.pid) for child in children) - workers_started
         cpu = {"command_cpu_seconds": cli_cpu, "workers_cpu_seconds": workers, **servers.spent()}
         emulator_rss = status_mib(admin.pid, "VmRSS")
         check_index(admin, items, line_bytes)
-        wait_until(lambda: admin.status() == "IDLE", "IDLE after pushsync rebuild", sample=sample)
+        wait_until(lambda: admin.status(SOURCE) == "IDLE", "IDLE after pushsync rebuild", sample=sample)
         sample()
         return {"wall_seconds": wall, "command_seconds": cli_done, "worker_peak_rss_mib": peak[0],
                 "command_peak_rss_mib": cli_rss, "emulator_rss_mib": emulator_rss, **cpu,
-                "cpu_seconds": sum(cpu.values()), **calls(admin.requests_log())}
+                "cpu_seconds": sum(cpu.values()), **calls(admin.requests())}
     finally:
         for child in reversed(children):
             child.stop()
@@ -242,14 +216,14 @@ def baseline_phase(scratch: Path, export: Path, admin: Emulator, items: int, lin
     if code != 0:
         raise RuntimeError(f"the baseline client exited with {code}:\n{(scratch / 'baseline.log').read_text()[-4000:]}")
     client_done = time.monotonic() - started
-    wait_until(lambda: admin.count() >= items, "the index after the baseline")
+    wait_until(lambda: admin.count(SOURCE) >= items, "the index after the baseline")
     wall = time.monotonic() - started
     cpu = {"command_cpu_seconds": client_cpu, **servers.spent()}
     emulator_rss = status_mib(admin.pid, "VmRSS")
     check_index(admin, items, line_bytes)
     peak = json.loads(result.read_text())["peak_rss_mib"]
     return {"wall_seconds": wall, "command_seconds": client_done, "worker_peak_rss_mib": peak,
-            "emulator_rss_mib": emulator_rss, **cpu, "cpu_seconds": sum(cpu.values()), **calls(admin.requests_log())}
+            "emulator_rss_mib": emulator_rss, **cpu, "cpu_seconds": sum(cpu.values()), **calls(admin.requests())}
 
 
 def documents(export: Path) -> Iterator[dict]:

@@ -40,8 +40,10 @@ UPLOAD_PATH_PREFIX = "/_blob/"
 class Emulator:
     """The admin API of the private emulator (docs/emulator.md)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, pid: int) -> None:
+        """url: the emulator's root URL. pid: its process, for its memory and CPU."""
         self.url = url
+        self.pid = pid
         self.session = requests.Session()
 
     def _admin(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -64,6 +66,10 @@ class Emulator:
         """documentId -> item, once what was accepted so far is applied."""
         listed = self._admin("GET", f"{self._source(source)}/items", params={"wait": 1})["items"]
         return {item["documentId"]: item for item in listed}
+
+    def rejections(self, source: str) -> list[dict[str, Any]]:
+        """What the indexing pipeline refused after a 202, as the source's logs would show it."""
+        return self._admin("GET", f"{self._source(source)}/rejections")["rejections"]
 
     def status(self, source: str) -> str:
         """The status the source was set to last (IDLE once a burst is closed)."""
@@ -115,7 +121,7 @@ class Pipeline:
         except BaseException:
             self.redis.stop()
             raise
-        self.emulator = Emulator(f"http://127.0.0.1:{port}")
+        self.emulator = Emulator(f"http://127.0.0.1:{port}", self.emulator_process.popen.pid)
         self.env = {"REDIS_URL": self.store_url, "BROKER_URL": self.broker_url,
                     "COVEO_PUSH_URL": f"{self.emulator.url}/push/v1", "COVEO_ORGANIZATION_ID": ORGANIZATION,
                     "COVEO_API_KEY": API_KEY, **(env or {})}
@@ -162,7 +168,7 @@ class Pipeline:
             "ingest": sum(cpu_seconds(pid, reaped=False) for pid in mains),
             "push": sum(cpu_seconds(pid, reaped=False) for main in mains for pid in tree(main)[1:]),
             "beat": sum(cpu_seconds(pid, reaped=False) for pid in beat),
-            "emulator": cpu_seconds(self.emulator_process.popen.pid, reaped=False),
+            "emulator": cpu_seconds(self.emulator.pid, reaped=False),
             "redis": server["used_cpu_user"] + server["used_cpu_sys"],
             "publisher": sum(os.times()[:2]),
         }

@@ -23,8 +23,8 @@ from producers.events import EVENT_TYPES, Event
 if TYPE_CHECKING:
     from producers.publisher import Publisher
 
-SOURCE_RUN_KINDS = ("item.upsert",)
-PROVIDER_RUN_KINDS = ("identity.upsert", "identity.alias")
+CARRIED_KINDS = {"source": ("item.upsert",), "provider": ("identity.upsert", "identity.alias")}
+"""The kinds of event a full run carries, by what it runs on: a source's items or a provider's identities."""
 
 
 class FullRun:
@@ -46,7 +46,7 @@ class FullRun:
         self.events = 0
         """Events published in the run so far."""
         self._target = {"source": source} if source is not None else {"provider": provider}
-        self._kinds = SOURCE_RUN_KINDS if source is not None else PROVIDER_RUN_KINDS
+        self._kinds = CARRIED_KINDS["source" if source is not None else "provider"]
         self._options = options
 
     def begin(self) -> FullRun:

@@ -67,13 +67,15 @@ def _ending_ref(target: keys.Target, run_id: str) -> str:
 
 def due(client: redis.Redis, poll_seconds: float) -> list[tuple[keys.Target, str]]:
     """The ended runs to look at now: each at most once per `poll_seconds`, until it is concluded."""
-    found = []
+    ending = []
     for member in client.smembers(keys.RUNS_ENDING):
         ref, _, run_id = member.decode().partition("|")
-        target = keys.Target.from_ref(ref)
-        if client.set(target.run_looked_at(run_id), 1, nx=True, px=int(poll_seconds * 1000)):
-            found.append((target, run_id))
-    return found
+        ending.append((keys.Target.from_ref(ref), run_id))
+    # One round trip for every ended run: the sweep asks twice a second.
+    pipe = client.pipeline(transaction=False)
+    for target, run_id in ending:
+        pipe.set(target.run_looked_at(run_id), 1, nx=True, px=int(poll_seconds * 1000))
+    return [run for run, looked_at in zip(ending, pipe.execute()) if looked_at]
 
 
 def record_invalid(pipe: Pipeline, invalid: InvalidEvent) -> None:
@@ -209,7 +211,7 @@ class BrokerRuns:
 
     def _forget(self, target: keys.Target, run_id: str) -> None:
         pipe = self.client.pipeline(transaction=False)
-        # A run's seen set holds every item it carried: freed in the background, not while Redis waits.
+        # A run's seen bitmap has a bit per event it carried: freed in the background, not while Redis waits.
         pipe.unlink(target.run_state(run_id), target.run_seen(run_id), target.run_looked_at(run_id))
         pipe.zrem(target.run_cutoffs, run_id)
         pipe.srem(keys.RUNS_ENDING, _ending_ref(target, run_id))

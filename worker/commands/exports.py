@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from producers.errors import InvalidEventError
-from producers.events import Event, IdentityAlias, IdentityUpsert, ItemUpsert
+from producers.events import Event
 from producers.ndjson import check_line, numbered_lines
+from producers.runs import CARRIED_KINDS
 from worker import keys
 from worker.coalesce import Entry, rank
 from worker.packing import SAMPLE_EVERY, PackingSample
@@ -36,16 +37,12 @@ READ_BUFFER_BYTES = 1024 * 1024
 
 def wanted(target: keys.Target) -> str:
     """What an export for `target` may hold, as a refusal says it."""
-    if target.kind == keys.SOURCE:
-        return f"item.upsert events of source {target.id!r}"
-    return f"identity.upsert and identity.alias events of provider {target.id!r}"
+    return f"{' and '.join(CARRIED_KINDS[target.kind])} events of {target.kind} {target.id!r}"
 
 
 def accepts(target: keys.Target, event: Event) -> bool:
     """Whether `event` belongs in an export for `target`."""
-    if target.kind == keys.SOURCE:
-        return isinstance(event, ItemUpsert) and event.source == target.id
-    return isinstance(event, (IdentityUpsert, IdentityAlias)) and event.provider == target.id
+    return event.kind in CARRIED_KINDS[target.kind] and event.target == target.id
 
 
 @dataclass
