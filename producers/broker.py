@@ -3,8 +3,10 @@
 Both sides must declare `pushsync.events` with the same arguments (RabbitMQ refuses a second
 declaration that differs), so the topology lives here and nowhere else.
 
-- Redis: one durable list per queue. The broker has no dead-lettering; the worker keeps its own
-  attempt counts. Run Redis with `appendonly yes` and `maxmemory-policy noeviction`.
+- Redis: change events travel on a stream of the same name (`producers.transport` says why not
+  kombu's list), read by the workers' consumer group `pushsync.ingest`; the stream's own delivery
+  counts bound how often a message is tried. Run Redis with `appendonly yes` and
+  `maxmemory-policy noeviction`.
 - RabbitMQ: `pushsync.events` is a quorum queue with a delivery limit; a message redelivered
   more often than that (a poison message) is dead-lettered, at least once, through the direct
   exchange `pushsync.events.dead-letter` to the quorum queue `pushsync.events.poison`.
@@ -29,11 +31,36 @@ DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_CONFIRM_TIMEOUT = 10.0
 """Seconds to wait for RabbitMQ to confirm a published message."""
 AMQP_SCHEMES = frozenset({"amqp", "amqps", "pyamqp"})
+CONSUMER_GROUP = "pushsync.ingest"
+"""The one consumer group of the workers on the events stream of a Redis broker."""
+BODY_FIELD = b"body"
+"""Stream entry field holding the message body; the other fields are its headers."""
+CONTENT_TYPE_FIELD = b"content-type"
+CONTENT_ENCODING_FIELD = b"content-encoding"
+COMPRESSION_FIELD = b"compression"
+"""A kombu compression name or content type, when the body is compressed."""
+KOMBU_FIELD = b"kombu"
+"""A whole kombu message, as the list transport of older versions kept it (moved over at upgrade)."""
 
 
 def is_amqp(broker_url: str) -> bool:
     """Whether `broker_url` names RabbitMQ (AMQP) rather than Redis."""
     return broker_url.split("://", 1)[0].lower() in AMQP_SCHEMES
+
+
+def events_stream(name: str = EVENTS_QUEUE) -> str:
+    """The Redis key of the change-event stream named `name`.
+
+    The same name as the RabbitMQ queue: a producer of an older version, which pushed onto a list
+    of that name, is refused (WRONGTYPE) instead of writing where no worker reads.
+    """
+    return name
+
+
+def stream_fields(body: bytes) -> dict[bytes, bytes]:
+    """The fields of the stream entry that carries one message `body`."""
+    return {BODY_FIELD: body, CONTENT_TYPE_FIELD: CONTENT_TYPE.encode(),
+            CONTENT_ENCODING_FIELD: CONTENT_ENCODING.encode()}
 
 
 def connect(broker_url: str, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT) -> Connection:

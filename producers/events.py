@@ -51,6 +51,8 @@ SCHEMA_VERSION = 1
 MIB = 1024 * 1024
 MAX_EVENT_BYTES = 6 * MIB
 """Largest encoded event accepted by default: the service's limit for one item request."""
+MAX_MESSAGE_BYTES = 16 * MIB
+"""Largest broker message body the worker reads (after decompression); publishers stay well under it."""
 MAX_PERMISSIONS = 5_000
 """The service ignores an item naming more identities than this in its permissions."""
 MAX_VERSION = 2**63 - 1
@@ -506,8 +508,12 @@ def parse_event(obj: Any, *, max_bytes: int | None = MAX_EVENT_BYTES) -> Event:
 
 
 def check_size(event: Event, max_bytes: int = MAX_EVENT_BYTES) -> None:
-    """Raise InvalidEventError if `event` is over `max_bytes` encoded."""
-    if event.encoded_size > max_bytes:
+    """Raise InvalidEventError if `event` cannot be encoded, or is over `max_bytes` encoded."""
+    try:
+        size = event.encoded_size
+    except (ValueError, UnicodeError) as exc:  # a lone surrogate (\ud800) has no UTF-8 form
+        raise InvalidEventError([f"cannot be encoded as UTF-8 JSON: {_first_line(exc)}"]) from None
+    if size > max_bytes:
         raise InvalidEventError([
             f"event is {event.encoded_size:,} bytes encoded, over the {max_bytes:,}-byte limit "
             "(compress the content into binaryData, or raise the limit on both producers and worker)"
@@ -526,6 +532,8 @@ def load_json(data: bytes | str) -> Any:
         raise InvalidEventError([f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"]) from None
     except ValueError as exc:  # raised by the hooks below
         raise InvalidEventError([f"not usable JSON: {exc}"]) from None
+    except RecursionError:
+        raise InvalidEventError(["not usable JSON: nested too deeply"]) from None
 
 
 def decode_event(data: bytes | str, *, max_bytes: int = MAX_EVENT_BYTES) -> Event:
@@ -536,9 +544,13 @@ def decode_event(data: bytes | str, *, max_bytes: int = MAX_EVENT_BYTES) -> Even
 def decode_message(body: bytes, *, max_event_bytes: int | None = MAX_EVENT_BYTES) -> list[Event | InvalidEvent]:
     """Decode a broker message into its events, each valid or invalid with its reason; never raises.
 
-    A message that is not a `{"events": [...]}` envelope comes back as one InvalidEvent with
-    `index=None` and the message bytes as `raw`. `max_event_bytes` as for `parse_event`.
+    A message that is not a `{"events": [...]}` envelope, or is over MAX_MESSAGE_BYTES, comes back
+    as one InvalidEvent with `index=None` and the message bytes as `raw`. `max_event_bytes` as for
+    `parse_event`.
     """
+    if len(body) > MAX_MESSAGE_BYTES:
+        return [InvalidEvent(reason=f"message is {len(body):,} bytes, over the {MAX_MESSAGE_BYTES:,}-byte limit",
+                             raw=body)]
     try:
         envelope = load_json(body)
     except InvalidEventError as exc:
@@ -552,6 +564,8 @@ def decode_message(body: bytes, *, max_event_bytes: int | None = MAX_EVENT_BYTES
             decoded.append(parse_event(obj, max_bytes=max_event_bytes))
         except InvalidEventError as exc:
             decoded.append(InvalidEvent(reason=exc.reason, raw=obj, index=index))
+        except (RecursionError, ValueError, TypeError) as exc:  # validation itself gave up on the value
+            decoded.append(InvalidEvent(reason=f"cannot be validated: {_first_line(exc)}", raw=obj, index=index))
     return decoded
 
 
@@ -591,6 +605,10 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
                 raise ValueError(f"key {key!r} appears twice in one object")
             seen.add(key)
     return result
+
+
+def _first_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
 
 
 def _no_constants(name: str) -> Any:

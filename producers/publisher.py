@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
-
-from kombu import Connection, Producer
 
 from producers import broker
 from producers.clock import PROCESS_CLOCK, VersionClock
 from producers.errors import PublishError
 from producers.events import EVENT_TYPES, MAX_EVENT_BYTES, Event, complete_event, encode_message, parse_event
 from producers.runs import FullRun
+from producers.transport import RetryPolicy, Transport, open_transport
 
 log = logging.getLogger(__name__)
 
@@ -30,28 +28,6 @@ DEFAULT_EVENTS_PER_MESSAGE = 500
 DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 """Keeps one message well under what brokers handle comfortably; a larger single event goes alone."""
 ENVELOPE_OVERHEAD_BYTES = len(b'{"events":[]}')
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How long to keep trying when the broker cannot be reached (kombu's `ensure` arguments)."""
-
-    max_retries: int = 3
-    """Attempts after the first one; then PublishError."""
-    interval_start: float = 0.0
-    """Seconds before the first retry."""
-    interval_step: float = 0.5
-    """Seconds added to the wait after each retry."""
-    interval_max: float = 2.0
-    """Longest wait between two retries, in seconds."""
-
-    def as_kombu(self) -> dict[str, float]:
-        return {
-            "max_retries": self.max_retries,
-            "interval_start": self.interval_start,
-            "interval_step": self.interval_step,
-            "interval_max": self.interval_max,
-        }
 
 
 class Publisher:
@@ -91,21 +67,16 @@ class Publisher:
         """Events the broker confirmed so far."""
         self.published_messages = 0
         """Messages the broker confirmed so far."""
-        self._retry = retry
-        self._confirm_timeout = confirm_timeout
-        self._connection: Connection = broker.connect(broker_url, connect_timeout=connect_timeout)
-        # kombu reads the retry bounds for (re)connecting from the transport options.
-        self._connection.transport_options.update(retry.as_kombu())
         self._queue_name = queue_name
-        self._declare = broker.topology(self._connection, queue_name)
-        self._producer: Producer | None = None
+        self._transport: Transport = open_transport(broker_url, queue_name, retry=retry,
+                                                    connect_timeout=connect_timeout, confirm_timeout=confirm_timeout)
         self._buffer: list[Event] = []
         self._buffer_bytes = ENVELOPE_OVERHEAD_BYTES
 
     @property
     def broker(self) -> str:
         """The broker URL with its password masked, for messages and logs."""
-        return self._connection.as_uri()
+        return self._transport.url
 
     def prepare(self, event: Event | dict[str, Any]) -> Event:
         """Validate `event` and fill what it may leave out (ids, time, version); raise InvalidEventError."""
@@ -145,10 +116,12 @@ class Publisher:
             return
         batch, self._buffer, self._buffer_bytes = self._buffer, [], ENVELOPE_OVERHEAD_BYTES
         try:
-            self._send(encode_message(batch))
-        except Exception as exc:  # kombu and its transports raise many unrelated classes
-            self._discard_connection()
+            body = encode_message(batch)
+            self._transport.send(body)
+        except Exception as exc:  # kombu, redis-py and their transports raise many unrelated classes
+            self._transport.reset()
             raise PublishError(f"{type(exc).__name__}: {exc} (broker {self.broker})", batch) from exc
+        log.debug("published a message of %d bytes to %s", len(body), self._queue_name)
         self.published_events += len(batch)
         self.published_messages += 1
 
@@ -157,8 +130,7 @@ class Publisher:
         try:
             self.flush()
         finally:
-            self._connection.release()
-            self._producer = None
+            self._transport.close()
 
     def __enter__(self) -> Publisher:
         return self
@@ -167,25 +139,3 @@ class Publisher:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None,
     ) -> None:
         self.close()
-
-    def _discard_connection(self) -> None:
-        # After a failure kombu may leave the producer without a channel; the next send reconnects.
-        self._producer = None
-        self._connection.collect()
-
-    def _send(self, body: bytes) -> None:
-        if self._producer is None:
-            self._producer = Producer(self._connection.default_channel, auto_declare=False)
-        self._producer.publish(
-            body,
-            exchange="",
-            routing_key=self._queue_name,
-            declare=self._declare,
-            content_type=broker.CONTENT_TYPE,
-            content_encoding=broker.CONTENT_ENCODING,
-            delivery_mode=broker.PERSISTENT,
-            retry=True,
-            retry_policy=self._retry.as_kombu(),
-            confirm_timeout=self._confirm_timeout,
-        )
-        log.debug("published a message of %d bytes to %s", len(body), self._queue_name)

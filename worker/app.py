@@ -1,4 +1,5 @@
-"""The Celery application: configuration from `celeryconfig`, ingestion as a consumer bootstep,
+"""The Celery application: configuration from `celeryconfig`, ingestion as a bootstep (a consumer
+step on RabbitMQ, a stream consumer thread on a Redis broker),
 logging set up by pushsync (`worker/logs.py`) in worker and beat processes, and the worker's
 metrics (`worker/metrics.py`) served by its main process."""
 
@@ -20,11 +21,13 @@ from worker.settings import load_settings
 METRICS_DIRECTORY = metric_files.share(load_settings())
 
 from worker import metrics  # noqa: E402
-from worker.ingest import IngestStep  # noqa: E402
+from worker.ingest_amqp import AmqpIngestStep  # noqa: E402
+from worker.ingest_stream import StreamIngestStep  # noqa: E402
 
 app = Celery("pushsync")
 app.config_from_object("celeryconfig")
-app.steps["consumer"].add(IngestStep)
+app.steps["consumer"].add(AmqpIngestStep)
+app.steps["worker"].add(StreamIngestStep)
 app.autodiscover_tasks(["worker"], related_name="tasks", force=True)
 
 

@@ -1,169 +1,106 @@
-"""Ingestion: a Celery consumer bootstep that takes change events off `pushsync.events`.
+"""Ingestion: turn received broker messages into coalesced events, whatever the messages hold.
 
-Why a bootstep and not a task per message: producers publish plain JSON messages, not Celery
-task messages, and a bootstep consumes them on the worker's own connection with no task
-protocol, no pool round trip and no result handling, which keeps ingestion close to the
-broker's raw rate. Messages are taken in small groups (`INGEST_GROUP_MESSAGES` or
-`INGEST_GROUP_BYTES`, or whatever arrived within `INGEST_GROUP_SECONDS`) so that one Redis round
-trip serves many of them. The consumer decodes a group, then a writer thread writes it to Redis
-while the consumer takes and decodes the next one: the wait for Redis overlaps with that work,
-and the writer, mostly waiting on its socket, seldom holds the interpreter lock.
+The transports (`worker.ingest_amqp` on RabbitMQ, `worker.ingest_stream` on a Redis broker)
+hand groups of `Received` messages to an `Ingestor`, and acknowledge a message only once
+`Ingestor.write` returned for its group. By then Redis holds each of its events: valid ones in
+their windows, invalid ones in quarantine with the reason. The rules, for any body, header,
+size or encoding:
 
-Every message is acknowledged only after Redis holds each of its events: valid ones in their
-windows, invalid ones in quarantine with the reason. When Redis cannot be written, the
-messages go back to the queue and nothing is acknowledged.
+- decoding never raises: a body that cannot be read is one quarantine entry with the reason;
+- a store outage (connection lost, loading, read-only replica, out of memory) is nobody's
+  fault: `write` waits and tries again until the store answers, counting nothing against the
+  messages, which stay unacknowledged meanwhile;
+- any other failure of a group is tried again message by message, so one message that the
+  store refuses for its own sake is quarantined alone with the store's answer, and never holds
+  back the valid messages around it;
+- a message that was delivered too often without finishing (its workers died holding it) is
+  quarantined whole as poison, without being decoded again.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections import Counter
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
-from celery import bootsteps
-from kombu import Consumer, Message
 from kombu.exceptions import OperationalError
 
 from producers import broker
 from producers.errors import InvalidEventError
 from producers.events import Event, InvalidEvent, RebuildBegin, RebuildEnd, check_size, decode_message
-from worker import broker_runs, keys, metrics, quarantine
+from worker import broker_runs, keys, message_codecs, metrics, quarantine
 from worker.coalesce import Coalescer, target_of
-from worker.settings import load_settings
-from worker.store import connect
-from worker.tasks import rebuild_begin
 
 log = logging.getLogger(__name__)
 
 INGEST_GROUP_MESSAGES = 100
 """Messages written to Redis in one round trip, at most."""
-INGEST_GROUP_BYTES = 4 * 1024 * 1024
-"""Message bytes written in one round trip, at most (one message may exceed it alone)."""
-INGEST_PREFETCH = 2 * INGEST_GROUP_MESSAGES
-"""Unacknowledged messages the consumer holds: one group being written, one being gathered."""
-INGEST_GROUP_SECONDS = 0.02
-"""How long a partial group may wait for more messages before it is written."""
-STORE_DOWN_BACKOFF_SECONDS = 1.0
-"""Pause before handing messages back when Redis refused them, so a Redis outage is not a hot loop."""
+REBUILD_BEGIN_TASK = "pushsync.rebuild_begin"
+"""The task that starts a broker-started full run, sent by name: ingestion needs none of the push side."""
 POISON_REASON = "the broker gave up on this message after repeated failed deliveries (poison message)"
 PROTECTED_REASON = (
     "source {!r} is in PUSHSYNC_PROTECTED_SOURCES: Coveo manages it (Crawling Module, Coveo for Sitecore) "
     "and a custom connector's pushes could damage its index"
 )
+REFUSED_REASON = "the coalescing store refused this message: {}"
+OUTAGE_BACKOFF_SECONDS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
+"""Waits between tries while the store is out, growing to the last one."""
+OUTAGE_LOG_SECONDS = 30.0
+"""While an outage lasts, it is logged again this often (not at every try)."""
+OUTAGE_ERRORS = (
+    redis.ConnectionError, redis.TimeoutError, redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError,
+    redis.exceptions.MasterDownError, redis.exceptions.ClusterDownError, redis.exceptions.TryAgainError,
+    redis.exceptions.AuthenticationError, redis.exceptions.NoPermissionError, OperationalError, OSError,
+)
+"""Errors that say the store or broker cannot take anything now (down, loading, full, failing over,
+refusing the credentials), whatever is written."""
+OUTAGE_ANSWERS = ("OOM command not allowed", "READONLY", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN",
+                  "NOREPLICAS", "BUSY ", "MISCONF")
+"""Redis error answers of the same meaning, as they also come wrapped in a script's or a pipeline's error."""
+MESSAGE_TRIES = 3
+"""Tries of one message alone before the store's refusal is taken as the message's own fault."""
+
+RunAnnouncer = Callable[[keys.Target, str], None]
+"""Sends the task that starts a broker-started full run: (source or provider, run id)."""
 
 
-class IngestStep(bootsteps.ConsumerStep):
-    """Consumes `pushsync.events` (and, on RabbitMQ, its poison queue) into Redis windows."""
+def run_announcer(app: Any) -> RunAnnouncer:
+    """Starts full runs through `app`'s `REBUILD_BEGIN_TASK`."""
+    return lambda target, run_id: app.send_task(REBUILD_BEGIN_TASK, args=(target.ref, run_id))
 
-    # After mingle, whatever order the blueprint would otherwise pick: mingle's hello drains the
-    # connection until a second passes without a message, so a consumer registered before it
-    # kept a worker started on a busy queue from ever becoming ready (no tasks, no group timer).
-    requires = ("celery.worker.consumer:Connection", "celery.worker.consumer:Mingle")
 
-    def __init__(self, parent: Any, **kwargs: Any) -> None:
-        super().__init__(parent, **kwargs)
-        self.settings = load_settings()
-        self.client = connect(self.settings)
-        self.coalescer = Coalescer(self.client, self.settings)
-        self.protected = frozenset(self.settings.protected_sources)
-        self.pending: list[tuple[Message, str]] = []
-        self.pending_bytes = 0
-        self.oldest = 0.0
-        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pushsync-ingest")
-        self.in_flight: tuple[Future, list[Message]] | None = None
-        self._timer: Any = None
+class Stopping(Exception):
+    """The worker is shutting down while the store was out: the group stays unacknowledged."""
 
-    def start(self, c: Any) -> None:
-        super().start(c)
-        self._timer = c.timer.call_repeatedly(INGEST_GROUP_SECONDS, self.flush_if_due)
 
-    def shutdown(self, c: Any) -> None:
-        super().shutdown(c)
-        self.writer.shutdown(wait=True)
+def is_outage(exc: BaseException) -> bool:
+    """Whether `exc` says the store or the broker cannot be used now, rather than that a message is bad."""
+    if isinstance(exc, OUTAGE_ERRORS):
+        return True
+    return isinstance(exc, redis.ResponseError) and any(answer in str(exc) for answer in OUTAGE_ANSWERS)
 
-    def _close(self, c: Any, cancel_consumers: bool = True) -> None:
-        # Messages not yet written go back with the connection: drop them here, unacknowledged.
-        self.pending, self.pending_bytes = [], 0
-        if c.connection is not None:
-            self._settle(wait=True)
-        elif self.in_flight is not None:
-            # Too late to acknowledge: the messages come back, and coalescing them again changes nothing.
-            self.in_flight[0].exception()
-            self.in_flight = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if c.connection is None:
-            # The broker connection is already gone (Celery is reconnecting): nothing to cancel.
-            self.consumers = []
-            return
-        super()._close(c, cancel_consumers)
 
-    def get_consumers(self, channel: Any) -> list[Consumer]:
-        connection = channel.connection.client
-        queues = broker.topology(connection)
-        consumers = [Consumer(channel, queues=[broker.events_queue(connection)], on_message=self.on_event_message,
-                              prefetch_count=INGEST_PREFETCH)]
-        for queue in queues:
-            if queue.name != broker.EVENTS_QUEUE:
-                consumers.append(Consumer(channel, queues=[queue], on_message=self.on_poison_message, no_ack=False))
-        return consumers
+@dataclass(frozen=True)
+class Received:
+    """One message as a transport received it."""
 
-    def on_event_message(self, message: Message) -> None:
-        self._take(message, broker.EVENTS_QUEUE)
-
-    def on_poison_message(self, message: Message) -> None:
-        self._take(message, "poison")
-
-    def _take(self, message: Message, origin: str) -> None:
-        if not self.pending:
-            self.oldest = time.monotonic()
-        self.pending.append((message, origin))
-        self.pending_bytes += len(message.body)
-        if len(self.pending) >= INGEST_GROUP_MESSAGES or self.pending_bytes >= INGEST_GROUP_BYTES:
-            self.flush()
-
-    def flush_if_due(self) -> None:
-        self._settle(wait=False)
-        if self.pending and time.monotonic() - self.oldest >= INGEST_GROUP_SECONDS:
-            self.flush()
-
-    def flush(self) -> None:
-        """Hand the pending messages to the writer once the group before them is settled."""
-        self._settle(wait=True)
-        group, self.pending, self.pending_bytes = self.pending, [], 0
-        decoded = decode([(message.body, origin) for message, origin in group], self.protected)
-        self.in_flight = (self.writer.submit(store, self.client, self.coalescer, decoded), [m for m, _ in group])
-
-    def _settle(self, wait: bool) -> None:
-        """Acknowledge the group in flight once Redis holds it, or hand it back if Redis refused it.
-
-        wait: block until the writer is done; otherwise return at once when it is not.
-        """
-        if self.in_flight is None or not (wait or self.in_flight[0].done()):
-            return
-        (future, group), self.in_flight = self.in_flight, None
-        try:
-            future.result()
-        except (redis.RedisError, OperationalError) as exc:
-            refuser = "coalescing store" if isinstance(exc, redis.RedisError) else "broker (a run's task)"
-            log.error("%s refused %d message(s), handing them back to the broker: %s", refuser, len(group), exc)
-            time.sleep(STORE_DOWN_BACKOFF_SECONDS)
-            for message in group:
-                message.requeue()
-            return
-        for message in group:
-            message.ack()
+    body: bytes
+    """The body, decompressed when the transport could do so."""
+    undecodable: str | None = None
+    """Why the transport could not read the body (bad compression, unknown codec), if it could not."""
+    deliveries: int = 1
+    """How many times the broker handed this message to a worker, this time included."""
 
 
 @dataclass
 class Decoded:
-    """A group's events, decoded: those to coalesce and those to quarantine."""
+    """A group's events, decoded: those to coalesce, those to quarantine, and full-run marks."""
 
     valid: list[Event] = field(default_factory=list)
     invalid: list[InvalidEvent] = field(default_factory=list)
@@ -171,87 +108,206 @@ class Decoded:
     """Begin and end events of broker-started full runs."""
     causes: Counter = field(default_factory=Counter)
     """Why the invalid ones are invalid, as the quarantine metric names it."""
+    done: set[str] = field(default_factory=set)
+    """Steps of `Ingestor._store` already carried out, so a retry repeats none (quarantine entries above all)."""
 
     def refuse(self, invalid: InvalidEvent, cause: str) -> None:
         self.invalid.append(invalid)
         self.causes[cause] += 1
 
     def refuse_oversized(self) -> None:
-        """Move the valid events over the size limit to the invalid ones (this encodes every event)."""
+        """Move the valid events that cannot be encoded or are over the size limit to the invalid ones."""
         fitting = []
         for event in self.valid:
             try:
                 check_size(event)
             except InvalidEventError as exc:
-                self.refuse(InvalidEvent(reason=exc.reason, raw=json.loads(event.encoded)), "invalid")
+                self.refuse(InvalidEvent(reason=exc.reason, raw=_raw(event)), "invalid")
             else:
                 fitting.append(event)
         self.valid = fitting
 
+    def extend(self, other: Decoded) -> None:
+        self.valid += other.valid
+        self.invalid += other.invalid
+        self.runs += other.runs
+        self.causes += other.causes
 
-def decode(bodies: list[tuple[bytes, str]], protected: frozenset[str]) -> Decoded:
-    """Decode and validate the events of `bodies`.
 
-    bodies: (message body, origin) pairs; origin `poison` quarantines the message whole.
+def decode_one(message: Received, protected: frozenset[str], delivery_limit: int) -> Decoded:
+    """Decode and validate the events of one message; never raises.
+
     protected: source ids whose events are quarantined instead of pushed.
+    delivery_limit: deliveries after which the message is quarantined whole, unread.
     """
     decoded = Decoded()
-    for body, origin in bodies:
-        if origin == "poison":
-            decoded.refuse(InvalidEvent(reason=POISON_REASON, raw=body), "poison")
-            continue
-        # Sizes are checked by the writer (see store), where encoding overlaps with the consumer's waits.
-        for event in decode_message(body if isinstance(body, bytes) else body.encode(), max_event_bytes=None):
-            if isinstance(event, InvalidEvent):
-                decoded.refuse(event, "undecodable" if event.index is None else "invalid")
-            elif isinstance(event, (RebuildBegin, RebuildEnd)):
-                if event.source is not None and event.source in protected:
-                    decoded.refuse(InvalidEvent(reason=PROTECTED_REASON.format(event.source),
-                                                raw=json.loads(event.encoded)), "protected")
-                else:
-                    decoded.runs.append(event)
-            elif protected and target_of(event).kind == keys.SOURCE and event.target in protected:
-                decoded.refuse(InvalidEvent(reason=PROTECTED_REASON.format(event.target),
-                                            raw=json.loads(event.encoded)), "protected")
+    if message.deliveries > delivery_limit:
+        decoded.refuse(InvalidEvent(reason=POISON_REASON, raw=message.body), "poison")
+        return decoded
+    if message.undecodable is not None:
+        decoded.refuse(InvalidEvent(reason=message.undecodable, raw=message.body), "undecodable")
+        return decoded
+    # Sizes are checked by the writer (see Ingestor.write), where encoding overlaps with the consumer's waits.
+    for event in decode_message(message.body, max_event_bytes=None):
+        if isinstance(event, InvalidEvent):
+            decoded.refuse(event, "undecodable" if event.index is None else "invalid")
+        elif isinstance(event, (RebuildBegin, RebuildEnd)):
+            if event.source is not None and event.source in protected:
+                decoded.refuse(InvalidEvent(reason=PROTECTED_REASON.format(event.source), raw=_raw(event)),
+                               "protected")
             else:
-                decoded.valid.append(event)
+                decoded.runs.append(event)
+        elif protected and target_of(event).kind == keys.SOURCE and event.target in protected:
+            decoded.refuse(InvalidEvent(reason=PROTECTED_REASON.format(event.target), raw=_raw(event)), "protected")
+        else:
+            decoded.valid.append(event)
     return decoded
 
 
-def store(client: redis.Redis, coalescer: Coalescer, decoded: Decoded) -> dict[str, int]:
-    """Coalesce the valid events, quarantine the invalid ones, record and announce full runs.
+def unwrap(body: bytes, compression: str | None) -> Received:
+    """A received body, decompressed when `compression` names a codec (bounded; see worker.message_codecs)."""
+    if not compression:
+        return Received(body)
+    try:
+        return Received(message_codecs.decompress(body, compression))
+    except message_codecs.BodyError as exc:
+        return Received(body, undecodable=str(exc))
 
-    Returns counts by outcome. A run's begin task is sent only once Redis holds what its event said.
-    """
-    decoded.refuse_oversized()
-    if decoded.invalid:
-        pipe = client.pipeline(transaction=True)
-        for entry in decoded.invalid:
-            quarantine.keep(pipe, quarantine.entry_for(entry, queue=broker.EVENTS_QUEUE))
-            broker_runs.record_invalid(pipe, entry)
+
+class Ingestor:
+    """Writes decoded groups to the store, waiting out its outages and isolating bad messages."""
+
+    def __init__(self, client: redis.Redis, coalescer: Coalescer, announce: RunAnnouncer, *,
+                 protected: frozenset[str] = frozenset(), delivery_limit: int = broker.DELIVERY_LIMIT) -> None:
+        """
+        client: the coalescing store.
+        coalescer: writes valid events into their windows.
+        announce: sends the task that starts a full run, once Redis holds its begin event.
+        protected: source ids whose events are quarantined instead of pushed.
+        delivery_limit: deliveries after which a message is quarantined as poison.
+        """
+        self.client = client
+        self.coalescer = coalescer
+        self.announce = announce
+        self.protected = protected
+        self.delivery_limit = delivery_limit
+        self.stopping = threading.Event()
+        """Set at shutdown: a write waiting for the store gives up (raises Stopping)."""
+
+    def decode(self, messages: Sequence[Received]) -> list[Decoded]:
+        """Each message decoded on its own (see `decode_one`)."""
+        return [decode_one(message, self.protected, self.delivery_limit) for message in messages]
+
+    def write(self, messages: Sequence[Received], decoded: list[Decoded] | None = None) -> dict[str, int]:
+        """Make Redis hold every event of `messages` (decoded already when `decoded` is given).
+
+        Returns counts by outcome. Raises Stopping if the worker stops while the store is out.
+        """
+        decoded = self.decode(messages) if decoded is None else decoded
+        group = Decoded()
+        for one in decoded:
+            group.extend(one)
+        try:
+            return self._patiently(lambda: self._store(group))
+        except Stopping:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure of one message must not hold back the others
+            log.warning("a group of %d message(s) failed (%s: %s); writing them one by one",
+                        len(messages), type(exc).__name__, exc)
+        outcomes: Counter = Counter()
+        for message, one in zip(messages, decoded):
+            one.done |= group.done
+            try:
+                outcomes.update(self._alone(one))
+            except Stopping:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                log.error("the coalescing store refused a message %d times, quarantining it: %s", MESSAGE_TRIES, exc)
+                refused = Decoded()
+                refused.refuse(InvalidEvent(reason=REFUSED_REASON.format(f"{type(exc).__name__}: {exc}"),
+                                            raw=message.body), "undecodable")
+                outcomes.update(self._patiently(lambda: self._store(refused)))
+        return dict(outcomes)
+
+    def _alone(self, decoded: Decoded) -> dict[str, int]:
+        """Write one message's events, trying a few times so that only a refusal that repeats condemns it."""
+        for attempt in range(1, MESSAGE_TRIES + 1):
+            try:
+                return self._patiently(lambda: self._store(decoded))
+            except Stopping:
+                raise
+            except Exception:
+                if attempt == MESSAGE_TRIES:
+                    raise
+                if self.stopping.wait(OUTAGE_BACKOFF_SECONDS[attempt]):
+                    raise Stopping() from None
+        raise AssertionError("unreachable")
+
+    def _patiently(self, attempt: Callable[[], dict[str, int]]) -> dict[str, int]:
+        """Run `attempt` until it succeeds or fails for a reason other than an outage."""
+        failures, since, logged = 0, 0.0, 0.0
+        while True:
+            try:
+                result = attempt()
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                now = time.monotonic()
+                since = since or now
+                if now - logged >= OUTAGE_LOG_SECONDS:
+                    logged = now
+                    log.error("coalescing store refused the messages (%s: %s); holding them, unacknowledged, "
+                              "until it answers (out for %.0fs)", type(exc).__name__, exc, now - since)
+                wait = OUTAGE_BACKOFF_SECONDS[min(failures, len(OUTAGE_BACKOFF_SECONDS) - 1)]
+                failures += 1
+                if self.stopping.wait(wait):
+                    raise Stopping() from exc
+                continue
+            if failures:
+                log.warning("coalescing store answers again after %.1fs of outage", time.monotonic() - since)
+            return result
+
+    def _store(self, decoded: Decoded) -> dict[str, int]:
+        """Quarantine the invalid events, coalesce the valid ones, record and announce full runs."""
+        decoded.refuse_oversized()
+        outcomes: Counter = Counter(quarantined=len(decoded.invalid), run_events=len(decoded.runs))
+        if decoded.invalid and "quarantine" not in decoded.done:
+            pipe = self.client.pipeline(transaction=True)
+            for entry in decoded.invalid:
+                quarantine.keep(pipe, quarantine.entry_for(entry, queue=broker.EVENTS_QUEUE))
+                broker_runs.record_invalid(pipe, entry)
+            pipe.execute()
+            decoded.done.add("quarantine")
+            log.warning("quarantined %d invalid event(s): %s", len(decoded.invalid), decoded.invalid[0].reason)
+            for cause, count in decoded.causes.items():
+                metrics.record_quarantined(cause, count)
+        if decoded.valid and "coalesce" not in decoded.done:
+            result = self.coalescer.add(decoded.valid)
+            decoded.done.add("coalesce")
+            outcomes.update(result.outcomes)
+            for target, counts in result.by_target.items():
+                metrics.record_ingested(target.kind, target.id, received=sum(counts.values()),
+                                        superseded=counts["superseded"] + counts["replaced"], stale=counts["stale"])
+        if decoded.runs and "runs" not in decoded.done:
+            self._record_runs(decoded.runs)
+            decoded.done.add("runs")
+        return dict(outcomes)
+
+    def _record_runs(self, events: list[RebuildBegin | RebuildEnd]) -> None:
+        pipe = self.client.pipeline(transaction=True)
+        for event in events:
+            broker_runs.record(pipe, event)
         pipe.execute()
-        log.warning("quarantined %d invalid event(s): %s", len(decoded.invalid), decoded.invalid[0].reason)
-        for cause, count in decoded.causes.items():
-            metrics.record_quarantined(cause, count)
-    outcomes: Counter = Counter()
-    if decoded.valid:
-        result = coalescer.add(decoded.valid)
-        outcomes = result.outcomes
-        for target, counts in result.by_target.items():
-            metrics.record_ingested(target.kind, target.id, received=sum(counts.values()),
-                                    superseded=counts["superseded"] + counts["replaced"], stale=counts["stale"])
-    if decoded.runs:
-        _announce_runs(client, decoded.runs)
-    return {**outcomes, "quarantined": len(decoded.invalid), "run_events": len(decoded.runs)}
+        for event in events:
+            # An ended run is looked at by the sweep (see broker_runs.due); a begun one starts at once.
+            if isinstance(event, RebuildBegin):
+                self.announce(broker_runs.target_of_run(event), event.run)
+            log.info("%s of run %s of %s received", event.kind, event.run, event.target)
 
 
-def _announce_runs(client: redis.Redis, events: list[RebuildBegin | RebuildEnd]) -> None:
-    pipe = client.pipeline(transaction=True)
-    for event in events:
-        broker_runs.record(pipe, event)
-    pipe.execute()
-    for event in events:
-        # An ended run is looked at by the sweep (see broker_runs.due); a begun one starts at once.
-        if isinstance(event, RebuildBegin):
-            rebuild_begin.delay(broker_runs.target_of_run(event).ref, event.run)
-        log.info("%s of run %s of %s received", event.kind, event.run, event.target)
+def _raw(event: Event) -> Any:
+    """The event as a JSON value for its quarantine entry, even when it cannot be encoded as UTF-8."""
+    try:
+        return json.loads(event.encoded)
+    except (ValueError, UnicodeError):
+        return event.model_dump(mode="python", by_alias=True, exclude_none=True, round_trip=True)

@@ -139,6 +139,10 @@ class Settings(BaseSettings):
         10, ge=2, validation_alias=_env("PUSHSYNC_TASK_DELIVERY_LIMIT"),
         description="Deliveries of one task message before RabbitMQ sets it aside as poison.",
     )
+    events_claim_seconds: float = Field(
+        30.0, ge=0.5, le=3600, validation_alias=_env("PUSHSYNC_EVENTS_CLAIM_SECONDS"),
+        description="Redis broker: how long a message held by a silent worker waits before a living one takes it over.",
+    )
     sweep_seconds: float = Field(
         0.5, gt=0, le=60, validation_alias=_env("PUSHSYNC_SWEEP_SECONDS"),
         description="How often beat sweeps windows whose time is up (a window waits up to this long past its end).",

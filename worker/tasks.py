@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from worker import broker_runs, keys, liveness, metrics
+from worker.ingest import REBUILD_BEGIN_TASK
 from worker.runtime import flusher, runtime
 
 SWEEP_LOCK_SECONDS = 30
@@ -42,7 +43,7 @@ def close_burst(target_ref: str, epoch: int) -> bool:
     return runtime().brackets.close(keys.Target.from_ref(target_ref), epoch)
 
 
-@shared_task(name="pushsync.rebuild_begin", acks_late=True)
+@shared_task(name=REBUILD_BEGIN_TASK, acks_late=True)
 def rebuild_begin(target_ref: str, run_id: str) -> bool:
     """Start a full run announced by a rebuild.begin event (idempotent by run id)."""
     return runtime().broker_runs.begin(keys.Target.from_ref(target_ref), run_id)

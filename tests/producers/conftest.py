@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import redis
 from kombu import Connection
 
 from producers import broker
@@ -33,16 +34,30 @@ def broker_url(request: pytest.FixtureRequest, redis_url: str) -> str:
 
 @pytest.fixture()
 def read_queue(queue_name: str) -> Iterator[Callable[[str], list[dict[str, Any]]]]:
-    """Read every message of the test's queue with a plain kombu consumer, acknowledging each.
+    """Read every message of the test's queue: with a plain kombu consumer, acknowledging each, on
+    RabbitMQ; every entry of the events stream, then the stream itself deleted, on Redis.
 
-    Answers each message as {"body": decoded JSON, "content_type", "content_encoding", "delivery_mode"}.
-    Queues declared on RabbitMQ are deleted at teardown.
+    Answers each message as {"body": decoded JSON, "content_type", "content_encoding", "delivery_mode"}
+    (no delivery mode on Redis). Queues declared on RabbitMQ are deleted at teardown.
     """
     used: list[str] = []
 
     def read(url: str) -> list[dict[str, Any]]:
         used.append(url)
         messages = []
+        if not broker.is_amqp(url):
+            client = redis.Redis.from_url(url)
+            stream = broker.events_stream(queue_name)
+            for _, fields in client.xrange(stream):
+                messages.append({
+                    "body": json.loads(fields[broker.BODY_FIELD]),
+                    "content_type": fields[broker.CONTENT_TYPE_FIELD].decode(),
+                    "content_encoding": fields[broker.CONTENT_ENCODING_FIELD].decode(),
+                    "delivery_mode": None,
+                })
+            client.delete(stream)
+            client.close()
+            return messages
         with Connection(url) as connection:
             queue = broker.events_queue(connection, queue_name)(connection.default_channel)
             queue.declare()

@@ -6,9 +6,10 @@ import json
 import random
 
 import pytest
-from kombu import Connection, Producer
+from kombu import Connection
 
 from producers import Publisher, broker
+from tests.support.raw import publish_raw
 from tests.worker.e2e import wait_for
 from worker import keys, quarantine
 
@@ -120,16 +121,9 @@ def complete(obj: dict) -> dict:
 def test_bad_messages_are_quarantined_and_never_block_the_rest(workers, redis_client, redis_url, redis_broker_url):
     workers.start("worker", worker_env(redis_url, redis_broker_url))
     good = json.dumps({"events": [complete(event("beta", 1, 1))]}).encode()
-    with Connection(redis_broker_url) as connection:
-        producer = Producer(connection.default_channel)
-        queue = broker.events_queue(connection)
-        for body, _ in BAD_BODIES:
-            if body.startswith(b"{"):
-                body = json.dumps({"events": [complete(e) for e in json.loads(body)["events"]]}).encode()
-            producer.publish(body, routing_key=broker.EVENTS_QUEUE, declare=[queue], content_type="application/json",
-                             content_encoding="binary")
-        producer.publish(good, routing_key=broker.EVENTS_QUEUE, declare=[queue], content_type="application/json",
-                         content_encoding="binary")
+    bodies = [json.dumps({"events": [complete(e) for e in json.loads(body)["events"]]}).encode()
+              if body.startswith(b"{") else body for body, _ in BAD_BODIES]
+    publish_raw(redis_broker_url, [*bodies, good])
     wait_for(lambda: quarantine.count(redis_client) == len(BAD_BODIES))
     wait_for(lambda: window_versions(redis_client, "beta") == {"https://example.com/beta/1": 1})
     entries = quarantine.list_entries(redis_client)
