@@ -76,9 +76,14 @@ IDENTITY_TYPES = ("USER", "GROUP", "VIRTUAL_GROUP", "UNKNOWN")
 PERMISSION_IDENTITY_TYPES = ("User", "Group", "VirtualGroup", "Unknown")
 PERMISSION_MODELS = ("simple", "complete")
 
-URI_REGEX = r"^[A-Za-z][A-Za-z0-9+.-]*://[^\s]+$"
-ID_REGEX = r"^[^\s{}/?#\x00-\x1f][^{}/?#\x00-\x1f]*$"
+_CONTROL = r"\x00-\x1f\x7f-\x9f"
+"""Control characters (C0, DEL, C1), as a regex class body: no id, name or URI may hold one."""
+URI_REGEX = rf"^[A-Za-z][A-Za-z0-9+.-]*://[^\s{_CONTROL}]+$"
+ID_REGEX = rf"^[^\s{{}}/?#{_CONTROL}][^{{}}/?#{_CONTROL}]*$"
 """Source and provider ids: no braces (Redis hash tags), no URL delimiters, no control characters."""
+NAME_REGEX = rf"^[^{_CONTROL}]+$"
+"""Event ids, identity names and the providers they name: anything but control characters, which
+would forge lines in logs and are no part of a name."""
 EXTENSION_REGEX = r"^\.[^\s./\\]+$"
 RUN_ID_REGEX = r"^[A-Za-z0-9._-]+$"
 MAX_RUN_ID_LENGTH = 64
@@ -169,7 +174,8 @@ _METADATA_SCHEMA = {
 # Patterns are checked by pydantic-core (no Python call per event); _describe words their errors.
 DocumentUri = Annotated[StrictStr, Field(pattern=URI_REGEX)]
 TargetId = Annotated[StrictStr, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_REGEX)]
-EventId = Annotated[StrictStr, Field(min_length=1, max_length=MAX_ID_LENGTH)]
+EventId = Annotated[StrictStr, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=NAME_REGEX)]
+Name = Annotated[StrictStr, Field(min_length=1, pattern=NAME_REGEX)]
 RunId = Annotated[StrictStr, Field(min_length=1, max_length=MAX_RUN_ID_LENGTH, pattern=RUN_ID_REGEX)]
 Version = Annotated[StrictInt, Field(ge=0, le=MAX_VERSION)]
 OccurredAt = Annotated[AwareDatetime, BeforeValidator(_timestamp_text), AfterValidator(_in_utc)]
@@ -196,9 +202,9 @@ class _Model(BaseModel):
 class PermissionIdentity(_Model):
     """One identity named in a permission set."""
 
-    identity: Annotated[StrictStr, Field(min_length=1)]
+    identity: Name
     identity_type: PermissionIdentityType
-    security_provider: StrictStr | None = None
+    security_provider: Name | None = None
 
 
 class PermissionSet(_Model):
@@ -283,7 +289,7 @@ class Item(_Model):
 class Identity(_Model):
     """A security identity of a provider."""
 
-    name: Annotated[StrictStr, Field(min_length=1)]
+    name: Name
     type: IdentityType
     additional_info: dict[str, StrictStr] = {}
 
@@ -291,7 +297,7 @@ class Identity(_Model):
 class MappedIdentity(Identity):
     """An identity of another provider that an alias points to."""
 
-    provider: StrictStr | None = None
+    provider: Name | None = None
 
 
 # ---------------------------------------------------------------- full runs
@@ -652,8 +658,10 @@ _EXPECTED = {
 
 
 _PATTERN_EXPECTED = {
-    URI_REGEX: "expected a URI with a scheme, such as https://example.com/page or file://share/doc",
+    URI_REGEX: "expected a URI with a scheme and no spaces or control characters, such as https://example.com/page "
+               "or file://share/doc",
     ID_REGEX: "expected an id without spaces at the start, braces, '/', '?', '#' or control characters",
+    NAME_REGEX: "expected text without control characters (such as a newline or NUL)",
     EXTENSION_REGEX: "expected a file extension starting with a dot, such as .html",
     RUN_ID_REGEX: "expected a run id of letters, digits, '.', '_' and '-'",
 }

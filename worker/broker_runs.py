@@ -57,20 +57,13 @@ def record(pipe: Pipeline, event: RebuildBegin | RebuildEnd) -> None:
     else:
         pipe.hset(state, mapping={"expected": event.events, "complete": int(event.complete)})
         pipe.hsetnx(state, "ended_at", repr(time.time()))
-        pipe.sadd(keys.RUNS_ENDING, _ending_ref(target, event.run))
+        pipe.sadd(keys.RUNS_ENDING, target.compound_ref(event.run))
     pipe.expire(state, keys.RUN_TTL_SECONDS)
-
-
-def _ending_ref(target: keys.Target, run_id: str) -> str:
-    return f"{target.ref}|{run_id}"
 
 
 def due(client: redis.Redis, poll_seconds: float) -> list[tuple[keys.Target, str]]:
     """The ended runs to look at now: each at most once per `poll_seconds`, until it is concluded."""
-    ending = []
-    for member in client.smembers(keys.RUNS_ENDING):
-        ref, _, run_id = member.decode().partition("|")
-        ending.append((keys.Target.from_ref(ref), run_id))
+    ending = [keys.Target.from_compound_ref(member.decode()) for member in client.smembers(keys.RUNS_ENDING)]
     # One round trip for every ended run: the sweep asks twice a second.
     pipe = client.pipeline(transaction=False)
     for target, run_id in ending:
@@ -152,7 +145,7 @@ class BrokerRuns:
         """Conclude the run if it can be concluded now; None means "not yet, ask again"."""
         state = RunState.read(self.client, target, run_id)
         if state.expected is None:
-            self.client.srem(keys.RUNS_ENDING, _ending_ref(target, run_id))
+            self.client.srem(keys.RUNS_ENDING, target.compound_ref(run_id))
             log.warning("full run %s of %s: no rebuild.end on record (concluded already?); nothing to do",
                         run_id, target.ref)
             return Outcome(False, "no rebuild.end on record", 0, 0)
@@ -214,5 +207,5 @@ class BrokerRuns:
         # A run's seen bitmap has a bit per event it carried: freed in the background, not while Redis waits.
         pipe.unlink(target.run_state(run_id), target.run_seen(run_id), target.run_looked_at(run_id))
         pipe.zrem(target.run_cutoffs, run_id)
-        pipe.srem(keys.RUNS_ENDING, _ending_ref(target, run_id))
+        pipe.srem(keys.RUNS_ENDING, target.compound_ref(run_id))
         pipe.execute()

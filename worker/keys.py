@@ -1,8 +1,17 @@
-"""Names of every Redis key pushsync keeps, in one place.
+"""Names of every Redis key pushsync keeps, and of the refs stored in them, in one place.
 
 All keys of one target (a Push source, or a security provider) share the Redis Cluster hash
 tag `{kind:id}`, so the Lua scripts that change several of them run on one shard. The few
 global keys (the deadline index, the quarantine) are only ever touched by single commands.
+
+Refs name a target, or a target and one of its batches or runs, inside global keys and task
+arguments. Each is decoded from its end that only pushsync writes, so any id the schema accepts
+(`:` and `|` included) comes back whole:
+- a target ref is `kind:id`; kinds hold no `:`, so the kind ends at the first one;
+- a compound ref is `target ref|token`; tokens (batch ids, run ids) hold no `|`, so the token
+  starts after the last one.
+This is also the format every earlier version wrote: refs already stored read back unchanged,
+including those of ids holding `|` that earlier versions split at the wrong place.
 """
 
 from __future__ import annotations
@@ -13,7 +22,7 @@ PREFIX = "pushsync"
 DEADLINES = f"{PREFIX}:deadlines"
 """Sorted set: target ref -> epoch seconds when its open window closes."""
 CLAIMED = f"{PREFIX}:claimed"
-"""Sorted set: `target ref|batch id` -> epoch seconds of the claim, swept by the reaper."""
+"""Sorted set: compound ref `target ref|batch id` -> epoch seconds of the claim, swept by the reaper."""
 BURSTS = f"{PREFIX}:bursts"
 """Set of target refs whose burst is open (REFRESH sent or pending, IDLE not yet sent)."""
 QUARANTINE = f"{PREFIX}:quarantine"
@@ -25,7 +34,7 @@ TARGETS = f"{PREFIX}:targets"
 DEAD_LETTER_INDEX = f"{PREFIX}:dead_letter:index"
 """Hash: dead-letter entry id -> JSON {target, events, at}, to count entries per target without browsing the queue."""
 RUNS_ENDING = f"{PREFIX}:runs:ending"
-"""Set of `target ref|run id`: broker-started full runs whose rebuild.end came, until they are concluded."""
+"""Set of compound refs `target ref|run id`: broker-started full runs whose rebuild.end came, until they are concluded."""
 SWEEPS = f"{PREFIX}:sweeps"
 """Hash: at (epoch seconds of the last sweep run) and worker (who ran it): beat's sign of life."""
 
@@ -34,6 +43,10 @@ RUN_TTL_SECONDS = 7 * 24 * 3600
 
 SOURCE = "source"
 PROVIDER = "provider"
+KIND_SEPARATOR = ":"
+"""Between a target's kind and its id in a target ref."""
+TOKEN_SEPARATOR = "|"
+"""Between a target ref and a batch or run id in a compound ref."""
 
 
 @dataclass(frozen=True)
@@ -45,13 +58,26 @@ class Target:
 
     @property
     def ref(self) -> str:
-        """How the target is named inside global keys: `source:ID`."""
-        return f"{self.kind}:{self.id}"
+        """How the target is named inside global keys and task arguments: `source:ID`."""
+        return f"{self.kind}{KIND_SEPARATOR}{self.id}"
 
     @classmethod
     def from_ref(cls, ref: str) -> "Target":
-        kind, _, target_id = ref.partition(":")
+        """The target `ref` names; its id may hold `:` (the kind never does)."""
+        kind, _, target_id = ref.partition(KIND_SEPARATOR)
         return cls(kind, target_id)
+
+    def compound_ref(self, token: str) -> str:
+        """`target ref|token`, naming one batch or run (`token`: its id, which holds no `|`)."""
+        if TOKEN_SEPARATOR in token:
+            raise ValueError(f"a batch or run id holds no {TOKEN_SEPARATOR!r}, got {token!r}")
+        return f"{self.ref}{TOKEN_SEPARATOR}{token}"
+
+    @staticmethod
+    def from_compound_ref(ref: str) -> tuple["Target", str]:
+        """The target and the token that `compound_ref` joined into `ref`."""
+        target_ref, _, token = ref.rpartition(TOKEN_SEPARATOR)
+        return Target.from_ref(target_ref), token
 
     @property
     def _base(self) -> str:
@@ -159,9 +185,9 @@ class Batch:
     @property
     def claim_ref(self) -> str:
         """The member of `CLAIMED` for this batch."""
-        return f"{self.target.ref}|{self.id}"
+        return self.target.compound_ref(self.id)
 
     @classmethod
     def from_claim_ref(cls, ref: str) -> "Batch":
-        target_ref, _, batch_id = ref.partition("|")
-        return cls(Target.from_ref(target_ref), batch_id)
+        """The batch a member of `CLAIMED` names."""
+        return cls(*Target.from_compound_ref(ref))

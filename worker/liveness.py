@@ -8,6 +8,7 @@ beat cannot be judged.
 
 from __future__ import annotations
 
+import fnmatch
 import socket
 import time
 from dataclasses import dataclass
@@ -66,8 +67,19 @@ def beat(client: redis.Redis, sweep_seconds: float, now: float | None = None) ->
     return Beat(last, values.get("worker"), last is not None and now - last <= stale_after, stale_after)
 
 
+GLOB_CHARACTERS = "*?["
+"""A worker name holding one of these is a shell-style pattern (`pushsync-*@host`)."""
+
+
 def ping(app: Celery, connection: Connection, *, worker: str | None = None, timeout: float = REPLY_SECONDS) -> list[str]:
-    """Names of the workers that answer a ping (`worker`: only that one); returns at the first answer."""
+    """Names of the workers that answer a ping; returns at the first answer.
+
+    worker: only this one, or only those matching it when it is a pattern (`pushsync-*@HOST`: the
+        workers of one host under their default names); then every answer within `timeout` counts.
+    """
+    if worker and any(c in worker for c in GLOB_CHARACTERS):
+        replies = app.control.ping(timeout=timeout, connection=connection)
+        return [name for reply in replies for name in reply if fnmatch.fnmatchcase(name, worker)]
     replies = app.control.ping(destination=[worker] if worker else None, timeout=timeout, limit=1,
                                connection=connection)
     return [name for reply in replies for name in reply]

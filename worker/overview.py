@@ -144,7 +144,7 @@ def _targets(client: redis.Redis, held: dict[str, Held]) -> list[keys.Target]:
     pipe.smembers(keys.TARGETS)
     deadlines, claimed, bursts, known = pipe.execute()
     refs = {raw.decode() for raw in [*deadlines, *bursts, *known]}
-    refs |= {raw.decode().partition("|")[0] for raw in claimed}
+    refs |= {keys.Batch.from_claim_ref(raw.decode()).target.ref for raw in claimed}
     refs |= set(held)
     return [keys.Target.from_ref(ref) for ref in sorted(refs)]
 

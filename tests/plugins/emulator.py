@@ -49,6 +49,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -62,6 +63,11 @@ STARTUP_SECONDS = 20.0
 STOP_SECONDS = 10.0
 """How long the emulator may take to stop politely before it is killed."""
 ADMIN = "/_emulator"
+
+
+def _segment(target_id: str) -> str:
+    """`target_id` as one path segment: ids may hold `%`, `|`, spaces and other non-URL characters."""
+    return quote(target_id, safe="")
 
 
 class EmulatorServer:
@@ -89,40 +95,40 @@ class EmulatorServer:
 
     def create_source(self, source_id: str, security_providers: tuple[str, ...] = (), organization: str | None = None) -> dict:
         body = {"securityProviders": list(security_providers)}
-        return self._call("PUT", f"{self._org(organization)}/sources/{source_id}", json=body)
+        return self._call("PUT", f"{self._org(organization)}/sources/{_segment(source_id)}", json=body)
 
     def create_provider(self, provider_id: str, strict: bool = False, organization: str | None = None) -> dict:
-        return self._call("PUT", f"{self._org(organization)}/providers/{provider_id}", json={"strict": strict})
+        return self._call("PUT", f"{self._org(organization)}/providers/{_segment(provider_id)}", json={"strict": strict})
 
     def pause_organization(self, paused: bool = True, organization: str | None = None) -> dict:
         return self._call("PUT", self._org(organization), json={"paused": paused})
 
     def items(self, source_id: str, organization: str | None = None) -> list[dict]:
-        return self._call("GET", f"{self._org(organization)}/sources/{source_id}/items?wait=1")["items"]
+        return self._call("GET", f"{self._org(organization)}/sources/{_segment(source_id)}/items?wait=1")["items"]
 
     def item(self, source_id: str, document_id: str, organization: str | None = None) -> dict | None:
-        path = f"{self._org(organization)}/sources/{source_id}/items"
+        path = f"{self._org(organization)}/sources/{_segment(source_id)}/items"
         found = self._call("GET", path, params={"documentId": document_id, "wait": "1"})["items"]
         return found[0] if found else None
 
     def item_content(self, source_id: str, document_id: str, organization: str | None = None) -> bytes:
-        path = f"{self._org(organization)}/sources/{source_id}/items/content"
+        path = f"{self._org(organization)}/sources/{_segment(source_id)}/items/content"
         self.wait_idle()
         response = self._session.get(self.url + ADMIN + path, params={"documentId": document_id})
         response.raise_for_status()
         return response.content
 
     def activities(self, source_id: str, organization: str | None = None) -> dict:
-        return self._call("GET", f"{self._org(organization)}/sources/{source_id}/activities?wait=1")
+        return self._call("GET", f"{self._org(organization)}/sources/{_segment(source_id)}/activities?wait=1")
 
     def rejections(self, source_id: str, organization: str | None = None) -> list[dict]:
-        return self._call("GET", f"{self._org(organization)}/sources/{source_id}/rejections?wait=1")["rejections"]
+        return self._call("GET", f"{self._org(organization)}/sources/{_segment(source_id)}/rejections?wait=1")["rejections"]
 
     def identities(self, provider_id: str, organization: str | None = None) -> list[dict]:
-        return self._call("GET", f"{self._org(organization)}/providers/{provider_id}/identities?wait=1")["identities"]
+        return self._call("GET", f"{self._org(organization)}/providers/{_segment(provider_id)}/identities?wait=1")["identities"]
 
     def provider_rejections(self, provider_id: str, organization: str | None = None) -> list[dict]:
-        return self._call("GET", f"{self._org(organization)}/providers/{provider_id}/rejections?wait=1")["rejections"]
+        return self._call("GET", f"{self._org(organization)}/providers/{_segment(provider_id)}/rejections?wait=1")["rejections"]
 
     def containers(self) -> list[dict]:
         return self._call("GET", "/containers")["containers"]

@@ -7,6 +7,7 @@ KILL after a grace period) or a crash-style kill reaches its pool children too.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -19,6 +20,11 @@ import requests
 START_TIMEOUT_SECONDS = 60.0
 POLL_SECONDS = 0.1
 CELERY_READY_MARKERS = {"worker": "ready.", "beat": "beat: Starting..."}
+NODE_NAME_PREFIX = "pushsync"
+NODE_SUFFIX_BYTES = 4
+"""Random bytes (8 hex digits) that tell the default node names of the workers of one host apart."""
+HOSTNAME_OPTIONS = ("-n", "--hostname")
+"""How Celery options name the node: `-n NAME`, `-nNAME`, `--hostname NAME`, `--hostname=NAME`."""
 
 
 class Child:
@@ -82,8 +88,24 @@ class Child:
 
 
 def celery_command(role: str, extra: Sequence[str] = ()) -> list[str]:
-    """The command line of a pushsync Celery `worker` or `beat`; `extra`: more Celery options."""
+    """The command line of a pushsync Celery `worker` or `beat`; `extra`: more Celery options.
+
+    A worker gets a node name of its own (`default_node_name`) unless `extra` names one: Celery's
+    default, `celery@HOST`, is the same for every worker of a host, and on RabbitMQ a second one
+    then cannot declare its remote-control queue and exits."""
+    if role == "worker" and not _names_node(extra):
+        extra = ("--hostname", default_node_name(), *extra)
     return [sys.executable, "-m", "celery", "-A", "worker.app", role, "--loglevel", "INFO", *extra]
+
+
+def default_node_name() -> str:
+    """`pushsync-<8 hex digits>@%h` (Celery expands %h to the host name), new for every start."""
+    return f"{NODE_NAME_PREFIX}-{secrets.token_hex(NODE_SUFFIX_BYTES)}@%h"
+
+
+def _names_node(args: Sequence[str]) -> bool:
+    """Whether Celery options `args` set the node name."""
+    return any(arg.startswith(HOSTNAME_OPTIONS) for arg in args)
 
 
 def celery(role: str, *, env: dict[str, str], log_path: Path, extra: Sequence[str] = (), cwd: Path | None = None) -> Child:

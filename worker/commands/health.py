@@ -19,7 +19,8 @@ NO_WORKER = 5
 
 @click.command()
 @click.option("--no-worker", is_flag=True, help="Do not ask for a worker (for beat or webhook containers).")
-@click.option("--worker", "worker_name", metavar="NAME", help="Ask this worker only (e.g. celery@$HOSTNAME).")
+@click.option("--worker", "worker_name", metavar="NAME",
+              help="Ask this worker only, or those matching a pattern (e.g. 'pushsync-*@'$HOSTNAME).")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=liveness.REPLY_SECONDS, show_default=True,
               help="Seconds to wait for a worker's answer.")
 def health(no_worker: bool, worker_name: str | None, timeout: float) -> None:
@@ -32,7 +33,7 @@ def health(no_worker: bool, worker_name: str | None, timeout: float) -> None:
       2  wrong command line
       3  the store (Redis) does not answer
       4  the broker does not answer
-      5  no worker answered the ping (or not the one named by --worker)
+      5  no worker answered the ping (or none named or matched by --worker)
     """
     settings = load_settings()
     store = store_url(settings)
