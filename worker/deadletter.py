@@ -25,7 +25,7 @@ import logging
 import socket
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -183,14 +183,19 @@ class DeadLetters:
     def show(self, entry_id: str) -> Entry | None:
         return next((entry for entry in self.list() if entry.id == entry_id), None)
 
-    def replay(self, *, target: str | None = None, dry_run: bool = False) -> list[Entry]:
-        """Publish matching entries' events back to `pushsync.events`; drop each entry once confirmed."""
+    def replay(self, *, target: str | None = None, entry_ids: Collection[str] | None = None,
+               dry_run: bool = False) -> list[Entry]:
+        """Publish matching entries' events back to `pushsync.events`; drop each entry once confirmed.
+
+        target: only entries of this target; entry_ids: only the entries with these ids (None: any).
+        """
         replayed = []
         with self._connect() as connection, Publisher(self.broker_url) as publisher:
             taken = self._browse(connection)
             try:
                 for message, entry in taken:
-                    if not _matches(entry, target, None) or dry_run:
+                    chosen = entry_ids is None or entry.id in entry_ids
+                    if not chosen or not _matches(entry, target, None) or dry_run:
                         continue
                     publisher.publish_many(entry.events)
                     message.ack()

@@ -7,10 +7,13 @@ import json
 
 import click
 
-from worker.commands.output import echo_json, shorten, when
+from worker.commands.output import counted, echo_json, shorten, when
 from worker.deadletter import DeadLetters
 from worker.settings import load_settings
 from worker.store import connect, store_url
+
+REPLAY_MISSING = 1
+"""Exit status of a replay that did not find every entry it was given."""
 
 
 def _dead_letters() -> DeadLetters:
@@ -47,19 +50,29 @@ def show(entry_id: str) -> None:
 
 
 @dlq.command()
+@click.argument("entry_ids", nargs=-1)
 @click.option("--source", "target", help="Only entries of this source (or provider) id.")
 @click.option("--dry-run", is_flag=True, help="Say what would be replayed, change nothing.")
-def replay(target: str | None, dry_run: bool) -> None:
-    """Publish entries' events back to pushsync.events with their original versions."""
+def replay(entry_ids: tuple[str, ...], target: str | None, dry_run: bool) -> None:
+    """Publish entries' events back to pushsync.events with their original versions.
+
+    With ENTRY_IDS only those entries, else every entry (of --source). Exit status 1 when a
+    named entry was not found (the others are replayed).
+    """
     letters = _dead_letters()
+    wanted = set(entry_ids) or None
     if dry_run:
-        entries = letters.list(target=target)
-        click.echo(f"would replay {len(entries)} entr{'y' if len(entries) == 1 else 'ies'} "
-                   f"({sum(len(e.events) for e in entries)} events)")
-        return
-    replayed = letters.replay(target=target)
-    click.echo(f"replayed {len(replayed)} entr{'y' if len(replayed) == 1 else 'ies'} "
-               f"({sum(len(e.events) for e in replayed)} events)")
+        entries = [e for e in letters.list(target=target) if wanted is None or e.id in wanted]
+        verb = "would replay"
+    else:
+        entries = letters.replay(target=target, entry_ids=wanted)
+        verb = "replayed"
+    events = sum(len(entry.events) for entry in entries)
+    click.echo(f"{verb} {counted(len(entries), 'entry', 'entries')} ({counted(events, 'event')})")
+    missing = sorted((wanted or set()) - {entry.id for entry in entries})
+    if missing:
+        click.echo(f"not found{' for --source ' + target if target else ''}: {', '.join(missing)}", err=True)
+        raise SystemExit(REPLAY_MISSING)
 
 
 @dlq.command()

@@ -6,15 +6,21 @@ import dataclasses
 
 import click
 
+from producers.errors import PublishError
 from worker import quarantine as store
-from worker.commands.output import echo_json, shorten, when
+from worker.commands.health import BROKER_DOWN
+from worker.commands.output import counted, echo_json, shorten, when
+from worker.quarantine_replay import Outcome, replay as replay_entries
 from worker.settings import load_settings
-from worker.store import connect
+from worker.store import connect, store_url
+
+REPLAY_STAYED = 1
+"""Exit status of a replay after which something of the named entries is still in quarantine."""
 
 
 @click.group()
 def quarantine() -> None:
-    """Quarantined messages and events: kept whole, never acknowledged away."""
+    """Quarantined messages and events: kept (bounded) with the reason, never acknowledged away."""
 
 
 @quarantine.command("list")
@@ -24,14 +30,15 @@ def list_entries(target: str | None, limit: int) -> None:
     """List entries, oldest first."""
     entries = store.list_entries(connect(load_settings()), limit=limit, target=target)
     for entry in entries:
-        click.echo(f"{entry.id}  {when(entry.at)}  {entry.target or '-'}  {shorten(entry.reason, 90)}")
-    click.echo(f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}")
+        mark = "  (truncated)" if entry.truncated else ""
+        click.echo(f"{entry.id}  {when(entry.at)}  {entry.target or '-'}  {shorten(entry.reason, 90)}{mark}")
+    click.echo(counted(len(entries), "entry", "entries"))
 
 
 @quarantine.command()
 @click.argument("entry_id")
 def show(entry_id: str) -> None:
-    """Show one entry whole, as JSON."""
+    """Show one entry whole, as JSON (`truncated`: raw holds only a prefix of `size` bytes)."""
     entry = store.show(connect(load_settings()), entry_id)
     if entry is None:
         raise click.ClickException(f"no quarantine entry {entry_id}")
@@ -40,10 +47,51 @@ def show(entry_id: str) -> None:
 
 @quarantine.command()
 @click.argument("entry_ids", nargs=-1)
-@click.option("--all", "everything", is_flag=True, help="Purge every entry.")
-def purge(entry_ids: tuple[str, ...], everything: bool) -> None:
-    """Delete the given entries (or --all) for good."""
-    if not entry_ids and not everything:
-        raise click.UsageError("name the entries to purge, or give --all")
+@click.option("--all", "everything", is_flag=True, help="Replay every entry, oldest first.")
+@click.option("--dry-run", is_flag=True, help="Say what would be replayed, change nothing.")
+def replay(entry_ids: tuple[str, ...], everything: bool, dry_run: bool) -> None:
+    """Validate entries again and republish what is valid now to pushsync.events.
+
+    An entry leaves the quarantine once the broker confirmed its events; one still invalid stays
+    with its current reason; a truncated one stays. Exit status: 0 when every entry was
+    replayed, 1 when something stayed (or an id was not found), 4 when the broker did not
+    confirm (the replay stops there; nothing after it changed).
+    """
+    if bool(entry_ids) == everything:
+        raise click.UsageError("name the entries to replay, or give --all (not both)")
+    settings = load_settings()
+    verb = "would replay" if dry_run else "replayed"
+    replayed = events = stayed = 0
+    try:
+        for result in replay_entries(connect(settings), settings.broker_url or store_url(settings),
+                                     None if everything else list(entry_ids), dry_run=dry_run):
+            done = f"{verb} {counted(result.events, 'event')}" if result.events else ""
+            click.echo("  ".join(part for part in (result.entry_id, result.outcome.value, done,
+                                                   shorten(result.detail, 120)) if part))
+            events += result.events
+            if result.outcome.stayed:
+                stayed += 1
+            else:
+                replayed += 1
+    except PublishError as exc:
+        click.echo(f"stopped: the broker did not confirm: {exc}", err=True)
+        raise SystemExit(BROKER_DOWN) from None
+    finally:
+        click.echo(f"{verb} {counted(replayed, 'entry', 'entries')} ({counted(events, 'event')}); "
+                   f"{counted(stayed, 'entry', 'entries')} stayed")
+    if stayed:
+        raise SystemExit(REPLAY_STAYED)
+
+
+@quarantine.command()
+@click.argument("entry_ids", nargs=-1)
+@click.option("--all", "everything", is_flag=True, help="Purge every entry (needs --yes).")
+@click.option("--yes", is_flag=True, help="Confirm that every entry is to be deleted for good.")
+def purge(entry_ids: tuple[str, ...], everything: bool, yes: bool) -> None:
+    """Delete the given entries (or --all --yes) for good."""
+    if bool(entry_ids) == everything:
+        raise click.UsageError("name the entries to purge, or give --all (not both)")
+    if everything and not yes:
+        raise click.UsageError("purging every entry deletes them for good: add --yes")
     removed = store.purge(connect(load_settings()), None if everything else list(entry_ids))
-    click.echo(f"purged {removed} entries")
+    click.echo(f"purged {counted(removed, 'entry', 'entries')}")
