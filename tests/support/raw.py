@@ -48,3 +48,24 @@ def append_entry(url: str, fields: Mapping[bytes, bytes], queue: str = broker.EV
         client.xadd(broker.events_stream(queue), dict(fields))
     finally:
         client.close()
+
+
+def drain(url: str, queue: str = broker.EVENTS_QUEUE) -> list[bytes]:
+    """Take every message body waiting on the events transport, in order, removing them."""
+    if broker.is_amqp(url):
+        bodies = []
+        with Connection(url) as connection:
+            declared = broker.events_queue(connection, queue)(connection.default_channel)
+            declared.declare()
+            while (message := declared.get(no_ack=False)) is not None:
+                bodies.append(message.body)
+                message.ack()
+        return bodies
+    client = redis.Redis.from_url(url)
+    try:
+        entries = client.xrange(broker.events_stream(queue))
+        if entries:
+            client.xdel(broker.events_stream(queue), *(entry_id for entry_id, _ in entries))
+        return [fields[broker.BODY_FIELD] for _, fields in entries]
+    finally:
+        client.close()

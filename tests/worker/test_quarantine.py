@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from kombu import Connection
 
 from producers import broker
 from producers.events import InvalidEvent, decode_event, encode_message
+from tests.support.raw import drain
 from tests.worker.e2e import wait_for
 from worker import keys, quarantine
 from worker.cli import main
@@ -50,17 +50,8 @@ def pushsync(redis_url: str, broker_url: str, *args: str) -> Result:
 
 
 def consume_events(broker_url: str) -> list[dict[str, Any]]:
-    """Every event waiting on `pushsync.events`, read and acknowledged with kombu.
-
-    Reads the queue directly: adapt with the move of the Redis-broker transport to a stream."""
-    events = []
-    with Connection(broker_url) as connection:
-        queue = broker.events_queue(connection)(connection.default_channel)
-        queue.declare()
-        while (received := queue.get(no_ack=False)) is not None:
-            events += json.loads(received.body)["events"]
-            received.ack()
-    return events
+    """Every event waiting on `pushsync.events`, taken off the broker."""
+    return [event for body in drain(broker_url) for event in json.loads(body)["events"]]
 
 
 def body_of(stored: dict[str, Any]) -> bytes:
