@@ -73,7 +73,19 @@ def open_broker(url: str) -> Iterator[Connection]:
 def queue_depths(connection: Connection, names: list[str]) -> dict[str, int]:
     """Messages waiting in each named queue; a queue that does not exist (yet) holds none."""
     depths = {}
+    on_redis = connection.transport.driver_type == "redis"
     for name in names:
+        if on_redis and name == broker.EVENTS_QUEUE:
+            # Change events are a stream there: its entries are those not yet acknowledged.
+            client = redis.Redis.from_url(connection.as_uri(include_password=True),
+                                          socket_timeout=STORE_TIMEOUT_SECONDS)
+            try:
+                depths[name] = client.xlen(broker.events_stream(name))
+            except redis.ResponseError:
+                depths[name] = 0
+            finally:
+                client.close()
+            continue
         # RabbitMQ closes a channel on a passive declare of a missing queue: one channel per queue.
         channel = connection.channel()
         try:

@@ -1,0 +1,187 @@
+"""Outages under steady publishing: nothing quarantined, nothing lost, the index exact afterwards.
+
+A store outage is nobody's fault (invariant 9): ingestion holds its messages unacknowledged until
+the store answers, on either broker. The crash lane kills workers every few seconds and restarts
+the store and the broker on the way.
+
+Short profiles run by default. `PUSHSYNC_LONG_FAULTS=1` adds the 30 s and 120 s outages and a
+longer crash lane (docs/reliability.md records their figures):
+
+    PUSHSYNC_LONG_FAULTS=1 .venv/bin/python -m pytest tests/worker/test_outages.py
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from producers import Publisher, PublishError, RetryPolicy
+from tests.worker.e2e import converge, history, pipeline_env, wait_for
+from worker import quarantine
+from worker.embedded import EmbeddedRedis
+
+LONG = os.environ.get("PUSHSYNC_LONG_FAULTS") == "1"
+long_only = pytest.mark.skipif(not LONG, reason="long fault profile: set PUSHSYNC_LONG_FAULTS=1")
+PATIENT = RetryPolicy(max_retries=2, interval_step=0.2, interval_max=0.5)
+
+
+class SteadyPublisher:
+    """Publishes `events` in small messages at a steady pace from a thread, retrying what the broker refused."""
+
+    def __init__(self, broker_url: str, events: list[dict[str, Any]], seconds: float) -> None:
+        self.broker_url = broker_url
+        self.events = events
+        self.pause = seconds / max(len(events) // 10, 1)
+        self.refusals = 0
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> SteadyPublisher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._thread.join(600)
+        if self.error is not None:
+            raise self.error
+
+    def _run(self) -> None:
+        try:
+            publisher = Publisher(self.broker_url, events_per_message=10, retry=PATIENT)
+            for start in range(0, len(self.events), 10):
+                publisher.publish_many(self.events[start:start + 10])
+                time.sleep(self.pause)
+            publisher.close()
+        except PublishError:
+            self.refusals += 1
+            self._retry_from_scratch()
+        except BaseException as exc:  # noqa: BLE001 - reported by __exit__
+            self.error = exc
+
+    def _retry_from_scratch(self) -> None:
+        # What a producer does when the broker did not confirm: send again (coalescing is idempotent).
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                with Publisher(self.broker_url, retry=PATIENT) as publisher:
+                    publisher.publish_many(self.events)
+                return
+            except PublishError:
+                self.refusals += 1
+                time.sleep(0.5)
+        self.error = AssertionError("the broker refused the events for two minutes")
+
+
+def restart(server: EmbeddedRedis, directory: Path, down_seconds: float) -> EmbeddedRedis:
+    """Stop `server`, keep it down for `down_seconds`, start it again on the same port and data."""
+    server.stop()
+    time.sleep(down_seconds)
+    return EmbeddedRedis(directory, port=server.port)
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def events_broker(request: pytest.FixtureRequest, redis_broker_url: str) -> str:
+    if request.param == "redis":
+        return redis_broker_url
+    from tests.worker.test_ingest import purge_rabbit
+
+    url = request.getfixturevalue("rabbitmq_url")
+    purge_rabbit(url)
+    return url
+
+
+@pytest.mark.parametrize("down_seconds", [5, pytest.param(30, marks=long_only), pytest.param(120, marks=long_only)])
+def test_a_store_outage_under_steady_publishing_loses_and_quarantines_nothing(
+    workers, clean_emulator, events_broker, tmp_path, down_seconds,
+):
+    emulator = clean_emulator
+    sources = ["outage-a", "outage-b"]
+    for source in sources:
+        emulator.create_source(source)
+    directory = tmp_path / "store"
+    store = EmbeddedRedis(directory)
+    try:
+        env = pipeline_env(store.url, events_broker, emulator)
+        workers.start("worker", env)
+        workers.start("beat", env)
+        events = history(sources, items=40, seed=down_seconds)
+        client = redis.Redis.from_url(store.url)
+        with SteadyPublisher(events_broker, events, seconds=down_seconds + 6):
+            wait_for(lambda: client.keys("pushsync:*:stats"), 20, 0.05, "ingestion under way")
+            store = restart(store, directory, down_seconds)
+        client = redis.Redis.from_url(store.url)
+        converge(emulator, events, sources, timeout=90 + down_seconds)
+        assert quarantine.count(client) == 0, [e.reason for e in quarantine.list_entries(client)]
+    finally:
+        workers.stop_all()
+        store.stop()
+
+
+def _killer(workers, env: dict[str, str], victims: list, every: float, stop: threading.Event,
+            faults: list[tuple[float, Callable[[], None]]]) -> threading.Thread:
+    """Every `every` seconds SIGKILL the oldest worker and start another; run each fault at its time."""
+
+    def run() -> None:
+        started = time.monotonic()
+        pending = sorted(faults, key=lambda fault: fault[0])
+        while not stop.wait(every):
+            victims.pop(0).kill()
+            victims.append(workers.start("worker", env))
+            while pending and time.monotonic() - started >= pending[0][0]:
+                pending.pop(0)[1]()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("broker_kind", ["redis", "rabbitmq"])
+def test_crash_lane_kills_workers_and_restarts_store_and_broker(workers, clean_emulator, tmp_path, broker_kind,
+                                                                 request):
+    """Steady publishing; a worker SIGKILLed every few seconds; one store restart; on the Redis broker
+    one broker restart too (the shared RabbitMQ is not ours to restart). The index is exact at the end."""
+    emulator = clean_emulator
+    sources = ["lane-a", "lane-b", "lane-c"]
+    for source in sources:
+        emulator.create_source(source)
+    servers = {"store": EmbeddedRedis(tmp_path / "store")}
+    if broker_kind == "redis":
+        servers["broker"] = EmbeddedRedis(tmp_path / "broker")
+        broker_url = servers["broker"].url
+    else:
+        from tests.worker.test_ingest import purge_rabbit
+
+        broker_url = request.getfixturevalue("rabbitmq_url")
+        purge_rabbit(broker_url)
+
+    def bounce(name: str) -> Callable[[], None]:
+        return lambda: servers.__setitem__(name, restart(servers[name], tmp_path / name, 1.0))
+
+    seconds = 60 if LONG else 14
+    faults = [(seconds * 0.3, bounce("store"))] + ([(seconds * 0.6, bounce("broker"))] if "broker" in servers else [])
+    stop = threading.Event()
+    try:
+        env = pipeline_env(servers["store"].url, broker_url, emulator, PUSHSYNC_EVENTS_CLAIM_SECONDS="3")
+        victims = [workers.start("worker", env), workers.start("worker", env)]
+        workers.start("beat", env)
+        events = history(sources, items=200 if LONG else 60, seed=17)
+        killer = _killer(workers, env, victims, 3.0, stop, faults)
+        with SteadyPublisher(broker_url, events, seconds=seconds):
+            pass
+        stop.set()
+        killer.join(60)
+        converge(emulator, events, sources, timeout=180)
+        client = redis.Redis.from_url(servers["store"].url)
+        assert quarantine.count(client) == 0, [e.reason for e in quarantine.list_entries(client)]
+    finally:
+        stop.set()
+        workers.stop_all()
+        for server in servers.values():
+            server.stop()
