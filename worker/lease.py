@@ -28,8 +28,9 @@ log = logging.getLogger(__name__)
 RENEWALS_PER_LEASE = 4
 """The lease is renewed this many times per lease period, so a slow Redis call cannot lose it."""
 FENCE_MARGIN = 0.25
-"""Share of the lease period `check` keeps in hand: a lease is vouched for only this long before
-it would expire, so that a call sent after the check reaches the service before a successor could."""
+"""Share of the lease period `check` keeps in hand: it vouches for the lease only up to the rest of
+the period after the last confirmed renewal, so a request sent right after a check still reaches
+the service before the lease could expire and a successor take the batch."""
 
 
 class LeaseLost(Exception):
