@@ -24,5 +24,6 @@ if ARGV[3] == '1' then
 end
 -- Every event buffered so far is in this batch or an earlier one: once B is finished, so are they.
 local seq = redis.call('HGET', KEYS[9], 'buffered_seq') or '0'
-redis.call('HSET', KEYS[7], 'epoch', epoch, 'claimed_at', ARGV[2], 'attempts', 0, 'seq', seq)
+-- queued: enqueues of B that no task started yet (the claim enqueues it once; see flush.py).
+redis.call('HSET', KEYS[7], 'epoch', epoch, 'claimed_at', ARGV[2], 'attempts', 0, 'seq', seq, 'queued', 1)
 return {1, epoch, tonumber(redis.call('HGET', KEYS[7], 'count'))}

@@ -2,8 +2,16 @@
 
 Beat runs `sweep` about once a second. For each due target it claims the window atomically
 (`claim.lua`: rename the window to batch B, one batch in flight per target) and hands B to a
-push task. The reaper re-enqueues claimed batches whose task was lost: a batch is known lost
-when nobody holds its lease some time after it was claimed.
+push task. The reaper re-enqueues claimed batches whose task was lost. It tells them apart by
+what their task recorded (`attempt.lua`):
+
+- a batch whose task started (took the lease) and holds no lease any more, without having
+  parked it, was lost: it is enqueued again `reap_after_seconds` after its last enqueue;
+- a batch whose task never started may just wait in a busy task queue: enqueuing it again
+  would only grow that queue, so it is enqueued again after `reap_after_seconds`, then after
+  twice that since, and so on up to `reap_max_seconds` (in case its task message was lost);
+- a batch parked by its task (the target was paused) is enqueued again once the pause is over,
+  and one waiting for identities once those are in.
 """
 
 from __future__ import annotations
@@ -23,6 +31,8 @@ from worker.settings import Settings
 log = logging.getLogger(__name__)
 
 Enqueue = Callable[[keys.Batch], None]
+MAX_DOUBLINGS = 32
+"""Doublings of the re-enqueue wait computed at most (the cap is reached long before; no float overflow)."""
 
 
 @dataclass
@@ -47,6 +57,7 @@ class Flusher:
         self.settings = settings
         self.enqueue = enqueue
         self._claim = script(client, "claim.lua")
+        self._requeue = script(client, "requeue.lua")
 
     def sweep(self, now: float | None = None) -> SweepResult:
         """Claim every due window; re-enqueue lost batches."""
@@ -96,28 +107,41 @@ class Flusher:
             self.client.zadd(keys.DEADLINES, {target.ref: now + self.settings.window_for(target.id)}, nx=True)
 
     def reap(self, now: float) -> list[keys.Batch]:
-        """Re-enqueue claimed batches that no task holds: lost ones after `reap_after_seconds`,
-        ones that were waiting for identities as soon as those are in."""
+        """Enqueue again the claimed batches that no task holds and that are due (see the module docstring)."""
         reaped = []
-        lost_before = now - self.settings.reap_after_seconds
         claimed = self.client.zrange(keys.CLAIMED, 0, -1, withscores=True)
         batches = [keys.Batch.from_claim_ref(raw.decode()) for raw, _ in claimed]
-        # One round trip for every claimed batch's flag: a sweep runs each second, over every source.
+        # One round trip for every claimed batch's state: a sweep runs each second, over every source.
         pipe = self.client.pipeline(transaction=False)
         for batch in batches:
-            pipe.hget(batch.meta, "waiting")
-        for (raw, claimed_at), batch, waiting in zip(claimed, batches, pipe.execute()):
-            if waiting is None and claimed_at > lost_before:
+            pipe.hmget(batch.meta, "claimed_at", "queued", "parked", "waiting")
+        for (raw, enqueued_at), batch, state in zip(claimed, batches, pipe.execute()):
+            claimed_at, queued, parked, waiting = state
+            if claimed_at is None:
+                # Finished; or registered by a claim that is still under way, so give it time.
+                if enqueued_at <= now - self.settings.reap_after_seconds:
+                    self.client.zrem(keys.CLAIMED, raw)
                 continue
-            if not self.client.exists(batch.meta):
-                self.client.zrem(keys.CLAIMED, raw)
+            if waiting:
+                due = not prerequisites.pending(self.client, batch)
+            elif parked:
+                due = not pause.active(self.client, batch.target, now)
+            else:
+                due = now >= enqueued_at + self._requeue_delay(int(queued or 0))
+            if not due or not self._requeue(keys=[batch.meta, batch.lease]):
                 continue
-            if self.client.exists(batch.lease) or (waiting and prerequisites.pending(self.client, batch)):
-                continue
-            self.client.hdel(batch.meta, "waiting")
             self.client.zadd(keys.CLAIMED, {raw: now})
-            if not waiting:
+            if queued:
+                log.info("batch %s of %s is still not started after %d enqueue(s); enqueuing it again",
+                         batch.id, batch.target.ref, int(queued))
+            elif not (waiting or parked):
                 log.warning("batch %s of %s has no live task; enqueuing it again", batch.id, batch.target.ref)
             self.enqueue(batch)
             reaped.append(batch)
         return reaped
+
+    def _requeue_delay(self, queued: int) -> float:
+        """Seconds after its last enqueue before a batch is enqueued again; `queued` counts the enqueues
+        of it that no task started (0: its task started, so it is lost once its lease is gone)."""
+        doublings = max(queued - 1, 0)
+        return min(self.settings.reap_after_seconds * 2 ** min(doublings, MAX_DOUBLINGS), self.settings.reap_max_seconds)

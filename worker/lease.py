@@ -4,12 +4,18 @@ A task takes the lease before touching a batch and renews it from a background t
 the worker dies, the lease expires within one lease period (`PUSHSYNC_LEASE_SECONDS`) and
 the reaper re-enqueues the batch. Releasing the batch checks the token, so a task that lost
 its lease cannot finish a batch another task now owns.
+
+A task that stalls (a long GC pause, a frozen VM, SIGSTOP) may wake up after its lease expired
+and another task took the batch over. `check` fences what it does next: it asks no server, it
+compares the monotonic clock (which runs on while a process is stopped) with the last renewal
+Redis confirmed, so a task that slept past its lease finds out before its next call.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from types import TracebackType
 
@@ -21,6 +27,14 @@ log = logging.getLogger(__name__)
 
 RENEWALS_PER_LEASE = 4
 """The lease is renewed this many times per lease period, so a slow Redis call cannot lose it."""
+FENCE_MARGIN = 0.25
+"""Share of the lease period `check` keeps in hand: it vouches for the lease only up to the rest of
+the period after the last confirmed renewal, so a request sent right after a check still reaches
+the service before the lease could expire and a successor take the batch."""
+
+
+class LeaseLost(Exception):
+    """This task can no longer vouch for its lease: another task may own the batch now."""
 
 
 class Lease:
@@ -39,25 +53,44 @@ class Lease:
         self._script = script(client, "lease.lua")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._confirmed_at = 0.0
+        """Monotonic time at which the last acquisition or renewal that Redis confirmed was sent."""
         self.lost = False
 
     def acquire(self) -> bool:
         """Take the lease if nobody holds it; start renewing it."""
+        sent_at = time.monotonic()
         if not self.client.set(self.key, self.token, nx=True, px=self.milliseconds):
             return False
+        self._confirmed_at = sent_at
         self._thread = threading.Thread(target=self._renew, name=f"lease-{self.key}", daemon=True)
         self._thread.start()
         return True
 
     def _renew(self) -> None:
         while not self._stop.wait(self.milliseconds / 1000 / RENEWALS_PER_LEASE):
+            # The new expiry counts from some instant after this one: the renewal vouches from here.
+            sent_at = time.monotonic()
             try:
                 if not self._script(keys=[self.key], args=[self.token, self.milliseconds]):
                     self.lost = True
                     log.error("lease %s was lost; another task may own the batch now", self.key)
                     return
+                self._confirmed_at = sent_at
             except redis.RedisError as exc:
                 log.warning("could not renew lease %s: %s", self.key, exc)
+
+    def held(self) -> bool:
+        """Whether this task may still act on the batch: the lease was never found lost, and Redis
+        confirmed it recently enough that it cannot have expired (with `FENCE_MARGIN` to spare)."""
+        vouched = self.milliseconds / 1000 * (1 - FENCE_MARGIN)
+        return not self.lost and time.monotonic() - self._confirmed_at < vouched
+
+    def check(self, operation: str = "") -> None:
+        """Raise `LeaseLost` unless the lease is `held`; `operation` names what was about to happen."""
+        if not self.held():
+            self.lost = True
+            raise LeaseLost(f"lease {self.key} is no longer held" + (f"; not sending {operation}" if operation else ""))
 
     def halt(self) -> None:
         """Stop renewing, leaving the key to expire or to a script that ends the hold with the token."""

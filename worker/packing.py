@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from worker import keys
 from worker.push import to_operation
 from worker.pushapi.batchfile import encode
-from worker.pushapi.batches import BatchPusher
+from worker.pushapi.batches import Entries
 from worker.pushapi.errors import InvalidInputError
-from worker.settings import INLINE_CONTENT_LIMIT_BYTES, Settings
+from worker.settings import Settings
 
 SAMPLE_EVERY = 100
 """One event in this many is measured."""
@@ -35,17 +35,16 @@ class PackingSample:
 
     def measure(self, target: keys.Target, encoded: bytes, *, compress_data: bool) -> None:
         """Add one event (its JSON as stored) of `target` to the sample."""
-        if len(encoded) > INLINE_CONTENT_LIMIT_BYTES:
-            return  # its content would travel in a container of its own, not in the batch file
-        pusher = BatchPusher(None, compress_data=compress_data)  # type: ignore[arg-type]  # never calls the service
+        entries = Entries(compress_data=compress_data)
         operation = to_operation(json.loads(encoded))
         try:
-            entry_of = pusher.item_entry if target.kind == keys.SOURCE else pusher.identity_entry
-            _, entry, _ = entry_of(operation)
+            entry = entries.item(operation) if target.kind == keys.SOURCE else entries.identity(operation)
         except InvalidInputError:
             return
+        if entry.content_apart is not None:
+            return  # its content travels in a container of its own, not in the batch file
         self.event_bytes += len(encoded)
-        self.entry_bytes += len(encode(entry)) + 1  # and its comma
+        self.entry_bytes += len(encode(entry.body)) + 1  # and its comma
 
     def merge(self, other: PackingSample) -> None:
         self.event_bytes += other.event_bytes

@@ -6,6 +6,11 @@ are retried inside the client within the budget; 413 splits the batch into small
 quota and item-limit answers, a paused organization and a wrong key pause the target (the
 batch stays claimed and events keep buffering); everything else dead-letters the batch.
 Items that cannot be sent at all (too large, invalid) are dead-lettered alone.
+
+Attempts count only deliveries that died without finishing: a run counts one when it starts
+to push and gives it back when it comes back paused (`attempt.lua`), so pauses, however long,
+never dead-letter a batch. Every Push API call of a run is fenced by the batch's lease
+(`Lease.check` before each request): a task that stalled past its lease makes no further call.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from pydantic_core import from_json
 from worker import keys, metrics, pause, prerequisites, recent
 from worker.coalesce import is_newer, rank
 from worker.deadletter import DeadLetters
-from worker.lease import Lease
+from worker.lease import Lease, LeaseLost
 from worker.logs import log_context
 from worker.pushapi.batches import BatchPusher, Delete, IdentityOp, PushReport, Upsert
 from worker.pushapi.client import PushApiClient
@@ -54,7 +59,8 @@ class Outcome:
     """What became of one push task run."""
 
     state: str
-    """pushed, dead_lettered, paused, waiting (for identities), held (another task has it) or done."""
+    """pushed, dead_lettered, paused, waiting (for identities), held (another task has it), lost (the
+    lease went during the push: another task has it now) or done."""
     pushed: int = 0
     stale: int = 0
     dead_lettered: int = 0
@@ -82,6 +88,9 @@ class BatchPush:
         self.settings = settings
         self._advance = script(client, "advance.lua", "rank.lua")
         self._release = script(client, "release.lua")
+        self._attempt = script(client, "attempt.lua")
+        if brackets.api is not api:
+            raise ValueError("the status brackets must call through the push's client, so its lease fences them")
 
     def run(self, batch: keys.Batch) -> Outcome:
         """Push `batch` if it still needs pushing and nobody else is; every line logged meanwhile names it."""
@@ -99,35 +108,61 @@ class BatchPush:
         lease = Lease(self.client, batch.lease, self.settings.lease_seconds)
         if not lease.acquire():
             return Outcome("held")
-        with lease:
-            if pause.active(self.client, batch.target):
-                return Outcome("paused")
-            waiting_for = prerequisites.pending(self.client, batch)
-            if waiting_for:
-                prerequisites.hasten(self.client, waiting_for)
-                self.client.hset(batch.meta, "waiting", 1)
-                log.info("batch waits for the identities of %s", ", ".join(provider.id for provider in waiting_for),
-                         extra={"waitingFor": [provider.id for provider in waiting_for]})
-                return Outcome("waiting")
-            attempts = self.client.hincrby(batch.meta, "attempts", 1)
-            if attempts > self.settings.max_push_attempts:
-                error = RuntimeError(f"the push task of this batch was delivered {attempts} times without finishing")
-                return self._dead_letter(batch, lease, error, attempts)
+        # Every Push API call of the push, status calls and retries included, is fenced by the lease.
+        with lease, self.api.before_each_request(lease.check):
             try:
-                return self._push(batch, lease)
-            except QuotaError as exc:
-                pause.pause(self.client, batch.target, reason=str(exc), seconds=self.settings.pause_seconds)
-            except OrganizationPausedError as exc:
-                pause.pause(self.client, batch.target, reason=str(exc), seconds=self.settings.auth_pause_seconds)
-            except AuthError as exc:
-                log.critical("THE API KEY IS WRONG or lacks a privilege for %s; not pushing: %s", batch.target.ref, exc,
-                             extra=exc.log_fields())
-                pause.pause(self.client, batch.target, reason=f"API key refused: {exc}",
-                            seconds=self.settings.auth_pause_seconds)
-            except PushApiError as exc:
-                log.error("batch cannot be pushed: %s", exc, extra=exc.log_fields())
-                return self._dead_letter(batch, lease, exc, attempts)
+                return self._run_leased(batch, lease)
+            except LeaseLost as exc:
+                log.error("stopping this push without another call: %s; the task that holds the lease now "
+                          "finishes the batch", exc)
+                return Outcome("lost")
+
+    def _run_leased(self, batch: keys.Batch, lease: Lease) -> Outcome:
+        if self._step(batch, lease, "start") < 0:
+            return Outcome("done")
+        if pause.active(self.client, batch.target):
+            self._step(batch, lease, "park")
             return Outcome("paused")
+        waiting_for = prerequisites.pending(self.client, batch)
+        if waiting_for:
+            prerequisites.hasten(self.client, waiting_for)
+            self.client.hset(batch.meta, "waiting", 1)
+            log.info("batch waits for the identities of %s", ", ".join(provider.id for provider in waiting_for),
+                     extra={"waitingFor": [provider.id for provider in waiting_for]})
+            return Outcome("waiting")
+        attempts = self._step(batch, lease, "push")
+        if attempts < 0:
+            return Outcome("done")
+        if attempts > self.settings.max_push_attempts:
+            error = RuntimeError(f"the push task of this batch was delivered {attempts} times without finishing: "
+                                 f"{attempts - 1} deliveries died while pushing it")
+            return self._dead_letter(batch, lease, error, attempts)
+        try:
+            return self._push(batch, lease)
+        except QuotaError as exc:
+            pause.pause(self.client, batch.target, reason=str(exc), seconds=self.settings.pause_seconds)
+        except OrganizationPausedError as exc:
+            pause.pause(self.client, batch.target, reason=str(exc), seconds=self.settings.auth_pause_seconds)
+        except AuthError as exc:
+            log.critical("THE API KEY IS WRONG or lacks a privilege for %s; not pushing: %s", batch.target.ref, exc,
+                         extra=exc.log_fields())
+            pause.pause(self.client, batch.target, reason=f"API key refused: {exc}",
+                        seconds=self.settings.auth_pause_seconds)
+        except PushApiError as exc:
+            log.error("batch cannot be pushed: %s", exc, extra=exc.log_fields())
+            return self._dead_letter(batch, lease, exc, attempts)
+        # A pause is nobody's failure: the attempt is given back, however long and often the pauses.
+        self._step(batch, lease, "park")
+        return Outcome("paused")
+
+    def _step(self, batch: keys.Batch, lease: Lease, step: str) -> int:
+        """Record `step` of this task on the batch (see attempt.lua); -1 when the batch is gone.
+
+        Raises `LeaseLost` when the lease went meanwhile, so that the task stops as lost, not as done."""
+        done = int(self._attempt(keys=[batch.meta, batch.lease], args=[lease.token, step]))
+        if done < 0:
+            lease.check(f"the {step} step")
+        return done
 
     def _push(self, batch: keys.Batch, lease: Lease) -> Outcome:
         target = batch.target
@@ -188,6 +223,7 @@ class BatchPush:
                                 *(version for _, version in chunk)])
 
     def _dead_letter(self, batch: keys.Batch, lease: Lease, error: BaseException, attempts: int) -> Outcome:
+        lease.check("the batch to the dead-letter queue")  # a successor owns the batch and its failures now
         first = float(self.client.hget(batch.meta, "claimed_at") or time.time())
         events = (raw for chunk in _scan(self.client, batch.events) for _, raw in chunk)
         count = self.dead_letters.send(batch.target.ref, batch.id, events, error, attempts=attempts, first_failure=first,

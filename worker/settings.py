@@ -155,6 +155,10 @@ class Settings(BaseSettings):
         30.0, ge=1, validation_alias=_env("PUSHSYNC_REAP_AFTER_SECONDS"),
         description="How long a claimed batch may go without a lease holder before it is enqueued again.",
     )
+    reap_max_seconds: float = Field(
+        600.0, ge=1, validation_alias=_env("PUSHSYNC_REAP_MAX_SECONDS"),
+        description="Longest wait before a batch whose push task never started is enqueued again (the waits double).",
+    )
     burst_status: BurstStatus = Field(
         BurstStatus.REFRESH, validation_alias=_env("PUSHSYNC_BURST_STATUS"),
         description="Status that opens a burst: REFRESH or INCREMENTAL.",
@@ -185,7 +189,7 @@ class Settings(BaseSettings):
     )
     max_push_attempts: int = Field(
         5, ge=1, validation_alias=_env("PUSHSYNC_MAX_PUSH_ATTEMPTS"),
-        description="Deliveries of one batch's push task before the batch is dead-lettered as poison.",
+        description="Times a batch's push task may die mid-push (pauses never count); the next delivery dead-letters it.",
     )
     source_providers: Annotated[dict[str, list[str]], NoDecode] = Field(
         default_factory=dict, validation_alias=_env("PUSHSYNC_SOURCE_PROVIDERS"),
@@ -278,6 +282,8 @@ class Settings(BaseSettings):
             raise ValueError("COVEO_REGION and COVEO_PUSH_URL both set: give one of them")
         if self.reap_after_seconds <= self.lease_seconds:
             raise ValueError("PUSHSYNC_REAP_AFTER_SECONDS must be longer than PUSHSYNC_LEASE_SECONDS")
+        if self.reap_max_seconds < self.reap_after_seconds:
+            raise ValueError("PUSHSYNC_REAP_MAX_SECONDS must be at least PUSHSYNC_REAP_AFTER_SECONDS")
         if self.retry_budget_seconds * 2 > self.visibility_timeout:
             raise ValueError(
                 "PUSHSYNC_RETRY_BUDGET_SECONDS must be at most half of PUSHSYNC_VISIBILITY_TIMEOUT, "

@@ -7,6 +7,9 @@ checked at the instant it matters; the end-to-end tests run them in real worker 
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
+import signal
 import time
 
 import pytest
@@ -23,6 +26,13 @@ from worker.settings import load_settings
 from worker.status import StatusBrackets
 
 SOURCE = keys.Target(keys.SOURCE, "src")
+
+
+def wait_until(condition, seconds: float = 10.0, what: str = "") -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"not reached in {seconds}s: {what}"
+        time.sleep(0.01)
 
 
 def item(n: int, version: int, source: str = "src", **item_fields) -> object:
@@ -216,6 +226,7 @@ def test_quota_auth_and_paused_organization_pause_the_source_and_keep_the_batch(
     assert outcome.state == "paused"
     assert pause.active(pipeline.redis, SOURCE) and code in pause.describe(pipeline.redis, SOURCE)["reason"]
     assert pipeline.redis.exists(batch.events) and pipeline.dead_letters.list() == []
+    assert pipeline.redis.hget(batch.meta, "attempts") == b"0", "a pause gives its attempt back"
     pipeline.coalescer.add([item(2, 1)])
     assert pipeline.flush().claimed == []
     pipeline.redis.delete(SOURCE.pause)
@@ -252,6 +263,47 @@ def test_poison_batch_is_dead_lettered_after_max_attempts(redis_client, redis_br
     assert pipeline.push.run(batch).state == "dead_lettered"
     (entry,) = pipeline.dead_letters.list()
     assert "delivered 3 times" in entry.error.message
+
+
+def reaped_periods(pipeline, batch, claimed_at: float, periods: int) -> list[int]:
+    """The reap periods after `claimed_at` (1, 2, ...) at whose end the reaper enqueued `batch` again."""
+    step = pipeline.settings.reap_after_seconds
+    return [k for k in range(1, periods + 1) if batch in pipeline.flusher.reap(claimed_at + k * step + 0.001)]
+
+
+def test_a_batch_whose_task_never_started_is_enqueued_again_less_and_less_often(pipeline):
+    # Its task may just be waiting behind others in a busy queue: enqueuing it every period grows that queue.
+    claimed_at = time.time() + 10
+    pipeline.coalescer.add([item(1, 1)])
+    (batch,) = pipeline.flush(now=claimed_at).claimed
+    assert reaped_periods(pipeline, batch, claimed_at, 12) == [1, 3, 7]
+
+
+def test_the_waits_between_enqueues_of_a_batch_that_never_started_are_capped(redis_client, redis_broker_url, server):
+    pipeline = Pipeline(redis_client, redis_broker_url, server, reap_after_seconds=30, reap_max_seconds=60)
+    claimed_at = time.time() + 10
+    pipeline.coalescer.add([item(1, 1)])
+    (batch,) = pipeline.flush(now=claimed_at).claimed
+    assert reaped_periods(pipeline, batch, claimed_at, 12) == [1, 3, 5, 7, 9, 11]
+
+
+def test_a_batch_whose_task_died_mid_push_is_enqueued_again_after_one_period_each_time(redis_client,
+                                                                                       redis_broker_url, server):
+    pipeline = Pipeline(redis_client, redis_broker_url, server, lease_seconds=1, reap_after_seconds=2)
+    server.script("PUT", "^" + UPLOAD_PREFIX, delay=60, times=2)
+    pipeline.coalescer.add([item(1, 1)])
+    (batch,) = pipeline.flush().claimed
+    for death in (1, 2):
+        # A real push task in a process of its own, killed while the server holds its upload.
+        task = multiprocessing.get_context("fork").Process(target=pipeline.push.run, args=(batch,))
+        task.start()
+        wait_until(lambda: len(server.matching("PUT", "^" + UPLOAD_PREFIX)) == death, what="the task uploading")
+        os.kill(task.pid, signal.SIGKILL)
+        task.join()
+        wait_until(lambda: not redis_client.exists(batch.lease), what="the dead task's lease expired")
+        enqueued_at = redis_client.zscore(keys.CLAIMED, batch.claim_ref)
+        assert reaped_periods(pipeline, batch, enqueued_at, 1) == [1]
+    assert int(redis_client.hget(batch.meta, "attempts")) == 2
 
 
 def identity(name: str, version: int, members: list[str]) -> object:

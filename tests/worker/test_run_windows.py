@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import random
 import time
 
@@ -14,7 +16,7 @@ from worker.commands import exports
 from worker.commands.exports import check_export
 from worker.flush import Flusher
 from worker.packing import CONTAINER_FILL, PackingSample
-from worker.settings import MIB, load_settings
+from worker.settings import INLINE_CONTENT_LIMIT_BYTES, MIB, load_settings
 
 SOURCE = keys.Target(keys.SOURCE, "src")
 PARAGRAPH = "The article says the same thing in every paragraph, as articles do. "
@@ -96,6 +98,21 @@ def test_the_window_fills_about_one_container_of_what_the_push_will_send(tmp_pat
     capped = load_settings(container_max_bytes=4 * MIB, rebuild_window_max_bytes=5 * MIB)
     assert compressed.window_bytes(capped) == 5 * MIB
     assert PackingSample().window_bytes(settings) == int(4 * MIB * CONTAINER_FILL)
+
+
+def test_a_sampled_item_whose_content_goes_apart_is_sized_without_a_service(tmp_path):
+    # Just under the inline limit as stored, its random bytes grow when the push compresses them,
+    # so the push would upload them to a container of their own: the sample never calls the service.
+    content = os.urandom((INLINE_CONTENT_LIMIT_BYTES - 1024) * 3 // 4)
+    big = json.dumps({"kind": "item.upsert", "source": "src", "version": 1, "documentId": "https://example.com/big",
+                      "item": {"binaryData": base64.b64encode(content).decode(), "compressionType": "UNCOMPRESSED"}})
+    assert len(big) < INLINE_CONTENT_LIMIT_BYTES
+    path = tmp_path / "export.ndjson"
+    path.write_text("\n".join([big, *(line(n) for n in range(1, 150))]) + "\n")
+    checked = check_export(path, SOURCE, tmp_path, processes=1, compress_data=True)
+    assert checked.valid == 150 and checked.invalid_count == 0
+    # The big item is the first one sampled; only the small one sampled after it is measured.
+    assert 0 < checked.sample.event_bytes < len(big)
 
 
 def test_a_feeding_run_holds_its_window_past_its_time_until_it_holds_enough(redis_client):

@@ -1,10 +1,11 @@
 """Pushing a whole batch of items or identities through file containers.
 
-`BatchPusher` streams the operations into batch files that fit one container each, sends item
-content that is too large to inline through a container of its own, and for every finished file
-creates a container, uploads, and calls the batch operation. An item that cannot be sent at all
-(too large, invalid) is reported back instead of failing the batch, so the caller can
-dead-letter it alone.
+`Entries` turns each operation into its batch-file entry without calling the service (so a
+run can size its windows from them, see `worker/packing.py`); `BatchPusher` streams those
+entries into batch files that fit one container each, sends item content that is too large to
+inline through a container of its own, and for every finished file creates a container,
+uploads, and calls the batch operation. An item that cannot be sent at all (too large,
+invalid) is reported back instead of failing the batch, so the caller can dead-letter it alone.
 """
 
 from __future__ import annotations
@@ -27,14 +28,13 @@ from worker.settings import CONTAINER_LIMIT_BYTES, INLINE_CONTENT_LIMIT_BYTES
 
 log = logging.getLogger(__name__)
 
-Entry = tuple[str, Mapping[str, Any], str]
-"""A batch-file entry: its section, its JSON, and the name an error gives it."""
 CONTAINER_ATTEMPTS = 3
+"""Fresh containers tried for one file when the previous one expired or vanished."""
 COUNT_FIELDS = {"addOrUpdate": "items", "delete": "deletes", "members": "identities", "mappings": "aliases",
                 "deleted": "disables"}
 """What a log line calls the entries of each batch-file section."""
-"""Fresh containers tried for one file when the previous one expired or vanished."""
 ZLIB_LEVEL = 6
+CONTENT_FILE_ID_FIELD = "compressedBinaryDataFileId"
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,83 @@ class PushReport:
     """Operations refused before sending, with the reason (too large, invalid)."""
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One operation's batch-file entry, as `Entries` builds it."""
+
+    section: str
+    body: Mapping[str, Any]
+    name: str
+    """What an error calls it (its documentId or identity name)."""
+    content_apart: bytes | None = None
+    """Compressed content too large to inline: it goes to a container of its own, whose fileId
+    the pusher puts into `body` as compressedBinaryDataFileId before the entry is written."""
+
+
+class Entries:
+    """Builds batch-file entries from operations; pure: it never calls the service."""
+
+    def __init__(self, *, max_bytes: int = CONTAINER_LIMIT_BYTES, compress_data: bool = False) -> None:
+        """
+        max_bytes: the largest content container; an item whose content is larger is refused.
+        compress_data: send the `data` of items that state their fileExtension compressed, when that is smaller.
+        """
+        self.max_bytes = max_bytes
+        self.compress_data = compress_data
+
+    def item(self, operation: Upsert | Delete) -> Entry:
+        """The batch-file entry of an item operation."""
+        if isinstance(operation, Delete):
+            documents.check_document_id(operation.document_id)
+            entry = {"documentId": operation.document_id, "deleteChildren": operation.delete_children}
+            return Entry("delete", entry, operation.document_id)
+        return self._upsert(operation)
+
+    @staticmethod
+    def identity(operation: IdentityOp) -> Entry:
+        """The batch-file entry of an identity operation."""
+        identity = operation.body.get("identity", {})
+        documents.check_identity(identity)
+        return Entry(operation.section, operation.body, str(identity.get("name")))
+
+    def _upsert(self, upsert: Upsert) -> Entry:
+        """The entry for `upsert`, its content inline or set apart for a container of its own."""
+        document = dict(upsert.document)
+        documents.check_document(document, content_apart=upsert.content is not None)
+        name = str(document["documentId"])
+        content, compression = upsert.content, upsert.compression_type
+        data = document.get("data")
+        if content is None and isinstance(data, str):
+            content, compression = self._data_content(document, data.encode())
+        if content is None:
+            return Entry("addOrUpdate", document, name)
+        document.pop("data", None)
+        if compression == "UNCOMPRESSED":
+            content, compression = zlib.compress(content, ZLIB_LEVEL), "ZLIB"
+        document["compressionType"] = compression
+        if len(content) > self.max_bytes:
+            raise ItemTooLargeError(name, len(content), self.max_bytes)
+        if _base64_length(len(content)) <= INLINE_CONTENT_LIMIT_BYTES:
+            document["compressedBinaryData"] = base64.b64encode(content).decode()
+            return Entry("addOrUpdate", document, name)
+        return Entry("addOrUpdate", document, name, content_apart=content)
+
+    def _data_content(self, document: Mapping[str, Any], data: bytes) -> tuple[bytes | None, str]:
+        """How to send an item's `data` (UTF-8): as content bytes and their compression, or (None, "") inline.
+
+        Too large to inline, it must go as content. Compressed, it is the same content to the service
+        (compressedBinaryData takes text as well as binary data), but only when the item states its
+        fileExtension: the converter picks the format from it, and might guess otherwise without it.
+        """
+        if len(data) > INLINE_CONTENT_LIMIT_BYTES:
+            return data, "UNCOMPRESSED"
+        if self.compress_data and "fileExtension" in document:
+            packed = zlib.compress(data, ZLIB_LEVEL)
+            if _base64_length(len(packed)) < len(data):
+                return packed, "ZLIB"
+        return None, ""
+
+
 class BatchPusher:
     """Sends batches of items or identities through file containers.
 
@@ -106,17 +183,17 @@ class BatchPusher:
         self.client = client
         self.max_bytes = max_bytes
         self.directory = directory
-        self.compress_data = compress_data
+        self.entries = Entries(max_bytes=max_bytes, compress_data=compress_data)
         self.containers: list[str] = []
 
     def push_documents(self, source_id: str, operations: Iterable[Upsert | Delete]) -> PushReport:
         """Push item upserts and deletes to `source_id` in as few containers as fit."""
-        return self._push(ITEM_SECTIONS, operations, self.item_entry, source_id,
+        return self._push(ITEM_SECTIONS, operations, self._item_entry, source_id,
                           lambda file_id: self.client.push_documents_batch(source_id, file_id))
 
     def push_identities(self, provider_id: str, operations: Iterable[IdentityOp]) -> PushReport:
         """Push identity members, aliases and disables to `provider_id`."""
-        return self._push(IDENTITY_SECTIONS, operations, self.identity_entry, provider_id,
+        return self._push(IDENTITY_SECTIONS, operations, self.entries.identity, provider_id,
                           lambda file_id: self.client.push_identities_batch(provider_id, file_id))
 
     def _push(self, sections: tuple[str, ...], operations: Iterable[Any], entry_of: Callable[[Any], Entry],
@@ -128,8 +205,8 @@ class BatchPusher:
         try:
             for operation in operations:
                 try:
-                    section, entry, name = entry_of(operation)
-                    writer.add(section, entry, name=name)
+                    entry = entry_of(operation)
+                    writer.add(entry.section, entry.body, name=entry.name)
                 except InvalidInputError as exc:
                     report.rejected.append((operation, exc))
             writer.close()
@@ -140,58 +217,13 @@ class BatchPusher:
             writer.discard()
         return report
 
-    def item_entry(self, operation: Upsert | Delete) -> Entry:
-        """The batch-file entry of an item operation (content over 5 MB is uploaded to its own container here)."""
-        if isinstance(operation, Delete):
-            documents.check_document_id(operation.document_id)
-            entry = {"documentId": operation.document_id, "deleteChildren": operation.delete_children}
-            return "delete", entry, operation.document_id
-        document = self._prepare(operation)
-        return "addOrUpdate", document, str(document["documentId"])
-
-    @staticmethod
-    def identity_entry(operation: IdentityOp) -> Entry:
-        """The batch-file entry of an identity operation."""
-        identity = operation.body.get("identity", {})
-        documents.check_identity(identity)
-        return operation.section, operation.body, str(identity.get("name"))
-
-    def _prepare(self, upsert: Upsert) -> dict[str, Any]:
-        """The batch entry for `upsert`, with its content inline or in a container of its own."""
-        document = dict(upsert.document)
-        documents.check_document(document, content_apart=upsert.content is not None)
-        content, compression = upsert.content, upsert.compression_type
-        data = document.get("data")
-        if content is None and isinstance(data, str):
-            content, compression = self._data_content(document, data.encode())
-        if content is None:
-            return document
-        document.pop("data", None)
-        if compression == "UNCOMPRESSED":
-            content, compression = zlib.compress(content, ZLIB_LEVEL), "ZLIB"
-        document["compressionType"] = compression
-        if len(content) > self.max_bytes:
-            raise ItemTooLargeError(str(document["documentId"]), len(content), self.max_bytes)
-        if _base64_length(len(content)) <= INLINE_CONTENT_LIMIT_BYTES:
-            document["compressedBinaryData"] = base64.b64encode(content).decode()
-        else:
-            document["compressedBinaryDataFileId"] = self._upload_content(content)
-        return document
-
-    def _data_content(self, document: Mapping[str, Any], data: bytes) -> tuple[bytes | None, str]:
-        """How to send an item's `data` (UTF-8): as content bytes and their compression, or (None, "") inline.
-
-        Too large to inline, it must go as content. Compressed, it is the same content to the service
-        (compressedBinaryData takes text as well as binary data), but only when the item states its
-        fileExtension: the converter picks the format from it, and might guess otherwise without it.
-        """
-        if len(data) > INLINE_CONTENT_LIMIT_BYTES:
-            return data, "UNCOMPRESSED"
-        if self.compress_data and "fileExtension" in document:
-            packed = zlib.compress(data, ZLIB_LEVEL)
-            if _base64_length(len(packed)) < len(data):
-                return packed, "ZLIB"
-        return None, ""
+    def _item_entry(self, operation: Upsert | Delete) -> Entry:
+        """An item's entry, its content over 5 MB uploaded to a container of its own first."""
+        entry = self.entries.item(operation)
+        if entry.content_apart is None:
+            return entry
+        body = {**entry.body, CONTENT_FILE_ID_FIELD: self._upload_content(entry.content_apart)}
+        return Entry(entry.section, body, entry.name)
 
     def _upload_content(self, content: bytes) -> str:
         """Put raw content bytes in a container of their own; return its fileId."""
@@ -235,7 +267,6 @@ class BatchPusher:
                     raise
                 log.warning("file container %s vanished before use; sending through a new one", container.file_id,
                             extra={"fileId": container.file_id})
-
 
     def _new_container(self) -> FileContainer:
         container = self.client.create_file_container()

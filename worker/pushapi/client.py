@@ -1,7 +1,8 @@
 """A client for every operation of Coveo's Push API, retrying what may succeed later.
 
 One `PushApiClient` per process: it holds a pooled `requests.Session`. Every method raises a
-subclass of `PushApiError` (see `errors.py`) and never puts the API key into one.
+subclass of `PushApiError` (see `errors.py`) and never puts the API key into one, except what
+a hook given to `before_each_request` raises, which stops the call as it is.
 """
 
 from __future__ import annotations
@@ -9,8 +10,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -47,6 +50,8 @@ UPLOAD_DROPPED_HEADERS = {"User-Agent": SKIP_HEADER, "Accept-Encoding": SKIP_HEA
 """Session defaults kept off the upload, which carries only the container's `requiredHeaders`."""
 
 T = TypeVar("T")
+RequestHook = Callable[[str], None]
+"""Called with an operation's name before each request of it is sent; what it raises stops the call."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,7 @@ class PushApiClient:
         self.timeout = (connect_timeout, read_timeout)
         self.retry_budget_seconds = retry_budget_seconds
         self._sleep = sleep
+        self._local = threading.local()
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         adapter = HTTPAdapter(pool_connections=POOL_CONNECTIONS, pool_maxsize=POOL_MAXSIZE, max_retries=0)
@@ -108,6 +114,27 @@ class PushApiClient:
 
     def close(self) -> None:
         self.session.close()
+
+    @contextmanager
+    def before_each_request(self, hook: RequestHook) -> Iterator[None]:
+        """Run `hook(operation)` before every request this thread sends through this client while the
+        block runs, each retry attempt included; what the hook raises stops the call before it is sent.
+
+        Scoped to a thread and a block, not set on the client, because one client serves every task
+        of a process (a push fences its calls with its lease; a status task has no lease).
+        """
+        hooks = self._hooks()
+        hooks.append(hook)
+        try:
+            yield
+        finally:
+            hooks.remove(hook)
+
+    def _hooks(self) -> list[RequestHook]:
+        hooks = getattr(self._local, "hooks", None)
+        if hooks is None:
+            hooks = self._local.hooks = []
+        return hooks
 
     # -- file containers -------------------------------------------------------------------
 
@@ -276,6 +303,8 @@ class PushApiClient:
         return call_with_retries(attempt, budget_seconds=self.retry_budget_seconds, sleep=self._sleep)
 
     def _send(self, method: str, url: str, *, operation: str, target: str, **kwargs: Any) -> requests.Response:
+        for hook in self._hooks():
+            hook(operation)
         try:
             response = self.session.request(method, url, timeout=self.timeout, **kwargs)
         except requests.Timeout as exc:
