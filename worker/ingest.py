@@ -310,4 +310,5 @@ def _raw(event: Event) -> Any:
     try:
         return json.loads(event.encoded)
     except (ValueError, UnicodeError):
-        return event.model_dump(mode="python", by_alias=True, exclude_none=True, round_trip=True)
+        # JSON types, the lone surrogate kept: the quarantine entry escapes it when it writes itself.
+        return event.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import pytest
 import redis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from producers import broker
@@ -136,15 +136,16 @@ def test_any_message_is_coalesced_or_quarantined_and_the_worker_lives(workers, r
     store = redis.Redis.from_url(redis_url)
     on_redis = not broker.is_amqp(fuzz_broker)
 
+    # No shrinking: each try costs a round trip through the worker, and the failing example is printed whole.
     @settings(max_examples=EXAMPLES, deadline=None, derandomize=not os.environ.get("PUSHSYNC_FUZZ_EXAMPLES"),
-              suppress_health_check=list(HealthCheck))
+              suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate], database=None)
     @given(example=messages(on_redis))
     def check(example: tuple[list[tuple[bytes, dict[str, str] | None]], Fate]) -> None:
         batch, fate = example
         before = quarantine.count(store)
         send(fuzz_broker, batch)
         wait_for(lambda: quarantine.count(store) >= before + fate.quarantined
-                 and all(store.hexists(SOURCE.window, i) for i in fate.valid), 60, 0.02,
+                 and all(store.hexists(SOURCE.window, i) for i in fate.valid), 20, 0.02,
                  f"{len(fate.valid)} valid event(s) in the window and {fate.quarantined} quarantine entries")
         assert quarantine.count(store) == before + fate.quarantined
         assert worker.popen.poll() is None, worker.log()[-3000:]
