@@ -1,11 +1,13 @@
-"""Ingestion throughput: events/s a real worker writes into Redis windows, against a raw kombu consumer.
+"""Ingestion throughput: events/s a real worker writes into Redis windows, against a raw stream consumer.
 
     .venv/bin/python bench/bench_ingest.py [--messages N] [--batched-events N] [--rounds N]
 
 Everything runs on a private embedded Redis (broker in db 1, coalescing store in db 0), never on a
-shared server. In each round of each case the same messages are published to `pushsync.events` twice:
-1. a raw kombu consumer (in this process, prefetch as the ingest step's, acking each message and
-   doing nothing else) takes them, timed from its first message to its last: the baseline;
+shared server. In each round of each case the same messages are appended to the `pushsync.events`
+stream twice:
+1. a raw consumer of the stream's group (in this process, reading groups as the worker does,
+   acknowledging and deleting each group and doing nothing else) takes them, timed from its first
+   message to its last: the baseline;
 2. a real `celery worker` (worker.app, production settings, windows of an hour so nothing flushes) is
    started on the full queue and timed from the first reading of the sources' `received` counters
    after it is ready to the moment they reach the total (read every 20 ms), so start-up
@@ -26,22 +28,22 @@ from pathlib import Path
 
 import click
 import redis
-from kombu import Connection, Consumer, Producer
 
 from producers import broker
 from producers.events import InvalidEvent, decode_message
 from producers.publisher import DEFAULT_EVENTS_PER_MESSAGE
+from producers.transport import RetryPolicy, StreamTransport
 from worker import keys
 from worker.commands.children import celery
 from worker.embedded import EmbeddedRedis
-from worker.ingest import INGEST_PREFETCH
+from worker.ingest import INGEST_GROUP_MESSAGES
 
 from memory import peak_rss_mib
 from results import at_least, invocation, verdict, write_result
 
 REPO = Path(__file__).resolve().parents[1]
 SINGLE_MESSAGES = 5_000
-"""Several seconds per phase: kombu's Redis transport takes under a thousand messages a second here."""
+"""Several seconds per phase."""
 BATCHED_EVENTS = 100_000
 ROUNDS = 5
 SINGLE_RATIO_TARGET = 0.8
@@ -102,30 +104,33 @@ def bodies(events: int, per_message: int) -> list[bytes]:
 
 
 def publish(broker_url: str, messages: list[bytes]) -> None:
-    with Connection(broker_url) as connection:
-        channel = connection.default_channel
-        for queue in broker.topology(connection):
-            queue(channel).declare()
-        producer = Producer(channel, auto_declare=False)
+    transport = StreamTransport(broker_url, broker.EVENTS_QUEUE, retry=RetryPolicy(), connect_timeout=10)
+    try:
         for body in messages:
-            producer.publish(body, exchange="", routing_key=broker.EVENTS_QUEUE, content_type=broker.CONTENT_TYPE,
-                             content_encoding=broker.CONTENT_ENCODING, delivery_mode=broker.PERSISTENT)
+            transport.send(body)
+    finally:
+        transport.close()
 
 
 def consume_raw(broker_url: str, messages: int, per_message: int) -> float:
-    """Events/s of a kombu consumer that only acknowledges, from its first message to its last."""
+    """Events/s of a stream consumer that only acknowledges, from its first message to its last."""
+    client = redis.Redis.from_url(broker_url)
+    stream, group = broker.events_stream(), broker.CONSUMER_GROUP
+    try:
+        client.xgroup_create(stream, group, id="0", mkstream=True)
+    except redis.ResponseError:
+        pass
     stamps: list[float] = []
-
-    def on_message(message) -> None:
-        message.ack()
-        stamps.append(time.perf_counter())
-
-    with Connection(broker_url) as connection:
-        consumer = Consumer(connection.default_channel, queues=[broker.events_queue(connection)],
-                            on_message=on_message, prefetch_count=INGEST_PREFETCH)
-        with consumer:
-            while len(stamps) < messages:
-                connection.drain_events(timeout=STALL_SECONDS)
+    while len(stamps) < messages:
+        answer = client.xreadgroup(group, "bench-baseline", {stream: ">"}, count=INGEST_GROUP_MESSAGES,
+                                   block=int(STALL_SECONDS * 1000))
+        ids = [entry_id for _, entries in answer for entry_id, _ in entries]
+        pipe = client.pipeline(transaction=True)
+        pipe.xack(stream, group, *ids)
+        pipe.xdel(stream, *ids)
+        pipe.execute()
+        stamps += [time.perf_counter()] * len(ids)
+    client.close()
     return rate(Reading(stamps[0], per_message), Reading(stamps[-1], messages * per_message))
 
 
@@ -197,7 +202,7 @@ def report(title: str, rounds: list[Figures]) -> Figures:
     figures = best(rounds)
     ratios = sorted(r.ratio for r in rounds)
     click.echo(title)
-    click.echo(f"  raw kombu consumer: {figures.raw:>9,.0f} events/s (baseline)")
+    click.echo(f"  raw stream consumer:{figures.raw:>9,.0f} events/s (baseline)")
     click.echo(f"  pushsync worker:    {figures.ingested:>9,.0f} events/s, ratio {figures.ratio:.2f} "
                f"(rounds {ratios[0]:.2f} to {ratios[-1]:.2f}), peak RSS {figures.rss_mib:.0f} MiB")
     return figures
@@ -226,7 +231,7 @@ def main(messages: int, batched_events: int, rounds: int) -> None:
             server.stop()
     click.echo(f"ingestion into Redis, best of {rounds} round(s), private embedded Redis")
     single_figures = report(f"single-event messages: {messages:,} per round", single)
-    single_target = at_least("single-event messages, worker / raw kombu", single_figures.ratio, SINGLE_RATIO_TARGET)
+    single_target = at_least("single-event messages, worker / raw stream consumer", single_figures.ratio, SINGLE_RATIO_TARGET)
     click.echo(f"  target: ratio >= {SINGLE_RATIO_TARGET}: {verdict(single_target)}")
     batched_figures = report(f"batched messages: {batched_events:,} events per round, "
                              f"{DEFAULT_EVENTS_PER_MESSAGE} per message", batched)

@@ -185,3 +185,30 @@ def test_crash_lane_kills_workers_and_restarts_store_and_broker(workers, clean_e
         workers.stop_all()
         for server in servers.values():
             server.stop()
+
+
+def test_a_worker_rides_out_broker_restarts(workers, clean_emulator, tmp_path):
+    """The Redis broker restarts twice under a living worker: the same worker process goes on."""
+    emulator = clean_emulator
+    emulator.create_source("riding")
+    store, directory = EmbeddedRedis(tmp_path / "store"), tmp_path / "broker"
+    broker_server = EmbeddedRedis(directory)
+    try:
+        env = pipeline_env(store.url, broker_server.url, emulator)
+        worker = workers.start("worker", env)
+        workers.start("beat", env)
+        events = history(["riding"], items=30, seed=23)
+        thirds = [events[i::3] for i in range(3)]
+        with Publisher(broker_server.url) as publisher:
+            publisher.publish_many(thirds[0])
+        for part in thirds[1:]:
+            broker_server = restart(broker_server, directory, 2.0)
+            with Publisher(broker_server.url, retry=PATIENT) as publisher:
+                publisher.publish_many(part)
+        converge(emulator, events, ["riding"], timeout=90)
+        assert worker.popen.poll() is None, worker.log()[-3000:]
+        assert "Unrecoverable error" not in worker.log()
+    finally:
+        workers.stop_all()
+        broker_server.stop()
+        store.stop()
