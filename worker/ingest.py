@@ -231,7 +231,8 @@ class Ingestor:
 
     def _alone(self, decoded: Decoded) -> dict[str, int]:
         """Write one message's events, trying a few times so that only a refusal that repeats condemns it."""
-        for attempt in range(1, MESSAGE_TRIES + 1):
+        attempt = 1
+        while True:
             try:
                 return self._patiently(lambda: self._store(decoded))
             except Stopping:
@@ -239,9 +240,9 @@ class Ingestor:
             except Exception:
                 if attempt == MESSAGE_TRIES:
                     raise
-                if self.stopping.wait(OUTAGE_BACKOFF_SECONDS[attempt]):
-                    raise Stopping() from None
-        raise AssertionError("unreachable")
+            if self.stopping.wait(OUTAGE_BACKOFF_SECONDS[attempt]):
+                raise Stopping()
+            attempt += 1
 
     def _patiently(self, attempt: Callable[[], dict[str, int]]) -> dict[str, int]:
         """Run `attempt` until it succeeds or fails for a reason other than an outage."""

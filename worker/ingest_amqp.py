@@ -156,10 +156,7 @@ class AmqpIngestStep(bootsteps.ConsumerStep):
             return
         group, self.pending, self.pending_bytes = self.pending, [], 0
         received = [one for _, one in group]
-        self.in_flight = (self.writer.submit(self._decode_and_write, received), [m for m, _ in group])
-
-    def _decode_and_write(self, received: list[Received]) -> dict[str, int]:
-        return self.ingestor.write(received)
+        self.in_flight = (self.writer.submit(self.ingestor.write, received), [m for m, _ in group])
 
     def _settle(self, wait: bool) -> None:
         """Acknowledge the group in flight once Redis holds it.

@@ -63,6 +63,9 @@ class StreamConsumer:
         self.claim_ms = int(claim_seconds * 1000)
         self.name = name or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
         self._thread: threading.Thread | None = None
+        self._refresher: threading.Thread | None = None
+        self._held: list[bytes] = []
+        """Entries being written now: refreshed as this consumer's while the write takes long."""
         self._connected_at: float | None = None
         self._next_claim = 0.0
 
@@ -73,12 +76,15 @@ class StreamConsumer:
     def start(self) -> None:
         self.stopping.clear()
         self._thread = threading.Thread(target=self.run, name="pushsync-ingest-stream", daemon=True)
+        self._refresher = threading.Thread(target=self._refresh_held, name="pushsync-ingest-refresh", daemon=True)
         self._thread.start()
+        self._refresher.start()
 
     def stop(self, timeout: float = 15.0) -> None:
         self.stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        for thread in (self._thread, self._refresher):
+            if thread is not None:
+                thread.join(timeout)
 
     def run(self) -> None:
         """Consume until stopped, riding out broker and store outages."""
@@ -162,11 +168,12 @@ class StreamConsumer:
                 self.client.xgroup_delconsumer(self.key, broker.CONSUMER_GROUP, consumer["name"])
 
     def _ingest(self, entries: list[tuple[bytes, dict[bytes, bytes], int]]) -> None:
-        received = [_received(fields, deliveries) for _, fields, deliveries in entries]
         ids = [entry_id for entry_id, _, _ in entries]
-        keeper = _Refresher(self, ids)
-        with keeper:
-            self.ingestor.write(received)
+        self._held = ids
+        try:
+            self.ingestor.write([_received(fields, deliveries) for _, fields, deliveries in entries])
+        finally:
+            self._held = []
         self._acknowledge(ids)
 
     def _acknowledge(self, ids: list[bytes]) -> None:
@@ -186,34 +193,17 @@ class StreamConsumer:
                     raise Stopping() from exc
                 failures += 1
 
-    def refresh(self, ids: list[bytes]) -> None:
-        """Tell the group this consumer still works on `ids` (no delivery is counted)."""
-        self.client.xclaim(self.key, broker.CONSUMER_GROUP, self.name, 0, ids, justid=True)
-
-
-class _Refresher:
-    """While a group is being written, keeps its entries marked as held by this living consumer."""
-
-    def __init__(self, consumer: StreamConsumer, ids: list[bytes]) -> None:
-        self.consumer = consumer
-        self.ids = ids
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="pushsync-ingest-refresh", daemon=True)
-
-    def _run(self) -> None:
-        while not self._done.wait(self.consumer.claim_ms / 1000 / 4):
+    def _refresh_held(self) -> None:
+        """Every quarter claim period, mark the entries being written as still held by this living consumer."""
+        while not self.stopping.wait(self.claim_ms / 1000 / 4):
+            held = self._held
+            if not held:
+                continue
             try:
-                self.consumer.refresh(self.ids)
+                # JUSTID: the group counts no delivery for this.
+                self.client.xclaim(self.key, broker.CONSUMER_GROUP, self.name, 0, held, justid=True)
             except Exception as exc:  # noqa: BLE001 - a refresh that fails is tried at the next period
-                log.debug("could not refresh held entries: %s", exc)
-
-    def __enter__(self) -> _Refresher:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._done.set()
-        self._thread.join()
+                log.debug("could not refresh the entries being written: %s", exc)
 
 
 def _received(fields: dict[bytes, bytes], deliveries: int) -> Received:
