@@ -67,10 +67,16 @@ INVALID_EVENT_TEXTS = {
 }
 
 
+CONTENT_TYPES = ["application/json", "text/plain", "application/x-msgpack", "multipart/form-data; boundary=x", ""]
+CONTENT_ENCODINGS = ["binary", "utf-8", "latin-1", "gzip"]
+"""What a publisher may claim of a body: ingestion reads the body as JSON whatever these say."""
+Message = tuple[bytes, dict[str, str] | None]
+
+
 @st.composite
-def messages(draw: st.DrawFn, on_redis: bool) -> tuple[list[tuple[bytes, dict[str, str] | None]], Fate]:
+def messages(draw: st.DrawFn, on_redis: bool) -> tuple[list[Message], Fate, tuple[str, str]]:
     fate = Fate()
-    out: list[tuple[bytes, dict[str, str] | None]] = []
+    out: list[Message] = []
     for _ in range(draw(st.integers(1, 4))):
         kind = draw(st.sampled_from(["valid", "mixed", "junk", "not-envelope", "deep-body", "bytes",
                                      "lying-gzip", "bogus-codec", "bomb", "zlib-valid", "padded",
@@ -108,15 +114,16 @@ def messages(draw: st.DrawFn, on_redis: bool) -> tuple[list[tuple[bytes, dict[st
                 headers = {"__no_body__": "1"}
             out.append((body, headers))
             fate.quarantined += 1
-    return out, fate
+    return out, fate, (draw(st.sampled_from(CONTENT_TYPES)), draw(st.sampled_from(CONTENT_ENCODINGS)))
 
 
-def send(url: str, batch: list[tuple[bytes, dict[str, str] | None]]) -> None:
+def send(url: str, batch: list[Message], claims: tuple[str, str]) -> None:
+    content_type, content_encoding = claims
     for body, headers in batch:
         if headers and "__no_body__" in headers:
-            append_entry(url, {b"content-type": b"application/json", b"note": b"no body"})
+            append_entry(url, {b"content-type": content_type.encode(), b"note": b"no body"})
         else:
-            publish_raw(url, [body], headers=headers)
+            publish_raw(url, [body], headers=headers, content_type=content_type, content_encoding=content_encoding)
 
 
 @pytest.fixture(params=["redis", "rabbitmq"])
@@ -140,10 +147,10 @@ def test_any_message_is_coalesced_or_quarantined_and_the_worker_lives(workers, r
     @settings(max_examples=EXAMPLES, deadline=None, derandomize=not os.environ.get("PUSHSYNC_FUZZ_EXAMPLES"),
               suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate], database=None)
     @given(example=messages(on_redis))
-    def check(example: tuple[list[tuple[bytes, dict[str, str] | None]], Fate]) -> None:
-        batch, fate = example
+    def check(example: tuple[list[Message], Fate, tuple[str, str]]) -> None:
+        batch, fate, claims = example
         before = quarantine.count(store)
-        send(fuzz_broker, batch)
+        send(fuzz_broker, batch, claims)
         wait_for(lambda: quarantine.count(store) >= before + fate.quarantined
                  and all(store.hexists(SOURCE.window, i) for i in fate.valid), 20, 0.02,
                  f"{len(fate.valid)} valid event(s) in the window and {fate.quarantined} quarantine entries")

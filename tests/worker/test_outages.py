@@ -5,7 +5,8 @@ the store answers, on either broker. The crash lane kills workers every few seco
 the store and the broker on the way.
 
 Short profiles run by default. `PUSHSYNC_LONG_FAULTS=1` adds the 30 s and 120 s outages and a
-longer crash lane (docs/reliability.md records their figures):
+crash lane of 200,000 events over two minutes (docs/reliability.md records their figures);
+`PUSHSYNC_CRASH_EVENTS` and `PUSHSYNC_CRASH_SECONDS` size the crash lane:
 
     PUSHSYNC_LONG_FAULTS=1 .venv/bin/python -m pytest tests/worker/test_outages.py
 """
@@ -28,17 +29,29 @@ from worker import quarantine
 from worker.embedded import EmbeddedRedis
 
 LONG = os.environ.get("PUSHSYNC_LONG_FAULTS") == "1"
+CRASH_EVENTS = int(os.environ.get("PUSHSYNC_CRASH_EVENTS", "200000" if LONG else "600"))
+"""About how many events the crash lane publishes."""
+CRASH_SECONDS = float(os.environ.get("PUSHSYNC_CRASH_SECONDS", "120" if LONG else "14"))
+"""How long the crash lane publishes, killing a worker every KILL_EVERY_SECONDS."""
+KILL_EVERY_SECONDS = 5.0 if LONG else 3.0
 long_only = pytest.mark.skipif(not LONG, reason="long fault profile: set PUSHSYNC_LONG_FAULTS=1")
 PATIENT = RetryPolicy(max_retries=2, interval_step=0.2, interval_max=0.5)
 
 
 class SteadyPublisher:
-    """Publishes `events` in small messages at a steady pace from a thread, retrying what the broker refused."""
+    """Publishes `events` at a steady pace from a thread, retrying what the broker refused."""
 
-    def __init__(self, broker_url: str, events: list[dict[str, Any]], seconds: float) -> None:
+    def __init__(self, broker_url: str, events: list[dict[str, Any]], seconds: float, per_message: int = 10) -> None:
+        """
+        broker_url: the broker to publish to.
+        events: what to publish, in order.
+        seconds: about how long publishing should take.
+        per_message: events per message.
+        """
         self.broker_url = broker_url
         self.events = events
-        self.pause = seconds / max(len(events) // 10, 1)
+        self.per_message = per_message
+        self.pause = seconds / max(len(events) // per_message, 1)
         self.refusals = 0
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -54,9 +67,9 @@ class SteadyPublisher:
 
     def _run(self) -> None:
         try:
-            publisher = Publisher(self.broker_url, events_per_message=10, retry=PATIENT)
-            for start in range(0, len(self.events), 10):
-                publisher.publish_many(self.events[start:start + 10])
+            publisher = Publisher(self.broker_url, events_per_message=self.per_message, retry=PATIENT)
+            for start in range(0, len(self.events), self.per_message):
+                publisher.publish_many(self.events[start:start + self.per_message])
                 time.sleep(self.pause)
             publisher.close()
         except PublishError:
@@ -125,7 +138,7 @@ def test_a_store_outage_under_steady_publishing_loses_and_quarantines_nothing(
 
 
 def _killer(workers, env: dict[str, str], victims: list, every: float, stop: threading.Event,
-            faults: list[tuple[float, Callable[[], None]]]) -> threading.Thread:
+            faults: list[tuple[float, Callable[[], None]]], kills: list[int]) -> threading.Thread:
     """Every `every` seconds SIGKILL the oldest worker and start another; run each fault at its time."""
 
     def run() -> None:
@@ -133,6 +146,7 @@ def _killer(workers, env: dict[str, str], victims: list, every: float, stop: thr
         pending = sorted(faults, key=lambda fault: fault[0])
         while not stop.wait(every):
             victims.pop(0).kill()
+            kills[0] += 1
             victims.append(workers.start("worker", env))
             while pending and time.monotonic() - started >= pending[0][0]:
                 pending.pop(0)[1]()
@@ -164,21 +178,25 @@ def test_crash_lane_kills_workers_and_restarts_store_and_broker(workers, clean_e
     def bounce(name: str) -> Callable[[], None]:
         return lambda: servers.__setitem__(name, restart(servers[name], tmp_path / name, 1.0))
 
-    seconds = 60 if LONG else 14
+    seconds = CRASH_SECONDS
     faults = [(seconds * 0.3, bounce("store"))] + ([(seconds * 0.6, bounce("broker"))] if "broker" in servers else [])
     stop = threading.Event()
     try:
         env = pipeline_env(servers["store"].url, broker_url, emulator, PUSHSYNC_EVENTS_CLAIM_SECONDS="3")
         victims = [workers.start("worker", env), workers.start("worker", env)]
         workers.start("beat", env)
-        events = history(sources, items=200 if LONG else 60, seed=17)
-        killer = _killer(workers, env, victims, 3.0, stop, faults)
-        with SteadyPublisher(broker_url, events, seconds=seconds):
+        # history() gives each item 1 to 4 versions and a few deletes: about 2.6 events per item.
+        events = history(sources, items=max(CRASH_EVENTS // (len(sources) * 26 // 10), 1), seed=17)
+        kills = [0]
+        killer = _killer(workers, env, victims, KILL_EVERY_SECONDS, stop, faults, kills)
+        with SteadyPublisher(broker_url, events, seconds=seconds, per_message=10 if len(events) < 10_000 else 500):
             pass
         stop.set()
         killer.join(60)
-        converge(emulator, events, sources, timeout=180)
+        converge(emulator, events, sources, timeout=180 + len(events) / 1000)
         client = redis.Redis.from_url(servers["store"].url)
+        print(f"crash lane ({broker_kind}): {len(events):,} events over {seconds:.0f} s, {kills[0]} workers "
+              f"SIGKILLed, {len(faults)} restarts; index exact, nothing quarantined")
         assert quarantine.count(client) == 0, [e.reason for e in quarantine.list_entries(client)]
     finally:
         stop.set()
