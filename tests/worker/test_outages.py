@@ -25,7 +25,7 @@ import redis
 
 from producers import Publisher, PublishError, RetryPolicy
 from tests.worker.e2e import converge, history, pipeline_env, wait_for
-from worker import quarantine
+from worker import keys, quarantine
 from worker.embedded import EmbeddedRedis
 
 LONG = os.environ.get("PUSHSYNC_LONG_FAULTS") == "1"
@@ -229,4 +229,29 @@ def test_a_worker_rides_out_broker_restarts(workers, clean_emulator, tmp_path):
     finally:
         workers.stop_all()
         broker_server.stop()
+        store.stop()
+
+
+def test_an_event_published_while_the_store_is_down_is_ingested_once_it_is_back(workers, redis_client, events_broker,
+                                                                                  tmp_path):
+    """The store is down when the event arrives and for 8 s after: the worker holds the message,
+    counting nothing against it, and writes it once the store answers (no poison, no quarantine)."""
+    directory = tmp_path / "store"
+    store = EmbeddedRedis(directory)
+    try:
+        workers.start("worker", {"REDIS_URL": store.url, "BROKER_URL": events_broker, "PUSHSYNC_WINDOW_SECONDS": "600"})
+        port = store.port
+        store.stop()
+        with Publisher(events_broker) as publisher:
+            publisher.publish({"kind": "item.upsert", "source": "patient", "documentId": "https://example.com/1",
+                               "version": 1, "item": {"data": "kept"}})
+        time.sleep(8)  # the outage itself: what is measured is what happens during it
+        store = EmbeddedRedis(directory, port=port)
+        client = redis.Redis.from_url(store.url)
+        window = keys.Target(keys.SOURCE, "patient").window
+        wait_for(lambda: client.hexists(window, "https://example.com/1"), 30,
+                 what="the event in its window")
+        assert quarantine.count(client) == 0, [e.reason for e in quarantine.list_entries(client)]
+    finally:
+        workers.stop_all()
         store.stop()
