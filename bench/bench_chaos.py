@@ -34,7 +34,7 @@ from expectation import check, idle, last_changes, settled
 from pipeline import Pipeline, batch_calls, wait_until
 from producers.broker import is_amqp
 from results import Target, echo_targets, invocation, write_result
-from worker import keys, quarantine
+from worker import quarantine
 from worker.deadletter import DeadLetters
 from workload import MS_PER_SECOND, URL_ROOT, Workload, publish
 

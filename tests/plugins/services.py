@@ -85,6 +85,18 @@ def rabbitmq_url() -> str:
     return url
 
 
+@pytest.fixture(params=["redis", "rabbitmq"])
+def events_broker(request: pytest.FixtureRequest, redis_broker_url: str) -> str:
+    """Each real broker in turn, its change-event queues empty (RabbitMQ: skips or fails as `rabbitmq_url`)."""
+    if request.param == "redis":
+        return redis_broker_url
+    from tests.support.raw import purge_rabbit
+
+    url = request.getfixturevalue("rabbitmq_url")
+    purge_rabbit(url)
+    return url
+
+
 @pytest.fixture()
 def unique_name() -> str:
     """A short unique suffix for queue, source and provider names used by one test."""

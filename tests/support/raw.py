@@ -69,3 +69,11 @@ def drain(url: str, queue: str = broker.EVENTS_QUEUE) -> list[bytes]:
         return [fields[broker.BODY_FIELD] for _, fields in entries]
     finally:
         client.close()
+
+
+def purge_rabbit(url: str) -> None:
+    """Declare the events queues of a RabbitMQ broker and empty them."""
+    with Connection(url) as connection:
+        for queue in broker.topology(connection):
+            queue(connection.default_channel).declare()
+            queue(connection.default_channel).purge()

@@ -16,7 +16,7 @@ def test_index_equals_last_write_wins_with_honest_brackets(request, workers, cle
                                                            redis_url, broker_kind):
     broker_url = request.getfixturevalue("redis_broker_url" if broker_kind == "redis" else "rabbitmq_url")
     if broker_kind == "rabbitmq":
-        from tests.worker.test_ingest import purge_rabbit
+        from tests.support.raw import purge_rabbit
         purge_rabbit(broker_url)
     emulator = clean_emulator
     for source in SOURCES:

@@ -9,7 +9,7 @@ import time
 from click.testing import CliRunner
 
 from producers import Publisher
-from tests.worker.e2e import converge, expected, history, index, pipeline_env, wait_for
+from tests.worker.e2e import converge, history, pipeline_env, wait_for
 from worker import keys, pause
 from worker.cli import main
 from worker.deadletter import DeadLetters

@@ -6,10 +6,9 @@ import json
 import random
 
 import pytest
-from kombu import Connection
 
-from producers import Publisher, broker
-from tests.support.raw import publish_raw
+from producers import Publisher
+from tests.support.raw import publish_raw, purge_rabbit
 from tests.worker.e2e import wait_for
 from worker import keys, quarantine
 
@@ -131,9 +130,3 @@ def test_bad_messages_are_quarantined_and_never_block_the_rest(workers, redis_cl
         assert reason in entry.reason, (reason, entry.reason)
     assert entries[0].raw_encoding == "base64"
 
-
-def purge_rabbit(url: str) -> None:
-    with Connection(url) as connection:
-        for queue in broker.topology(connection):
-            queue(connection.default_channel).declare()
-            queue(connection.default_channel).purge()

@@ -6,7 +6,7 @@ import redis
 
 from producers import Publisher
 from tests.worker.e2e import wait_for
-from tests.worker.test_ingest import purge_rabbit
+from tests.support.raw import purge_rabbit
 from worker import keys, quarantine
 from worker.embedded import EmbeddedRedis
 

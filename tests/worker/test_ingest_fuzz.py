@@ -20,7 +20,6 @@ import uuid
 import zlib
 from dataclasses import dataclass, field
 
-import pytest
 import redis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -126,22 +125,11 @@ def send(url: str, batch: list[Message], claims: tuple[str, str]) -> None:
             publish_raw(url, [body], headers=headers, content_type=content_type, content_encoding=content_encoding)
 
 
-@pytest.fixture(params=["redis", "rabbitmq"])
-def fuzz_broker(request: pytest.FixtureRequest, redis_broker_url: str) -> str:
-    if request.param == "redis":
-        return redis_broker_url
-    from tests.worker.test_ingest import purge_rabbit
-
-    url = request.getfixturevalue("rabbitmq_url")
-    purge_rabbit(url)
-    return url
-
-
-def test_any_message_is_coalesced_or_quarantined_and_the_worker_lives(workers, redis_client, redis_url, fuzz_broker):
-    worker = workers.start("worker", {"REDIS_URL": redis_url, "BROKER_URL": fuzz_broker,
+def test_any_message_is_coalesced_or_quarantined_and_the_worker_lives(workers, redis_client, redis_url, events_broker):
+    worker = workers.start("worker", {"REDIS_URL": redis_url, "BROKER_URL": events_broker,
                                       "PUSHSYNC_WINDOW_SECONDS": "3600"})
     store = redis.Redis.from_url(redis_url)
-    on_redis = not broker.is_amqp(fuzz_broker)
+    on_redis = not broker.is_amqp(events_broker)
 
     # No shrinking: each try costs a round trip through the worker, and the failing example is printed whole.
     @settings(max_examples=EXAMPLES, deadline=None, derandomize=not os.environ.get("PUSHSYNC_FUZZ_EXAMPLES"),
@@ -150,7 +138,7 @@ def test_any_message_is_coalesced_or_quarantined_and_the_worker_lives(workers, r
     def check(example: tuple[list[Message], Fate, tuple[str, str]]) -> None:
         batch, fate, claims = example
         before = quarantine.count(store)
-        send(fuzz_broker, batch, claims)
+        send(events_broker, batch, claims)
         wait_for(lambda: quarantine.count(store) >= before + fate.quarantined
                  and all(store.hexists(SOURCE.window, i) for i in fate.valid), 20, 0.02,
                  f"{len(fate.valid)} valid event(s) in the window and {fate.quarantined} quarantine entries")

@@ -99,17 +99,6 @@ def restart(server: EmbeddedRedis, directory: Path, down_seconds: float) -> Embe
     return EmbeddedRedis(directory, port=server.port)
 
 
-@pytest.fixture(params=["redis", "rabbitmq"])
-def events_broker(request: pytest.FixtureRequest, redis_broker_url: str) -> str:
-    if request.param == "redis":
-        return redis_broker_url
-    from tests.worker.test_ingest import purge_rabbit
-
-    url = request.getfixturevalue("rabbitmq_url")
-    purge_rabbit(url)
-    return url
-
-
 @pytest.mark.parametrize("down_seconds", [5, pytest.param(30, marks=long_only), pytest.param(120, marks=long_only)])
 def test_a_store_outage_under_steady_publishing_loses_and_quarantines_nothing(
     workers, clean_emulator, events_broker, tmp_path, down_seconds,
@@ -170,7 +159,7 @@ def test_crash_lane_kills_workers_and_restarts_store_and_broker(workers, clean_e
         servers["broker"] = EmbeddedRedis(tmp_path / "broker")
         broker_url = servers["broker"].url
     else:
-        from tests.worker.test_ingest import purge_rabbit
+        from tests.support.raw import purge_rabbit
 
         broker_url = request.getfixturevalue("rabbitmq_url")
         purge_rabbit(broker_url)

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from producers import broker
-from producers.events import InvalidEvent, decode_event, encode_message
+from producers.events import InvalidEvent, decode_event
 from tests.support.raw import drain
 from tests.worker.e2e import wait_for
 from worker import keys, quarantine

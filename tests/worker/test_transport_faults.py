@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import signal
 
-import pytest
 import redis
 
 from producers import Publisher, broker
@@ -25,18 +24,6 @@ CLAIM = {"PUSHSYNC_EVENTS_CLAIM_SECONDS": "2", "PUSHSYNC_WINDOW_SECONDS": "600"}
 def events(count: int, start: int = 0) -> list[dict]:
     return [{"kind": "item.upsert", "source": SOURCE.id, "documentId": f"https://example.com/{n}", "version": 1,
              "item": {"data": str(n)}} for n in range(start, start + count)]
-
-
-@pytest.fixture(params=["redis", "rabbitmq"])
-def events_broker(request: pytest.FixtureRequest, redis_broker_url: str) -> str:
-    """Each broker in turn; the RabbitMQ one with its events queues emptied first."""
-    if request.param == "redis":
-        return redis_broker_url
-    url = request.getfixturevalue("rabbitmq_url")
-    from tests.worker.test_ingest import purge_rabbit
-
-    purge_rabbit(url)
-    return url
 
 
 def _held_by_a_consumer(broker_url: str) -> bool:

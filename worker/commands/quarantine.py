@@ -10,7 +10,7 @@ from producers.errors import PublishError
 from worker import quarantine as store
 from worker.commands.health import BROKER_DOWN
 from worker.commands.output import counted, echo_json, shorten, when
-from worker.quarantine_replay import Outcome, replay as replay_entries
+from worker.quarantine_replay import replay as replay_entries
 from worker.settings import load_settings
 from worker.store import connect, store_url
 
