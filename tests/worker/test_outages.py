@@ -99,6 +99,7 @@ def restart(server: EmbeddedRedis, directory: Path, down_seconds: float) -> Embe
     return EmbeddedRedis(directory, port=server.port)
 
 
+@pytest.mark.timeout(900 if LONG else 300)
 @pytest.mark.parametrize("down_seconds", [5, pytest.param(30, marks=long_only), pytest.param(120, marks=long_only)])
 def test_a_store_outage_under_steady_publishing_loses_and_quarantines_nothing(
     workers, clean_emulator, events_broker, tmp_path, down_seconds,
@@ -145,6 +146,7 @@ def _killer(workers, env: dict[str, str], victims: list, every: float, stop: thr
     return thread
 
 
+@pytest.mark.timeout(1800 if LONG else 300)
 @pytest.mark.parametrize("broker_kind", ["redis", "rabbitmq"])
 def test_crash_lane_kills_workers_and_restarts_store_and_broker(workers, clean_emulator, tmp_path, broker_kind,
                                                                  request):
