@@ -1,4 +1,5 @@
-"""Ingestion under faults: a SIGKILLed worker, a Redis that refuses writes, a protected source, a flood of invalid events."""
+"""Ingestion under faults: a SIGKILLed worker, a Redis that refuses writes, a protected source, a flood of
+invalid events."""
 
 from __future__ import annotations
 
