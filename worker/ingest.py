@@ -65,6 +65,14 @@ OUTAGE_ANSWERS = ("OOM command not allowed", "READONLY", "LOADING", "MASTERDOWN"
 """Redis error answers of the same meaning, as they also come wrapped in a script's or a pipeline's error."""
 MESSAGE_TRIES = 3
 """Tries of one message alone before the store's refusal is taken as the message's own fault."""
+MESSAGE_QUARANTINE_EVENTS = 100
+"""Invalid events of one message quarantined one entry each; the rest of them share one entry of the
+whole message. An entry takes hundreds of bytes and `{}` three: without a cap one 16 MiB message
+became millions of entries, gigabytes in a Redis that runs with noeviction."""
+OVERFLOW_REASON = ("{count} more invalid event(s) of this message (indexes {first} to {last}), past the first "
+                   "{cap} quarantined one entry each, are kept in this entry of the whole message; the first of them: "
+                   "{reason}")
+"""Reason of the entry that keeps a message's invalid events past the cap."""
 
 RunAnnouncer = Callable[[keys.Target, str], None]
 """Sends the task that starts a broker-started full run: (source or provider, run id)."""
@@ -108,6 +116,8 @@ class Decoded:
     """Begin and end events of broker-started full runs."""
     causes: Counter = field(default_factory=Counter)
     """Why the invalid ones are invalid, as the quarantine metric names it."""
+    overflow: list[InvalidEvent] = field(default_factory=list)
+    """Invalid events past MESSAGE_QUARANTINE_EVENTS, kept in their message's entry: only their runs hear of them."""
     done: set[str] = field(default_factory=set)
     """Steps of `Ingestor._store` already carried out, so a retry repeats none (quarantine entries above all)."""
 
@@ -131,6 +141,7 @@ class Decoded:
         self.valid += other.valid
         self.invalid += other.invalid
         self.runs += other.runs
+        self.overflow += other.overflow
         self.causes += other.causes
 
 
@@ -161,7 +172,20 @@ def decode_one(message: Received, protected: frozenset[str], delivery_limit: int
             decoded.refuse(InvalidEvent(reason=PROTECTED_REASON.format(event.target), raw=_raw(event)), "protected")
         else:
             decoded.valid.append(event)
+    _cap_invalid(decoded, message.body)
     return decoded
+
+
+def _cap_invalid(decoded: Decoded, body: bytes) -> None:
+    """Keep at most MESSAGE_QUARANTINE_EVENTS invalid events one entry each, and the rest as one entry of `body`."""
+    overflow = decoded.invalid[MESSAGE_QUARANTINE_EVENTS:]
+    if not overflow:
+        return
+    decoded.invalid = decoded.invalid[:MESSAGE_QUARANTINE_EVENTS]
+    decoded.overflow = overflow
+    decoded.invalid.append(InvalidEvent(reason=OVERFLOW_REASON.format(
+        count=len(overflow), first=overflow[0].index, last=overflow[-1].index, cap=MESSAGE_QUARANTINE_EVENTS,
+        reason=overflow[0].reason), raw=body))
 
 
 def unwrap(body: bytes, compression: str | None) -> Received:
@@ -276,6 +300,8 @@ class Ingestor:
             pipe = self.client.pipeline(transaction=True)
             for entry in decoded.invalid:
                 quarantine.keep(pipe, quarantine.entry_for(entry, queue=broker.EVENTS_QUEUE))
+                broker_runs.record_invalid(pipe, entry)
+            for entry in decoded.overflow:  # a run missing any of its events must not delete
                 broker_runs.record_invalid(pipe, entry)
             pipe.execute()
             decoded.done.add("quarantine")

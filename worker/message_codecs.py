@@ -21,6 +21,9 @@ from producers.events import MAX_MESSAGE_BYTES
 
 CHUNK_BYTES = 64 * 1024
 """Input fed to a decompressor at a time, so a bomb is caught before it fills memory."""
+LZMA_MEMLIMIT_BYTES = 128 * 1024 * 1024
+"""Most memory an lzma decoder may take: twice what `xz -9` needs. A header may ask for a 4 GiB
+dictionary, which the decoder allocates before it reads any data."""
 
 
 class BodyError(ValueError):
@@ -38,6 +41,8 @@ def _bounded(make: Callable[[], Any], name: str) -> Callable[[bytes], bytes]:
                     break
         except (zlib.error, OSError, lzma.LZMAError, EOFError, ValueError) as exc:
             raise BodyError(f"body is not valid {name} data: {exc}") from None
+        except MemoryError:  # the worker lacks memory for this body: not an outage of anything
+            raise BodyError(f"{name} body needs more memory to decompress than this worker has") from None
         if len(out) > MAX_MESSAGE_BYTES:
             raise BodyError(f"{name} body decompresses to more than the {MAX_MESSAGE_BYTES:,}-byte message limit")
         return bytes(out)
@@ -49,7 +54,7 @@ DECODERS: dict[str, Callable[[bytes], bytes]] = {
     # zlib.decompressobj with wbits 47 reads both zlib and gzip framing, as kombu's zlib alias may carry either.
     "application/x-gzip": _bounded(lambda: zlib.decompressobj(47), "zlib"),
     "application/x-bz2": _bounded(bz2.BZ2Decompressor, "bzip2"),
-    "application/x-lzma": _bounded(lzma.LZMADecompressor, "lzma"),
+    "application/x-lzma": _bounded(lambda: lzma.LZMADecompressor(memlimit=LZMA_MEMLIMIT_BYTES), "lzma"),
 }
 ALIASES = {"gzip": "application/x-gzip", "zlib": "application/x-gzip", "bzip2": "application/x-bz2",
            "lzma": "application/x-lzma", "xz": "application/x-lzma"}

@@ -1,14 +1,20 @@
-"""Ingestion under faults: a SIGKILLed worker, a Redis that refuses writes, a protected source."""
+"""Ingestion under faults: a SIGKILLed worker, a Redis that refuses writes, a protected source, a flood of
+invalid events."""
 
 from __future__ import annotations
+
+import json
 
 import redis
 
 from producers import Publisher
+from producers.events import complete_event
+from tests.support.raw import publish_raw
 from tests.worker.e2e import wait_for
 from tests.support.raw import purge_rabbit
 from worker import keys, quarantine
 from worker.embedded import EmbeddedRedis
+from worker.ingest import MESSAGE_QUARANTINE_EVENTS
 
 SOURCE = keys.Target(keys.SOURCE, "ingested")
 
@@ -58,3 +64,22 @@ def test_events_for_a_protected_source_are_quarantined(workers, redis_client, re
     wait_for(lambda: quarantine.count(redis_client) == 3, 30, what="quarantined events")
     assert all("PUSHSYNC_PROTECTED_SOURCES" in e.reason for e in quarantine.list_entries(redis_client))
     assert not redis_client.exists(SOURCE.window)
+
+
+def test_a_message_of_many_invalid_events_takes_a_bounded_quarantine(workers, redis_client, redis_url,
+                                                                      redis_broker_url):
+    """A flood of tiny invalid events in one message must not become one quarantine entry each.
+
+    `{}` is 3 bytes of message and over 400 bytes of entry: a 16 MiB message of them was 5.6 million
+    entries, about 4 GB in a Redis that runs with noeviction, and an out-of-memory store stops all
+    ingestion. Past a cap the rest share one entry that keeps the whole message (prefix, size, hash).
+    """
+    flood = MESSAGE_QUARANTINE_EVENTS * 20
+    body = json.dumps({"events": [{}] * flood + [complete_event(e) for e in events(3)]}).encode()
+    workers.start("worker", {"REDIS_URL": redis_url, "BROKER_URL": redis_broker_url, "PUSHSYNC_WINDOW_SECONDS": "600"})
+    publish_raw(redis_broker_url, [body])
+    wait_for(lambda: redis_client.hlen(SOURCE.window) == 3, 30, what="the valid events beside the flood")
+    wait_for(lambda: quarantine.count(redis_client) == MESSAGE_QUARANTINE_EVENTS + 1, 30, what="the capped quarantine")
+    whole = [e for e in quarantine.list_entries(redis_client, limit=flood) if e.index is None]
+    assert len(whole) == 1 and whole[0].size == len(body)
+    assert f"{flood - MESSAGE_QUARANTINE_EVENTS} more invalid event(s)" in whole[0].reason

@@ -9,15 +9,20 @@ a living one claims it.
 from __future__ import annotations
 
 import os
+import resource
 import signal
+import struct
+from pathlib import Path
 
 import redis
 
 from producers import Publisher, broker
+from tests.support.raw import publish_raw
 from tests.worker.e2e import wait_for
 from worker import keys, quarantine
 
 SOURCE = keys.Target(keys.SOURCE, "frozen")
+GIB = 1024**3
 CLAIM = {"PUSHSYNC_EVENTS_CLAIM_SECONDS": "2", "PUSHSYNC_WINDOW_SECONDS": "600"}
 
 
@@ -90,3 +95,35 @@ def test_a_message_whose_workers_keep_dying_is_quarantined_as_poison(workers, re
     wait_for(lambda: client.xlen(stream) == 0, 10, what="the poison entry acknowledged")
     assert not redis_client.exists(SOURCE.window)
     client.close()
+
+
+def _lzma_asking_for_4_gib() -> bytes:
+    """A .lzma body whose header asks for a 4 GiB dictionary: the decoder allocates it before it reads a byte."""
+    return bytes([0x5D]) + struct.pack("<I", 0xFFFFFFFF) + struct.pack("<q", -1) + b"\0" * 64
+
+
+def test_a_body_the_worker_lacks_memory_to_decompress_is_quarantined(workers, redis_client, redis_url,
+                                                                        redis_broker_url):
+    """Where a process may not map 4 GiB (a memory limit, strict overcommit), the decoder's MemoryError
+    escaped decoding: the entry, and every entry read with it, was never written, claimed again and
+    failed again, forever (the delivery limit is checked after decompression), never quarantined."""
+    worker = workers.start("worker", {"REDIS_URL": redis_url, "BROKER_URL": redis_broker_url, **CLAIM})
+    wait_for(lambda: _consuming(redis_broker_url), 10, 0.05, "the worker waiting on the stream")
+    # As a memory limit or strict overcommit would: 1 GiB more than it maps now, far below the 4 GiB asked.
+    limit = _mapped_bytes(worker.popen.pid) + GIB
+    resource.prlimit(worker.popen.pid, resource.RLIMIT_AS, (limit, resource.RLIM_INFINITY))
+    publish_raw(redis_broker_url, [_lzma_asking_for_4_gib()], headers={"compression": "application/x-lzma"})
+    with Publisher(redis_broker_url) as publisher:
+        publisher.publish_many(events(2))
+    wait_for(lambda: quarantine.count(redis_client) == 1, 30, what="the body quarantined")
+    assert "memory" in quarantine.list_entries(redis_client)[0].reason.lower()
+    wait_for(lambda: redis_client.hlen(SOURCE.window) == 2, 30, what="the valid messages after it")
+    assert "stream consumer failed" not in worker.log()
+
+
+def _mapped_bytes(pid: int) -> int:
+    """Virtual memory the process maps now (VmSize)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmSize:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmSize")
