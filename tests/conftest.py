@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "tests.plugins.services",
+    "tests.plugins.rabbitmq_node",
     "tests.plugins.emulator",
     "tests.plugins.worker",
 ]

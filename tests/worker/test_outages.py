@@ -35,6 +35,8 @@ CRASH_SECONDS = float(os.environ.get("PUSHSYNC_CRASH_SECONDS", "120" if LONG els
 """How long the crash lane publishes, killing a worker every KILL_EVERY_SECONDS."""
 KILL_EVERY_SECONDS = 5.0 if LONG else 3.0
 long_only = pytest.mark.skipif(not LONG, reason="long fault profile: set PUSHSYNC_LONG_FAULTS=1")
+BROKER_LOST = "Connection to broker lost"
+"""What Celery logs when its consumer's broker connection breaks."""
 PATIENT = RetryPolicy(max_retries=2, interval_step=0.2, interval_max=0.5)
 
 
@@ -150,27 +152,26 @@ def _killer(workers, env: dict[str, str], victims: list, every: float, stop: thr
 @pytest.mark.parametrize("broker_kind", ["redis", "rabbitmq"])
 def test_crash_lane_kills_workers_and_restarts_store_and_broker(workers, clean_emulator, tmp_path, broker_kind,
                                                                  request):
-    """Steady publishing; a worker SIGKILLed every few seconds; one store restart; on the Redis broker
-    one broker restart too (the shared RabbitMQ is not ours to restart). The index is exact at the end."""
+    """Steady publishing; a worker SIGKILLed every few seconds; one store restart and one broker restart
+    (an embedded Redis, or the session's private RabbitMQ node). The index is exact at the end."""
     emulator = clean_emulator
     sources = ["lane-a", "lane-b", "lane-c"]
     for source in sources:
         emulator.create_source(source)
     servers = {"store": EmbeddedRedis(tmp_path / "store")}
-    if broker_kind == "redis":
-        servers["broker"] = EmbeddedRedis(tmp_path / "broker")
-        broker_url = servers["broker"].url
-    else:
-        from tests.support.raw import purge_rabbit
-
-        broker_url = request.getfixturevalue("rabbitmq_url")
-        purge_rabbit(broker_url)
 
     def bounce(name: str) -> Callable[[], None]:
         return lambda: servers.__setitem__(name, restart(servers[name], tmp_path / name, 1.0))
 
+    if broker_kind == "redis":
+        servers["broker"] = EmbeddedRedis(tmp_path / "broker")
+        broker_url, bounce_broker = servers["broker"].url, bounce("broker")
+    else:
+        node = request.getfixturevalue("private_rabbitmq")
+        broker_url, bounce_broker = node.url, lambda: node.restart(1.0)
+
     seconds = CRASH_SECONDS
-    faults = [(seconds * 0.3, bounce("store"))] + ([(seconds * 0.6, bounce("broker"))] if "broker" in servers else [])
+    faults = [(seconds * 0.3, bounce("store")), (seconds * 0.6, bounce_broker)]
     stop = threading.Event()
     try:
         env = pipeline_env(servers["store"].url, broker_url, emulator, PUSHSYNC_EVENTS_CLAIM_SECONDS="3")
@@ -196,30 +197,78 @@ def test_crash_lane_kills_workers_and_restarts_store_and_broker(workers, clean_e
             server.stop()
 
 
+def _ride_out_restarts(workers, emulator, store_url: str, broker_url: str, bounce: Callable[[], None]) -> None:
+    """Publish a third of a history and wait until it is pushed, `bounce` the broker, the same with
+    the next third, bounce again, the rest: the first worker process is still the one running,
+    unharmed, and it lived through both restarts connected (each third was pushed before a bounce)."""
+    emulator.create_source("riding")
+    env = pipeline_env(store_url, broker_url, emulator)
+    worker = workers.start("worker", env)
+    workers.start("beat", env)
+    events = history(["riding"], items=30, seed=23)
+    thirds = [events[i::3] for i in range(3)]
+    published: list[dict[str, Any]] = []
+    for n, part in enumerate(thirds):
+        if n:
+            bounce()
+        with Publisher(broker_url, retry=PATIENT) as publisher:
+            publisher.publish_many(part)
+        published += part
+        converge(emulator, published, ["riding"], timeout=90)
+    assert worker.popen.poll() is None, worker.log()[-3000:]
+    assert worker.log().count(BROKER_LOST) >= len(thirds) - 1, worker.log()[-3000:]
+    assert "Unrecoverable error" not in worker.log()
+
+
 def test_a_worker_rides_out_broker_restarts(workers, clean_emulator, tmp_path):
     """The Redis broker restarts twice under a living worker: the same worker process goes on."""
-    emulator = clean_emulator
-    emulator.create_source("riding")
     store, directory = EmbeddedRedis(tmp_path / "store"), tmp_path / "broker"
-    broker_server = EmbeddedRedis(directory)
+    servers = {"broker": EmbeddedRedis(directory)}
     try:
-        env = pipeline_env(store.url, broker_server.url, emulator)
-        worker = workers.start("worker", env)
-        workers.start("beat", env)
-        events = history(["riding"], items=30, seed=23)
-        thirds = [events[i::3] for i in range(3)]
-        with Publisher(broker_server.url) as publisher:
-            publisher.publish_many(thirds[0])
-        for part in thirds[1:]:
-            broker_server = restart(broker_server, directory, 2.0)
-            with Publisher(broker_server.url, retry=PATIENT) as publisher:
-                publisher.publish_many(part)
-        converge(emulator, events, ["riding"], timeout=90)
-        assert worker.popen.poll() is None, worker.log()[-3000:]
-        assert "Unrecoverable error" not in worker.log()
+        _ride_out_restarts(workers, clean_emulator, store.url, servers["broker"].url,
+                           lambda: servers.__setitem__("broker", restart(servers["broker"], directory, 2.0)))
     finally:
         workers.stop_all()
-        broker_server.stop()
+        servers["broker"].stop()
+        store.stop()
+
+
+def test_a_worker_rides_out_rabbitmq_restarts(workers, clean_emulator, tmp_path, private_rabbitmq):
+    """The private RabbitMQ node stops cleanly and starts again twice under a living worker: the same
+    worker process goes on."""
+    store = EmbeddedRedis(tmp_path / "store")
+    try:
+        _ride_out_restarts(workers, clean_emulator, store.url, private_rabbitmq.url,
+                           lambda: private_rabbitmq.restart(2.0))
+    finally:
+        workers.stop_all()
+        store.stop()
+
+
+def test_a_rabbitmq_node_killed_under_steady_publishing_loses_nothing(workers, clean_emulator, tmp_path,
+                                                                       private_rabbitmq):
+    """SIGKILL of the broker's Erlang VM (nothing flushed, every connection cut) while events flow, then
+    a start on the same data: what the quorum queue confirmed is still there, so the index is exact."""
+    emulator = clean_emulator
+    sources = ["killed-a", "killed-b"]
+    for source in sources:
+        emulator.create_source(source)
+    store = EmbeddedRedis(tmp_path / "store")
+    try:
+        env = pipeline_env(store.url, private_rabbitmq.url, emulator)
+        worker = workers.start("worker", env)
+        workers.start("beat", env)
+        events = history(sources, items=40, seed=29)
+        client = redis.Redis.from_url(store.url)
+        with SteadyPublisher(private_rabbitmq.url, events, seconds=8):
+            wait_for(lambda: client.keys("pushsync:*:stats"), 20, 0.05, "ingestion under way")
+            private_rabbitmq.kill()
+            private_rabbitmq.start()
+        converge(emulator, events, sources, timeout=90)
+        assert quarantine.count(client) == 0, [e.reason for e in quarantine.list_entries(client)]
+        assert worker.popen.poll() is None, worker.log()[-3000:]
+    finally:
+        workers.stop_all()
         store.stop()
 
 
