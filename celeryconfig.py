@@ -14,6 +14,9 @@ _settings = load_settings()
 
 broker_url = _settings.broker_url or store_url(_settings)
 broker_connection_retry_on_startup = True
+# Celery gives up after 100 reconnection attempts (about 45 minutes at its 30 s cap) and the worker
+# exits; a broker outage must change when, never whether, so it keeps trying.
+broker_connection_max_retries = None
 task_default_queue = "pushsync.tasks"
 task_serializer = "json"
 accept_content = ["json"]
