@@ -111,6 +111,10 @@ class AmqpIngestStep(bootsteps.ConsumerStep):
     def get_consumers(self, channel: Any) -> list[Consumer]:
         if not self.enabled:
             return []
+        # py-amqp decodes a body to text by its content_encoding: a compressed body labelled latin-1
+        # then reached kombu's decompression as text and was refused. This channel is the step's
+        # own, so its messages keep their bytes whatever they claim.
+        channel.auto_decode = False
         connection = channel.connection.client
         consumers = [Consumer(channel, queues=[broker.events_queue(connection)], on_message=self.on_event_message,
                               on_decode_error=self.on_undecodable, prefetch_count=INGEST_PREFETCH)]
