@@ -7,6 +7,7 @@ and on RabbitMQ quorum queues with publisher confirms and a delivery limit.
 
 from kombu import Exchange, Queue
 
+from producers import broker
 from worker.settings import load_settings
 from worker.store import store_url
 
@@ -17,7 +18,7 @@ broker_connection_retry_on_startup = True
 # Celery gives up after 100 reconnection attempts (about 45 minutes at its 30 s cap) and the worker
 # exits; a broker outage must change when, never whether, so it keeps trying.
 broker_connection_max_retries = None
-task_default_queue = "pushsync.tasks"
+task_default_queue = broker.TASKS_QUEUE
 task_serializer = "json"
 accept_content = ["json"]
 result_backend = None
@@ -28,7 +29,7 @@ task_acks_late = True
 task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1
 
-if broker_url.split("://", 1)[0] in ("amqp", "amqps", "pyamqp"):
+if broker.is_amqp(broker_url):
     # A task message redelivered past the limit goes to the poison queue instead of looping;
     # the reaper then finds its batch unfinished and dead-letters it with its context.
     task_queues = [

@@ -18,6 +18,8 @@ from __future__ import annotations
 from kombu import Connection, Exchange, Queue
 
 EVENTS_QUEUE = "pushsync.events"
+TASKS_QUEUE = "pushsync.tasks"
+"""The workers' Celery task queue (pushes, sweeps), named here with the other queues."""
 POISON_SUFFIX = ".poison"
 DEAD_LETTER_SUFFIX = ".dead-letter"
 DELIVERY_LIMIT = 5

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from kombu import Connection
 
-from celeryconfig import task_default_queue
 from producers import broker
 from tests.worker.e2e import wait_for
 from tests.worker.test_status import pushsync, status
@@ -50,7 +49,7 @@ def test_two_pushsync_workers_on_one_host_both_run_on_rabbitmq(tmp_path, redis_c
             assert checked.returncode == HEALTHY, checked.stderr
         # Both consume: change events (ingestion) and tasks.
         wait_for(lambda: consumers(rabbitmq_url, broker.EVENTS_QUEUE) == WORKERS, 30, what="two event consumers")
-        wait_for(lambda: consumers(rabbitmq_url, task_default_queue) == WORKERS, 30, what="two task consumers")
+        wait_for(lambda: consumers(rabbitmq_url, broker.TASKS_QUEUE) == WORKERS, 30, what="two task consumers")
         assert all(child.popen.poll() is None for child in started)
     finally:
         for child in started:
