@@ -158,7 +158,7 @@ def decode_one(message: Received, protected: frozenset[str], delivery_limit: int
     if message.undecodable is not None:
         decoded.refuse(InvalidEvent(reason=message.undecodable, raw=message.body), "undecodable")
         return decoded
-    # Sizes are checked by the writer (see Ingestor.write), where encoding overlaps with the consumer's waits.
+    # Sizes are checked when the group is written (Decoded.refuse_oversized), which encodes each event once.
     for event in decode_message(message.body, max_event_bytes=None):
         if isinstance(event, InvalidEvent):
             decoded.refuse(event, "undecodable" if event.index is None else "invalid")
@@ -218,16 +218,12 @@ class Ingestor:
         self.stopping = threading.Event()
         """Set at shutdown: a write waiting for the store gives up (raises Stopping)."""
 
-    def decode(self, messages: Sequence[Received]) -> list[Decoded]:
-        """Each message decoded on its own (see `decode_one`)."""
-        return [decode_one(message, self.protected, self.delivery_limit) for message in messages]
-
-    def write(self, messages: Sequence[Received], decoded: list[Decoded] | None = None) -> dict[str, int]:
-        """Make Redis hold every event of `messages` (decoded already when `decoded` is given).
+    def write(self, messages: Sequence[Received]) -> dict[str, int]:
+        """Decode each of `messages` on its own (see `decode_one`) and make Redis hold every event.
 
         Returns counts by outcome. Raises Stopping if the worker stops while the store is out.
         """
-        decoded = self.decode(messages) if decoded is None else decoded
+        decoded = [decode_one(message, self.protected, self.delivery_limit) for message in messages]
         group = Decoded()
         for one in decoded:
             group.extend(one)
