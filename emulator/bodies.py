@@ -6,14 +6,19 @@ import json
 
 from starlette.datastructures import Headers
 from starlette.requests import Request
-from starlette.types import Receive
+from starlette.types import Receive, Scope
 
 from emulator.errors import EmulatorError, invalid
 from emulator.limits import MIB
 
 DRAIN_LIMIT_BYTES = 64 * MIB
-"""A body up to this size is read to its end before an early error answer, so that a client
-still sending reads the answer instead of a reset connection; larger ones are cut short."""
+"""Over a connection that closes after the answer, a body up to this size is read to its end
+before an early error answer, so that a client still sending reads the answer instead of a reset
+connection; larger ones are cut short."""
+MAX_NESTING_DEPTH = 64
+"""Deepest nesting of arrays and objects a JSON body may have (UNCONFIRMED: the service publishes
+no limit). The deepest body of the contract, an item with the complete permission model, nests 7
+levels; Python's parser would exhaust its stack at about 1,000."""
 
 
 def declared_length(headers: Headers) -> int | None:
@@ -34,17 +39,28 @@ async def discard(receive: Receive, limit: int = DRAIN_LIMIT_BYTES) -> None:
             return
 
 
+def closes_after_answer(scope: Scope) -> bool:
+    """Whether the server closes the connection once it has answered (HTTP/1.0, or the client
+    sent `Connection: close`). Over a connection kept open, the server itself drops the body bytes
+    that arrive after the answer, so an early answer needs no draining."""
+    tokens = {token.strip().lower() for token in Headers(scope=scope).get("connection", "").split(",")}
+    return scope.get("http_version") == "1.0" or "close" in tokens
+
+
 async def after_draining(request: Request, error: EmulatorError) -> EmulatorError:
-    """`error`, once the rest of a not-too-huge body was drained (see DRAIN_LIMIT_BYTES)."""
-    declared = declared_length(request.headers)
-    if declared is None or declared <= DRAIN_LIMIT_BYTES:
-        await discard(request.receive)
+    """`error`, to be answered now: at once over a connection kept open, else once the rest of a
+    not-too-huge body was drained (see DRAIN_LIMIT_BYTES)."""
+    if closes_after_answer(request.scope):
+        declared = declared_length(request.headers)
+        if declared is None or declared <= DRAIN_LIMIT_BYTES:
+            await discard(request.receive)
     return error
 
 
 async def read_limited(request: Request, limit: int) -> bytes:
     """The whole body, or a 413 when it is longer than `limit` bytes (the errorCode is UNCONFIRMED:
-    the emulator's own name; clients act on the status)."""
+    the emulator's own name; clients act on the status). A body declared longer is refused before
+    any of it is read, one sent without a length as soon as it passes the limit."""
     error = EmulatorError(413, "REQUEST_ENTITY_TOO_LARGE", f"the request body is over {limit} bytes")
     declared = declared_length(request.headers)
     if declared is not None and declared > limit:
@@ -62,12 +78,31 @@ async def read_limited(request: Request, limit: int) -> bytes:
 def parse_json(raw: bytes) -> object:
     """The JSON value of a request body; anything the service's parser refuses is a 400 INVALID_JSON.
 
-    Refused as well as syntax errors: bytes that are not UTF-8, NaN and Infinity, and an object
-    that gives the same key twice (at any depth)."""
+    Refused as well as syntax errors: bytes that are not UTF-8, NaN and Infinity, an object that
+    gives the same key twice (at any depth), and nesting deeper than MAX_NESTING_DEPTH."""
+    too_deep = invalid(f"the body nests arrays and objects deeper than {MAX_NESTING_DEPTH} levels")
     try:
-        return _DECODER.decode(raw.decode("utf-8"))
+        value = _DECODER.decode(raw.decode("utf-8"))
+    except RecursionError:
+        raise too_deep from None  # the C parser's own guard, far past the limit
     except (UnicodeDecodeError, ValueError) as exc:
         raise invalid(f"the body is not valid JSON: {exc}") from None
+    if _deeper_than(value, MAX_NESTING_DEPTH):
+        raise too_deep
+    return value
+
+
+def _deeper_than(value: object, limit: int) -> bool:
+    """Whether `value` nests arrays and objects more than `limit` levels (walked without recursion,
+    so that no later recursive code meets a value the stack cannot hold)."""
+    pending = [(value, 1)] if isinstance(value, (dict, list)) else []
+    while pending:
+        node, depth = pending.pop()
+        children = node.values() if isinstance(node, dict) else node
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
 
 
 def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:

@@ -2,7 +2,8 @@
 
 Every error answer, from a route, a guard, a fault rule or Starlette's own routing, has the
 body `{"errorCode": ..., "message": ...}` with a JSON content type, as the Swagger's Error
-schema says. A 429 always carries `Retry-After` in seconds.
+schema says. A 429 always carries `Retry-After` in seconds, a 405 `Allow` with every method the
+path takes.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.routing import Match
 
 from emulator.jsonresponse import SafeJSONResponse
 
@@ -67,7 +69,21 @@ async def handle_routing_error(request: Request, exc: Exception) -> SafeJSONResp
     """Starlette's own 404/405 (no such route or method), in the service's error shape."""
     assert isinstance(exc, HTTPException)
     code = _ROUTING_CODES.get(exc.status_code, "BAD_REQUEST")
-    return error_response(EmulatorError(exc.status_code, code, f"{request.method} {request.url.path}: {exc.detail}"))
+    response = error_response(EmulatorError(exc.status_code, code, f"{request.method} {request.url.path}: {exc.detail}"))
+    if exc.status_code == 405:
+        response.headers["Allow"] = ", ".join(sorted(allowed_methods(request)))
+    return response
+
+
+def allowed_methods(request: Request) -> set[str]:
+    """Every method some route serves at the request's path. Starlette's own 405 names only the
+    methods of the first route that matched the path, and each method has a route of its own here."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return methods
 
 
 async def handle_client_disconnect(request: Request, exc: Exception) -> SafeJSONResponse:

@@ -12,15 +12,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from emulator.bodies import parse_json
+from emulator.bodies import parse_json, read_limited
 from emulator.errors import EmulatorError
 from emulator.identities import Provider
 from emulator.index import Source
 from emulator.jsonresponse import SafeJSONResponse
+from emulator.limits import MIB
 from emulator.paths import ADMIN_PREFIX
 from emulator.routes.calls import current
 from emulator.state import Emulator, Organization
 
+ADMIN_BODY_LIMIT_BYTES = 1 * MIB
+"""Largest admin request body: a few settings, a rule or a list of ids. Past it, 413 (the same
+answer as an oversized Push API body), and a body declared longer is not read at all."""
 DEFAULT_WAIT_SECONDS = 30.0
 """How long `wait=1` and /idle wait for pending operations by default."""
 ORGANIZATION = ADMIN_PREFIX + "/organizations/{organizationId}"
@@ -33,7 +37,7 @@ def _bad(message: str) -> EmulatorError:
 
 
 async def _json_body(request: Request) -> dict[str, object]:
-    raw = await request.body()
+    raw = await read_limited(request, ADMIN_BODY_LIMIT_BYTES)
     body = parse_json(raw) if raw.strip() else {}
     if not isinstance(body, dict):
         raise _bad("the body must be a JSON object")

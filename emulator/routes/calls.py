@@ -20,6 +20,7 @@ from starlette.responses import Response
 from emulator.batchfile import BatchEntry, read_batch_file
 from emulator.errors import EmulatorError, invalid
 from emulator.item_body import is_uri
+from emulator.jsonresponse import SafeJSONResponse
 from emulator.limits import DEFAULT_QUEUE_DELAY_MINUTES
 from emulator.state import Emulator, Organization
 
@@ -61,9 +62,16 @@ async def push_call(request: Request, *, consumes_json: bool) -> PushCall:
     return PushCall(emulator, organization, request)
 
 
+def success(status: int) -> Response:
+    """A success the Swagger gives no schema (201 set status, every 202): `{}` as JSON. The file
+    says these operations produce JSON, and strict clients parse every answer (Coveo's JS client
+    fails on an empty 201); the service's exact body is UNCONFIRMED, an empty object is the safe one."""
+    return SafeJSONResponse({}, status_code=status)
+
+
 def accepted() -> Response:
-    """202: accepted, not yet applied (no body, as the Swagger gives none)."""
-    return Response(status_code=202)
+    """202: accepted, not yet applied."""
+    return success(202)
 
 
 def required(request: Request, name: str) -> str:

@@ -8,17 +8,16 @@ from starlette.routing import Route
 
 from emulator.activities import STATUS_TYPES
 from emulator.paths import ORGANIZATION_PREFIX
-from emulator.routes.calls import choice, push_call
+from emulator.routes.calls import choice, push_call, success
 
 
 async def set_status(request: Request) -> Response:
-    """Record the transition at once; 201 with no body (the Swagger gives none, so clients
-    must take the body as optional)."""
+    """Record the transition at once; 201 with `{}`."""
     call = await push_call(request, consumes_json=False)
     source = call.organization.source(request.path_params["sourceId"])
     status_type = choice(request, "statusType", STATUS_TYPES, required=True)
     source.activity.set(str(status_type), call.emulator.clock.now())
-    return Response(status_code=201)
+    return success(201)
 
 
 ROUTES = [Route(ORGANIZATION_PREFIX + "/sources/{sourceId}/status", set_status, methods=["POST"])]

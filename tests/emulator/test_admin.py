@@ -21,7 +21,7 @@ def set_status(api: PushApi, status_type: str) -> requests.Response:
 def test_active_statuses_open_an_activity_and_idle_closes_it(api: PushApi) -> None:
     for status_type in ("REFRESH", "IDLE", "REBUILD", "INCREMENTAL", "IDLE"):
         response = set_status(api, status_type)
-        assert response.status_code == 201 and response.content == b""
+        assert response.status_code == 201 and response.json() == {}
     log = api.server.activities(SOURCE)
     assert log["status"] == "IDLE"
     assert [t["statusType"] for t in log["transitions"]] == ["REFRESH", "IDLE", "REBUILD", "INCREMENTAL", "IDLE"]

@@ -1,9 +1,10 @@
 """Conformance with the Push API's Swagger file: for every operation it describes (but the Stream
-API), a valid request and invalid ones are replayed against the emulator, and the statuses and
-bodies are checked against the file: the status must be one it lists for the operation, a
-success body must match its schema, and an error body must match its Error schema.
+API), a valid request and invalid ones are replayed against the emulator over HTTP, and every
+answer is checked against the file's response definition for its status: the status must be one
+the file lists for the operation, the Content-Type one the operation produces, and the body strict
+JSON that validates against the definition's schema (the Error schema for errors).
 
-The Swagger file is read from ../shared/push-api/ beside the repository, never copied into it;
+The Swagger file is found and parsed by tests/support/openapi.py (never copied into the project);
 the tests skip, saying so, when it is absent.
 """
 
@@ -11,16 +12,14 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 
 from tests.emulator.conftest import PROVIDER, SOURCE, PushApi
+from tests.support.openapi import SPEC_PATH, Operation, Spec, load_spec, read_spec
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SWAGGER = REPO_ROOT.parent / "shared" / "push-api" / "coveo-push-openapi.yml"
-HTTP_METHODS = {"get", "put", "post", "delete", "patch"}
 IDENTITY = {"name": "alice@example.com", "type": "USER"}
 VALID_BODIES = {
     "DocumentBody": {"data": "<p>conformance</p>", "title": "Conformance"},
@@ -34,54 +33,24 @@ BATCH_FILES = {
 }
 
 
-def _load() -> dict:
-    import yaml
-
-    return yaml.safe_load(SWAGGER.read_text())
-
-
 def _operations() -> list:
-    if not SWAGGER.exists():
-        reason = f"the Push API's Swagger file is absent ({SWAGGER}): conformance cannot be checked here"
+    spec = read_spec()
+    if spec is None:
+        reason = f"the Push API's Swagger file is absent ({SPEC_PATH}): conformance cannot be checked here"
         return [pytest.param(None, None, marks=pytest.mark.skip(reason=reason), id="no-swagger")]
-    operations = []
-    for path, item in _load()["paths"].items():
-        if "/stream/" in path or "data-collections" in path:
-            continue  # the Stream API (catalog sources) is not part of the Push API the emulator serves
-        operations += [pytest.param(method.upper(), path, id=f"{method.upper()} {path}") for method in item if method in HTTP_METHODS]
-    return operations
+    return [pytest.param(op.method, op.template, id=f"{op.method} {op.template}") for op in spec.operations]
 
 
-@pytest.fixture(scope="module")
-def spec() -> dict:
-    return _load()
-
-
-def conforms(value: object, schema: dict, definitions: dict) -> bool:
-    """Whether `value` matches a Swagger 2.0 schema (the subset this file uses)."""
-    if "$ref" in schema:
-        return conforms(value, definitions[schema["$ref"].rsplit("/", 1)[-1]], definitions)
-    kind = schema.get("type", "object" if "properties" in schema else None)
-    checks = {
-        "object": lambda: isinstance(value, dict)
-        and all(conforms(value[key], sub, definitions) for key, sub in schema.get("properties", {}).items() if key in value)
-        and all(conforms(v, schema["additionalProperties"], definitions)
-                for k, v in value.items() if k not in schema.get("properties", {}) and "additionalProperties" in schema),
-        "array": lambda: isinstance(value, list) and all(conforms(v, schema.get("items", {}), definitions) for v in value),
-        "string": lambda: isinstance(value, str),
-        "integer": lambda: isinstance(value, int) and not isinstance(value, bool),
-        "boolean": lambda: isinstance(value, bool),
-        None: lambda: True,
-    }
-    return checks[kind]() and ("enum" not in schema or value in schema["enum"])
+def _operation(spec: Spec, method: str, template: str) -> Operation:
+    return next(op for op in spec.operations if (op.method, op.template) == (method, template))
 
 
 class Replay:
     """Builds the requests of one operation from its Swagger description."""
 
-    def __init__(self, api: PushApi, method: str, path: str, operation: dict) -> None:
-        self.api, self.method, self.path, self.operation = api, method, path, operation
-        self.parameters = operation.get("parameters", [])
+    def __init__(self, api: PushApi, operation: Operation) -> None:
+        self.api, self.method, self.path, self.operation = api, operation.method, operation.template, operation
+        self.parameters = operation.parameters
 
     def valid_request(self) -> dict:
         """A request the operation must accept: every required parameter with a valid value."""
@@ -93,7 +62,7 @@ class Replay:
             elif parameter["in"] == "body":
                 body = VALID_BODIES[parameter["schema"]["$ref"].rsplit("/", 1)[-1]]
         headers = dict(self.api.server.headers())
-        if "application/json" not in self.operation.get("consumes", []) and body is None:
+        if "application/json" not in self.operation.consumes and body is None:
             headers.pop("Content-Type")
         return {"method": self.method, "url": self.api.server.push_url + self.path.format(**path_values),
                 "params": query, "data": None if body is None else json.dumps(body), "headers": headers}
@@ -118,7 +87,7 @@ class Replay:
             if parameter["in"] == "body":
                 variants["malformed JSON body"] = {**valid, "data": "{not json"}
                 variants["body that breaks the model"] = {**valid, "data": json.dumps({"unexpected": {"object": 1}})}
-        if "application/json" in self.operation.get("consumes", []):
+        if "application/json" in self.operation.consumes:
             variants["wrong Content-Type"] = {**valid, "headers": {**valid["headers"], "Content-Type": "text/plain"}}
         return variants
 
@@ -135,28 +104,31 @@ class Replay:
         raise AssertionError(f"no valid value known for the required parameter {parameter['name']!r} of {self.path}")
 
 
+def assert_answer_conforms(spec: Spec, request: dict, response: requests.Response, why: str) -> None:
+    """The answer to `request` matches the file's response definition for its status."""
+    path = urlsplit(response.request.url).path
+    problems = spec.check_response(request["method"], path, response.status_code,
+                                   response.headers.get("content-type"), response.content)
+    assert problems == [], f"{why}: {problems}"
+
+
 @pytest.mark.parametrize(("method", "path"), _operations())
-def test_each_operation_answers_as_the_swagger_file_says(api: PushApi, spec: dict, method: str, path: str) -> None:
-    operation = spec["paths"][path][method.lower()]
-    definitions = spec["definitions"]
-    replay = Replay(api, method, path, operation)
-    listed = {int(status) for status in operation["responses"]}
-    (success,) = [status for status in operation["responses"] if status.startswith("2")]
+def test_each_operation_answers_as_the_swagger_file_says(api: PushApi, method: str, path: str) -> None:
+    spec = load_spec()
+    operation = _operation(spec, method, path)
+    replay = Replay(api, operation)
+    (success,) = [status for status in operation.responses if status.startswith("2")]
 
     first_log_id = max((entry["id"] for entry in api.server.requests()), default=0)
-    valid = requests.request(**replay.valid_request())
+    valid_request = replay.valid_request()
+    valid = requests.request(**valid_request)
     assert valid.status_code == int(success), f"valid {method} {path}: {valid.status_code} {valid.text}"
-    success_schema = operation["responses"][success].get("schema")
-    if success_schema:
-        assert conforms(valid.json(), success_schema, definitions), valid.text
+    assert_answer_conforms(spec, valid_request, valid, "valid request")
     logged = api.server.requests(since=first_log_id)
     assert any(entry["route"] == "/push/v1" + path for entry in logged), "the emulator serves this very path"
 
     for why, request in replay.invalid_requests().items():
         response = requests.request(**request)
-        assert response.status_code in listed and response.status_code >= 400, f"{why}: {response.status_code} not in {sorted(listed)}"
-        error_schema = operation["responses"][str(response.status_code)]["schema"]
-        assert response.headers["content-type"].startswith("application/json"), why
-        body = response.json()
-        assert conforms(body, error_schema, definitions) and set(body) == {"errorCode", "message"}, f"{why}: {body}"
-
+        assert response.status_code >= 400, f"{why}: {response.status_code} {response.text}"
+        assert_answer_conforms(spec, request, response, why)
+        assert set(response.json()) == {"errorCode", "message"}, f"{why}: {response.text}"

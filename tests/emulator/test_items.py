@@ -32,7 +32,7 @@ def test_an_item_is_accepted_then_indexed_later_with_its_metadata_and_content(ap
     body = {"data": "<p>hello</p>", "title": "Hello", "tags": ["a", "b"], "size": 3, "fileExtension": ".html",
             "parentId": "https://example.com/", "permissions": [{"allowAnonymous": False, "allowedPermissions": [ALICE]}]}
     response = api.put_item(DOC, body)
-    assert response.status_code == 202 and response.content == b""
+    assert response.status_code == 202 and response.json() == {}
     listing = requests.get(f"{api.server.url}/_emulator/organizations/{api.server.organization}/sources/{SOURCE}/items")
     assert listing.json()["items"] == [], "202 means accepted, not indexed"
     (item,) = api.server.items(SOURCE)

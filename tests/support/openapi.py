@@ -1,4 +1,4 @@
-"""Checks HTTP requests against the service's own Swagger description.
+"""Checks HTTP requests, and the answers to them, against the service's own Swagger description.
 
 The file is read from `../shared/push-api/coveo-push-openapi.yml` beside the checkout, never
 copied into the project; when it is not there, `load_spec()` skips the calling test and
@@ -24,6 +24,9 @@ import yaml
 SPEC_PATH = Path(__file__).resolve().parents[2].parent / "shared" / "push-api" / "coveo-push-openapi.yml"
 STREAM_PATH_MARKERS = ("/stream/", "/data-collections/")
 """The Stream API shares the file; pushsync does not speak it."""
+DEFAULT_MEDIA_TYPE = "application/json"
+"""What an answer is when its operation lists no `produces` (the file has no global one, and every
+Push API call sends `Accept: application/json`)."""
 LENIENT_DEFINITIONS = ("DocumentBody",)
 """Definitions whose `additionalProperties: string` the docs contradict (metadata may be any
 primitive or array of primitives), so only their named properties are checked."""
@@ -37,7 +40,10 @@ class Operation:
     query: dict[str, dict[str, Any]] = field(default_factory=dict)
     body_schema: dict[str, Any] | None = None
     consumes: tuple[str, ...] = ()
-    responses: tuple[str, ...] = ()
+    produces: tuple[str, ...] = ()
+    responses: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The response definitions by status code, as strings ("201", "400", ...)."""
+    parameters: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Spec:
@@ -54,8 +60,10 @@ class Spec:
             for method, spec in methods.items():
                 operation = Operation(method.upper(), template, pattern)
                 operation.consumes = tuple(spec.get("consumes") or ())
-                operation.responses = tuple(spec.get("responses", {}))
-                for parameter in spec.get("parameters", []):
+                operation.produces = tuple(spec.get("produces") or ())
+                operation.responses = dict(spec.get("responses", {}))
+                operation.parameters = list(spec.get("parameters", []))
+                for parameter in operation.parameters:
                     if parameter["in"] == "query":
                         operation.query[parameter["name"]] = parameter
                     elif parameter["in"] == "body":
@@ -111,16 +119,41 @@ class Spec:
             document = json.loads(body)
         except ValueError:
             return [f"{where}: the body is not JSON"]
-        schema = self._schema(operation.body_schema)
-        validator = jsonschema.Draft4Validator(schema)
-        return [f"{where}: body {error.json_path}: {error.message}" for error in validator.iter_errors(document)]
+        return [f"{where}: body {problem}" for problem in self._validate(operation.body_schema, document)]
+
+    def check_response(self, method: str, path: str, status: int, content_type: str | None, body: bytes) -> list[str]:
+        """Every way an answer departs from the file's response definition for its status: the
+        status must be listed, the Content-Type one the operation produces, and the body strict
+        JSON that matches the definition's schema (any JSON value when it gives none)."""
+        operation = self.find(method, path)
+        if operation is None:
+            return [f"{method} {path}: no such operation in the Swagger file"]
+        where = f"{method} {operation.template} answered {status}"
+        definition = operation.responses.get(str(status))
+        if definition is None:
+            return [f"{where}: the file lists only {sorted(operation.responses)}"]
+        problems = []
+        media_type = (content_type or "").split(";", 1)[0].strip().lower()
+        produced = operation.produces or (DEFAULT_MEDIA_TYPE,)
+        if media_type not in produced:
+            problems.append(f"{where}: Content-Type is {content_type!r}, not one of {list(produced)}")
+        try:
+            document = strict_json(body)
+        except ValueError as exc:
+            return [*problems, f"{where}: the body {body[:80]!r} is not strict JSON ({exc})"]
+        if "schema" in definition:
+            problems += [f"{where}: body {problem}" for problem in self._validate(definition["schema"], document)]
+        return problems
+
+    def _validate(self, schema: dict[str, Any], document: object) -> list[str]:
+        validator = jsonschema.Draft4Validator(self._schema(schema))
+        return [f"{error.json_path}: {error.message}" for error in validator.iter_errors(document)]
 
     def _schema(self, schema: dict[str, Any]) -> dict[str, Any]:
         definitions = copy.deepcopy(self.raw["definitions"])
         for name in LENIENT_DEFINITIONS:
             definitions.get(name, {}).pop("additionalProperties", None)
         return {**schema, "definitions": definitions}
-
 
     def check_emulator_log(self, entries: list[dict[str, Any]]) -> list[str]:
         """Problems in the Push API calls of the emulator's request log (bodies are not logged)."""
@@ -135,6 +168,22 @@ class Spec:
         return problems
 
 
+def strict_json(body: bytes) -> object:
+    """`body` parsed as a strict JSON client does (UTF-8, one value, no NaN, no key twice); ValueError
+    otherwise, an empty body included."""
+    return json.loads(body.decode("utf-8"), object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    if len({key for key, _ in pairs}) != len(pairs):
+        raise ValueError(f"a key is given twice among {[key for key, _ in pairs]}")
+    return dict(pairs)
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _check_value(parameter: dict[str, Any], value: str) -> str | None:
     if "enum" in parameter and value not in parameter["enum"]:
         return f"is not one of {parameter['enum']}"
@@ -147,7 +196,8 @@ def _check_value(parameter: dict[str, Any], value: str) -> str | None:
 
 
 @lru_cache(maxsize=1)
-def _read() -> Spec | None:
+def read_spec() -> Spec | None:
+    """The parsed Swagger file, or None when it is not beside the checkout."""
     if not SPEC_PATH.exists():
         return None
     return Spec(yaml.safe_load(SPEC_PATH.read_text()))
@@ -155,7 +205,7 @@ def _read() -> Spec | None:
 
 def load_spec() -> Spec:
     """The parsed Swagger file; skips the calling test, saying why, when it is absent."""
-    spec = _read()
+    spec = read_spec()
     if spec is None:
         pytest.skip(f"conformance needs the Swagger file at {SPEC_PATH}, which is not there")
     return spec
@@ -171,7 +221,7 @@ def assert_conforms(log: list[dict[str, Any]]) -> None:
     Without the file, the calling integration test goes on (its behaviour is still checked) and
     a warning in the test summary says that conformance was not.
     """
-    spec = _read()
+    spec = read_spec()
     if spec is None:
         warnings.warn(f"requests not checked for conformance: no Swagger file at {SPEC_PATH}",
                       ConformanceNotChecked, stacklevel=2)
