@@ -3,8 +3,10 @@
 A batch file can be 256 MB, so it is never loaded whole: ijson's C tokenizer feeds a small
 builder that yields each entry of each section as soon as it is complete. The file's shape is
 checked as it goes: anything but an object of known sections, each an array of objects, is a
-400 INVALID_JSON for the whole batch call. What is inside an entry is the caller's to judge, so
-an entry that gives a key twice is still yielded, marked, to be rejected alone.
+400 INVALID_JSON for the whole batch call, and so is an entry nested deeper than a single body
+may be (MAX_NESTING_DEPTH: such a value could not even be shown back). What is inside an entry is
+otherwise the caller's to judge, so an entry that gives a key twice is still yielded, marked, to
+be rejected alone.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import BinaryIO
 
 import ijson
 
+from emulator.bodies import MAX_NESTING_DEPTH, nested_too_deep
 from emulator.errors import invalid
 
 
@@ -98,6 +101,8 @@ def _build_object(events: Iterator[tuple[str, object]]) -> JsonObject:
                 duplicates.append(str(key))
             top[key] = new  # type: ignore[index]
         if event == "start_map" or event == "start_array":
+            if len(parents) + 2 > MAX_NESTING_DEPTH:  # `new` sits one level below `top`
+                raise nested_too_deep("an entry of the batch file")
             parents.append((top, key))
             top = new
     raise ValueError("the file ends inside an object")

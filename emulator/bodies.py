@@ -80,7 +80,7 @@ def parse_json(raw: bytes) -> object:
 
     Refused as well as syntax errors: bytes that are not UTF-8, NaN and Infinity, an object that
     gives the same key twice (at any depth), and nesting deeper than MAX_NESTING_DEPTH."""
-    too_deep = invalid(f"the body nests arrays and objects deeper than {MAX_NESTING_DEPTH} levels")
+    too_deep = nested_too_deep("the body")
     try:
         value = _DECODER.decode(raw.decode("utf-8"))
     except RecursionError:
@@ -90,6 +90,11 @@ def parse_json(raw: bytes) -> object:
     if _deeper_than(value, MAX_NESTING_DEPTH):
         raise too_deep
     return value
+
+
+def nested_too_deep(what: str) -> EmulatorError:
+    """The 400 INVALID_JSON for `what` ("the body", ...) nesting deeper than MAX_NESTING_DEPTH."""
+    return invalid(f"{what} nests arrays and objects deeper than {MAX_NESTING_DEPTH} levels")
 
 
 def _deeper_than(value: object, limit: int) -> bool:

@@ -203,3 +203,21 @@ def test_an_oversized_body_over_a_closing_connection_is_drained_so_the_client_re
         answer = b"".join(iter(lambda: connection.recv(65536), b""))
     assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
     assert json.loads(answer.partition(b"\r\n\r\n")[2])["errorCode"] == "REQUEST_ENTITY_TOO_LARGE"
+
+
+@pytest.mark.parametrize(
+    ("path", "batch"),
+    [
+        (f"/sources/{SOURCE}/documents/batch",
+         '{"addOrUpdate": [{"documentId": "https://e.com/1", "data": "x", "permissions": %s}], "delete": []}'),
+        (f"/providers/{PROVIDER}/permissions/batch",
+         '{"members": [{"identity": {"name": "a", "type": "USER", "additionalInfo": {"k": "v"}}, "members": %s}]}'),
+        (f"/providers/{PROVIDER}/permissions/batch", '{"deleted": [{"identity": %s}]}'),
+    ],
+    ids=["items", "members", "deleted"],
+)
+def test_a_batch_file_nested_too_deep_is_a_400_and_leaves_nothing_behind(api: PushApi, path: str, batch: str) -> None:
+    file_id = api.upload((batch % DEEP_ARRAYS.decode()).encode())
+    response = api.call("PUT", path, params={"fileId": file_id})
+    assert "deeper than" in assert_error(response, 400, "INVALID_JSON")["message"]
+    assert api.server.rejections(SOURCE) == [] and api.server.provider_rejections(PROVIDER) == []
