@@ -80,15 +80,14 @@ def parse_json(raw: bytes) -> object:
 
     Refused as well as syntax errors: bytes that are not UTF-8, NaN and Infinity, an object that
     gives the same key twice (at any depth), and nesting deeper than MAX_NESTING_DEPTH."""
-    too_deep = nested_too_deep("the body")
     try:
         value = _DECODER.decode(raw.decode("utf-8"))
     except RecursionError:
-        raise too_deep from None  # the C parser's own guard, far past the limit
+        raise nested_too_deep("the body") from None  # the C parser's own guard, far past the limit
     except (UnicodeDecodeError, ValueError) as exc:
         raise invalid(f"the body is not valid JSON: {exc}") from None
     if _deeper_than(value, MAX_NESTING_DEPTH):
-        raise too_deep
+        raise nested_too_deep("the body")
     return value
 
 
