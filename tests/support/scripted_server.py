@@ -1,6 +1,6 @@
 """A real HTTP server that answers the Push API's routes from a script, for client tests.
 
-By default it behaves like a healthy service (201 for files and status, 202 for the rest, 200
+By default it behaves like a healthy service (201 for files and status, 202 with `{}` for the rest, 200
 for uploads to its own storage route). `script()` queues answers for matching requests: a
 status with a JSON error body and headers, a dropped connection, or a delay. Every request is
 recorded with its headers, query and (up to `KEEP_BODY_BYTES`) body.
@@ -98,7 +98,7 @@ class ScriptedServer:
                          "fileId": file_id, "requiredHeaders": REQUIRED_UPLOAD_HEADERS}
         if method == "POST" and path.endswith("/status"):
             return 201, {}
-        return 202, None
+        return 202, {}
 
 
 def _handler_for(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
