@@ -179,6 +179,15 @@ class Settings(BaseSettings):
         7 * 24 * 3600, gt=0, validation_alias=_env("PUSHSYNC_HIGH_WATER_TTL_SECONDS"),
         description="How long the newest pushed version of an item is remembered to drop older events.",
     )
+    clock_skew_seconds: float = Field(
+        3600.0, ge=0, validation_alias=_env("PUSHSYNC_CLOCK_SKEW_SECONDS"),
+        description="How far a producer's clock (an event's occurredAt) may be off the workers' clocks.",
+    )
+    ordering_horizon_seconds: float | None = Field(
+        None, gt=0, validation_alias=_env("PUSHSYNC_ORDERING_HORIZON_SECONDS"),
+        description="Events older than this (by occurredAt) are quarantined: pushsync can no longer order them "
+                    "(default: the high-water TTL minus the clock skew).",
+    )
     run_timeout_seconds: float = Field(
         3600.0, gt=0, validation_alias=_env("PUSHSYNC_RUN_TIMEOUT_SECONDS"),
         description="How long after its rebuild.end a broker-started full run may take to arrive and be pushed.",
@@ -284,6 +293,12 @@ class Settings(BaseSettings):
             raise ValueError("PUSHSYNC_REAP_AFTER_SECONDS must be longer than PUSHSYNC_LEASE_SECONDS")
         if self.reap_max_seconds < self.reap_after_seconds:
             raise ValueError("PUSHSYNC_REAP_MAX_SECONDS must be at least PUSHSYNC_REAP_AFTER_SECONDS")
+        if self.horizon_seconds + self.clock_skew_seconds > self.high_water_ttl_seconds or self.horizon_seconds <= 0:
+            raise ValueError(
+                "PUSHSYNC_ORDERING_HORIZON_SECONDS plus PUSHSYNC_CLOCK_SKEW_SECONDS must be positive and at most "
+                "PUSHSYNC_HIGH_WATER_TTL_SECONDS: an event is only accepted while the high-water mark that orders it "
+                "is sure to be remembered"
+            )
         if self.retry_budget_seconds * 2 > self.visibility_timeout:
             raise ValueError(
                 "PUSHSYNC_RETRY_BUDGET_SECONDS must be at most half of PUSHSYNC_VISIBILITY_TIMEOUT, "
@@ -298,6 +313,13 @@ class Settings(BaseSettings):
     def window_for(self, target_id: str) -> float:
         """Seconds a window of `target_id` stays open after its first event."""
         return self.source_windows.get(target_id, self.window_seconds)
+
+    @property
+    def horizon_seconds(self) -> float:
+        """The ordering horizon (invariant 11): the oldest an event may be, by its occurredAt, to be accepted."""
+        if self.ordering_horizon_seconds is not None:
+            return self.ordering_horizon_seconds
+        return self.high_water_ttl_seconds - self.clock_skew_seconds
 
     @cached_property
     def push_base_url(self) -> str:
