@@ -1,0 +1,113 @@
+"""The ordering horizon (invariant 11): no replay or late delivery can bring back what was deleted.
+
+The end-to-end test runs the real pipeline (producer library -> Redis broker -> worker and beat
+processes -> emulator over HTTP) with high-water marks that live seconds instead of days; the
+property tests check the rule's boundaries and the argument of docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from producers import Publisher
+from tests.support.ids import examples
+from tests.worker.e2e import pipeline_env, wait_for
+from worker import keys, quarantine
+from worker.horizon import FUTURE, TOO_OLD, Horizon
+from worker.settings import SettingsError, load_settings
+
+SOURCE = "replayed"
+DOCUMENT = "https://example.com/replayed/1"
+MARK_TTL_SECONDS = 3
+SKEW_SECONDS = 1
+"""Marks live 3 s, so the horizon is 2 s: the update below is too old to order once its mark is gone."""
+EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
+DAY = 86400.0
+
+
+def received(client) -> int:
+    return int(client.hget(keys.Target(keys.SOURCE, SOURCE).stats, "received") or 0)
+
+
+def nothing_buffered(client) -> bool:
+    return not client.zcard(keys.DEADLINES) and not client.zcard(keys.CLAIMED)
+
+
+def test_a_replay_after_the_marks_expired_changes_nothing_in_the_index(workers, clean_emulator, redis_client,
+                                                                        redis_url, redis_broker_url):
+    emulator = clean_emulator
+    emulator.create_source(SOURCE)
+    env = pipeline_env(redis_url, redis_broker_url, emulator,
+                       PUSHSYNC_HIGH_WATER_TTL_SECONDS=str(MARK_TTL_SECONDS),
+                       PUSHSYNC_CLOCK_SKEW_SECONDS=str(SKEW_SECONDS))
+    workers.start("worker", env)
+    workers.start("beat", env)
+    mark = keys.Target(keys.SOURCE, SOURCE).high_water(DOCUMENT)
+    with Publisher(redis_broker_url) as publisher:
+        [update] = publisher.publish_many([{"kind": "item.upsert", "source": SOURCE, "documentId": DOCUMENT,
+                                            "version": 1, "item": {"data": "old content"}}])
+        wait_for(lambda: (emulator.item(SOURCE, DOCUMENT) or {}).get("content") == "old content", what="the update")
+        publisher.publish_many([{"kind": "item.delete", "source": SOURCE, "documentId": DOCUMENT, "version": 2}])
+        wait_for(lambda: emulator.item(SOURCE, DOCUMENT) is None and redis_client.exists(mark), what="the delete")
+        wait_for(lambda: not redis_client.exists(mark), MARK_TTL_SECONDS * 10, what="the mark expired")
+
+        # The very request of the update again, as a replayed or delayed hook would bring it.
+        publisher.publish_many([json.loads(update.encoded)])
+        wait_for(lambda: quarantine.count(redis_client) or received(redis_client) == 3, what="the replay ingested")
+        wait_for(lambda: nothing_buffered(redis_client), what="every window pushed")
+    assert emulator.item(SOURCE, DOCUMENT) is None, "the replayed update brought the deleted item back"
+    [entry] = quarantine.list_entries(redis_client)
+    assert entry.raw["eventId"] == update.event_id and "ordering horizon" in entry.reason, entry
+
+
+def test_the_horizon_must_stay_inside_the_life_of_the_marks():
+    assert load_settings(high_water_ttl_seconds=7 * 86400).horizon_seconds == 7 * 86400 - 3600
+    assert load_settings(high_water_ttl_seconds=100, clock_skew_seconds=10, ordering_horizon_seconds=90).horizon_seconds == 90
+    for wrong in ({"high_water_ttl_seconds": 100, "clock_skew_seconds": 10, "ordering_horizon_seconds": 91},
+                  {"high_water_ttl_seconds": 100, "clock_skew_seconds": 100},
+                  {"high_water_ttl_seconds": 3600}):
+        with pytest.raises(SettingsError, match="PUSHSYNC_ORDERING_HORIZON_SECONDS plus PUSHSYNC_CLOCK_SKEW_SECONDS"):
+            load_settings(**wrong)
+
+
+seconds = st.floats(min_value=0, max_value=30 * DAY, allow_nan=False)
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(ttl=st.floats(min_value=1, max_value=30 * DAY), skew_share=st.floats(0, 1), horizon_share=st.floats(0.01, 1),
+       now=st.floats(0, 40 * 365 * DAY), age=st.floats(-40 * DAY, 40 * DAY))
+def test_the_rule_refuses_exactly_outside_its_bounds(ttl, skew_share, horizon_share, now, age):
+    skew = ttl * skew_share * 0.99
+    horizon = Horizon((ttl - skew) * horizon_share, skew)
+    occurred_at = EPOCH + timedelta(seconds=now - age)
+    judged_age = (EPOCH + timedelta(seconds=now)).timestamp() - occurred_at.timestamp()
+    refusal = horizon.refusal(occurred_at, (EPOCH + timedelta(seconds=now)).timestamp())
+    if judged_age > horizon.seconds:
+        assert refusal is not None and refusal[0] == TOO_OLD and "ordering horizon" in refusal[1]
+    elif -judged_age > horizon.skew_seconds:
+        assert refusal is not None and refusal[0] == FUTURE and "clock skew" in refusal[1]
+    else:
+        assert refusal is None
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(ttl=st.integers(1, 30 * 86400), skew_share=st.floats(0, 0.99), occurred=seconds, producer_skew_share=st.floats(-1, 1),
+       pushed_after=seconds, judged_after=seconds)
+def test_an_accepted_event_is_always_ordered_by_a_living_mark(ttl, skew_share, occurred, producer_skew_share,
+                                                              pushed_after, judged_after):
+    """The argument of invariant 11: an event that outranks this one occurred after it and was pushed after
+    that, renewing the mark for TTL; if the rule accepts this event by a clock off by at most the skew,
+    that mark is still remembered (true times here; the producer's clock is off by `producer_skew`)."""
+    settings_ = load_settings(high_water_ttl_seconds=ttl, clock_skew_seconds=ttl * skew_share)
+    horizon = Horizon.of(settings_)
+    producer_skew = producer_skew_share * horizon.skew_seconds
+    newer_pushed = occurred + pushed_after
+    judged = newer_pushed + judged_after
+    stamped = EPOCH + timedelta(seconds=occurred + producer_skew)
+    if horizon.refusal(stamped, EPOCH.timestamp() + judged) is None:
+        assert judged - newer_pushed <= settings_.high_water_ttl_seconds + 1e-6
