@@ -7,7 +7,6 @@ naming each bad variable and the form it expects, so a typo never surfaces mid-p
 from __future__ import annotations
 
 import enum
-import tempfile
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated
@@ -218,7 +217,8 @@ class Settings(BaseSettings):
     )
     metrics_dir: Path | None = Field(
         None, validation_alias=_env("PUSHSYNC_METRICS_DIR", "PROMETHEUS_MULTIPROC_DIR"),
-        description="Where a worker's processes keep metric values for its endpoint (default: per port, in /tmp).",
+        description="Where a worker's processes keep metric values for its endpoint: a directory of this user that "
+                    "nobody else may write (default: a private one made for each run).",
     )
 
     log_format: LogFormat = Field(
@@ -329,11 +329,6 @@ class Settings(BaseSettings):
         if self.region:
             return REGION_HOSTS[self.region]
         return LOCAL_PUSH_URL
-
-    @property
-    def metrics_directory(self) -> Path:
-        """Where the processes of a worker serving metrics keep their values (one directory per port)."""
-        return self.metrics_dir or Path(tempfile.gettempdir()) / f"pushsync-metrics-{self.metrics_port}"
 
 
 def load_settings(**overrides: object) -> Settings:

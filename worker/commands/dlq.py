@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import click
 
+from producers.private_files import replacing
 from worker.commands.output import counted, echo_json, shorten, when
 from worker.deadletter import DeadLetters
 from worker.settings import load_settings
@@ -86,10 +88,21 @@ def purge(target: str | None, yes: bool) -> None:
 
 
 @dlq.command()
-@click.argument("file", type=click.File("w"))
-def export(file) -> None:
-    """Write every entry as NDJSON to FILE (- for standard output)."""
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True, path_type=str))
+def export(file: str) -> None:
+    """Write every entry as NDJSON to FILE (- for standard output).
+
+    FILE is written afresh, readable by its owner only (entries hold the items' content): it
+    replaces what was there, a symlink included, only once every entry is written.
+    """
     entries = _dead_letters().list()
-    for entry in entries:
-        file.write(json.dumps(dataclasses.asdict(entry)) + "\n")
+    lines = (json.dumps(dataclasses.asdict(entry)) + "\n" for entry in entries)
+    if file == "-":
+        click.get_text_stream("stdout").writelines(lines)
+    else:
+        try:
+            with replacing(Path(file), "w") as stream:
+                stream.writelines(lines)
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {file}: {exc.strerror or exc}") from None
     click.echo(f"exported {len(entries)} entries", err=True)
