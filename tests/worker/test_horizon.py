@@ -8,9 +8,11 @@ property tests check the rule's boundaries and the argument of docs/architecture
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import redis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,6 +20,7 @@ from producers import Publisher
 from tests.support.ids import examples
 from tests.worker.e2e import pipeline_env, wait_for
 from worker import keys, quarantine
+from worker.embedded import EmbeddedRedis
 from worker.horizon import FUTURE, TOO_OLD, Horizon
 from worker.settings import SettingsError, load_settings
 
@@ -63,6 +66,34 @@ def test_a_replay_after_the_marks_expired_changes_nothing_in_the_index(workers, 
     assert emulator.item(SOURCE, DOCUMENT) is None, "the replayed update brought the deleted item back"
     [entry] = quarantine.list_entries(redis_client)
     assert entry.raw["eventId"] == update.event_id and "ordering horizon" in entry.reason, entry
+
+
+def test_an_event_that_ages_past_the_horizon_while_the_store_is_out_is_quarantined_not_coalesced(
+        workers, redis_broker_url, tmp_path):
+    """Marks go on expiring while a worker holds a group through a store outage: the group's ages are
+    judged again when the store answers."""
+    store = EmbeddedRedis(tmp_path / "store")
+    try:
+        client = redis.Redis.from_url(store.url)
+        client.config_set("maxmemory", 1)  # every write refused (OOM): an outage, nobody's fault
+        worker = workers.start("worker", {"REDIS_URL": store.url, "BROKER_URL": redis_broker_url,
+                                          "PUSHSYNC_WINDOW_SECONDS": "600",
+                                          "PUSHSYNC_HIGH_WATER_TTL_SECONDS": str(MARK_TTL_SECONDS),
+                                          "PUSHSYNC_CLOCK_SKEW_SECONDS": str(SKEW_SECONDS)})
+        with Publisher(redis_broker_url) as publisher:
+            [held] = publisher.publish_many([{"kind": "item.upsert", "source": SOURCE, "documentId": DOCUMENT,
+                                              "version": 1, "item": {"data": "held"}}])
+        wait_for(lambda: "coalescing store refused" in worker.log(), 30, what="the outage met")
+        horizon = MARK_TTL_SECONDS - SKEW_SECONDS
+        wait_for(lambda: time.time() - held.occurred_at.timestamp() > horizon, 30, what="the event past the horizon")
+        client.config_set("maxmemory", 0)
+        wait_for(lambda: quarantine.count(client), 30, what="the held event quarantined")
+        [entry] = quarantine.list_entries(client)
+        assert entry.raw["eventId"] == held.event_id and "ordering horizon" in entry.reason
+        assert not client.exists(keys.Target(keys.SOURCE, SOURCE).window)
+    finally:
+        workers.stop_all()
+        store.stop()
 
 
 def test_the_horizon_must_stay_inside_the_life_of_the_marks():
