@@ -1,8 +1,9 @@
 """The ordering horizon (invariant 11): no replay or late delivery can bring back what was deleted.
 
-The end-to-end test runs the real pipeline (producer library -> Redis broker -> worker and beat
-processes -> emulator over HTTP) with high-water marks that live seconds instead of days; the
-property tests check the rule's boundaries and the argument of docs/architecture.md.
+The end-to-end tests run the real pipeline (producer library or `pushsync dlq|quarantine replay`
+-> Redis broker -> worker and beat processes -> emulator over HTTP), with high-water marks that
+live seconds instead of days, or with events dated days ago; the property tests check the rule's
+boundaries and the argument of docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -13,14 +14,20 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import redis
+from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from producers import Publisher
+from producers.events import decode_event
 from tests.support.ids import examples
+from tests.support.times import occurred
 from tests.worker.e2e import pipeline_env, wait_for
+from tests.worker.test_metrics import scrape, value
 from worker import keys, quarantine
-from worker.embedded import EmbeddedRedis
+from worker.cli import main
+from worker.deadletter import DeadLetters
+from worker.embedded import EmbeddedRedis, free_port
 from worker.horizon import FUTURE, TOO_OLD, Horizon
 from worker.settings import SettingsError, load_settings
 
@@ -42,12 +49,14 @@ def nothing_buffered(client) -> bool:
 
 
 def test_a_replay_after_the_marks_expired_changes_nothing_in_the_index(workers, clean_emulator, redis_client,
-                                                                        redis_url, redis_broker_url):
+                                                                        redis_url, redis_broker_url, tmp_path):
     emulator = clean_emulator
     emulator.create_source(SOURCE)
+    port = free_port()
     env = pipeline_env(redis_url, redis_broker_url, emulator,
                        PUSHSYNC_HIGH_WATER_TTL_SECONDS=str(MARK_TTL_SECONDS),
-                       PUSHSYNC_CLOCK_SKEW_SECONDS=str(SKEW_SECONDS))
+                       PUSHSYNC_CLOCK_SKEW_SECONDS=str(SKEW_SECONDS), PUSHSYNC_METRICS_PORT=str(port),
+                       PUSHSYNC_METRICS_DIR=str(tmp_path / "metrics"))
     workers.start("worker", env)
     workers.start("beat", env)
     mark = keys.Target(keys.SOURCE, SOURCE).high_water(DOCUMENT)
@@ -66,6 +75,47 @@ def test_a_replay_after_the_marks_expired_changes_nothing_in_the_index(workers, 
     assert emulator.item(SOURCE, DOCUMENT) is None, "the replayed update brought the deleted item back"
     [entry] = quarantine.list_entries(redis_client)
     assert entry.raw["eventId"] == update.event_id and "ordering horizon" in entry.reason, entry
+
+    # Dated a day ahead: a clock gone wrong, or a made-up time that would keep a replay young for ever.
+    with Publisher(redis_broker_url) as publisher:
+        publisher.publish_many([{"kind": "item.upsert", "source": SOURCE, "documentId": DOCUMENT, "version": 3,
+                                 "occurredAt": occurred(-DAY), "item": {"data": "from the future"}}])
+    wait_for(lambda: quarantine.count(redis_client) == 2, what="the future event quarantined")
+    assert any("ahead of this worker's clock" in e.reason for e in quarantine.list_entries(redis_client))
+    samples = scrape(f"http://127.0.0.1:{port}/metrics")
+    assert value(samples, "pushsync_events_quarantined_total", cause=TOO_OLD) == 1
+    assert value(samples, "pushsync_events_quarantined_total", cause=FUTURE) == 1
+    assert emulator.item(SOURCE, DOCUMENT) is None
+
+
+def test_replaying_a_week_old_dead_letter_or_its_quarantine_entry_changes_nothing(
+        workers, clean_emulator, redis_client, redis_url, redis_broker_url):
+    """Default settings (marks live 7 days): a dead letter whose events occurred 8 days ago."""
+    emulator = clean_emulator
+    emulator.create_source(SOURCE)
+    env = pipeline_env(redis_url, redis_broker_url, emulator)
+    workers.start("worker", env)
+    workers.start("beat", env)
+    letters = DeadLetters(redis_broker_url, redis_client)
+    letters.purge()
+    week_old = {"schemaVersion": 1, "eventId": "week-old", "kind": "item.upsert", "source": SOURCE,
+                "documentId": DOCUMENT, "version": 1, "occurredAt": occurred(8 * DAY), "item": {"data": "stale"}}
+    letters.send(f"source:{SOURCE}", "batch-1", [decode_event(json.dumps(week_old)).encoded],
+                 RuntimeError("the service refused it"), attempts=1)
+    cli = {"REDIS_URL": redis_url, "BROKER_URL": redis_broker_url}
+    replayed = CliRunner().invoke(main, ["dlq", "replay"], env=cli)
+    assert replayed.exit_code == 0 and "replayed 1 entry (1 event)" in replayed.output, replayed.output
+    wait_for(lambda: quarantine.count(redis_client) == 1, what="the replayed event quarantined")
+    [first] = quarantine.list_entries(redis_client)
+    assert first.raw["eventId"] == "week-old" and "ordering horizon" in first.reason and letters.depth() == 0
+
+    again = CliRunner().invoke(main, ["quarantine", "replay", "--all"], env=cli)
+    assert again.exit_code == 0, again.output
+    wait_for(lambda: [e.id for e in quarantine.list_entries(redis_client)] not in ([], [first.id]),
+             what="the entry replayed and quarantined anew")
+    [second] = quarantine.list_entries(redis_client)
+    assert second.raw["eventId"] == "week-old" and "ordering horizon" in second.reason
+    assert nothing_buffered(redis_client) and emulator.item(SOURCE, DOCUMENT) is None
 
 
 def test_an_event_that_ages_past_the_horizon_while_the_store_is_out_is_quarantined_not_coalesced(
