@@ -105,6 +105,7 @@ def test_replaying_a_week_old_dead_letter_or_its_quarantine_entry_changes_nothin
     cli = {"REDIS_URL": redis_url, "BROKER_URL": redis_broker_url}
     replayed = CliRunner().invoke(main, ["dlq", "replay"], env=cli)
     assert replayed.exit_code == 0 and "replayed 1 entry (1 event)" in replayed.output, replayed.output
+    assert "1 event past the ordering horizon" in replayed.output
     wait_for(lambda: quarantine.count(redis_client) == 1, what="the replayed event quarantined")
     [first] = quarantine.list_entries(redis_client)
     assert first.raw["eventId"] == "week-old" and "ordering horizon" in first.reason and letters.depth() == 0
