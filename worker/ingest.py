@@ -135,9 +135,9 @@ class Decoded:
         self.invalid.append(invalid)
         self.causes[cause] += 1
 
-    def take_aged(self, horizon: Horizon, now: float) -> list[tuple[InvalidEvent, str]]:
+    def take_aged(self, horizon: Horizon, now: float) -> list[tuple[Event, InvalidEvent, str]]:
         """Remove the valid events that `horizon` refuses at `now` (epoch seconds, the worker's clock);
-        returns them as invalid events, each with its quarantine cause."""
+        returns each with its invalid event and quarantine cause."""
         kept, aged = [], []
         for event in self.valid:
             refusal = horizon.refusal(event.occurred_at, now)
@@ -145,7 +145,7 @@ class Decoded:
                 kept.append(event)
             else:
                 cause, reason = refusal
-                aged.append((InvalidEvent(reason=reason, raw=_raw(event)), cause))
+                aged.append((event, InvalidEvent(reason=reason, raw=_raw(event)), cause))
         self.valid = kept
         return aged
 
@@ -170,12 +170,8 @@ class Decoded:
 
     def take_late(self, horizon: Horizon, now: float) -> None:
         """Move the valid events that aged past `horizon` by `now` to `late`."""
-        before = self.valid
-        aged = self.take_aged(horizon, now)
-        if aged:
-            left = {id(event) for event in self.valid}
-            gone = [id(event) for event in before if id(event) not in left]
-            self.late.update(zip(gone, aged))
+        for event, invalid, cause in self.take_aged(horizon, now):
+            self.late[id(event)] = (invalid, cause)
 
 
 def decode_one(message: Received, protected: frozenset[str], delivery_limit: int, horizon: Horizon,
@@ -207,7 +203,7 @@ def decode_one(message: Received, protected: frozenset[str], delivery_limit: int
             decoded.refuse(InvalidEvent(reason=PROTECTED_REASON.format(event.target), raw=_raw(event)), "protected")
         else:
             decoded.valid.append(event)
-    for invalid, cause in decoded.take_aged(horizon, now):
+    for _, invalid, cause in decoded.take_aged(horizon, now):
         decoded.refuse(invalid, cause)
     _cap_invalid(decoded, message.body)
     return decoded
