@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import redis
 from click.testing import CliRunner
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from producers import Publisher
@@ -191,5 +191,7 @@ def test_an_accepted_event_is_always_ordered_by_a_living_mark(ttl, skew_share, o
     newer_pushed = occurred + pushed_after
     judged = newer_pushed + judged_after
     stamped = EPOCH + timedelta(seconds=occurred + producer_skew)
-    if horizon.refusal(stamped, EPOCH.timestamp() + judged) is None:
+    accepted = horizon.refusal(stamped, EPOCH.timestamp() + judged) is None
+    event("accepted" if accepted else "refused")
+    if accepted:
         assert judged - newer_pushed <= settings_.high_water_ttl_seconds + 1e-6
