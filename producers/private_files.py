@@ -44,7 +44,7 @@ def replacing(path: Path, mode: str = "wb", *, encoding: str | None = None) -> I
     """
     path = Path(path)
     # mkstemp opens with O_CREAT | O_EXCL | O_NOFOLLOW and mode 0600, which no umask can widen.
-    descriptor, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent or ".")
+    descriptor, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         text = "b" not in mode
         with os.fdopen(descriptor, "w" if text else "wb", encoding=(encoding or "utf-8") if text else None) as stream:
