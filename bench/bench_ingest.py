@@ -24,6 +24,7 @@ import json
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import click
@@ -52,7 +53,8 @@ SOURCES = [keys.Target(keys.SOURCE, f"bench-{n}") for n in range(8)]
 """Events are spread over a few sources, as a worker serving several would see them."""
 ITEM_TEXT = "lorem ipsum " * 40
 """About half a kilobyte of content per event, like a short CMS entry."""
-OCCURRED_AT = "2026-01-01T00:00:00Z"
+OCCURRED_AT = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+"""When the run starts: ingestion refuses events older than the ordering horizon."""
 POLL_SECONDS = 0.02
 """Often enough for a reading error under 0.2%; rarely enough not to slow the worker."""
 STALL_SECONDS = 60.0

@@ -12,13 +12,16 @@ import hmac
 import secrets
 import time
 import uuid
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 from urllib.parse import urlencode
 
 from emulator.clock import Clock
 from emulator.errors import EmulatorError
 from emulator.limits import CONTAINER_LIFETIME_SECONDS
+from producers.private_files import private_directory, replacing
 
 UPLOAD_ROUTE_PREFIX = "/_blob"
 """Where uploads go: neither under the Push API's /push/ nor the admin API's /_emulator/."""
@@ -49,6 +52,10 @@ class Container:
     state: ContainerState = ContainerState.EMPTY
     size: int = 0
 
+    def open_blob(self) -> ContextManager[IO[bytes]]:
+        """A new private file (0600) that becomes the blob once written whole (see producers.private_files)."""
+        return replacing(self.path)
+
     @property
     def expires_at(self) -> float:
         """Epoch seconds after which the container can be neither uploaded to nor used."""
@@ -77,7 +84,7 @@ class ContainerStore:
     def create(self) -> Container:
         """A new, empty container (and the blobs of expired ones are removed)."""
         self._sweep()
-        self._directory.mkdir(parents=True, exist_ok=True)
+        private_directory(self._directory)
         file_id = str(uuid.uuid4())
         container = Container(file_id, self._clock.now(), self._directory / f"{file_id}.blob")
         self._containers[file_id] = container

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emulator.limits import MIB
+from producers.private_files import private_directory
 
 CHUNK_BYTES = MIB
 """Compressed bytes fed to a decompressor at a time."""
@@ -132,7 +133,7 @@ class _Sink:
             self._buffer += data
             if len(self._buffer) <= IN_MEMORY_CONTENT_BYTES:
                 return
-            self._directory.mkdir(parents=True, exist_ok=True)
+            private_directory(self._directory)
             self._file = tempfile.NamedTemporaryFile(dir=self._directory, suffix=".content", delete=False)
             data, self._buffer = bytes(self._buffer), bytearray()
         self._file.write(data)

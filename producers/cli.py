@@ -15,6 +15,7 @@ from producers.broker import EVENTS_QUEUE
 from producers.errors import ConfigError
 from producers.events import MAX_EVENT_BYTES
 from producers.ndjson import Report, rewindable, scan
+from producers.private_files import replacing
 from producers.progress import Progress
 from producers.publisher import DEFAULT_EVENTS_PER_MESSAGE, Publisher
 
@@ -100,7 +101,12 @@ def publish(
     _summarize(report, time.monotonic() - started)
     if skip_invalid and report.invalid:
         target = invalid_output or Path(STDIN_INVALID_OUTPUT if source == "-" else source + ".invalid.ndjson")
-        target.write_text("".join(line.to_json() + "\n" for line in report.invalid), encoding="utf-8")
+        try:
+            # Private (the lines hold content) and never through a symlink planted at the target.
+            with replacing(target, "w") as stream:
+                stream.writelines(line.to_json() + "\n" for line in report.invalid)
+        except OSError as exc:
+            raise click.ClickException(f"cannot write the invalid lines to {target}: {exc.strerror or exc}") from None
         click.echo(f"wrote {len(report.invalid):,} invalid line(s) with their reasons to {target}", err=True)
     if report.failure:
         sys.exit(EXIT_BROKER)

@@ -14,7 +14,12 @@ size or encoding:
   store refuses for its own sake is quarantined alone with the store's answer, and never holds
   back the valid messages around it;
 - a message that was delivered too often without finishing (its workers died holding it) is
-  quarantined whole as poison, without being decoded again.
+  quarantined whole as poison, without being decoded again;
+- an event outside the ordering horizon (`worker.horizon`: older than pushsync can order, or dated
+  ahead of the worker's clock beyond the allowed skew) is quarantined with the reason, whichever
+  producer sent it. Ages are judged when the group is decoded and again just before its events are
+  coalesced, so a group held through a store outage never coalesces an event that aged past the
+  horizon meanwhile.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from producers.errors import InvalidEventError
 from producers.events import Event, InvalidEvent, RebuildBegin, RebuildEnd, check_size, decode_message
 from worker import broker_runs, keys, message_codecs, metrics, quarantine
 from worker.coalesce import Coalescer, target_of
+from worker.horizon import Horizon
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +75,9 @@ MESSAGE_QUARANTINE_EVENTS = 100
 """Invalid events of one message quarantined one entry each; the rest of them share one entry of the
 whole message. An entry takes hundreds of bytes and `{}` three: without a cap one 16 MiB message
 became millions of entries, gigabytes in a Redis that runs with noeviction."""
-OVERFLOW_REASON = ("{count} more invalid event(s) of this message (indexes {first} to {last}), past the first "
-                   "{cap} quarantined one entry each, are kept in this entry of the whole message; the first of them: "
-                   "{reason}")
-"""Reason of the entry that keeps a message's invalid events past the cap."""
+OVERFLOW_REASON = ("{count} more invalid event(s) of this message{where}, past the first {cap} quarantined one "
+                   "entry each, are kept in this entry; the first of them: {reason}")
+"""Reason of the entry that keeps a message's invalid events past the cap (the whole message, or the events)."""
 
 RunAnnouncer = Callable[[keys.Target, str], None]
 """Sends the task that starts a broker-started full run: (source or provider, run id)."""
@@ -120,10 +125,29 @@ class Decoded:
     """Invalid events past MESSAGE_QUARANTINE_EVENTS, kept in their message's entry: only their runs hear of them."""
     done: set[str] = field(default_factory=set)
     """Steps of `Ingestor._store` already carried out, so a retry repeats none (quarantine entries above all)."""
+    late: dict[int, tuple[InvalidEvent, str]] = field(default_factory=dict)
+    """Valid events that aged past the horizon after decoding, until quarantined: by the `id()` of the event,
+    the invalid event and its cause."""
+    aged_out: set[int] = field(default_factory=set)
+    """`id()` of the events quarantined late, so a message written alone after its group leaves them out."""
 
     def refuse(self, invalid: InvalidEvent, cause: str) -> None:
         self.invalid.append(invalid)
         self.causes[cause] += 1
+
+    def take_aged(self, horizon: Horizon, now: float) -> list[tuple[Event, InvalidEvent, str]]:
+        """Remove the valid events that `horizon` refuses at `now` (epoch seconds, the worker's clock);
+        returns each with its invalid event and quarantine cause."""
+        kept, aged = [], []
+        for event in self.valid:
+            refusal = horizon.refusal(event.occurred_at, now)
+            if refusal is None:
+                kept.append(event)
+            else:
+                cause, reason = refusal
+                aged.append((event, InvalidEvent(reason=reason, raw=_raw(event)), cause))
+        self.valid = kept
+        return aged
 
     def refuse_oversized(self) -> None:
         """Move the valid events that cannot be encoded or are over the size limit to the invalid ones."""
@@ -144,12 +168,19 @@ class Decoded:
         self.overflow += other.overflow
         self.causes += other.causes
 
+    def take_late(self, horizon: Horizon, now: float) -> None:
+        """Move the valid events that aged past `horizon` by `now` to `late`."""
+        for event, invalid, cause in self.take_aged(horizon, now):
+            self.late[id(event)] = (invalid, cause)
 
-def decode_one(message: Received, protected: frozenset[str], delivery_limit: int) -> Decoded:
+
+def decode_one(message: Received, protected: frozenset[str], delivery_limit: int, horizon: Horizon,
+               now: float) -> Decoded:
     """Decode and validate the events of one message; never raises.
 
     protected: source ids whose events are quarantined instead of pushed.
     delivery_limit: deliveries after which the message is quarantined whole, unread.
+    horizon: how old (or far ahead) an event may be; now: the worker's clock (epoch seconds) to judge by.
     """
     decoded = Decoded()
     if message.deliveries > delivery_limit:
@@ -172,20 +203,29 @@ def decode_one(message: Received, protected: frozenset[str], delivery_limit: int
             decoded.refuse(InvalidEvent(reason=PROTECTED_REASON.format(event.target), raw=_raw(event)), "protected")
         else:
             decoded.valid.append(event)
+    for _, invalid, cause in decoded.take_aged(horizon, now):
+        decoded.refuse(invalid, cause)
     _cap_invalid(decoded, message.body)
     return decoded
 
 
 def _cap_invalid(decoded: Decoded, body: bytes) -> None:
     """Keep at most MESSAGE_QUARANTINE_EVENTS invalid events one entry each, and the rest as one entry of `body`."""
-    overflow = decoded.invalid[MESSAGE_QUARANTINE_EVENTS:]
+    decoded.invalid, decoded.overflow = _capped(decoded.invalid, body)
+
+
+def _capped(invalid: list[InvalidEvent], whole: Any = None) -> tuple[list[InvalidEvent], list[InvalidEvent]]:
+    """The entries that keep `invalid`: at most MESSAGE_QUARANTINE_EVENTS one each, then one entry of `whole`
+    (their message; by default a message of the rest, which a quarantine replay reads as any) for the rest;
+    and that rest."""
+    overflow = invalid[MESSAGE_QUARANTINE_EVENTS:]
     if not overflow:
-        return
-    decoded.invalid = decoded.invalid[:MESSAGE_QUARANTINE_EVENTS]
-    decoded.overflow = overflow
-    decoded.invalid.append(InvalidEvent(reason=OVERFLOW_REASON.format(
-        count=len(overflow), first=overflow[0].index, last=overflow[-1].index, cap=MESSAGE_QUARANTINE_EVENTS,
-        reason=overflow[0].reason), raw=body))
+        return invalid, []
+    first, last = overflow[0].index, overflow[-1].index
+    where = "" if first is None else f" (indexes {first} to {last})"
+    return [*invalid[:MESSAGE_QUARANTINE_EVENTS], InvalidEvent(reason=OVERFLOW_REASON.format(
+        count=len(overflow), where=where, cap=MESSAGE_QUARANTINE_EVENTS, reason=overflow[0].reason),
+        raw=json.dumps({"events": [entry.raw for entry in overflow]}).encode() if whole is None else whole)], overflow
 
 
 def unwrap(body: bytes, compression: str | None) -> Received:
@@ -202,19 +242,22 @@ class Ingestor:
     """Writes decoded groups to the store, waiting out its outages and isolating bad messages."""
 
     def __init__(self, client: redis.Redis, coalescer: Coalescer, announce: RunAnnouncer, *,
-                 protected: frozenset[str] = frozenset(), delivery_limit: int = broker.DELIVERY_LIMIT) -> None:
+                 protected: frozenset[str] = frozenset(), delivery_limit: int = broker.DELIVERY_LIMIT,
+                 horizon: Horizon | None = None) -> None:
         """
         client: the coalescing store.
         coalescer: writes valid events into their windows.
         announce: sends the task that starts a full run, once Redis holds its begin event.
         protected: source ids whose events are quarantined instead of pushed.
         delivery_limit: deliveries after which a message is quarantined as poison.
+        horizon: how old an event may be to be accepted (default: from the coalescer's settings).
         """
         self.client = client
         self.coalescer = coalescer
         self.announce = announce
         self.protected = protected
         self.delivery_limit = delivery_limit
+        self.horizon = horizon or Horizon.of(coalescer.settings)
         self.stopping = threading.Event()
         """Set at shutdown: a write waiting for the store gives up (raises Stopping)."""
 
@@ -223,7 +266,8 @@ class Ingestor:
 
         Returns counts by outcome. Raises Stopping if the worker stops while the store is out.
         """
-        decoded = [decode_one(message, self.protected, self.delivery_limit) for message in messages]
+        now = time.time()
+        decoded = [decode_one(message, self.protected, self.delivery_limit, self.horizon, now) for message in messages]
         group = Decoded()
         for one in decoded:
             group.extend(one)
@@ -237,6 +281,7 @@ class Ingestor:
         outcomes: Counter = Counter()
         for message, one in zip(messages, decoded):
             one.done |= group.done
+            one.valid = [event for event in one.valid if id(event) not in group.aged_out]
             try:
                 outcomes.update(self._alone(one))
             except Stopping:
@@ -293,17 +338,17 @@ class Ingestor:
         decoded.refuse_oversized()
         outcomes: Counter = Counter(quarantined=len(decoded.invalid), run_events=len(decoded.runs))
         if decoded.invalid and "quarantine" not in decoded.done:
-            pipe = self.client.pipeline(transaction=True)
-            for entry in decoded.invalid:
-                quarantine.keep(pipe, quarantine.entry_for(entry, queue=broker.EVENTS_QUEUE))
-                broker_runs.record_invalid(pipe, entry)
-            for entry in decoded.overflow:  # a run missing any of its events must not delete
-                broker_runs.record_invalid(pipe, entry)
-            pipe.execute()
+            self._quarantine(decoded.invalid, decoded.overflow, decoded.causes)
             decoded.done.add("quarantine")
-            log.warning("quarantined %d invalid event(s): %s", len(decoded.invalid), decoded.invalid[0].reason)
-            for cause, count in decoded.causes.items():
-                metrics.record_quarantined(cause, count)
+        if "coalesce" not in decoded.done:
+            # Judged again now: the group may have waited out a store outage since it was decoded.
+            decoded.take_late(self.horizon, time.time())
+        if decoded.late:
+            late, overflow = _capped([invalid for invalid, _ in decoded.late.values()])
+            self._quarantine(late, overflow, Counter(cause for _, cause in decoded.late.values()))
+            outcomes["quarantined"] += len(late)
+            decoded.aged_out |= decoded.late.keys()
+            decoded.late = {}
         if decoded.valid and "coalesce" not in decoded.done:
             result = self.coalescer.add(decoded.valid)
             decoded.done.add("coalesce")
@@ -315,6 +360,19 @@ class Ingestor:
             self._record_runs(decoded.runs)
             decoded.done.add("runs")
         return dict(outcomes)
+
+    def _quarantine(self, invalid: list[InvalidEvent], overflow: list[InvalidEvent], causes: Counter) -> None:
+        """Keep `invalid` in quarantine (and `overflow`, kept in one of them, only for their runs), in one transaction."""
+        pipe = self.client.pipeline(transaction=True)
+        for entry in invalid:
+            quarantine.keep(pipe, quarantine.entry_for(entry, queue=broker.EVENTS_QUEUE))
+            broker_runs.record_invalid(pipe, entry)
+        for entry in overflow:  # a run missing any of its events must not delete
+            broker_runs.record_invalid(pipe, entry)
+        pipe.execute()
+        log.warning("quarantined %d invalid event(s): %s", len(invalid), invalid[0].reason)
+        for cause, count in causes.items():
+            metrics.record_quarantined(cause, count)
 
     def _record_runs(self, events: list[RebuildBegin | RebuildEnd]) -> None:
         pipe = self.client.pipeline(transaction=True)

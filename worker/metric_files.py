@@ -9,27 +9,51 @@ module defines a metric, and this module must not import prometheus_client itsel
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
+from producers.private_files import NotPrivateError, private_directory
 from worker.settings import Settings, SettingsError
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 """The variable prometheus_client reads to keep values in files."""
+DEFAULT_PREFIX = "pushsync-metrics-"
+"""Start of the name of the private directory a worker makes for each run when none is named."""
 
 
 def share(settings: Settings) -> Path | None:
     """When the worker serves metrics, make this process (and the children it forks) keep metric
-    values in the worker's directory; returns that directory, or None when nothing is served."""
+    values in the worker's directory; returns that directory, or None when nothing is served.
+
+    Without PUSHSYNC_METRICS_DIR that is a new private directory (0700), removed when this process
+    exits; a named one must be a real directory of this user that nobody else may write (it is
+    made so when missing), since the worker empties it: a planted symlink must never make it
+    delete another directory's files. Raises SettingsError saying what is wrong with a named one.
+    """
     if not settings.metrics_port:
         return None
-    directory = settings.metrics_directory
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SettingsError(f"PUSHSYNC_METRICS_DIR: cannot use {directory}: {exc.strerror}") from None
+    if settings.metrics_dir is None:
+        directory = Path(tempfile.mkdtemp(prefix=f"{DEFAULT_PREFIX}{settings.metrics_port}-"))
+        atexit.register(_remove, directory, os.getpid())
+    else:
+        directory = settings.metrics_dir
+        try:
+            private_directory(directory)
+        except NotPrivateError as exc:
+            raise SettingsError(f"PUSHSYNC_METRICS_DIR: refusing {exc}") from None
+        except OSError as exc:
+            raise SettingsError(f"PUSHSYNC_METRICS_DIR: cannot use {directory}: {exc.strerror}") from None
     os.environ[MULTIPROC_ENV] = str(directory)
     return directory
+
+
+def _remove(directory: Path, owner: int) -> None:
+    """Remove the run's own directory, from the process that made it only (forked children inherit the hook)."""
+    if os.getpid() == owner:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def clean(directory: Path) -> None:

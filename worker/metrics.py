@@ -31,7 +31,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
-from worker import keys, metric_files, quarantine
+from worker import horizon, keys, metric_files, quarantine
 from worker.pushapi import errors
 from worker.settings import Settings
 from worker.store import connect, store_url
@@ -43,9 +43,10 @@ log = logging.getLogger(__name__)
 
 TARGET = ("kind", "target")
 """Labels of what concerns one source or provider."""
-QUARANTINE_CAUSES = frozenset({"invalid", "undecodable", "poison", "protected"})
+QUARANTINE_CAUSES = frozenset({"invalid", "undecodable", "poison", "protected", horizon.TOO_OLD, horizon.FUTURE})
 """Why events went to quarantine: an event failed validation, a message could not be decoded,
-the broker gave up redelivering a message, an event named a protected source."""
+the broker gave up redelivering a message, an event named a protected source, an event was outside
+the ordering horizon (older than it, or dated ahead of the worker's clock)."""
 DELETE_SECTIONS = frozenset({"delete", "deleted"})
 """Batch-file sections that remove (item deletes, identity disables); the others add or update."""
 PUSH_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)

@@ -7,7 +7,6 @@ naming each bad variable and the form it expects, so a typo never surfaces mid-p
 from __future__ import annotations
 
 import enum
-import tempfile
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated
@@ -179,6 +178,15 @@ class Settings(BaseSettings):
         7 * 24 * 3600, gt=0, validation_alias=_env("PUSHSYNC_HIGH_WATER_TTL_SECONDS"),
         description="How long the newest pushed version of an item is remembered to drop older events.",
     )
+    clock_skew_seconds: float = Field(
+        3600.0, ge=0, validation_alias=_env("PUSHSYNC_CLOCK_SKEW_SECONDS"),
+        description="How far a producer's clock (an event's occurredAt) may be off the workers' clocks.",
+    )
+    ordering_horizon_seconds: float | None = Field(
+        None, gt=0, validation_alias=_env("PUSHSYNC_ORDERING_HORIZON_SECONDS"),
+        description="Events older than this (by occurredAt) are quarantined: pushsync can no longer order them "
+                    "(default: the high-water TTL minus the clock skew).",
+    )
     run_timeout_seconds: float = Field(
         3600.0, gt=0, validation_alias=_env("PUSHSYNC_RUN_TIMEOUT_SECONDS"),
         description="How long after its rebuild.end a broker-started full run may take to arrive and be pushed.",
@@ -209,7 +217,8 @@ class Settings(BaseSettings):
     )
     metrics_dir: Path | None = Field(
         None, validation_alias=_env("PUSHSYNC_METRICS_DIR", "PROMETHEUS_MULTIPROC_DIR"),
-        description="Where a worker's processes keep metric values for its endpoint (default: per port, in /tmp).",
+        description="Where a worker's processes keep metric values for its endpoint: a directory of this user that "
+                    "nobody else may write (default: a private one made for each run).",
     )
 
     log_format: LogFormat = Field(
@@ -284,6 +293,12 @@ class Settings(BaseSettings):
             raise ValueError("PUSHSYNC_REAP_AFTER_SECONDS must be longer than PUSHSYNC_LEASE_SECONDS")
         if self.reap_max_seconds < self.reap_after_seconds:
             raise ValueError("PUSHSYNC_REAP_MAX_SECONDS must be at least PUSHSYNC_REAP_AFTER_SECONDS")
+        if self.horizon_seconds + self.clock_skew_seconds > self.high_water_ttl_seconds or self.horizon_seconds <= 0:
+            raise ValueError(
+                "PUSHSYNC_ORDERING_HORIZON_SECONDS plus PUSHSYNC_CLOCK_SKEW_SECONDS must be positive and at most "
+                "PUSHSYNC_HIGH_WATER_TTL_SECONDS: an event is only accepted while the high-water mark that orders it "
+                "is sure to be remembered"
+            )
         if self.retry_budget_seconds * 2 > self.visibility_timeout:
             raise ValueError(
                 "PUSHSYNC_RETRY_BUDGET_SECONDS must be at most half of PUSHSYNC_VISIBILITY_TIMEOUT, "
@@ -299,6 +314,13 @@ class Settings(BaseSettings):
         """Seconds a window of `target_id` stays open after its first event."""
         return self.source_windows.get(target_id, self.window_seconds)
 
+    @property
+    def horizon_seconds(self) -> float:
+        """The ordering horizon (invariant 11): the oldest an event may be, by its occurredAt, to be accepted."""
+        if self.ordering_horizon_seconds is not None:
+            return self.ordering_horizon_seconds
+        return self.high_water_ttl_seconds - self.clock_skew_seconds
+
     @cached_property
     def push_base_url(self) -> str:
         """The Push API base URL, without the organization part."""
@@ -307,11 +329,6 @@ class Settings(BaseSettings):
         if self.region:
             return REGION_HOSTS[self.region]
         return LOCAL_PUSH_URL
-
-    @property
-    def metrics_directory(self) -> Path:
-        """Where the processes of a worker serving metrics keep their values (one directory per port)."""
-        return self.metrics_dir or Path(tempfile.gettempdir()) / f"pushsync-metrics-{self.metrics_port}"
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -66,7 +66,7 @@ async def _receive(request: Request, container: Container, limit: int) -> tuple[
         raise await after_draining(request, error)
     digest = hashlib.md5(usedforsecurity=False)
     size = 0
-    with open(container.path, "wb") as blob:
+    with container.open_blob() as blob:
         async for chunk in request.stream():
             blob.write(chunk)
             digest.update(chunk)

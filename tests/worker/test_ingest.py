@@ -9,10 +9,14 @@ import pytest
 
 from producers import Publisher
 from tests.support.raw import publish_raw, purge_rabbit
+from tests.support.times import occurred
 from tests.worker.e2e import wait_for
 from worker import keys, quarantine
 
 SOURCES = ("alpha", "beta", "gamma")
+
+OCCURRED_AT = occurred()
+"""When these tests' events happened: inside the ordering horizon, and the same for every copy of an event."""
 
 
 def event(source: str, n: int, version: int, **extra) -> dict:
@@ -114,7 +118,7 @@ BAD_BODIES = [
 
 def complete(obj: dict) -> dict:
     return {"schemaVersion": 1, "eventId": "00000000-0000-4000-8000-000000000001",
-            "occurredAt": "2026-11-22T10:00:00Z", **obj}
+            "occurredAt": OCCURRED_AT, **obj}
 
 
 def test_bad_messages_are_quarantined_and_never_block_the_rest(workers, redis_client, redis_url, redis_broker_url):

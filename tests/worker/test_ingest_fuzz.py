@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from producers import broker
 from tests.support.raw import append_entry, publish_raw
+from tests.support.times import occurred
 from tests.worker.e2e import wait_for
 from worker import keys, quarantine
 
@@ -46,7 +47,7 @@ class Fate:
 
 
 def valid_event(document_id: str) -> dict:
-    return {"schemaVersion": 1, "eventId": uuid.uuid4().hex, "occurredAt": "2026-12-01T10:00:00Z",
+    return {"schemaVersion": 1, "eventId": uuid.uuid4().hex, "occurredAt": occurred(),
             "kind": "item.upsert", "source": SOURCE.id, "documentId": document_id, "version": 1,
             "item": {"data": "fuzz", "metadata": {"title": "t"}}}
 

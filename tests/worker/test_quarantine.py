@@ -14,6 +14,7 @@ from click.testing import CliRunner, Result
 from producers import broker
 from producers.events import InvalidEvent, decode_event
 from tests.support.raw import drain
+from tests.support.times import occurred
 from tests.worker.e2e import wait_for
 from worker import keys, quarantine
 from worker.cli import main
@@ -25,11 +26,14 @@ HUGE = 16 * 1024 * 1024
 ENTRY_OVERHEAD_CHARS = 1024
 """What an entry with a short reason and target stores beside its capped raw body, at most."""
 
+OCCURRED_AT = occurred()
+"""When these tests' events happened: inside the ordering horizon, and the same for every copy of an event."""
+
 
 def event(n: int, source: str = "replayed", **extra: Any) -> dict[str, Any]:
     return {"schemaVersion": 1, "eventId": f"00000000-0000-4000-8000-{n:012d}", "kind": "item.upsert",
             "source": source, "documentId": f"https://example.com/{source}/{n}", "version": 100 + n,
-            "occurredAt": "2026-11-22T10:00:00Z", "item": {"data": f"item {n}"}, **extra}
+            "occurredAt": OCCURRED_AT, "item": {"data": f"item {n}"}, **extra}
 
 
 def message(*events: dict[str, Any]) -> bytes:

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
+from pathlib import Path
 
 import click
 
+from producers.errors import InvalidEventError
+from producers.events import parse_event
+from producers.private_files import replacing
 from worker.commands.output import counted, echo_json, shorten, when
-from worker.deadletter import DeadLetters
+from worker.deadletter import DeadLetters, Entry
+from worker.horizon import Horizon
 from worker.settings import load_settings
 from worker.store import connect, store_url
 
@@ -69,10 +75,28 @@ def replay(entry_ids: tuple[str, ...], target: str | None, dry_run: bool) -> Non
         verb = "replayed"
     events = sum(len(entry.events) for entry in entries)
     click.echo(f"{verb} {counted(len(entries), 'entry', 'entries')} ({counted(events, 'event')})")
+    aged = _past_horizon(entries, Horizon.of(load_settings()), time.time())
+    if aged:
+        click.echo(f"{counted(aged, 'event')} past the ordering horizon (occurredAt too old, or too far ahead): "
+                   "ingestion quarantines them instead of pushing them; publish those items' current state "
+                   "instead (docs/operations.md, Dead-letter queue)", err=True)
     missing = sorted((wanted or set()) - {entry.id for entry in entries})
     if missing:
         click.echo(f"not found{' for --source ' + target if target else ''}: {', '.join(missing)}", err=True)
         raise SystemExit(REPLAY_MISSING)
+
+
+def _past_horizon(entries: list[Entry], horizon: Horizon, now: float) -> int:
+    """How many events of `entries` ingestion will refuse as outside `horizon` at `now` (epoch seconds)."""
+    aged = 0
+    for entry in entries:
+        for event in entry.events:
+            try:
+                occurred_at = parse_event(event).occurred_at
+            except InvalidEventError:
+                continue  # ingestion quarantines it for its own reason
+            aged += horizon.refusal(occurred_at, now) is not None
+    return aged
 
 
 @dlq.command()
@@ -86,10 +110,21 @@ def purge(target: str | None, yes: bool) -> None:
 
 
 @dlq.command()
-@click.argument("file", type=click.File("w"))
-def export(file) -> None:
-    """Write every entry as NDJSON to FILE (- for standard output)."""
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True, path_type=str))
+def export(file: str) -> None:
+    """Write every entry as NDJSON to FILE (- for standard output).
+
+    FILE is written afresh, readable by its owner only (entries hold the items' content): it
+    replaces what was there, a symlink included, only once every entry is written.
+    """
     entries = _dead_letters().list()
-    for entry in entries:
-        file.write(json.dumps(dataclasses.asdict(entry)) + "\n")
+    lines = (json.dumps(dataclasses.asdict(entry)) + "\n" for entry in entries)
+    if file == "-":
+        click.get_text_stream("stdout").writelines(lines)
+    else:
+        try:
+            with replacing(Path(file), "w") as stream:
+                stream.writelines(lines)
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {file}: {exc.strerror or exc}") from None
     click.echo(f"exported {len(entries)} entries", err=True)
