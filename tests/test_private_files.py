@@ -20,7 +20,7 @@ from tests.plugins.emulator import start_emulator, stop_emulator
 from tests.support.times import occurred
 from worker.cli import main
 from worker.deadletter import DeadLetters
-from worker.embedded import free_port
+from worker.embedded import EmbeddedRedis, free_port
 
 USUAL_UMASK = 0o022
 
@@ -164,3 +164,12 @@ def test_a_worker_keeps_its_metrics_in_a_private_directory_of_its_own_by_default
     assert (predictable / "counter_1.db").read_bytes() == b"planted values"
     worker.stop(timeout=30)
     assert not own.exists()
+
+
+def test_the_embedded_redis_keeps_its_data_in_a_private_directory(usual_umask, tmp_path):
+    directory = tmp_path / "embedded" / "store"
+    server = EmbeddedRedis(directory)
+    try:
+        assert mode(directory) == 0o700 and mode(directory.parent) == 0o700
+    finally:
+        server.stop()

