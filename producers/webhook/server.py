@@ -1,0 +1,82 @@
+"""How the receiver is served: uvicorn over h11, with bounded headers and a read timeout.
+
+uvicorn closes idle keep-alive connections, but a connection that sends half a request line or
+half its headers (then nothing, or a byte now and then) is kept for ever; the body is the app's
+to read, and `app.py` bounds that in time. `TimedH11Protocol` closes a connection whose request
+headers are not complete within the read timeout of its start or of its previous answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import Any
+
+import h11
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from producers.webhook import metrics
+from producers.webhook.config import WebhookConfig
+
+MAX_HEADER_BYTES = 16 * 1024
+"""Request line and headers together; a CMS sends far less. Larger ones get h11's 400."""
+
+
+class TimedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol, closing a connection whose headers take longer than `read_timeout` seconds."""
+
+    def __init__(self, *args: Any, read_timeout: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._read_timeout = read_timeout
+        self._header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:  # the request's headers are in
+            self._disarm()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def send_400_response(self, msg: str) -> None:
+        # h11 refused the request itself (malformed or oversized headers): the app never sees it,
+        # so it is counted here, under no hook since its path cannot be trusted.
+        metrics.record_answer(metrics.UNKNOWN_HOOK, 400)
+        super().send_400_response(msg)
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._header_timer = self.loop.call_later(self._read_timeout, self._expire)
+
+    def _disarm(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _expire(self) -> None:
+        self._header_timer = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.transport.close()
+
+
+def uvicorn_config(app: Any, config: WebhookConfig, *, host: str, port: int, **options: Any) -> uvicorn.Config:
+    """The uvicorn configuration serving `app` on `host`:`port` under `config`'s limits; `options` go to uvicorn."""
+    timeout = config.server.read_timeout_seconds
+    return uvicorn.Config(
+        app, host=host, port=port,
+        http=functools.partial(TimedH11Protocol, read_timeout=timeout),  # type: ignore[arg-type]
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+        timeout_keep_alive=max(1, round(timeout)),
+        **options,
+    )
