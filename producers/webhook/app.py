@@ -200,7 +200,7 @@ def create_app(config: WebhookConfig, broker_url: str, *, queue_name: str = EVEN
         assert isinstance(exc, HTTPException)
         return _answer(exc.status_code, request.url.path, headers=exc.headers, error=exc.detail)
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route(HOOKS_PREFIX + "{source}", receive, methods=["POST"]),
             Route(HEALTH_PATH, healthz, methods=["GET"]),
@@ -209,6 +209,10 @@ def create_app(config: WebhookConfig, broker_url: str, *, queue_name: str = EVEN
         exception_handlers={HTTPException: refused_by_router},
         lifespan=lifespan,
     )
+    # No 307 from /hooks/blog/ to /hooks/blog: a CMS following it would send its hook to a path
+    # it did not sign. A path no route has is a 404.
+    app.router.redirect_slashes = False
+    return app
 
 
 def _refusal(hook: str, exc: HookError) -> JSONResponse:

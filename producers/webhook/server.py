@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 from typing import Any
 
 import h11
@@ -50,10 +51,17 @@ class TimedH11Protocol(H11Protocol):
         super().connection_lost(exc)
 
     def send_400_response(self, msg: str) -> None:
-        # h11 refused the request itself (malformed or oversized headers): the app never sees it,
-        # so it is counted here, under no hook since its path cannot be trusted.
+        """h11 refused the request itself (malformed or oversized headers), so the app never sees it:
+        answered here in the app's form, a JSON reason, and counted under no hook (its path cannot
+        be trusted). uvicorn's own answers in plain text."""
         metrics.record_answer(metrics.UNKNOWN_HOOK, 400)
-        super().send_400_response(msg)
+        body = json.dumps({"error": f"{msg.rstrip('.')}: malformed request line or headers, or headers over "
+                                    f"{MAX_HEADER_BYTES:,} bytes"}).encode()
+        headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
+        for event in (h11.Response(status_code=400, headers=headers, reason=b"Bad Request"), h11.Data(data=body),
+                      h11.EndOfMessage()):
+            self.transport.write(self.conn.send(event))
+        self.transport.close()
 
     def _arm(self) -> None:
         self._disarm()
