@@ -198,7 +198,7 @@ def create_app(config: WebhookConfig, broker_url: str, *, queue_name: str = EVEN
 
     async def refused_by_router(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        return _answer(exc.status_code, request.url.path, headers=exc.headers, error=exc.detail)
+        return _answer(exc.status_code, request.scope["path"], headers=exc.headers, error=exc.detail)
 
     app = Starlette(
         routes=[

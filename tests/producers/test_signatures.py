@@ -112,3 +112,25 @@ def test_contentful_signs_the_target_as_sent() -> None:
     for other in ("/hooks/news feed?return=/preview?entry=5KsD", "/hooks/news%2520feed?return=/preview?entry=5KsD"):
         with pytest.raises(SignatureError, match="does not match"):
             verify_contentful(SECRET, "POST", other, headers, BODY, now=NOW, tolerance=30)
+
+
+# Signatures computed by Contentful's own signRequest (@contentful/node-apps-toolkit 3.16.1, run
+# through tests/node/contentful_sign.mjs) with the secret "c" * 64, at 1_800_000_000_000 ms, over
+# the body "{}" and a Content-Type of application/json (plus the extra header shown).
+TOOLKIT_SECRET = "c" * 64
+TOOLKIT_SIGNED = [
+    ("/hooks/news%20feed", {}, "33635f203ac2560785854c1a3d40c73fa60e0f5d42b55791c06226cbdb1dd10a"),
+    ("/hooks/news%20feed?return=/preview?entry=5KsD", {},
+     "ec270ea9ed40ec3958263e436b851052d153feeefeade75369e3eecd11b8c2ec"),
+    ("/hooks/blog", {"x-tag": "v\u0085"}, "de93be2c53cc1214f0db08a2aad5414076be46bf482b40a6da11fe7deb6c976a"),
+]
+
+
+@pytest.mark.parametrize(("target", "extra", "signature"), TOOLKIT_SIGNED, ids=["encoded-path", "second-?", "nel"])
+def test_requests_signed_by_contentfuls_toolkit_verify(target: str, extra: dict[str, str], signature: str) -> None:
+    names = ",".join(sorted(["content-type", CONTENTFUL_SIGNED_HEADERS, "x-contentful-timestamp", *extra]))
+    headers = {"content-type": "application/json", **extra, "x-contentful-signature": signature,
+               CONTENTFUL_SIGNED_HEADERS: names, "x-contentful-timestamp": "1800000000000"}
+    verify_contentful(TOOLKIT_SECRET, "POST", target, headers, b"{}", now=NOW, tolerance=30)
+    assert contentful_signature_headers(TOOLKIT_SECRET, "POST", target, {"content-type": "application/json", **extra},
+                                        b"{}", int(NOW * 1000))["x-contentful-signature"] == signature
