@@ -2,8 +2,8 @@
 
 uvicorn closes idle keep-alive connections, but a connection that sends half a request line or
 half its headers (then nothing, or a byte now and then) is kept for ever; the body is the app's
-to read, and `app.py` bounds that in time. `TimedH11Protocol` closes a connection whose request
-headers are not complete within the read timeout of its start or of its previous answer.
+to read, and `app.py` bounds that in time. `TimedH11Protocol` closes a connection that starts
+no request within the read timeout of its opening or of its previous answer.
 """
 
 from __future__ import annotations
@@ -25,12 +25,20 @@ MAX_HEADER_BYTES = 16 * 1024
 
 
 class TimedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol, closing a connection whose headers take longer than `read_timeout` seconds."""
+    """uvicorn's h11 protocol, closing a connection that starts no request within `read_timeout` seconds.
+
+    The clock starts when the connection opens and again when an answer is complete, and stops
+    when the next request's headers are in (uvicorn then starts a new request cycle). Whatever
+    the connection does meanwhile (nothing, half a header, a byte now and then, the rest of a
+    body the app answered without reading) it is closed when the time is up.
+    """
 
     def __init__(self, *args: Any, read_timeout: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._read_timeout = read_timeout
-        self._header_timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timed_cycle: object = None
+        """The request cycle current when the clock started: a new one means a request came."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -38,13 +46,13 @@ class TimedH11Protocol(H11Protocol):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        if self.conn.their_state is not h11.IDLE:  # the request's headers are in
+        if self.cycle is not self._timed_cycle:
             self._disarm()
 
     def on_response_complete(self) -> None:
+        # Armed first: a pipelined request that uvicorn starts right away is a new cycle.
+        self._arm()
         super().on_response_complete()
-        if not self.transport.is_closing():
-            self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -65,16 +73,17 @@ class TimedH11Protocol(H11Protocol):
 
     def _arm(self) -> None:
         self._disarm()
-        self._header_timer = self.loop.call_later(self._read_timeout, self._expire)
+        self._timed_cycle = self.cycle
+        self._timer = self.loop.call_later(self._read_timeout, self._expire)
 
     def _disarm(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def _expire(self) -> None:
-        self._header_timer = None
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+        self._timer = None
+        if self.cycle is self._timed_cycle and not self.transport.is_closing():
             self.transport.close()
 
 

@@ -9,7 +9,7 @@ reason, a 200 or 202, or a 503 (none here: the broker is up); every answer is co
 pushsync_webhook_requests_total under the right hook and status; nothing reaches the events
 queue without valid credentials, and what a 202 announces is exactly what is on the queue.
 
-Examples per broker: PUSHSYNC_RECEIVER_EXAMPLES (default 40); a few thousand for a long run.
+Examples per broker: PUSHSYNC_RECEIVER_EXAMPLES (default 100); a few thousand for a long run.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from tests.producers.payloads import contentful_published_entry, strapi_event
 from tests.support import http_raw
 from tests.support.raw import drain
 
-EXAMPLES = int(os.environ.get("PUSHSYNC_RECEIVER_EXAMPLES", "40"))
+EXAMPLES = int(os.environ.get("PUSHSYNC_RECEIVER_EXAMPLES", "100"))
 GENERIC_SECRET = "generic-fuzz-secret"
 CONTENTFUL_SECRET = "f" * 64
 STRAPI_TOKEN = "Bearer fuzz-token"

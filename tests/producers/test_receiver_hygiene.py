@@ -118,6 +118,22 @@ def test_headers_trickled_byte_by_byte_do_not_keep_the_connection(receiver: str)
         pytest.fail("the receiver read 4,000 header bytes sent one by one over 40 s")
 
 
+def test_a_body_trickled_after_an_early_answer_does_not_keep_the_connection(receiver: str) -> None:
+    host, port = receiver.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(b"POST /hooks/nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")
+        sock.settimeout(CLOSE_WAIT_SECONDS)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 404 ")  # answered without reading the body
+        deadline = time.monotonic() + CLOSE_WAIT_SECONDS
+        try:
+            while time.monotonic() < deadline:
+                sock.sendall(b"x")
+                time.sleep(0.01)
+        except (BrokenPipeError, ConnectionResetError):
+            return
+        pytest.fail("the receiver kept reading a body it had answered for")
+
+
 def test_a_body_that_stops_coming_gets_408_and_the_connection_closed(receiver: str, published: Callable) -> None:
     host, port = receiver.removeprefix("http://").split(":")
     before = counted("direct", 408)
