@@ -91,7 +91,7 @@ class _Sender:
             self._publisher.close()
 
 
-class _CountAnswers:
+class AnswerCounter:
     """Counts every answer under its hook (or UNKNOWN_HOOK), and answers 500 for an unexpected error.
 
     Around the routes, so refusals of the router (404, 405) and failures of the handler are
@@ -205,7 +205,7 @@ def create_app(config: WebhookConfig, broker_url: str, *, queue_name: str = EVEN
             Route(HOOKS_PREFIX + "{source}", receive, methods=["POST"]),
             Route(HEALTH_PATH, healthz, methods=["GET"]),
         ],
-        middleware=[Middleware(_CountAnswers, hooks=frozenset(config.sources))],
+        middleware=[Middleware(AnswerCounter, hooks=frozenset(config.sources))],
         exception_handlers={HTTPException: refused_by_router},
         lifespan=lifespan,
     )

@@ -4,6 +4,7 @@ Over real HTTP (raw sockets where a client library would refuse or fix the reque
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import socket
@@ -276,3 +277,26 @@ def test_refusals_of_the_router_are_json_and_counted(receiver: str) -> None:
     assert wrong_method.json()["error"] and wrong_method.headers["allow"] == "POST"
     assert trailing_slash.json()["error"]
     assert (counted("direct", 405), counted(metrics.UNKNOWN_HOOK, 404)) == (before[0] + 1, before[1] + 1)
+
+
+def test_an_unexpected_error_is_answered_500_with_a_reason_and_counted() -> None:
+    """A bug in a handler (here a stand-in app that raises: no request can make the real one fail)."""
+    from producers.webhook.app import AnswerCounter
+
+    async def broken(scope: dict, receive: Callable, send: Callable) -> None:
+        raise RuntimeError("a bug")
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    before = counted("direct", 500)
+    scope = {"type": "http", "method": "POST", "path": "/hooks/direct", "headers": []}
+    asyncio.run(AnswerCounter(broken, frozenset({"direct"}))(scope, receive, send))
+    start, body = sent
+    assert start["status"] == 500 and json.loads(body["body"])["error"].startswith("internal error")
+    assert counted("direct", 500) == before + 1
