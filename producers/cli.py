@@ -133,6 +133,7 @@ def webhook(broker_url: str, config_path: Path, host: str, port: int, metrics_po
     from producers.webhook import metrics
     from producers.webhook.app import create_app
     from producers.webhook.config import load_config
+    from producers.webhook.server import uvicorn_config
     from worker import redaction
 
     redaction.register_url(broker_url)
@@ -148,7 +149,7 @@ def webhook(broker_url: str, config_path: Path, host: str, port: int, metrics_po
         except OSError as exc:
             raise click.ClickException(f"cannot serve metrics on {host}:{metrics_port}: {exc}") from None
     # No logging set-up of uvicorn's own: its lines go through pushsync's handler (format, redaction).
-    uvicorn.run(app, host=host, port=port, log_level="info", log_config=None)
+    uvicorn.Server(uvicorn_config(app, config, host=host, port=port, log_level="info", log_config=None)).run()
 
 
 def _progress(enabled: bool | None, total: int | None, label: str) -> Progress:

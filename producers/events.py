@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import binascii
 import json
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -526,13 +527,15 @@ def check_size(event: Event, max_bytes: int = MAX_EVENT_BYTES) -> None:
 
 
 def load_json(data: bytes | str) -> Any:
-    """Decode strict JSON: UTF-8 text, no repeated key in an object, no NaN or Infinity."""
+    """Decode strict JSON: UTF-8 text, no repeated key in an object, no NaN or Infinity, and no
+    number too large for a double (Python would read 1e400 as infinity, written out as null)."""
     try:
         text = data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data
     except UnicodeDecodeError as exc:
         raise InvalidEventError([f"not UTF-8 text: byte {exc.start} cannot be decoded ({exc.reason})"]) from None
     try:
-        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constants)
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constants,
+                          parse_float=_finite_float)
     except json.JSONDecodeError as exc:
         raise InvalidEventError([f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"]) from None
     except ValueError as exc:  # raised by the hooks below
@@ -618,6 +621,14 @@ def _first_line(exc: BaseException) -> str:
 
 def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        shown = text if len(text) <= _PREVIEW_CHARS else text[:_PREVIEW_CHARS] + "…"
+        raise ValueError(f"the number {shown} is too large to be a double-precision number")
+    return value
 
 
 def _json_type(value: Any) -> str:

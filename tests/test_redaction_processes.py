@@ -129,7 +129,7 @@ def test_a_webhook_receiver_logs_no_secret(log_format, redis_broker_url, tmp_pat
         body = b'{"kind": "item.delete", "source": "source-a", "documentId": "https://example.com/1", "version": 1}'
         forged = pushsync_signature("not-the-secret", body, int(time.time()))
         # A CMS configured to put the secret in the URL: the access line holds the whole path.
-        answer = requests.post(f"{url}/hooks/direct?token={secret}", data=body, headers={PUSHSYNC_HEADER: forged},
+        answer = requests.post(f"{url}/hooks/direct?token={secret}", data=body, headers={PUSHSYNC_HEADER: forged, "Content-Type": "application/json"},
                                timeout=10)
         assert answer.status_code == 401
         receiver.wait_for_log("hook direct: 401")

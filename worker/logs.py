@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -59,15 +60,30 @@ class ContextFilter(logging.Filter):
         return True
 
 
+# Line breaks and other control characters (C0 but tab, DEL, C1, Unicode's line and paragraph
+# separators) in a message would let a value from outside (a hook name, a reason) write a line
+# that looks like pushsync's own; the text format writes them as escapes.
+_UNSAFE_IN_LINE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_line(text: str) -> str:
+    """`text` with every character that could break or forge a log line written as an escape (\\n, \\x1b, …)."""
+    return _UNSAFE_IN_LINE.sub(lambda found: repr(found.group())[1:-1], text)
+
+
 class TextFormatter(logging.Formatter):
-    """`[time: LEVEL/process] logger [source=… batchId=…]: message`, then the traceback if any."""
+    """`[time: LEVEL/process] logger [source=… batchId=…]: message`, then the traceback if any.
+
+    The message and the context are one line each, whatever they hold (see `escape_line`).
+    """
 
     def __init__(self) -> None:
         super().__init__(TEXT_FORMAT)
 
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
         shown = " ".join(f"{name}={record.__dict__[name]}" for name in CONTEXT_FIELDS if name in record.__dict__)
-        return TEXT_FORMAT % {**record.__dict__, "context": f" [{shown}]" if shown else ""}
+        fields = {**record.__dict__, "message": escape_line(record.message)}
+        return TEXT_FORMAT % {**fields, "context": escape_line(f" [{shown}]") if shown else ""}
 
 
 def json_formatter() -> JsonFormatter:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -17,7 +18,7 @@ class HookRequest:
 
     method: str
     path: str
-    """The request path with its query string, as the sender signed it."""
+    """The request target as received: the raw path, then `?` and the raw query when there is one."""
     headers: Mapping[str, str]
     """Header names in lower case."""
     body: bytes
@@ -25,11 +26,40 @@ class HookRequest:
     """Unix time of arrival, in seconds."""
 
     def json(self) -> Any:
-        """The body as strict JSON; raise Unmappable when it is not."""
+        """The body as strict JSON whose strings are all Unicode text; raise Unmappable when it is not."""
         try:
-            return load_json(self.body)
+            value = load_json(self.body)
         except InvalidEventError as exc:
             raise Unmappable(f"body: {exc.reason}") from None
+        # JSON may escape half of a UTF-16 pair ("\ud800"); such a string is no text an adapter
+        # can use (in an id, a URI or an event), so it is refused here, whatever field holds it.
+        if _SURROGATE_ESCAPE.search(self.body) and _holds_lone_surrogate(value):
+            raise Unmappable("body: a string holds a lone UTF-16 surrogate (such as \\ud800), which is not text")
+        return value
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _holds_lone_surrogate(value: Any) -> bool:
+    """Whether any string in the decoded JSON `value` (keys included) holds a surrogate code point.
+
+    The JSON decoder joins escaped pairs into one character, so any surrogate left is alone.
+    Iterative: the value may be nested as deep as the decoder allows.
+    """
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 class HookError(Exception):

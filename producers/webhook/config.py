@@ -3,6 +3,7 @@
     [server]
     max_body_bytes = 1048576
     tolerance_seconds = 300
+    read_timeout_seconds = 10
 
     [sources.blog]                       # POST /hooks/blog
     adapter = "contentful"
@@ -36,6 +37,9 @@ DEFAULT_TOLERANCE_SECONDS = 300
 """How far a signature's timestamp may be from the receiver's clock (replay window)."""
 DEFAULT_PUBLISH_RETRIES = 2
 """Broker retries within one request; the CMS retries the whole request after a 503."""
+DEFAULT_READ_TIMEOUT_SECONDS = 10.0
+"""How long a connection may take to send a request's headers, and then its body: CMS hooks are
+small and sent at once, and a slow sender must not hold a connection for ever."""
 
 
 class _Table(BaseModel):
@@ -48,6 +52,9 @@ class ServerConfig(_Table):
     max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, ge=1024)
     tolerance_seconds: int = Field(DEFAULT_TOLERANCE_SECONDS, gt=0)
     publish_retries: int = Field(DEFAULT_PUBLISH_RETRIES, ge=0)
+    read_timeout_seconds: float = Field(DEFAULT_READ_TIMEOUT_SECONDS, gt=0)
+    """From a connection's start or its previous answer to the end of a request's headers, and
+    from there to the end of its body; past either the connection is closed."""
 
 
 class ItemMapping(_Table):

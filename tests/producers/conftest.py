@@ -104,21 +104,24 @@ def item_delete(number: int, **overrides: Any) -> dict[str, Any]:
 
 @pytest.fixture()
 def start_receiver(queue_name: str) -> Iterator[Callable[..., str]]:
-    """Start the webhook receiver (uvicorn, in a thread, on a free port) for a config and a broker URL."""
+    """Start the webhook receiver (served as `pushsync webhook` serves it, in a thread, on a free port) for a
+    config and a broker URL."""
     import threading
 
     import uvicorn
 
     from producers.webhook.app import create_app
     from producers.webhook.config import parse_config
+    from producers.webhook.server import uvicorn_config
     from worker.embedded import free_port
 
     servers: list[tuple[uvicorn.Server, threading.Thread]] = []
 
     def start(config: dict[str, Any], broker_url: str) -> str:
         port = free_port()
-        app = create_app(parse_config(config), broker_url, queue_name=queue_name)
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        parsed = parse_config(config)
+        app = create_app(parsed, broker_url, queue_name=queue_name)
+        server = uvicorn.Server(uvicorn_config(app, parsed, host="127.0.0.1", port=port, log_level="warning"))
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         servers.append((server, thread))

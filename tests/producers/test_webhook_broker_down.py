@@ -72,7 +72,8 @@ def throwaway_redis(tmp_path: Path) -> Iterator[ThrowawayRedis]:
 
 def post(base: str, event: dict[str, Any]) -> requests.Response:
     body = json.dumps(event).encode()
-    headers = {"X-Pushsync-Signature": pushsync_signature(SECRET, body, int(time.time()))}
+    headers = {"X-Pushsync-Signature": pushsync_signature(SECRET, body, int(time.time())),
+               "Content-Type": "application/json"}
     return requests.post(f"{base}/hooks/direct", data=body, headers=headers, timeout=30)
 
 
