@@ -8,18 +8,15 @@ answers a JSON line for each JSON line, so hundreds of requests cost millisecond
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
+from tests.support.node import node_helper
 
 NODE_DIR = Path(__file__).resolve().parents[1] / "node"
 HELPER = NODE_DIR / "contentful_sign.mjs"
-INSTALLED_MARK = NODE_DIR / "node_modules" / "@contentful" / "node-apps-toolkit" / "package.json"
-INSTALL_TIMEOUT_SECONDS = 300
+TOOLKIT_PACKAGE = "@contentful/node-apps-toolkit"
 
 
 class Toolkit:
@@ -54,23 +51,9 @@ class Toolkit:
         return reply
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}; CI requires Contentful's signing library (.ci/run installs Node)")
-    pytest.skip(f"{reason}: install Node.js and npm to compare with Contentful's own signing library")
-
-
 def start_toolkit() -> Toolkit:
     """The helper process; skips where Node or npm is missing, but fails under CI (`CI` set)."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        _unavailable("node or npm is not installed")
-    assert node is not None and npm is not None
-    if not INSTALLED_MARK.exists():
-        installed = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, capture_output=True,
-                                   text=True, timeout=INSTALL_TIMEOUT_SECONDS)
-        if installed.returncode != 0:
-            _unavailable(f"npm ci in {NODE_DIR} failed: {installed.stderr.strip()[-500:]}")
+    node = node_helper(NODE_DIR, TOOLKIT_PACKAGE)
     process = subprocess.Popen([node, str(HELPER)], cwd=NODE_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                text=True, encoding="utf-8")
     return Toolkit(process)
