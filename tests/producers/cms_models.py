@@ -213,13 +213,14 @@ class StrapiStore:
     live: dict[tuple[str, str], StrapiRow] = field(default_factory=dict)
     """(documentId, locale) -> Strapi 5's published row."""
     next_id: int = 1
+    """The id the next row gets (Strapi 4's ids are the documentId placeholder: tests give each example its own)."""
     edits: int = 0
     actions: int = 0
 
     def __post_init__(self) -> None:
         self.clock = Clock(self.start)
-        # Strapi 4 has no documentId: the document is the entry id of its first locale.
         self.ids = [f"{self.prefix}{n}" for n in range(self.documents)]
+        self.used: set[str] = set()
 
     def act(self, action: str, which: int, gap_ms: int, locale_pick: int) -> list[Hook]:
         document = self.ids[which % len(self.ids)]
@@ -291,7 +292,16 @@ class StrapiStore:
 
     def _id(self) -> int:
         self.next_id += 1
+        self.used.add(str(self.next_id - 1))
         return self.next_id - 1
+
+    def placeholder(self, document: str, locale: str) -> str:
+        """The documentId placeholder's value of a document's locale: its documentId (5) or its entry id (4)."""
+        return document if self.v5 else str(self.drafts[document, locale].id)
+
+    def placeholders(self) -> set[str]:
+        """Every value the documentId placeholder took: documentIds (5) or entry ids (4)."""
+        return set(self.ids) if self.v5 else self.used
 
     def _hook(self, event: str, row: StrapiRow, sent: str) -> Hook:
         model, uid = STRAPI_MODEL
