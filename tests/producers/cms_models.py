@@ -21,10 +21,6 @@ from tests.producers import payloads
 
 CONTENTFUL_LOCALES = ("en-US", "fr-CA")
 STRAPI_LOCALES = ("en", "fr")
-CONTENTFUL_ACTIONS = ("create", "save", "auto_save", "publish", "bulk_publish", "unpublish", "archive", "unarchive",
-                      "delete")
-STRAPI_ACTIONS = ("create", "update", "publish", "bulk_publish", "unpublish", "bulk_unpublish", "delete",
-                  "delete_locale", "discard_draft")
 GAPS_MS = (1, 2, 7, 250, 1000, 60_000)
 """Milliseconds between two actions: down to one, the CMSs' clock resolution."""
 MIN_ACTIONS, MAX_ACTIONS = 6, 24
@@ -106,6 +102,16 @@ class ContentfulSpace:
         self.entries: dict[str, ContentfulEntry] = {}
         self.edits = 0
         self.actions = 0
+
+    def options(self, which: int) -> list[str]:
+        """The actions Contentful allows on entry `which` in its state."""
+        entry = self.entries.get(self.ids[which])
+        if entry is None:
+            return ["create"]
+        if entry.archived_at is not None:
+            return ["unarchive", "delete"]
+        return ["save", "auto_save", "publish", "bulk_publish", "archive",
+                "unpublish" if entry.published is not None else "delete"]
 
     def act(self, action: str, which: int, gap_ms: int) -> list[Hook]:
         entry_id = self.ids[which % len(self.ids)]
@@ -221,6 +227,16 @@ class StrapiStore:
         self.clock = Clock(self.start)
         self.ids = [f"{self.prefix}{n}" for n in range(self.documents)]
         self.used: set[str] = set()
+
+    def options(self, which: int, locale_pick: int) -> list[str]:
+        """The actions Strapi allows on a document's locale in its state."""
+        key = (self.ids[which], STRAPI_LOCALES[locale_pick])
+        if key not in self.drafts:
+            return ["create"]
+        published = key in self.live if self.v5 else self.drafts[key].published_at is not None
+        republish = ["publish", "discard_draft"] if self.v5 else []
+        return ["update", "bulk_publish", "delete", "delete_locale",
+                *(["unpublish", "bulk_unpublish", *republish] if published else ["publish"])]
 
     def act(self, action: str, which: int, gap_ms: int, locale_pick: int) -> list[Hook]:
         document = self.ids[which % len(self.ids)]
@@ -339,18 +355,25 @@ def deliveries(draw: st.DrawFn, hooks: list[Hook]) -> list[Hook]:
     return [hook for hook in out if hook is not None]
 
 
-def contentful_actions(entries: int) -> st.SearchStrategy[list[tuple[str, int, int]]]:
-    """(action, entry, gap in ms) sequences; creates and publishes weigh more, so entries live."""
-    action = st.sampled_from(("create", "create", "publish", "publish", *CONTENTFUL_ACTIONS))
-    return st.lists(st.tuples(action, st.integers(0, entries - 1), st.sampled_from(GAPS_MS)), min_size=MIN_ACTIONS,
-                    max_size=MAX_ACTIONS)
+@st.composite
+def contentful_run(draw: st.DrawFn, space: ContentfulSpace, entries: int) -> list[Hook]:
+    """Advance `space` by actions Contentful allows, on its first `entries` entries; answer the hooks fired."""
+    hooks = []
+    for _ in range(draw(st.integers(MIN_ACTIONS, MAX_ACTIONS))):
+        which = draw(st.integers(0, entries - 1))
+        hooks += space.act(draw(st.sampled_from(space.options(which))), which, draw(st.sampled_from(GAPS_MS)))
+    return hooks
 
 
-def strapi_actions(documents: int) -> st.SearchStrategy[list[tuple[str, int, int, int]]]:
-    """(action, document, gap in ms, locale) sequences."""
-    action = st.sampled_from(("create", "create", "publish", "publish", "update", *STRAPI_ACTIONS))
-    return st.lists(st.tuples(action, st.integers(0, documents - 1), st.sampled_from(GAPS_MS),
-                              st.integers(0, len(STRAPI_LOCALES) - 1)), min_size=MIN_ACTIONS, max_size=MAX_ACTIONS)
+@st.composite
+def strapi_run(draw: st.DrawFn, store: StrapiStore, documents: int) -> list[Hook]:
+    """Advance `store` by actions Strapi allows, on its first `documents` documents; answer the hooks fired."""
+    hooks = []
+    for _ in range(draw(st.integers(MIN_ACTIONS, MAX_ACTIONS))):
+        which, locale = draw(st.integers(0, documents - 1)), draw(st.integers(0, len(STRAPI_LOCALES) - 1))
+        action = draw(st.sampled_from(store.options(which, locale)))
+        hooks += store.act(action, which, draw(st.sampled_from(GAPS_MS)), locale)
+    return hooks
 
 
 # The receiver's configuration for the models' hooks ------------------------------------------------------

@@ -86,21 +86,20 @@ def feed(hooks: list[Hook], names: tuple[str, ...]) -> Index:
 
 
 @PROFILE
-@given(actions=cms_models.contentful_actions(entries=2), data=st.data())
-def test_contentful_hooks_order_as_contentful_does(actions: list[tuple[str, int, int]], data: st.DataObject) -> None:
+@given(data=st.data())
+def test_contentful_hooks_order_as_contentful_does(data: st.DataObject) -> None:
     space = ContentfulSpace("entry", START, entries=2)
-    hooks = [hook for action in actions for hook in space.act(*action)]
+    hooks = data.draw(cms_models.contentful_run(space, entries=2))
     index = feed(data.draw(cms_models.deliveries(hooks)), tuple(cms_models.CONTENTFUL_HOOKS))
     assert index.published() == cms_models.contentful_index(space)
     index.distinct_actions_distinct_ids()
 
 
 @PROFILE
-@given(actions=cms_models.strapi_actions(documents=2), v5=st.booleans(), data=st.data())
-def test_strapi_hooks_order_as_strapi_does(actions: list[tuple[str, int, int, int]], v5: bool,
-                                           data: st.DataObject) -> None:
+@given(v5=st.booleans(), data=st.data())
+def test_strapi_hooks_order_as_strapi_does(v5: bool, data: st.DataObject) -> None:
     store = StrapiStore("doc", START, documents=2, v5=v5)
-    hooks = [hook for action in actions for hook in store.act(*action)]
+    hooks = data.draw(cms_models.strapi_run(store, documents=2))
     index = feed(data.draw(cms_models.deliveries(hooks)), tuple(cms_models.STRAPI_HOOKS))
     assert index.published() == cms_models.strapi_index(store)
     index.distinct_actions_distinct_ids()

@@ -110,11 +110,11 @@ def start() -> datetime:
 
 def test_contentful_sequences_end_with_contentful_state_in_the_index(receiver: str, emulator: EmulatorServer) -> None:
     @PROFILE
-    @given(actions=cms_models.contentful_actions(entries=ENTRIES - 1), data=st.data())
-    def check(actions: list[tuple[str, int, int]], data: st.DataObject) -> None:
+    @given(data=st.data())
+    def check(data: st.DataObject) -> None:
         marker = f"c{uuid.uuid4().hex[:12]}-"
         space = ContentfulSpace(marker, start(), entries=ENTRIES)
-        hooks = data.draw(cms_models.deliveries([hook for action in actions for hook in space.act(*action)]))
+        hooks = data.draw(cms_models.deliveries(data.draw(cms_models.contentful_run(space, entries=ENTRIES - 1))))
         hooks += space.act("create", SENTINEL, 1) + space.act("publish", SENTINEL, 1)
         deliver(receiver, hooks, tuple(cms_models.CONTENTFUL_HOOKS), post_contentful)
         sentinel = f"https://blog.example.com/blogPost/{space.ids[SENTINEL]}/en-US"
@@ -126,12 +126,12 @@ def test_contentful_sequences_end_with_contentful_state_in_the_index(receiver: s
 
 def test_strapi_sequences_end_with_strapi_state_in_the_index(receiver: str, emulator: EmulatorServer) -> None:
     @PROFILE
-    @given(actions=cms_models.strapi_actions(documents=ENTRIES - 1), v5=st.booleans(), data=st.data())
-    def check(actions: list[tuple[str, int, int, int]], v5: bool, data: st.DataObject) -> None:
+    @given(v5=st.booleans(), data=st.data())
+    def check(v5: bool, data: st.DataObject) -> None:
         marker = f"s{uuid.uuid4().hex[:12]}-"
         # Strapi 4's items are named by entry ids: each example takes ids no other example uses.
         store = StrapiStore(marker, start(), documents=ENTRIES, v5=v5, next_id=uuid.uuid4().int % 10**12 * 10**3)
-        hooks = data.draw(cms_models.deliveries([hook for action in actions for hook in store.act(*action)]))
+        hooks = data.draw(cms_models.deliveries(data.draw(cms_models.strapi_run(store, documents=ENTRIES - 1))))
         english = cms_models.STRAPI_LOCALES.index(cms_models.STRAPI_HOOKS["shop-en"])
         hooks += store.act("create", SENTINEL, 1, english) + store.act("publish", SENTINEL, 1, english)
         deliver(receiver, hooks, tuple(cms_models.STRAPI_HOOKS), post_strapi)
