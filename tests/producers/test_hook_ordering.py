@@ -4,8 +4,8 @@ Pure logic, no servers: each sequence of actions is run on a model of the CMS
 (tests/producers/cms_models.py), its hooks are delivered in order with repeated deliveries and
 late retries, each is mapped by the real adapter and ranked by the rule the worker applies
 (`worker.coalesce.rank`, newest rank wins, a removal wins a tie), and the resulting index must
-equal the CMS's published state. `PUSHSYNC_HOOK_EXAMPLES=N` runs N examples per adapter (the
-end-to-end twin is test_hook_ordering_e2e.py).
+equal the CMS's published state. `PUSHSYNC_HOOK_EXAMPLES=N` (the end-to-end twin's count, see
+test_hook_ordering_e2e.py) runs LOGIC_FACTOR × N examples per adapter here.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ from tests.producers import cms_models, payloads
 from tests.producers.cms_models import ContentfulSpace, Hook, StrapiStore
 from worker.coalesce import is_newer, rank
 
-EXAMPLES = int(os.environ.get("PUSHSYNC_HOOK_EXAMPLES", "300"))
+LOGIC_FACTOR = 15
+"""Pure-logic examples per end-to-end one: a few hundred in the default profile, in about a second."""
+EXAMPLES = LOGIC_FACTOR * int(os.environ.get("PUSHSYNC_HOOK_EXAMPLES", "20"))
 CONFIG = parse_config(cms_models.HOOK_CONFIG)
 START = datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc)
 PROFILE = settings(max_examples=EXAMPLES, deadline=None, derandomize=not os.environ.get("PUSHSYNC_HOOK_EXAMPLES"))
