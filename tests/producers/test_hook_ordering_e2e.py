@@ -41,6 +41,9 @@ SHOP_ITEMS = "https://shop.example.com/article/"
 CONVERGE_SECONDS = 60
 HISTORY = timedelta(milliseconds=max(cms_models.GAPS_MS) * (cms_models.MAX_ACTIONS + 2))
 """How far back an example's clock starts, so every time the CMS stamps is in the recent past."""
+SECONDS_PER_EXAMPLE = 5
+"""Time budget of one example (about 1.5 s: one window of the pipeline), for the test's timeout."""
+pytestmark = pytest.mark.timeout(max(300, EXAMPLES * SECONDS_PER_EXAMPLE))
 PROFILE = settings(max_examples=EXAMPLES, deadline=None, derandomize=not os.environ.get("PUSHSYNC_HOOK_EXAMPLES"),
                    suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate], database=None)
 # No shrinking: each try costs a round trip through the pipeline, and a failing example is printed whole.
