@@ -2,8 +2,16 @@
 
 Topics (header X-Contentful-Topic, `ContentManagement.Entry.<action>`): publish becomes an
 item.upsert; unpublish, archive and delete become an item.delete. Other entities and actions
-are acknowledged and ignored. The version is the entry's `sys.revision` (`sys.version` when a
-payload has no revision); field values are read in the hook's locale.
+(unarchive included: it leaves a draft) are acknowledged and ignored. Field values are read in
+the hook's locale.
+
+The version is the time Contentful stamped on the change itself, in epoch milliseconds: the
+entry's `publishedAt` for a publish, `deletedAt` for the tombstone an unpublish or delete sends,
+`archivedAt` for an archive. Contentful's counters cannot order hooks: `sys.version` counts every
+edit and is missing from tombstones, `sys.revision` counts publications and is missing from
+archives, and both start again when a deleted id is created anew. Those times come from the body,
+so a retried or repeated delivery keeps its version (and its event id), below any later change.
+See docs/webhooks.md.
 """
 
 from __future__ import annotations
@@ -21,10 +29,16 @@ TOPIC_HEADER = "x-contentful-topic"
 TOPIC_PREFIX = "ContentManagement.Entry."
 UPSERT_ACTIONS = frozenset({"publish"})
 DELETE_ACTIONS = frozenset({"unpublish", "archive", "delete"})
+CHANGE_TIME = {"publish": "publishedAt", "unpublish": "deletedAt", "delete": "deletedAt", "archive": "archivedAt"}
+"""The sys field holding the time of each action's change: the event's version and occurredAt."""
+FALLBACK_TIME = "updatedAt"
+"""Read when a payload lacks its action's own time: Contentful stamps it on every change."""
+IGNORED_ACTIONS = {
+    "unarchive": "an unarchived entry is a draft until it is published again, and its archive removed it",
+}
+"""Actions on entries that leave the index as it is, with why (others: 'does not change the index')."""
 PLACEHOLDERS = ("id", "contentType", "locale", "space", "environment")
 DEFAULT_LOCALE = "en-US"
-TIME_FIELDS = ("deletedAt", "archivedAt", "publishedAt", "updatedAt")
-"""Where the time of the change is read, most specific first."""
 
 
 class ContentfulAdapter:
@@ -46,7 +60,8 @@ class ContentfulAdapter:
         topic = request.headers.get(TOPIC_HEADER, "")
         action = topic.removeprefix(TOPIC_PREFIX) if topic.startswith(TOPIC_PREFIX) else None
         if action not in UPSERT_ACTIONS | DELETE_ACTIONS:
-            raise Ignored(f"topic {topic!r} does not change the index")
+            raise Ignored(f"topic {topic!r} does not change the index"
+                          + (f": {IGNORED_ACTIONS[action]}" if action in IGNORED_ACTIONS else ""))
         payload = request.json()
         sys = payload.get("sys") if isinstance(payload, dict) else None
         if not isinstance(sys, dict) or not isinstance(sys.get("id"), str):
@@ -57,7 +72,8 @@ class ContentfulAdapter:
             "space": _link(sys, "space"), "environment": _link(sys, "environment"),
         }
         present = {name: value for name, value in values.items() if value is not None}
-        version, occurred_at = _version(sys), _occurred_at(sys)
+        occurred_at = _change_time(sys, CHANGE_TIME[action])
+        version = mapping.epoch_millis(occurred_at)
         if action in DELETE_ACTIONS:
             return mapping.delete_event(hook, values=present, version=version, occurred_at=occurred_at)
         fields = payload.get("fields")
@@ -83,20 +99,14 @@ def _link(sys: dict[str, Any], name: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _version(sys: dict[str, Any]) -> int:
-    for name in ("revision", "version"):
-        value = sys.get(name)
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-            return value
-    raise Unmappable("body: sys.revision (the entry's version) is missing or not a non-negative integer")
-
-
-def _occurred_at(sys: dict[str, Any]) -> datetime:
-    for name in TIME_FIELDS:
-        value = sys.get(name)
-        if isinstance(value, str):
-            try:
-                return datetime.fromisoformat(value)
-            except ValueError:
-                raise Unmappable(f"body: sys.{name} is not an ISO 8601 date-time") from None
-    return datetime.now(timezone.utc)
+def _change_time(sys: dict[str, Any], name: str) -> datetime:
+    """The time of the change: sys.`name`, else sys.updatedAt; naive times are UTC."""
+    field = name if name in sys else FALLBACK_TIME
+    value = sys.get(field)
+    try:
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise Unmappable(f"body: sys.{field} (the time of the change, its version) is missing or not an ISO 8601 date-time")
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

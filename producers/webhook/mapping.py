@@ -9,7 +9,7 @@ from __future__ import annotations
 import string
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote
 
@@ -20,6 +20,8 @@ from producers.webhook.config import HookConfig, ItemMapping
 
 EVENT_ID_NAMESPACE = uuid.UUID("6f1d3c2e-8a47-4c5b-9e0f-7d2b1a6c3e58")
 """Event ids derive from the change, so a hook the CMS delivers twice yields the same event id."""
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+MILLISECOND = timedelta(milliseconds=1)
 MISSING = object()
 """What `read` answers for a field the entry does not have."""
 
@@ -37,6 +39,14 @@ def check_template(hook: HookConfig, placeholders: tuple[str, ...]) -> None:
             + (f"unknown placeholder(s) {', '.join(unknown)}; " if unknown else "name at least one placeholder; ")
             + f"{hook.adapter} fills {', '.join('{' + name + '}' for name in placeholders)}"
         )
+
+
+def epoch_millis(moment: datetime) -> int:
+    """`moment` (timezone-aware) in whole epoch milliseconds: the version of a change its CMS timed.
+
+    Integer arithmetic, as float seconds times 1000 can land a millisecond low (….456 -> 455).
+    """
+    return (moment - EPOCH) // MILLISECOND
 
 
 def upsert_event(

@@ -2,9 +2,14 @@
 
 Events (`event` in the body): entry.create, entry.update and entry.publish become an
 item.upsert; entry.unpublish and entry.delete become an item.delete. Drafts (publishedAt null)
-are ignored unless the hook includes them. The version is the entry's `updatedAt` in epoch
-milliseconds; a removal takes the later of that and the hook's own `createdAt`, so it is never
-taken for the same change as the update before it.
+are ignored unless the hook includes them.
+
+The version is the hook's own `createdAt` in epoch milliseconds: Strapi (4 and 5) stamps it when
+it sends the hook, one hook after the other in the order of the changes, and it is in the body,
+so a repeated delivery keeps its version and event id. The entry's `updatedAt` cannot order
+hooks: a publish copies the draft, older `updatedAt` included (Strapi 5, and bulk publish from
+the list view), and an unpublish or delete carries the entry as it was. `updatedAt` is read only
+from a body without `createdAt`. See docs/webhooks.md.
 """
 
 from __future__ import annotations
@@ -21,7 +26,10 @@ from producers.webhook.config import HookConfig
 UPSERT_EVENTS = frozenset({"entry.create", "entry.update", "entry.publish"})
 DELETE_EVENTS = frozenset({"entry.unpublish", "entry.delete"})
 PLACEHOLDERS = ("id", "documentId", "model", "uid", "locale")
-MILLISECONDS = 1000
+SENT_AT = "createdAt"
+"""The body's field Strapi fills with the time it sent the hook: the version."""
+FALLBACK_TIME = "updatedAt"
+"""The entry's field read when a body has no `createdAt`."""
 
 
 class StrapiAdapter:
@@ -54,31 +62,26 @@ class StrapiAdapter:
             "model": payload.get("model"), "uid": payload.get("uid"), "locale": entry.get("locale"),
         }
         present = {key: str(value) for key, value in values.items() if value is not None}
-        updated = _time(entry, "updatedAt")
-        if name in DELETE_EVENTS:
-            sent = _time(payload, "createdAt", required=False) or updated
-            latest = max(updated, sent)
-            return mapping.delete_event(hook, values=present, version=_millis(latest), occurred_at=latest)
-        if "publishedAt" in entry and entry["publishedAt"] is None and not hook.include_drafts:
+        if name in UPSERT_EVENTS and entry.get("publishedAt", "") is None and not hook.include_drafts:
             raise Ignored("entry is a draft (publishedAt is null)")
+        sent = _time(payload, SENT_AT, "the hook's") if payload.get(SENT_AT) is not None else None
+        moment = sent or _time(entry, FALLBACK_TIME, "the entry's")
+        version = mapping.epoch_millis(moment)
+        if name in DELETE_EVENTS:
+            return mapping.delete_event(hook, values=present, version=version, occurred_at=moment)
         return mapping.upsert_event(
             hook, values=present, read=lambda field: entry.get(field, mapping.MISSING),
-            version=_millis(updated), occurred_at=updated,
+            version=version, occurred_at=moment,
         )
 
 
-def _time(obj: dict[str, Any], name: str, *, required: bool = True) -> datetime | None:
+def _time(obj: dict[str, Any], name: str, whose: str) -> datetime:
+    """obj[`name`] as a timezone-aware time (naive times are UTC); `whose` names obj in the error."""
     value = obj.get(name)
-    if value is None and not required:
-        return None
     try:
         moment = datetime.fromisoformat(value) if isinstance(value, str) else None
     except ValueError:
         moment = None
     if moment is None:
-        raise Unmappable(f"body: {name} (the entry's version) is missing or not an ISO 8601 date-time")
+        raise Unmappable(f"body: {whose} {name} (the version) is missing or not an ISO 8601 date-time")
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
-def _millis(moment: datetime) -> int:
-    return int(moment.timestamp() * MILLISECONDS)

@@ -102,10 +102,10 @@ def item_delete(number: int, **overrides: Any) -> dict[str, Any]:
     return event
 
 
-@pytest.fixture()
-def start_receiver(queue_name: str) -> Iterator[Callable[..., str]]:
+def serve_receiver(config: dict[str, Any], broker_url: str,
+                   queue_name: str = broker.EVENTS_QUEUE) -> tuple[str, Callable[[], None]]:
     """Start the webhook receiver (served as `pushsync webhook` serves it, in a thread, on a free port) for a
-    config and a broker URL."""
+    config, publishing to `queue_name` on `broker_url`; answers its base URL and the function that stops it."""
     import threading
 
     import uvicorn
@@ -115,23 +115,34 @@ def start_receiver(queue_name: str) -> Iterator[Callable[..., str]]:
     from producers.webhook.server import uvicorn_config
     from worker.embedded import free_port
 
-    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+    port = free_port()
+    parsed = parse_config(config)
+    app = create_app(parsed, broker_url, queue_name=queue_name)
+    server = uvicorn.Server(uvicorn_config(app, parsed, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + SERVER_START_SECONDS
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the receiver did not start"
+        time.sleep(POLL_SECONDS)
 
-    def start(config: dict[str, Any], broker_url: str) -> str:
-        port = free_port()
-        parsed = parse_config(config)
-        app = create_app(parsed, broker_url, queue_name=queue_name)
-        server = uvicorn.Server(uvicorn_config(app, parsed, host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        servers.append((server, thread))
-        deadline = time.monotonic() + SERVER_START_SECONDS
-        while not server.started:
-            assert time.monotonic() < deadline and thread.is_alive(), "the receiver did not start"
-            time.sleep(POLL_SECONDS)
-        return f"http://127.0.0.1:{port}"
-
-    yield start
-    for server, thread in servers:
+    def stop() -> None:
         server.should_exit = True
         thread.join(SERVER_START_SECONDS)
+
+    return f"http://127.0.0.1:{port}", stop
+
+
+@pytest.fixture()
+def start_receiver(queue_name: str) -> Iterator[Callable[..., str]]:
+    """Start the webhook receiver (see serve_receiver) for a config and a broker URL, on the test's queue."""
+    stops: list[Callable[[], None]] = []
+
+    def start(config: dict[str, Any], broker_url: str) -> str:
+        url, stop = serve_receiver(config, broker_url, queue_name)
+        stops.append(stop)
+        return url
+
+    yield start
+    for stop in stops:
+        stop()

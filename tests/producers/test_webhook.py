@@ -13,7 +13,13 @@ import requests
 
 from producers.webhook.signatures import contentful_signature_headers, pushsync_signature
 from tests.producers.conftest import item_delete, item_upsert
-from tests.producers.payloads import ENTRY_ID, contentful_published_entry, contentful_tombstone, strapi_event
+from tests.producers.payloads import (
+    ENTRY_ID,
+    contentful_archived_entry,
+    contentful_published_entry,
+    contentful_tombstone,
+    strapi_event,
+)
 
 CONTENTFUL_SECRET = "c" * 64
 GENERIC_SECRET = "generic-secret-value"
@@ -37,6 +43,10 @@ CONFIG: dict[str, Any] = {
     },
 }
 Reader = Callable[[str], list[dict[str, Any]]]
+
+
+def epoch_ms(moment: str) -> int:
+    return int(datetime.fromisoformat(moment).timestamp()) * 1000 + datetime.fromisoformat(moment).microsecond // 1000
 
 
 @pytest.fixture()
@@ -76,7 +86,7 @@ def test_a_contentful_publish_becomes_an_item_upsert(receiver: str, published: C
     assert answer.json() == {"published": 1, "eventIds": [event["eventId"]]}
     assert event["kind"] == "item.upsert" and event["source"] == "source-blog"
     assert event["documentId"] == f"https://blog.example.com/blogPost/{ENTRY_ID}"
-    assert event["version"] == 4
+    assert event["version"] == epoch_ms("2026-11-22T10:00:00.456+00:00")  # sys.publishedAt
     assert event["occurredAt"] == "2026-11-22T10:00:00.456000Z"
     assert event["item"] == {
         "metadata": {"author": "author-17", "tags": ["food", "health"], "title": "Hello, World!"},
@@ -86,12 +96,17 @@ def test_a_contentful_publish_becomes_an_item_upsert(receiver: str, published: C
     }
 
 
-@pytest.mark.parametrize("action", ["unpublish", "archive", "delete"])
-def test_contentful_removals_become_item_deletes(receiver: str, published: Callable[[], list], action: str) -> None:
-    answer = post_contentful(receiver, f"ContentManagement.Entry.{action}", contentful_tombstone())
+@pytest.mark.parametrize(("action", "body", "stamped"), [
+    ("unpublish", contentful_tombstone(), "2026-11-22T11:00:00+00:00"),  # sys.deletedAt
+    ("delete", contentful_tombstone(), "2026-11-22T11:00:00+00:00"),
+    ("archive", contentful_archived_entry(), "2026-11-22T12:00:00+00:00"),  # sys.archivedAt
+])
+def test_contentful_removals_become_item_deletes(receiver: str, published: Callable[[], list], action: str,
+                                                 body: dict[str, Any], stamped: str) -> None:
+    answer = post_contentful(receiver, f"ContentManagement.Entry.{action}", body)
     assert answer.status_code == 202, answer.text
     [event] = published()
-    assert (event["kind"], event["version"], event["deleteChildren"]) == ("item.delete", 5, False)
+    assert (event["kind"], event["version"], event["deleteChildren"]) == ("item.delete", epoch_ms(stamped), False)
     assert event["documentId"] == f"https://blog.example.com/blogPost/{ENTRY_ID}"
 
 
@@ -114,11 +129,11 @@ def test_strapi_updates_and_deletes(receiver: str, published: Callable[[], list]
     assert post_strapi(receiver, strapi_event("entry.update")).status_code == 202
     assert post_strapi(receiver, strapi_event("entry.delete")).status_code == 202
     upsert, delete = published()
-    updated_ms = int(datetime.fromisoformat("2026-11-22T10:00:00+00:00").timestamp() * 1000)
+    sent_ms = epoch_ms("2026-11-22T10:00:05+00:00")  # the hook's createdAt
     assert upsert["documentId"] == delete["documentId"] == "https://shop.example.com/article/qx0u6m5lq1yb1g5hbb4rz3c8"
-    assert (upsert["kind"], upsert["version"]) == ("item.upsert", updated_ms)
+    assert (upsert["kind"], upsert["version"]) == ("item.upsert", sent_ms)
     assert upsert["item"] == {"metadata": {"slug": "hello", "category": "cat3xyz", "title": "Hello"}, "data": "Some text"}
-    assert (delete["kind"], delete["version"]) == ("item.delete", updated_ms + 5000)  # the hook's later createdAt
+    assert (delete["kind"], delete["version"]) == ("item.delete", sent_ms)
 
 
 def test_strapi_drafts_and_other_locales_are_ignored(receiver: str, published: Callable[[], list]) -> None:
@@ -159,8 +174,8 @@ def test_generic_events_are_published_as_signed(receiver: str, published: Callab
         (lambda base: post_contentful(base, "ContentManagement.Entry.publish",
                                       contentful_published_entry(author={"en-US": {"lat": 45.5, "lon": -73.6}})),
          400, "field 'author' holds an object"),
-        (lambda base: post_strapi(base, strapi_event("entry.update", updatedAt="yesterday")), 400,
-         "updatedAt (the entry's version) is missing or not an ISO 8601 date-time"),
+        (lambda base: post_strapi(base, {**strapi_event("entry.update"), "createdAt": "yesterday"}), 400,
+         "the hook's createdAt (the version) is missing or not an ISO 8601 date-time"),
         (lambda base: post_generic(base, json.dumps(item_upsert(1, source="source-other")).encode()), 400,
          "event 0: targets 'source-other'; this hook's source is 'source-a'"),
         (lambda base: post_generic(base, json.dumps(item_upsert(1, version="x")).encode()), 400,
