@@ -19,6 +19,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+from producers.errors import ConfigError
 from producers.events import Event
 from producers.webhook import mapping
 from producers.webhook.adapter import HookRequest, Ignored, Unauthorized, Unmappable
@@ -39,6 +40,8 @@ IGNORED_ACTIONS = {
 """Actions on entries that leave the index as it is, with why (others: 'does not change the index')."""
 PLACEHOLDERS = ("id", "contentType", "locale", "space", "environment")
 DEFAULT_LOCALE = "en-US"
+SECRET_LENGTH = 64
+"""Contentful's request-verification secrets are 64 characters; its own verifier refuses any other."""
 
 
 class ContentfulAdapter:
@@ -46,6 +49,10 @@ class ContentfulAdapter:
 
     def check(self, hook: HookConfig) -> None:
         mapping.check_template(hook, PLACEHOLDERS)
+        if len(hook.secret_value()) != SECRET_LENGTH:
+            # Said at start-up: otherwise every request would be refused as unsigned, for a typo.
+            raise ConfigError(f"hook {hook.name!r}: a Contentful signing secret is {SECRET_LENGTH} characters, "
+                              f"this one has {len(hook.secret_value())}; copy it from the webhook's settings")
 
     def authenticate(self, hook: HookConfig, request: HookRequest, *, tolerance: float) -> None:
         try:

@@ -12,7 +12,7 @@ from producers.webhook.app import create_app
 from producers.webhook.config import load_config, parse_config
 
 GENERIC = {"adapter": "generic", "secret": "hidden-secret"}
-MAPPED = {"adapter": "contentful", "secret": "hidden-secret", "item": {"document_id": "https://x.example/{id}"}}
+MAPPED = {"adapter": "contentful", "secret": "hidden-secret".ljust(64, "-"), "item": {"document_id": "https://x.example/{id}"}}
 
 
 def test_a_toml_file_loads_with_defaults_and_secrets_from_the_environment(
@@ -61,3 +61,11 @@ def test_a_template_naming_a_placeholder_the_adapter_does_not_fill_is_refused_at
     config = parse_config({"sources": {"a": {**MAPPED, "item": {"document_id": "https://x.example/{slug}"}}}})
     with pytest.raises(ConfigError, match=r"unknown placeholder\(s\) slug; contentful fills \{id\}"):
         create_app(config, "redis://127.0.0.1:1/0")
+
+
+@pytest.mark.parametrize("length", [1, 12, 63, 65])
+def test_a_contentful_secret_that_contentful_would_never_sign_with_is_refused_at_start_up(length: int) -> None:
+    config = parse_config({"sources": {"a": {**MAPPED, "secret": "§" * length}}})
+    with pytest.raises(ConfigError, match=f"is 64 characters, this one has {length}") as caught:
+        create_app(config, "redis://127.0.0.1:1/0")
+    assert "§" not in str(caught.value)
