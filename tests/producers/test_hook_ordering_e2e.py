@@ -41,8 +41,10 @@ SHOP_ITEMS = "https://shop.example.com/article/"
 CONVERGE_SECONDS = 60
 HISTORY = timedelta(milliseconds=max(cms_models.GAPS_MS) * (cms_models.MAX_ACTIONS + 2))
 """How far back an example's clock starts, so every time the CMS stamps is in the recent past."""
+QUICK_PIPELINE = {"PUSHSYNC_WINDOW_SECONDS": "0.25", "PUSHSYNC_SWEEP_SECONDS": "0.2"}
+"""Windows shorter than the end-to-end tests' usual second: each example waits for one, one after the other."""
 SECONDS_PER_EXAMPLE = 5
-"""Time budget of one example (about 1.5 s: one window of the pipeline), for the test's timeout."""
+"""Time budget of one example (under a second: one window of the pipeline), for the test's timeout."""
 pytestmark = pytest.mark.timeout(max(300, EXAMPLES * SECONDS_PER_EXAMPLE))
 PROFILE = settings(max_examples=EXAMPLES, deadline=None, derandomize=not os.environ.get("PUSHSYNC_HOOK_EXAMPLES"),
                    suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate], database=None)
@@ -61,7 +63,7 @@ def receiver(tmp_path_factory: pytest.TempPathFactory, redis_url: str, emulator:
     for source in (cms_models.BLOG_SOURCE, cms_models.SHOP_SOURCE):
         emulator.create_source(source)
     launcher = Launcher(Path(tmp_path_factory.mktemp("hook-ordering")))
-    env = pipeline_env(redis_url, broker_url, emulator)
+    env = pipeline_env(redis_url, broker_url, emulator, **QUICK_PIPELINE)
     launcher.start("worker", env)
     launcher.start("beat", env)
     url, stop = serve_receiver(cms_models.HOOK_CONFIG, broker_url)
