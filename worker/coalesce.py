@@ -61,14 +61,13 @@ def target_of(event: Event) -> keys.Target:
 
 @dataclass
 class CoalesceResult:
-    """What happened to a group of events: counts per outcome, and the targets touched."""
+    """What happened to a group of events: counts per outcome."""
 
     outcomes: Counter = field(default_factory=Counter)
     by_target: dict[keys.Target, Counter] = field(default_factory=dict)
     """The same counts, per target."""
     full: set[keys.Target] = field(default_factory=set)
     """Targets whose window reached the item or byte limit and closes at the next sweep."""
-    touched: set[keys.Target] = field(default_factory=set)
     stale_push_ms: dict[keys.Target, int] = field(default_factory=dict)
     """Per target with stale events, when the oldest push that made one stale was accepted (epoch ms)."""
 
@@ -143,7 +142,7 @@ class Coalescer:
         for target in by_target:
             pipe.zadd(keys.DEADLINES, {target.ref: now + self.settings.window_for(target.id)}, nx=True)
         replies = pipe.execute()
-        result = CoalesceResult(touched=set(by_target))
+        result = CoalesceResult()
         for target, (*counts, count, size, oldest_stale) in zip(calls, replies):
             counted = {name: n for name, n in zip(OUTCOMES, counts) if n}
             result.outcomes.update(counted)

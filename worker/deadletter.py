@@ -45,7 +45,6 @@ DEAD_LETTER_QUEUE = "pushsync.dead_letter"
 ENTRY_MAX_EVENTS = 1000
 ENTRY_MAX_BYTES = 8 * 1024 * 1024
 """Entries stay well under broker message limits (RabbitMQ's default maximum is 128 MiB)."""
-BROWSE_TIMEOUT_SECONDS = 1.0
 REINDEX_MARGIN_SECONDS = 60.0
 """An indexed entry a full browse did not find is dropped only if it failed this long before the
 browse: a younger one may have reached the queue just after the browse took it."""
@@ -183,8 +182,7 @@ class DeadLetters:
     def show(self, entry_id: str) -> Entry | None:
         return next((entry for entry in self.list() if entry.id == entry_id), None)
 
-    def replay(self, *, target: str | None = None, entry_ids: Collection[str] | None = None,
-               dry_run: bool = False) -> list[Entry]:
+    def replay(self, *, target: str | None = None, entry_ids: Collection[str] | None = None) -> list[Entry]:
         """Publish matching entries' events back to `pushsync.events`; drop each entry once confirmed.
 
         target: only entries of this target; entry_ids: only the entries with these ids (None: any).
@@ -195,7 +193,7 @@ class DeadLetters:
             try:
                 for message, entry in taken:
                     chosen = entry_ids is None or entry.id in entry_ids
-                    if not chosen or not _matches(entry, target, None) or dry_run:
+                    if not chosen or not _matches(entry, target, None):
                         continue
                     publisher.publish_many(entry.events)
                     message.ack()

@@ -37,6 +37,8 @@ RUNS_ENDING = f"{PREFIX}:runs:ending"
 """Set of compound refs `target ref|run id`: broker-started full runs whose rebuild.end came, until they are concluded."""
 SWEEPS = f"{PREFIX}:sweeps"
 """Hash: at (epoch seconds of the last sweep run) and worker (who ran it): beat's sign of life."""
+SWEEP_LOCK = f"{PREFIX}:sweep:lock"
+"""redis-py lock held by the one sweep that runs at a time."""
 
 RUN_TTL_SECONDS = 7 * 24 * 3600
 """How long the state of a broker-started full run outlives its last event, if it never ends."""
@@ -121,6 +123,11 @@ class Target:
     def burst(self) -> str:
         """Hash: state, epoch, status_sent_epoch, last_activity of the source's status bracket."""
         return f"{self._base}:burst"
+
+    @property
+    def burst_lock(self) -> str:
+        """redis-py lock serializing the changes of the source's status bracket."""
+        return f"{self._base}:burst:lock"
 
     @property
     def pause(self) -> str:

@@ -1,7 +1,7 @@
 """Push: send one claimed batch to the Push API, then release it, exactly once in effect.
 
 The task is idempotent by batch id: a batch that is gone was finished; a batch whose lease is
-held is being pushed by a live task. Errors follow invariant 5 of DESIGN.md: retryable ones
+held is being pushed by a live task. Errors follow invariant 5 (docs/architecture.md): retryable ones
 are retried inside the client within the budget; 413 splits the batch into smaller files;
 quota and item-limit answers, a paused organization and a wrong key pause the target (the
 batch stays claimed and events keep buffering); everything else dead-letters the batch.

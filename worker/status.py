@@ -52,7 +52,7 @@ class StatusBrackets:
         return self.api.retry_budget_seconds + LOCK_MARGIN_SECONDS
 
     def _lock(self, target: keys.Target) -> redis.lock.Lock:
-        return self.client.lock(f"{target.burst}:lock", timeout=self._lock_seconds)
+        return self.client.lock(target.burst_lock, timeout=self._lock_seconds)
 
     def open(self, target: keys.Target) -> None:
         """Send the opening status unless the service's last status for `target` was it."""

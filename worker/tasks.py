@@ -61,7 +61,7 @@ def sweep() -> dict:
     """Claim due windows, re-enqueue lost batches, close quiet bursts; one sweep at a time."""
     current = runtime()
     liveness.record_sweep(current.store, sweep.request.hostname)
-    lock = current.store.lock("pushsync:sweep:lock", timeout=SWEEP_LOCK_SECONDS, blocking=False)
+    lock = current.store.lock(keys.SWEEP_LOCK, timeout=SWEEP_LOCK_SECONDS, blocking=False)
     if not lock.acquire():
         return {"skipped": True}
     try:

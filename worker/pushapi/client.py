@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 import requests
@@ -49,7 +49,6 @@ JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"
 UPLOAD_DROPPED_HEADERS = {"User-Agent": SKIP_HEADER, "Accept-Encoding": SKIP_HEADER, "Accept": None}
 """Session defaults kept off the upload, which carries only the container's `requiredHeaders`."""
 
-T = TypeVar("T")
 RequestHook = Callable[[str], None]
 """Called with an operation's name before each request of it is sent; what it raises stops the call."""
 
