@@ -114,7 +114,12 @@ def _check_base64(value: str) -> str:
 
 def _in_utc(value: datetime) -> datetime:
     # Stored and pushed in UTC, so the default serialization writes the `Z` form.
-    return value if value.utcoffset() == timedelta(0) else value.astimezone(timezone.utc)
+    try:
+        return value if value.utcoffset() == timedelta(0) else value.astimezone(timezone.utc)
+    except OverflowError:
+        # 0001-01-01T00:00+23:59 is a valid ISO date-time with no UTC equivalent; pydantic turns only
+        # ValueError into a refusal, and an OverflowError escaped validation (a 500, a wedged group).
+        raise ValueError("date-time is outside the range a UTC time can hold (years 1 to 9999)") from None
 
 
 def _timestamp_text(value: Any) -> Any:

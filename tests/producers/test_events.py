@@ -210,3 +210,12 @@ def test_complete_event_fills_ids_and_time_and_a_version_only_from_a_clock() -> 
     assert complete_event(bare, next_version=lambda: 42)["version"] == 42
     assert complete_event({**bare, "version": 7}, next_version=lambda: 42)["version"] == 7
     assert complete_event([1]) == [1]
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+23:59", "9999-12-31T23:00:00-23:00"])
+def test_a_time_with_no_utc_equivalent_is_refused_not_raised(when: str) -> None:
+    """Valid ISO 8601 at the ends of the range, whose UTC conversion overflows (it escaped validation)."""
+    with pytest.raises(InvalidEventError, match="outside the range"):
+        parse_event(item_upsert(1, occurredAt=when))
+    (invalid,) = decode_message(json.dumps({"events": [item_upsert(1, occurredAt=when)]}).encode())
+    assert isinstance(invalid, InvalidEvent) and "outside the range" in invalid.reason
