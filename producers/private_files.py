@@ -82,7 +82,7 @@ def private_directory(path: Path) -> Path:
 
 def check_private_directory(path: Path) -> None:
     """Raise NotPrivateError unless `path` is a directory, not a symlink, owned by this user, that
-    neither its group nor others may write."""
+    neither its group nor others may write, under parents that only their owners may rename entries of."""
     try:
         info = os.lstat(path)
     except FileNotFoundError:
@@ -96,3 +96,10 @@ def check_private_directory(path: Path) -> None:
     if info.st_mode & OTHERS_WRITE:
         raise NotPrivateError(f"{path} is writable by its group or others (mode {stat.S_IMODE(info.st_mode):o}); "
                               "make it 0700")
+    for parent in Path(os.path.realpath(path.parent)).joinpath("x").parents:
+        # Whoever may rename entries of a parent could swap the checked directory for a symlink
+        # between this check and its use; a sticky parent (such as /tmp) lets only owners do that.
+        mode = os.stat(parent).st_mode
+        if mode & OTHERS_WRITE and not mode & stat.S_ISVTX:
+            raise NotPrivateError(f"{path} is inside {parent}, which its group or others may write without the "
+                                  "sticky bit (someone could swap the directory); choose a directory under a private one")

@@ -84,6 +84,23 @@ def test_a_private_directory_is_made_0700_with_its_parents_and_a_doubtful_one_is
         private_directory(tmp_path / "link")
 
 
+def test_a_directory_someone_else_could_swap_for_a_symlink_is_refused(tmp_path):
+    """Checked, then swapped for a symlink before use: possible when others may rename entries of its parent."""
+    for sticky, refused in [(0, True), (0o1000, False)]:
+        shared = tmp_path / f"shared-{sticky:o}"
+        shared.mkdir()
+        shared.chmod(0o777 | sticky)
+        inside = private_directory(shared / "metrics") if not refused else shared / "metrics"
+        if refused:
+            inside.mkdir(mode=0o700)
+            with pytest.raises(NotPrivateError, match="without the sticky bit"):
+                check_private_directory(inside)
+        else:
+            check_private_directory(inside)
+    with pytest.raises(NotPrivateError, match="without the sticky bit"):
+        private_directory(tmp_path / "shared-0" / "other")
+
+
 def test_dlq_export_is_private_and_never_follows_a_planted_symlink(usual_umask, planted, redis_client, redis_url,
                                                                   redis_broker_url):
     victim, shared = planted
