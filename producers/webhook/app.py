@@ -103,7 +103,8 @@ class AnswerCounter:
         self.hooks = hooks
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] == HEALTH_PATH:
+        # Only the probe's own GET goes uncounted: any other request on its path is an answer like the rest.
+        if scope["type"] != "http" or (scope["path"] == HEALTH_PATH and scope["method"] in ("GET", "HEAD")):
             await self.app(scope, receive, send)
             return
         name = scope["path"].removeprefix(HOOKS_PREFIX) if scope["path"].startswith(HOOKS_PREFIX) else None

@@ -64,8 +64,9 @@ class ItemMapping(_Table):
     """Template of the item's URI, with the adapter's {placeholders} (URL-escaped when filled)."""
     title: str | None = None
     """Entry field that becomes the item's title."""
-    body: str | None = None
-    """Entry field that becomes the item's text content (rich text is flattened to text)."""
+    body: str
+    """Entry field that becomes the item's text content (rich text is flattened to text). Required:
+    the service takes no item without content, so a hook without it could only ever refuse."""
     metadata: dict[str, str] = {}
     """Metadata name -> entry field."""
     locale: str | None = None
@@ -80,7 +81,7 @@ class HookConfig(_Table):
 
     name: str
     adapter: Literal[ADAPTERS]  # type: ignore[valid-type]
-    secret: SecretStr
+    secret: SecretStr = Field(min_length=1)
     """Resolved from `secret` or from the environment variable named by `secret_env`."""
     source_id: str
     """The Push source the hook's items go to."""

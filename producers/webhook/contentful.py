@@ -38,6 +38,16 @@ IGNORED_ACTIONS = {
     "unarchive": "an unarchived entry is a draft until it is published again, and its archive removed it",
 }
 """Actions on entries that leave the index as it is, with why (others: 'does not change the index')."""
+EXPECTED_BODIES = {
+    "publish": ("Entry", False, "an Entry that is not archived"),
+    "archive": ("Entry", True, "an archived Entry (with sys.archivedAt)"),
+    "unpublish": ("DeletedEntry", None, "a DeletedEntry"),
+    "delete": ("DeletedEntry", None, "a DeletedEntry"),
+}
+"""Per action, the body Contentful sends: its sys.type, whether it is archived (None: either), in words.
+The topic header need not be among the signed headers, so the body, which is signed, must agree
+with it: else a signed publish relabelled as a delete would remove the entry (at the same version,
+where the removal wins)."""
 PLACEHOLDERS = ("id", "contentType", "locale", "space", "environment")
 DEFAULT_LOCALE = "en-US"
 SECRET_LENGTH = 64
@@ -73,6 +83,7 @@ class ContentfulAdapter:
         sys = payload.get("sys") if isinstance(payload, dict) else None
         if not isinstance(sys, dict) or not isinstance(sys.get("id"), str):
             raise Unmappable("body: expected a Contentful entry with sys.id")
+        _check_body_matches(action, sys)
         locale = (hook.item.locale if hook.item else None) or DEFAULT_LOCALE
         values = {
             "id": sys["id"], "locale": locale, "contentType": _link(sys, "contentType"),
@@ -90,6 +101,13 @@ class ContentfulAdapter:
             hook, values=present, read=lambda name: _localized(fields, name, locale),
             version=version, occurred_at=occurred_at,
         )
+
+
+def _check_body_matches(action: str, sys: dict[str, Any]) -> None:
+    """Raise Unmappable unless the body is what Contentful sends for `action` (see EXPECTED_BODIES)."""
+    body_type, archived, described = EXPECTED_BODIES[action]
+    if sys.get("type") != body_type or archived not in (None, sys.get(CHANGE_TIME["archive"]) is not None):
+        raise Unmappable(f"body: a {action} hook carries {described}; this one does not match its topic")
 
 
 def _localized(fields: dict[str, Any], name: str, locale: str) -> Any:

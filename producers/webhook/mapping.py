@@ -60,10 +60,9 @@ def upsert_event(
         title = read(mapping.title)
         if title is not MISSING and title is not None:
             item["metadata"]["title"] = _scalar_text(mapping.title, title)
-    if mapping.body:
-        body = read(mapping.body)
-        if body is not MISSING and body is not None:
-            item["data"] = _text(mapping.body, body)
+    body = read(mapping.body)
+    if body is not MISSING and body is not None:
+        item["data"] = _text(mapping.body, body)
     if mapping.file_extension:
         item["fileExtension"] = mapping.file_extension
     if mapping.permissions:

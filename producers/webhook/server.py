@@ -39,6 +39,8 @@ class TimedH11Protocol(H11Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._timed_cycle: object = None
         """The request cycle current when the clock started: a new one means a request came."""
+        self._write_timer: asyncio.TimerHandle | None = None
+        """Runs while the client reads none of what is written to it (the transport paused writing)."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -54,8 +56,29 @@ class TimedH11Protocol(H11Protocol):
         self._arm()
         super().on_response_complete()
 
+    def pause_writing(self) -> None:
+        # A client that sends requests but never reads the answers would otherwise hold the
+        # connection, and the answers buffered for it, for ever: writing waits for it unbounded.
+        super().pause_writing()
+        if self._write_timer is None:
+            self._write_timer = self.loop.call_later(self._read_timeout, self._abort_stalled)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+
+    def _abort_stalled(self) -> None:
+        self._write_timer = None
+        # close() would wait for the write buffer to drain, which is what never happens here.
+        self.transport.abort()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
         super().connection_lost(exc)
 
     def send_400_response(self, msg: str) -> None:
@@ -84,7 +107,8 @@ class TimedH11Protocol(H11Protocol):
     def _expire(self) -> None:
         self._timer = None
         if self.cycle is self._timed_cycle and not self.transport.is_closing():
-            self.transport.close()
+            # A buffer the client does not read would keep a closed transport open: drop it then.
+            self.transport.abort() if self.flow.write_paused else self.transport.close()
 
 
 def uvicorn_config(app: Any, config: WebhookConfig, *, host: str, port: int, **options: Any) -> uvicorn.Config:

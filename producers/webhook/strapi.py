@@ -2,7 +2,8 @@
 
 Events (`event` in the body): entry.create, entry.update and entry.publish become an
 item.upsert; entry.unpublish and entry.delete become an item.delete. Drafts (publishedAt null)
-are ignored unless the hook includes them.
+are ignored unless the hook includes them; such a hook ignores entry.unpublish, since the entry
+stays as a draft.
 
 The version is the hook's own `createdAt` in epoch milliseconds: Strapi (4 and 5) stamps it when
 it sends the hook, one hook after the other in the order of the changes, and it is in the body,
@@ -24,7 +25,8 @@ from producers.webhook.adapter import HookRequest, Ignored, Unauthorized, Unmapp
 from producers.webhook.config import HookConfig
 
 UPSERT_EVENTS = frozenset({"entry.create", "entry.update", "entry.publish"})
-DELETE_EVENTS = frozenset({"entry.unpublish", "entry.delete"})
+UNPUBLISH_EVENT = "entry.unpublish"
+DELETE_EVENTS = frozenset({UNPUBLISH_EVENT, "entry.delete"})
 PLACEHOLDERS = ("id", "documentId", "model", "uid", "locale")
 SENT_AT = "createdAt"
 """The body's field Strapi fills with the time it sent the hook: the version."""
@@ -64,6 +66,8 @@ class StrapiAdapter:
         present = {key: str(value) for key, value in values.items() if value is not None}
         if name in UPSERT_EVENTS and entry.get("publishedAt", "") is None and not hook.include_drafts:
             raise Ignored("entry is a draft (publishedAt is null)")
+        if name == UNPUBLISH_EVENT and hook.include_drafts:
+            raise Ignored("an unpublished entry is a draft again, and this hook indexes drafts")
         sent = _time(payload, SENT_AT, "the hook's") if payload.get(SENT_AT) is not None else None
         moment = sent or _time(entry, FALLBACK_TIME, "the entry's")
         version = mapping.epoch_millis(moment)

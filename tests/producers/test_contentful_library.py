@@ -36,7 +36,7 @@ MARGIN_MS = 100_000
 OLDEST_MS = 4 * 365 * 24 * 3600 * 1000
 """The toolkit signs nothing dated before 2020: requests are at most four years old."""
 HOOK_NAMES = ("blog", "news feed", "café crème", "50%off", "a+b;c=d", "it's (new)*~!", "[x]{y}|z^`", "q?a#b")
-ITEM = {"document_id": "https://blog.example.com/{id}"}
+ITEM = {"document_id": "https://blog.example.com/{id}", "body": "body"}
 CONFIG: dict[str, Any] = {
     "server": {"tolerance_seconds": TOLERANCE_SECONDS},
     "sources": {name: {"adapter": "contentful", "secret": SECRET, "source_id": f"source-{index}", "item": ITEM}

@@ -142,3 +142,21 @@ def test_strapi_unpublish_then_bulk_publish_with_an_older_updated_at_leaves_the_
     document = "qx0u6m5lq1yb1g5hbb4rz3c8" if v5 else "12"
     assert index.published() == {f"https://shop.example.com/article/{document}": ("Hello", "Some text")}
     index.distinct_actions_distinct_ids()
+
+
+def test_a_strapi_hook_that_indexes_drafts_keeps_an_unpublished_entry_as_its_draft() -> None:
+    """With include_drafts, an unpublished entry is still indexed (as the draft it became), not removed."""
+    raw = cms_models.HOOK_CONFIG["sources"]["shop-en"]
+    config = parse_config({"sources": {"drafts": {**raw, "include_drafts": True}}}).sources["drafts"]
+    draft = payloads.strapi_event("entry.create", publishedAt=None) | {"createdAt": "2026-11-22T09:00:00.000Z"}
+    publish = payloads.strapi_event("entry.publish") | {"createdAt": "2026-11-22T10:00:00.000Z"}
+    unpublish = payloads.strapi_event("entry.unpublish") | {"createdAt": "2026-11-22T11:00:00.000Z"}
+    kinds = []
+    for body in (draft, publish, unpublish):
+        request = HookRequest("POST", "/hooks/drafts", {}, Hook({}, body, 0).encoded(), time.time())
+        try:
+            kinds += [event.kind for event in ADAPTERS["strapi"].to_events(config, request)]
+        except Ignored as ignored:
+            kinds.append(f"ignored: {ignored.reason}")
+    assert kinds == ["item.upsert", "item.upsert", "ignored: an unpublished entry is a draft again, and this hook "
+                     "indexes drafts"]

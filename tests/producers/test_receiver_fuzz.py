@@ -47,7 +47,8 @@ HOOKS: dict[str, dict[str, Any]] = {
     "news feed": {"adapter": "contentful", "secret": CONTENTFUL_SECRET, "source_id": "source-news",
                   "item": CONTENTFUL_ITEM},
     "shop": {"adapter": "strapi", "secret": STRAPI_TOKEN, "source_id": "source-shop",
-             "item": {"document_id": "https://shop.example.com/{model}/{documentId}", "title": "title"}},
+             "item": {"document_id": "https://shop.example.com/{model}/{documentId}", "title": "title",
+                      "body": "body"}},
 }
 CONFIG = {"server": {"max_body_bytes": MAX_BODY_BYTES, "tolerance_seconds": TOLERANCE_SECONDS}, "sources": HOOKS}
 REQUESTS_METRIC = "pushsync_webhook_requests"

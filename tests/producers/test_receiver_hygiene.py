@@ -37,10 +37,11 @@ CONFIG: dict[str, Any] = {
         "direct": {"adapter": "generic", "secret": GENERIC_SECRET, "source_id": "source-a"},
         "mirror": {"adapter": "generic", "secret": GENERIC_SECRET, "source_id": "source-a"},
         "blog": {"adapter": "contentful", "secret": CONTENTFUL_SECRET, "source_id": "source-blog",
-                 "item": {"document_id": "https://blog.example.com/{id}", "title": "title",
+                 "item": {"document_id": "https://blog.example.com/{id}", "title": "title", "body": "body",
                           "metadata": {"tags": "tags"}}},
         "shop": {"adapter": "strapi", "secret": STRAPI_TOKEN, "source_id": "source-shop",
-                 "item": {"document_id": "https://shop.example.com/{documentId}", "title": "title"}},
+                 "item": {"document_id": "https://shop.example.com/{documentId}", "title": "title",
+                          "body": "body"}},
     },
 }
 JSON = "application/json"
@@ -133,6 +134,27 @@ def test_a_body_trickled_after_an_early_answer_does_not_keep_the_connection(rece
         except (BrokenPipeError, ConnectionResetError):
             return
         pytest.fail("the receiver kept reading a body it had answered for")
+
+
+def test_a_client_that_never_reads_its_answers_does_not_keep_the_connection(receiver: str) -> None:
+    """Pipelined requests whose (large) answers the client never reads: the receiver's writes stall."""
+    host, port = receiver.removeprefix("http://").split(":")
+    refused = (b"POST /hooks/blog HTTP/1.1\r\nHost: x\r\nContent-Type: text/" + b"x" * 15_000
+               + b"\r\nContent-Length: 0\r\n\r\n")
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect((host, int(port)))
+        sock.setblocking(False)
+        deadline = time.monotonic() + CLOSE_WAIT_SECONDS
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    sock.send(refused)
+                except BlockingIOError:
+                    time.sleep(0.05)  # the receiver stopped reading: it is stuck writing, or gone
+        except (BrokenPipeError, ConnectionResetError):
+            return
+        pytest.fail("the receiver kept a connection whose answers were never read")
 
 
 def test_a_body_that_stops_coming_gets_408_and_the_connection_closed(receiver: str, published: Callable) -> None:
@@ -267,6 +289,48 @@ def test_authenticated_bodies_no_adapter_can_read_get_400(receiver: str, publish
     assert ("nested too deeply" if body == "deep" else "lone UTF-16 surrogate") in answer.json()["error"]
     assert counted(hook, 400) == before + 1
     assert published() == []
+
+
+@pytest.mark.parametrize("adapter", ["generic", "contentful", "strapi"])
+def test_signed_times_with_no_utc_equivalent_get_400(receiver: str, published: Callable, adapter: str) -> None:
+    """0001-01-01T00:00:00+23:59 is valid ISO 8601 whose UTC conversion overflows (it gave 500)."""
+    when = "0001-01-01T00:00:00+23:59"
+    hook = {"generic": "direct", "contentful": "blog", "strapi": "shop"}[adapter]
+    if adapter == "generic":
+        answer = post_generic(receiver, json.dumps(item_upsert(1, occurredAt=when)).encode())
+    elif adapter == "contentful":
+        entry = contentful_published_entry()
+        entry["sys"]["publishedAt"] = when
+        answer = post_contentful(receiver, json.dumps(entry).encode())
+    else:
+        answer = post_strapi(receiver, json.dumps(strapi_event("entry.publish") | {"createdAt": when}).encode())
+    assert answer.status_code == 400 and answer.json()["error"], answer.text
+    assert counted(hook, 400) >= 1 and published() == []
+
+
+@pytest.mark.parametrize("topic", ["unpublish", "delete", "archive"])
+def test_a_signed_publish_relabelled_with_another_topic_is_refused(receiver: str, published: Callable,
+                                                                   topic: str) -> None:
+    """The topic header need not be signed: a publish body sent again under a removal topic must not remove."""
+    body = json.dumps(contentful_published_entry()).encode()
+    signed = {"content-type": JSON}  # what a sender may sign: the topic left out of the signed headers
+    headers = signed | contentful_signature_headers(CONTENTFUL_SECRET, "POST", "/hooks/blog", signed, body,
+                                                    int(time.time() * 1000))
+
+    def post(action: str) -> requests.Response:
+        return requests.post(f"{receiver}/hooks/blog", data=body, timeout=10,
+                             headers=headers | {"x-contentful-topic": f"ContentManagement.Entry.{action}"})
+
+    assert post("publish").status_code == 202
+    answer = post(topic)
+    assert answer.status_code == 400 and "does not match its topic" in answer.json()["error"]
+    assert [event["kind"] for event in published()] == ["item.upsert"]
+
+
+def test_requests_to_the_probe_other_than_get_are_counted(receiver: str) -> None:
+    before = counted(metrics.UNKNOWN_HOOK, 405)
+    answers = [requests.request(method, f"{receiver}/healthz", timeout=10).status_code for method in ("POST", "DELETE")]
+    assert answers == [405, 405] and counted(metrics.UNKNOWN_HOOK, 405) == before + 2
 
 
 def test_refusals_of_the_router_are_json_and_counted(receiver: str) -> None:

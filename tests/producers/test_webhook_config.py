@@ -12,7 +12,7 @@ from producers.webhook.app import create_app
 from producers.webhook.config import load_config, parse_config
 
 GENERIC = {"adapter": "generic", "secret": "hidden-secret"}
-MAPPED = {"adapter": "contentful", "secret": "hidden-secret".ljust(64, "-"), "item": {"document_id": "https://x.example/{id}"}}
+MAPPED = {"adapter": "contentful", "secret": "hidden-secret".ljust(64, "-"), "item": {"document_id": "https://x.example/{id}", "body": "body"}}
 
 
 def test_a_toml_file_loads_with_defaults_and_secrets_from_the_environment(
@@ -39,6 +39,12 @@ def test_a_toml_file_loads_with_defaults_and_secrets_from_the_environment(
         ({"sources": {"a": {**MAPPED, "item": None}}}, "adapter 'contentful' needs an [sources.a.item] table"),
         ({"sources": {"a": {**GENERIC, "colour": 1}}}, "sources.a.colour: Extra inputs are not permitted"),
         ({"server": {"max_body_bytes": 1}, "sources": {"a": GENERIC}}, "server.max_body_bytes"),
+        # An empty secret or token would let anyone in (an empty Strapi token matches a missing header).
+        ({"sources": {"a": {**GENERIC, "secret": ""}}}, "sources.a.secret"),
+        ({"sources": {"a": {"adapter": "strapi", "secret": "", "item": MAPPED["item"]}}}, "sources.a.secret"),
+        # Without a body field every upsert would be refused: the service takes no item without content.
+        ({"sources": {"a": {**MAPPED, "item": {"document_id": "https://x.example/{id}"}}}},
+         "sources.a.item.body: Field required"),
     ],
 )
 def test_bad_settings_are_named(raw: dict[str, Any], reason: str) -> None:
@@ -58,7 +64,7 @@ def test_unreadable_and_malformed_files_are_named(tmp_path: Path) -> None:
 
 
 def test_a_template_naming_a_placeholder_the_adapter_does_not_fill_is_refused_at_start_up() -> None:
-    config = parse_config({"sources": {"a": {**MAPPED, "item": {"document_id": "https://x.example/{slug}"}}}})
+    config = parse_config({"sources": {"a": {**MAPPED, "item": {"document_id": "https://x.example/{slug}", "body": "body"}}}})
     with pytest.raises(ConfigError, match=r"unknown placeholder\(s\) slug; contentful fills \{id\}"):
         create_app(config, "redis://127.0.0.1:1/0")
 
