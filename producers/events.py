@@ -577,7 +577,7 @@ def decode_message(body: bytes, *, max_event_bytes: int | None = MAX_EVENT_BYTES
             decoded.append(parse_event(obj, max_bytes=max_event_bytes))
         except InvalidEventError as exc:
             decoded.append(InvalidEvent(reason=exc.reason, raw=obj, index=index))
-        except (RecursionError, ValueError, TypeError) as exc:  # validation itself gave up on the value
+        except (RecursionError, ValueError, TypeError, ArithmeticError) as exc:  # validation itself gave up on the value
             decoded.append(InvalidEvent(reason=f"cannot be validated: {_first_line(exc)}", raw=obj, index=index))
     return decoded
 
