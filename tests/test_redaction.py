@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.logs import logging_to
 from tests.support.scripted_server import ScriptedServer
 from worker import redaction
 from worker.deadletter import DeadLetters
-from worker.logs import HANDLER_NAME, configure
 from worker.pushapi.client import PushApiClient
 from worker.pushapi.errors import PushApiError
 from worker.settings import LogFormat, load_settings
@@ -33,15 +33,8 @@ def new_secret(name: str) -> str:
 @pytest.fixture(params=FORMATS, ids=[f.value for f in FORMATS])
 def log_file(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
     """This process logging through pushsync's real handler into a file, in each format."""
-    root = logging.getLogger()
-    level = root.level
-    path = tmp_path / "pushsync.log"
-    configure(request.param, handler=logging.FileHandler(path))
-    yield path
-    for handler in [h for h in root.handlers if h.name == HANDLER_NAME]:
-        root.removeHandler(handler)
-        handler.close()
-    root.setLevel(level)
+    with logging_to(tmp_path / "pushsync.log", request.param) as path:
+        yield path
 
 
 @pytest.fixture()

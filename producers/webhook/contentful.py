@@ -16,7 +16,7 @@ See docs/webhooks.md.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from producers.errors import ConfigError
@@ -127,11 +127,7 @@ def _link(sys: dict[str, Any], name: str) -> str | None:
 def _change_time(sys: dict[str, Any], name: str) -> datetime:
     """The time of the change: sys.`name`, else sys.updatedAt; naive times are UTC."""
     field = name if name in sys else FALLBACK_TIME
-    value = sys.get(field)
-    try:
-        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        moment = None
+    moment = mapping.parse_time(sys.get(field))
     if moment is None:
         raise Unmappable(f"body: sys.{field} (the time of the change, its version) is missing or not an ISO 8601 date-time")
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment

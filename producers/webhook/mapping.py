@@ -41,6 +41,17 @@ def check_template(hook: HookConfig, placeholders: tuple[str, ...]) -> None:
         )
 
 
+def parse_time(value: Any) -> datetime | None:
+    """`value` as a timezone-aware time when it is ISO 8601 text (naive times are UTC); None otherwise."""
+    try:
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    if moment is None:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
 def epoch_millis(moment: datetime) -> int:
     """`moment` (timezone-aware) in whole epoch milliseconds: the version of a change its CMS timed.
 

@@ -16,7 +16,7 @@ from a body without `createdAt`. See docs/webhooks.md.
 from __future__ import annotations
 
 import hmac
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from producers.events import Event
@@ -81,11 +81,7 @@ class StrapiAdapter:
 
 def _time(obj: dict[str, Any], name: str, whose: str) -> datetime:
     """obj[`name`] as a timezone-aware time (naive times are UTC); `whose` names obj in the error."""
-    value = obj.get(name)
-    try:
-        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        moment = None
+    moment = mapping.parse_time(obj.get(name))
     if moment is None:
         raise Unmappable(f"body: {whose} {name} (the version) is missing or not an ISO 8601 date-time")
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment

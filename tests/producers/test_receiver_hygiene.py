@@ -22,7 +22,7 @@ from producers.webhook.signatures import contentful_signature_headers, pushsync_
 from tests.producers.conftest import item_upsert
 from tests.producers.payloads import contentful_published_entry, strapi_event
 from tests.support import http_raw
-from worker.logs import HANDLER_NAME, configure
+from tests.support.logs import logging_to
 from worker.settings import LogFormat
 
 GENERIC_SECRET = "generic-secret-value"
@@ -196,14 +196,8 @@ def test_json_and_vendor_json_types_are_taken(receiver: str, published: Callable
 @pytest.fixture()
 def text_log(tmp_path: Path) -> Iterator[Path]:
     """This process's logging in pushsync's text format, into a file; undone afterwards."""
-    root, path = logging.getLogger(), tmp_path / "receiver.log"
-    level = root.level
-    configure(LogFormat.TEXT, handler=logging.FileHandler(path))
-    yield path
-    for handler in [h for h in root.handlers if h.name == HANDLER_NAME]:
-        root.removeHandler(handler)
-        handler.close()
-    root.setLevel(level)
+    with logging_to(tmp_path / "receiver.log", LogFormat.TEXT) as path:
+        yield path
 
 
 def test_a_hook_name_cannot_forge_a_log_line(receiver: str, text_log: Path) -> None:
