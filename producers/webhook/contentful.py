@@ -108,6 +108,16 @@ def _check_body_matches(action: str, sys: dict[str, Any]) -> None:
     body_type, archived, described = EXPECTED_BODIES[action]
     if sys.get("type") != body_type or archived not in (None, sys.get(CHANGE_TIME["archive"]) is not None):
         raise Unmappable(f"body: a {action} hook carries {described}; this one does not match its topic")
+    if action == "publish" and not _just_published(sys):
+        # A draft (create, save, auto_save) is an unarchived Entry too: only these counters tell them apart.
+        raise Unmappable("body: a publish hook carries the entry as just published (sys.version one past "
+                         "sys.publishedVersion, and sys.publishedAt); this draft does not match its topic")
+
+
+def _just_published(sys: dict[str, Any]) -> bool:
+    version, published = sys.get("version"), sys.get("publishedVersion")
+    counters = all(isinstance(n, int) and not isinstance(n, bool) for n in (version, published))
+    return counters and version == published + 1 and sys.get(CHANGE_TIME["publish"]) is not None
 
 
 def _localized(fields: dict[str, Any], name: str, locale: str) -> Any:

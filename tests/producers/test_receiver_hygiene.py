@@ -321,6 +321,25 @@ def test_a_signed_publish_relabelled_with_another_topic_is_refused(receiver: str
     assert [event["kind"] for event in published()] == ["item.upsert"]
 
 
+@pytest.mark.parametrize("draft", ["never-published", "edited-since"])
+def test_a_signed_draft_relabelled_as_a_publish_is_refused(receiver: str, published: Callable, draft: str) -> None:
+    """A save or auto_save body (a draft: an unarchived Entry too) resent under the publish topic must not index it."""
+    entry = contentful_published_entry()
+    if draft == "never-published":
+        for name in ("publishedVersion", "publishedAt", "firstPublishedAt", "publishedCounter", "revision"):
+            entry["sys"].pop(name, None)
+    else:
+        entry["sys"]["version"] = entry["sys"]["publishedVersion"] + 3
+    body = json.dumps(entry).encode()
+    signed = {"content-type": JSON}
+    headers = signed | contentful_signature_headers(CONTENTFUL_SECRET, "POST", "/hooks/blog", signed, body,
+                                                    int(time.time() * 1000))
+    answer = requests.post(f"{receiver}/hooks/blog", data=body, timeout=10,
+                           headers=headers | {"x-contentful-topic": "ContentManagement.Entry.publish"})
+    assert answer.status_code == 400 and "does not match its topic" in answer.json()["error"]
+    assert published() == []
+
+
 def test_requests_to_the_probe_other_than_get_are_counted(receiver: str) -> None:
     before = counted(metrics.UNKNOWN_HOOK, 405)
     answers = [requests.request(method, f"{receiver}/healthz", timeout=10).status_code for method in ("POST", "DELETE")]
