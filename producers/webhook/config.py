@@ -113,6 +113,11 @@ class HookConfig(_Table):
     def _needs_mapping(self) -> HookConfig:
         if self.adapter != "generic" and self.item is None:
             raise ValueError(f"adapter {self.adapter!r} needs an [sources.{self.name}.item] table")
+        secret = self.secret_value()
+        if secret != secret.strip():
+            # HTTP strips the spaces around a header value, so a token with them never matches.
+            raise ValueError("the secret starts or ends with whitespace (a newline from a file?); "
+                             "no request could match it")
         return self
 
     def secret_value(self) -> str:

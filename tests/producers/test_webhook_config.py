@@ -42,6 +42,8 @@ def test_a_toml_file_loads_with_defaults_and_secrets_from_the_environment(
         # An empty secret or token would let anyone in (an empty Strapi token matches a missing header).
         ({"sources": {"a": {**GENERIC, "secret": ""}}}, "sources.a.secret"),
         ({"sources": {"a": {"adapter": "strapi", "secret": "", "item": MAPPED["item"]}}}, "sources.a.secret"),
+        ({"sources": {"a": {"adapter": "strapi", "secret": "hidden-secret\n", "item": MAPPED["item"]}}},
+         "starts or ends with whitespace"),
         # Without a body field every upsert would be refused: the service takes no item without content.
         ({"sources": {"a": {**MAPPED, "item": {"document_id": "https://x.example/{id}"}}}},
          "sources.a.item.body: Field required"),
