@@ -27,6 +27,8 @@ FILE_MODE = 0o600
 DIRECTORY_MODE = 0o700
 OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
 """Permission bits that would let someone else add, replace or remove entries of a directory."""
+ROOT_UID = 0
+"""The one other owner a private directory's parents may have: the system's own (/, /tmp, /home)."""
 TEMP_SUFFIX = ".partial"
 """What a file being written by `replacing` is called beside its final name, until it is complete."""
 
@@ -96,6 +98,13 @@ def check_private_directory(path: Path) -> None:
     if info.st_mode & OTHERS_WRITE:
         raise NotPrivateError(f"{path} is writable by its group or others (mode {stat.S_IMODE(info.st_mode):o}); "
                               "make it 0700")
+    trusted = {os.geteuid(), ROOT_UID}
+    for component in Path(os.path.abspath(path)).parents:
+        # The owner of any directory or symlink on the way could swap what comes after it.
+        owner = os.lstat(component).st_uid
+        if owner not in trusted:
+            raise NotPrivateError(f"{path} is under {component}, which belongs to user id {owner}; choose a "
+                                  "directory whose every parent belongs to this user or to root")
     for parent in Path(os.path.realpath(path.parent)).joinpath("x").parents:
         # Whoever may rename entries of a parent could swap the checked directory for a symlink
         # between this check and its use; a sticky parent (such as /tmp) lets only owners do that.

@@ -23,6 +23,7 @@ from worker.deadletter import DeadLetters
 from worker.embedded import EmbeddedRedis, free_port
 
 USUAL_UMASK = 0o022
+NOBODY_UID = 65534
 
 
 def mode(path: Path) -> int:
@@ -190,3 +191,21 @@ def test_the_embedded_redis_keeps_its_data_in_a_private_directory(usual_umask, t
         assert mode(directory) == 0o700 and mode(directory.parent) == 0o700
     finally:
         server.stop()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a directory of another user needs root")
+def test_a_directory_under_a_parent_of_another_user_is_refused(tmp_path):
+    """That user could swap the directory after the check, whatever the parent's mode."""
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o755)
+    os.chown(theirs, NOBODY_UID, NOBODY_UID)
+    mine = theirs / "mine"
+    mine.mkdir(mode=0o700)
+    with pytest.raises(NotPrivateError, match=f"belongs to user id {NOBODY_UID}"):
+        check_private_directory(mine)
+    (tmp_path / "ours").mkdir(mode=0o700)
+    (tmp_path / "ours" / "sub").mkdir(mode=0o700)
+    (tmp_path / "link").symlink_to(tmp_path / "ours")
+    os.lchown(tmp_path / "link", NOBODY_UID, NOBODY_UID)
+    with pytest.raises(NotPrivateError, match=f"belongs to user id {NOBODY_UID}"):
+        check_private_directory(tmp_path / "link" / "sub")
