@@ -9,7 +9,7 @@ from kombu import Exchange, Queue
 
 from producers import broker
 from worker.settings import load_settings
-from worker.store import store_url
+from worker.store.connection import store_url
 
 _settings = load_settings()
 

@@ -21,8 +21,8 @@ import click
 import requests
 
 from producers import Publisher
-from worker.commands.children import celery, emulator
-from worker.embedded import EmbeddedRedis, free_port
+from worker.children import celery, emulator
+from worker.store.embedded import EmbeddedRedis, free_port
 
 from memory import tree_peak_rss_mib
 from results import invocation, write_result

@@ -34,8 +34,8 @@ from expectation import check, idle, last_changes, settled
 from pipeline import Pipeline, batch_calls, wait_until
 from producers.broker import is_amqp
 from results import Target, echo_targets, invocation, write_result
-from worker import quarantine
-from worker.deadletter import DeadLetters
+from worker.ingest import quarantine
+from worker.deadletter.queue import DeadLetters
 from workload import MS_PER_SECOND, URL_ROOT, Workload, publish
 
 EVENTS = 100_000

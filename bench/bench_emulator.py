@@ -28,7 +28,7 @@ from pathlib import Path
 import click
 import requests
 
-from worker.embedded import free_port
+from worker.store.embedded import free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for the tests' launcher
 

@@ -34,10 +34,10 @@ from producers import broker
 from producers.events import InvalidEvent, decode_message
 from producers.publisher import DEFAULT_EVENTS_PER_MESSAGE
 from producers.transport import RetryPolicy, StreamTransport
-from worker import keys
-from worker.commands.children import celery
-from worker.embedded import EmbeddedRedis
-from worker.ingest import INGEST_GROUP_MESSAGES
+from worker.store import keys
+from worker.children import celery
+from worker.store.embedded import EmbeddedRedis
+from worker.ingest.ingestor import INGEST_GROUP_MESSAGES
 
 from memory import peak_rss_mib
 from results import at_least, invocation, verdict, write_result

@@ -43,9 +43,9 @@ from pathlib import Path
 
 import click
 
-from worker.commands.children import Child, celery, emulator
-from worker.embedded import EmbeddedRedis, free_port
-from worker.push import to_operation
+from worker.children import Child, celery, emulator
+from worker.store.embedded import EmbeddedRedis, free_port
+from worker.push.batch import to_operation
 from worker.pushapi.batchfile import ITEM_SECTIONS, BatchFile, BatchFileWriter
 from worker.pushapi.client import PushApiClient
 

@@ -23,8 +23,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cpu import cpu_seconds
 from memory import tree, tree_peak_rss_mib
-from worker.commands.children import Child, celery, emulator
-from worker.embedded import EmbeddedRedis, free_port
+from worker.children import Child, celery, emulator
+from worker.store.embedded import EmbeddedRedis, free_port
 
 ORGANIZATION = "bench"
 API_KEY = "bench-key"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.embedded import free_port
+from worker.store.embedded import free_port
 from worker.logs import HANDLER_NAME, configure, log_context
 from worker.settings import LogFormat, SettingsError, load_settings
 

@@ -19,8 +19,8 @@ from producers.private_files import NotPrivateError, check_private_directory, pr
 from tests.plugins.emulator import start_emulator, stop_emulator
 from tests.support.times import occurred
 from worker.cli import main
-from worker.deadletter import DeadLetters
-from worker.embedded import EmbeddedRedis, free_port
+from worker.deadletter.queue import DeadLetters
+from worker.store.embedded import EmbeddedRedis, free_port
 
 USUAL_UMASK = 0o022
 NOBODY_UID = 65534

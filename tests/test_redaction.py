@@ -17,7 +17,7 @@ import pytest
 from tests.support.logs import logging_to
 from tests.support.scripted_server import ScriptedServer
 from worker import redaction
-from worker.deadletter import DeadLetters
+from worker.deadletter.queue import DeadLetters
 from worker.pushapi.client import PushApiClient
 from worker.pushapi.errors import PushApiError
 from worker.settings import LogFormat, load_settings

@@ -23,10 +23,11 @@ import requests
 from producers import Publisher
 from producers.webhook.signatures import PUSHSYNC_HEADER, pushsync_signature
 from tests.worker.e2e import expected, history, index, pipeline_env, wait_for
-from worker import keys, pause
-from worker.commands.children import Child
-from worker.deadletter import DeadLetters
-from worker.embedded import free_port
+from worker.store import keys
+from worker.push import pause
+from worker.children import Child
+from worker.deadletter.queue import DeadLetters
+from worker.store.embedded import free_port
 from worker.settings import LogFormat
 
 FORMATS = [LogFormat.TEXT, LogFormat.JSON]

@@ -13,16 +13,17 @@ from celery import Celery
 from celery.signals import setup_logging, worker_init, worker_process_shutdown, worker_ready
 from celery.utils.log import get_multiprocessing_logger
 
-from worker import logs, metric_files
+from worker import logs
+from worker.observe import metric_files
 from worker.settings import load_settings
 
 # prometheus_client decides where metric values live when it is first imported, which the modules
 # below do: by then the processes of a worker serving metrics must be set to share files.
 METRICS_DIRECTORY = metric_files.share(load_settings())
 
-from worker import metrics  # noqa: E402
-from worker.ingest_amqp import AmqpIngestStep  # noqa: E402
-from worker.ingest_stream import StreamIngestStep  # noqa: E402
+from worker.observe import metrics  # noqa: E402
+from worker.ingest.amqp import AmqpIngestStep  # noqa: E402
+from worker.ingest.stream import StreamIngestStep  # noqa: E402
 
 app = Celery("pushsync")
 app.config_from_object("celeryconfig")

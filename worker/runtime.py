@@ -8,15 +8,15 @@ from functools import cache
 
 import redis
 
-from worker.broker_runs import BrokerRuns
-from worker.deadletter import DeadLetters
-from worker.flush import Enqueue, Flusher
+from worker.runs.broker_runs import BrokerRuns
+from worker.deadletter.queue import DeadLetters
+from worker.windows.flush import Enqueue, Flusher
 from worker.pushapi.client import PushApiClient
-from worker.push import BatchPush
-from worker.rebuild import Rebuilds
+from worker.push.batch import BatchPush
+from worker.runs.rebuild import Rebuilds
 from worker.settings import Settings, load_settings
-from worker.status import StatusBrackets
-from worker.store import connect, store_url
+from worker.push.brackets import StatusBrackets
+from worker.store.connection import connect, store_url
 
 
 @dataclass

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from worker import broker_runs, keys, liveness, metrics
-from worker.ingest import REBUILD_BEGIN_TASK
+from worker.runs import broker_runs
+from worker.store import keys
+from worker.observe import liveness, metrics
+from worker.ingest.ingestor import REBUILD_BEGIN_TASK
 from worker.runtime import flusher, runtime
 
 SWEEP_LOCK_SECONDS = 30

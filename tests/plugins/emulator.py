@@ -54,9 +54,9 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from worker.commands.children import Child
-from worker.commands.children import emulator as emulator_child
-from worker.embedded import free_port
+from worker.children import Child
+from worker.children import emulator as emulator_child
+from worker.store.embedded import free_port
 
 STARTUP_SECONDS = 20.0
 """How long a server may take to answer after its process started."""

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from worker.embedded import EmbeddedRedis
+from worker.store.embedded import EmbeddedRedis
 
 LOCAL_REDIS_URL = "redis://127.0.0.1:6379"
 LOCAL_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.commands.children import Child, celery
+from worker.children import Child, celery
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -113,7 +113,7 @@ def serve_receiver(config: dict[str, Any], broker_url: str,
     from producers.webhook.app import create_app
     from producers.webhook.config import parse_config
     from producers.webhook.server import uvicorn_config
-    from worker.embedded import free_port
+    from worker.store.embedded import free_port
 
     port = free_port()
     parsed = parse_config(config)

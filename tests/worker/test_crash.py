@@ -8,8 +8,8 @@ import redis
 
 from producers import Publisher
 from tests.worker.e2e import converge, history, pipeline_env, wait_for
-from worker import keys
-from worker.embedded import EmbeddedRedis
+from worker.store import keys
+from worker.store.embedded import EmbeddedRedis
 
 SOURCE = "crashy"
 

@@ -8,7 +8,7 @@ import signal
 
 from producers import Publisher
 from tests.worker.e2e import index, pipeline_env, wait_for
-from worker import keys
+from worker.store import keys
 
 SOURCE = "fenced"
 ITEMS = 5

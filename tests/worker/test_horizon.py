@@ -24,11 +24,12 @@ from tests.support.ids import examples
 from tests.support.times import occurred
 from tests.worker.e2e import pipeline_env, wait_for
 from tests.worker.test_metrics import scrape, value
-from worker import keys, quarantine
+from worker.store import keys
+from worker.ingest import quarantine
 from worker.cli import main
-from worker.deadletter import DeadLetters
-from worker.embedded import EmbeddedRedis, free_port
-from worker.horizon import FUTURE, TOO_OLD, Horizon
+from worker.deadletter.queue import DeadLetters
+from worker.store.embedded import EmbeddedRedis, free_port
+from worker.ingest.horizon import FUTURE, TOO_OLD, Horizon
 from worker.settings import SettingsError, load_settings
 
 SOURCE = "replayed"

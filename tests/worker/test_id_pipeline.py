@@ -16,14 +16,15 @@ from producers import Publisher
 from producers.events import complete_event, parse_event
 from tests.support.ids import accepted_ids, accepted_names, accepted_uris, examples
 from tests.worker.e2e import pipeline_env, wait_for
-from worker import keys, overview
-from worker.coalesce import Coalescer
-from worker.deadletter import DeadLetters
-from worker.flush import Flusher
-from worker.push import BatchPush
+from worker.store import keys
+from worker.observe import overview
+from worker.windows.coalesce import Coalescer
+from worker.deadletter.queue import DeadLetters
+from worker.windows.flush import Flusher
+from worker.push.batch import BatchPush
 from worker.pushapi.client import PushApiClient
 from worker.settings import load_settings
-from worker.status import StatusBrackets
+from worker.push.brackets import StatusBrackets
 
 WINDOW_SECONDS = 5
 REAP_AFTER_SECONDS = 30

@@ -12,9 +12,10 @@ from producers.events import complete_event
 from tests.support.raw import publish_raw
 from tests.worker.e2e import wait_for
 from tests.support.raw import purge_rabbit
-from worker import keys, quarantine
-from worker.embedded import EmbeddedRedis
-from worker.ingest import MESSAGE_QUARANTINE_EVENTS
+from worker.store import keys
+from worker.ingest import quarantine
+from worker.store.embedded import EmbeddedRedis
+from worker.ingest.ingestor import MESSAGE_QUARANTINE_EVENTS
 
 SOURCE = keys.Target(keys.SOURCE, "ingested")
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from worker.lease import FENCE_MARGIN, RENEWALS_PER_LEASE, Lease, LeaseLost
+from worker.push.lease import FENCE_MARGIN, RENEWALS_PER_LEASE, Lease, LeaseLost
 
 KEY = "pushsync:{source:src}:batch:b1:lease"
 SECONDS = 0.4

@@ -21,10 +21,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from producers import Publisher
 from producers.webhook.signatures import pushsync_signature
 from tests.worker.e2e import converge, pipeline_env, wait_for
-from worker import metric_files, metrics
-from worker.commands.children import Child
-from worker.deadletter import DeadLetters
-from worker.embedded import free_port
+from worker.observe import metric_files, metrics
+from worker.children import Child
+from worker.deadletter.queue import DeadLetters
+from worker.store.embedded import free_port
 
 SOURCES = ["docs", "support"]
 GHOST = "ghost"

@@ -25,8 +25,9 @@ import redis
 
 from producers import Publisher, PublishError, RetryPolicy
 from tests.worker.e2e import converge, history, pipeline_env, wait_for
-from worker import keys, quarantine
-from worker.embedded import EmbeddedRedis
+from worker.store import keys
+from worker.ingest import quarantine
+from worker.store.embedded import EmbeddedRedis
 
 LONG = os.environ.get("PUSHSYNC_LONG_FAULTS") == "1"
 CRASH_EVENTS = int(os.environ.get("PUSHSYNC_CRASH_EVENTS", "200000" if LONG else "600"))

@@ -7,7 +7,7 @@ import pytest
 
 from producers import Publisher
 from tests.worker.e2e import converge, expected, history, index, pipeline_env, wait_for
-from worker.deadletter import DeadLetters
+from worker.deadletter.queue import DeadLetters
 
 SOURCE = "paused"
 PAUSES = 30

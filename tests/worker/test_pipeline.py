@@ -16,14 +16,15 @@ import pytest
 
 from producers.events import parse_event, complete_event
 from tests.support.scripted_server import UPLOAD_PREFIX, ScriptedServer
-from worker import keys, pause
-from worker.coalesce import Coalescer
-from worker.deadletter import DeadLetters
-from worker.flush import Flusher
-from worker.push import BatchPush
+from worker.store import keys
+from worker.push import pause
+from worker.windows.coalesce import Coalescer
+from worker.deadletter.queue import DeadLetters
+from worker.windows.flush import Flusher
+from worker.push.batch import BatchPush
 from worker.pushapi.client import PushApiClient
 from worker.settings import load_settings
-from worker.status import StatusBrackets
+from worker.push.brackets import StatusBrackets
 
 SOURCE = keys.Target(keys.SOURCE, "src")
 

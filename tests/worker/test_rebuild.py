@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from producers import Publisher
 from tests.support.times import occurred
 from tests.worker.e2e import pipeline_env, wait_for
-from worker import keys
+from worker.store import keys
 from worker.cli import main
 
 SOURCE = "rebuilt"

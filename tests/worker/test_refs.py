@@ -14,9 +14,10 @@ from hypothesis import strategies as st
 
 from producers.events import complete_event, parse_event
 from tests.support.ids import accepted_ids, examples, run_ids
-from worker import broker_runs, keys
+from worker.runs import broker_runs
+from worker.store import keys
 from worker.pushapi.client import PushApiClient
-from worker.rebuild import Rebuilds
+from worker.runs.rebuild import Rebuilds
 from worker.settings import load_settings
 
 KINDS = st.sampled_from([keys.SOURCE, keys.PROVIDER])

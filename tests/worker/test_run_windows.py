@@ -10,12 +10,13 @@ import time
 
 import pytest
 
-from worker import keys, rebuild
-from worker.coalesce import Coalescer
-from worker.commands import exports
-from worker.commands.exports import check_export
-from worker.flush import Flusher
-from worker.packing import CONTAINER_FILL, PackingSample
+from worker.store import keys
+from worker.runs import rebuild
+from worker.windows.coalesce import Coalescer
+from worker.runs import exports
+from worker.runs.exports import check_export
+from worker.windows.flush import Flusher
+from worker.runs.packing import CONTAINER_FILL, PackingSample
 from worker.settings import INLINE_CONTENT_LIMIT_BYTES, MIB, load_settings
 
 SOURCE = keys.Target(keys.SOURCE, "src")

@@ -19,11 +19,11 @@ from celery import Celery
 
 from producers import Publisher
 from tests.worker.e2e import converge, pipeline_env, wait_for
-from worker import keys
-from worker.coalesce import Coalescer
+from worker.store import keys
+from worker.windows.coalesce import Coalescer
 from worker.commands.health import BROKER_DOWN, HEALTHY, NO_WORKER, STORE_DOWN
-from worker.deadletter import DeadLetters, Held, held_per_target
-from worker.embedded import EmbeddedRedis
+from worker.deadletter.queue import DeadLetters, Held, held_per_target
+from worker.store.embedded import EmbeddedRedis
 from worker.settings import MIB, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -172,7 +172,7 @@ def test_a_stopped_redis_fails_health_and_status_says_so(workers, tmp_path, redi
 
 
 def test_health_names_a_broker_that_does_not_answer(redis_url):
-    from worker.embedded import free_port
+    from worker.store.embedded import free_port
 
     env = {"REDIS_URL": redis_url, "BROKER_URL": f"amqp://guest:secret@127.0.0.1:{free_port()}//"}
     health = pushsync(env, "health")

@@ -13,7 +13,7 @@ from kombu import Connection
 from producers import broker
 from tests.worker.e2e import wait_for
 from tests.worker.test_status import pushsync, status
-from worker.commands.children import CELERY_READY_MARKERS, Child
+from worker.children import CELERY_READY_MARKERS, Child
 from worker.commands.health import HEALTHY
 
 REPO = Path(__file__).resolve().parents[2]

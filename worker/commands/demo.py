@@ -18,10 +18,10 @@ import redis
 import requests
 
 from producers import Publisher
-from worker import keys
-from worker.commands.children import Child, celery, emulator
+from worker.store import keys
+from worker.children import Child, celery, emulator
 from worker.commands.demo_events import demo_events, expected_index
-from worker.embedded import EmbeddedRedis, free_port
+from worker.store.embedded import EmbeddedRedis, free_port
 
 SOURCE = "demo-knowledge-base"
 PROVIDER = "demo-security"

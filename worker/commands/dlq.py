@@ -13,10 +13,10 @@ from producers.errors import InvalidEventError
 from producers.events import parse_event
 from producers.private_files import replacing
 from worker.commands.output import counted, echo_json, shorten, when
-from worker.deadletter import DeadLetters, Entry
-from worker.horizon import Horizon
+from worker.deadletter.queue import DeadLetters, Entry
+from worker.ingest.horizon import Horizon
 from worker.settings import load_settings
-from worker.store import connect, store_url
+from worker.store.connection import connect, store_url
 
 REPLAY_MISSING = 1
 """Exit status of a replay that did not find every entry it was given."""

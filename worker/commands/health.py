@@ -6,9 +6,9 @@ from typing import NoReturn
 
 import click
 
-from worker import liveness, probes
+from worker.observe import liveness, probes
 from worker.settings import load_settings
-from worker.store import store_url
+from worker.store.connection import store_url
 
 HEALTHY = 0
 STORE_DOWN = 3

@@ -7,12 +7,12 @@ import dataclasses
 import click
 
 from producers.errors import PublishError
-from worker import quarantine as store
+from worker.ingest import quarantine as store
 from worker.commands.health import BROKER_DOWN
 from worker.commands.output import counted, echo_json, shorten, when
-from worker.quarantine_replay import replay as replay_entries
+from worker.ingest.quarantine_replay import replay as replay_entries
 from worker.settings import load_settings
-from worker.store import connect, store_url
+from worker.store.connection import connect, store_url
 
 REPLAY_STAYED = 1
 """Exit status of a replay after which something of the named entries is still in quarantine."""

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import click
 
-from worker import keys
-from worker.commands.exports import check_export, default_processes
+from worker.store import keys
+from worker.runs.exports import check_export, default_processes
 from worker.pushapi.client import PushApiClient
 from worker.pushapi.errors import NotFoundError, PushApiError
-from worker.rebuild import Rebuilds, RebuildError
+from worker.runs.rebuild import Rebuilds, RebuildError
 from worker.settings import load_settings
-from worker.store import connect
+from worker.store.connection import connect
 
 EXIT_BAD_EXPORT = 1
 EXIT_RUN_FAILED = 3

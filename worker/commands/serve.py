@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from worker.commands.children import celery_command
+from worker.children import celery_command
 
 PASS_THROUGH = {"ignore_unknown_options": True, "help_option_names": []}
 """Every argument, --help included, goes to Celery."""

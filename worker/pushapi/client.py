@@ -22,7 +22,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util import SKIP_HEADER
 
-from worker import metrics, redaction
+from worker.observe import metrics
+from worker import redaction
 from worker.pushapi import documents
 from worker.pushapi.errors import (
     ConnectError,

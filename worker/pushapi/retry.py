@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_before_delay, wait_random_exponential
 
-from worker import metrics
+from worker.observe import metrics
 from worker.pushapi.errors import PushApiError, StatusError
 
 log = logging.getLogger(__name__)

@@ -28,8 +28,8 @@ import redis
 from redis.client import Pipeline
 
 from producers.events import InvalidEvent, RebuildBegin, RebuildEnd
-from worker import keys
-from worker.rebuild import Outcome, RebuildError, Rebuilds, Run
+from worker.store import keys
+from worker.runs.rebuild import Outcome, RebuildError, Rebuilds, Run
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import redis
 from celery import Celery
 from kombu import Connection
 
-from worker import keys
+from worker.store import keys
 
 REPLY_SECONDS = 1.0
 """How long to wait for workers' answers to a remote-control request."""

@@ -21,14 +21,17 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from pathlib import Path
 
 import redis
 from pydantic_core import from_json
 
-from worker import keys, metrics, pause, prerequisites, recent
-from worker.coalesce import is_newer, rank
-from worker.deadletter import DeadLetters
-from worker.lease import Lease, LeaseLost
+from worker.store import keys, recent
+from worker.observe import metrics
+from worker.push import pause, prerequisites
+from worker.store.ranks import RANK_LUA, is_newer, rank
+from worker.deadletter.queue import DeadLetters
+from worker.push.lease import Lease, LeaseLost
 from worker.logs import log_context
 from worker.pushapi.batches import BatchPusher, Delete, IdentityOp, PushReport, Upsert
 from worker.pushapi.client import PushApiClient
@@ -39,9 +42,11 @@ from worker.pushapi.errors import (
     PushApiError,
     QuotaError,
 )
-from worker.scripts import script
+from worker.store.scripts import script
 from worker.settings import MIB, Settings
-from worker.status import StatusBrackets
+from worker.push.brackets import StatusBrackets
+
+HERE = Path(__file__).parent
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +91,9 @@ class BatchPush:
         self.brackets = brackets
         self.dead_letters = dead_letters
         self.settings = settings
-        self._advance = script(client, "advance.lua", "rank.lua")
-        self._release = script(client, "release.lua")
-        self._attempt = script(client, "attempt.lua")
+        self._advance = script(client, HERE / "advance.lua", RANK_LUA)
+        self._release = script(client, HERE / "release.lua")
+        self._attempt = script(client, HERE / "attempt.lua")
         if brackets.api is not api:
             raise ValueError("the status brackets must call through the push's client, so its lease fences them")
 

@@ -31,13 +31,15 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
-from worker import horizon, keys, metric_files, quarantine
+from worker.ingest import horizon, quarantine
+from worker.store import keys
+from worker.observe import metric_files
 from worker.pushapi import errors
 from worker.settings import Settings
-from worker.store import connect, store_url
+from worker.store.connection import connect, store_url
 
 if TYPE_CHECKING:
-    from worker.deadletter import DeadLetters
+    from worker.deadletter.queue import DeadLetters
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +239,7 @@ def serve(settings: Settings, directory: Path) -> tuple[WSGIServer, Thread]:
     Raises OSError when the port cannot be bound.
     """
     # Imported here: the dead-letter queue counts what it writes through this module.
-    from worker.deadletter import DeadLetters
+    from worker.deadletter.queue import DeadLetters
 
     registry = CollectorRegistry()
     WorkerProcesses(registry, directory)

@@ -39,9 +39,12 @@ from kombu.exceptions import OperationalError
 from producers import broker
 from producers.errors import InvalidEventError
 from producers.events import Event, InvalidEvent, RebuildBegin, RebuildEnd, check_size, decode_message
-from worker import broker_runs, keys, message_codecs, metrics, quarantine
-from worker.coalesce import Coalescer, target_of
-from worker.horizon import Horizon
+from worker.runs import broker_runs
+from worker.store import keys
+from worker.ingest import codecs as message_codecs, quarantine
+from worker.observe import metrics
+from worker.windows.coalesce import Coalescer, target_of
+from worker.ingest.horizon import Horizon
 
 log = logging.getLogger(__name__)
 

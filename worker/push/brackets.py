@@ -15,14 +15,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import redis
 
-from worker import keys
+from worker.store import keys
 from worker.pushapi.client import PushApiClient
 from worker.pushapi.errors import PushApiError
-from worker.scripts import script
+from worker.store.scripts import script
 from worker.settings import Settings
+
+HERE = Path(__file__).parent
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +47,7 @@ class StatusBrackets:
         self.client = client
         self.api = api
         self.settings = settings
-        self._idle = script(client, "idle.lua")
+        self._idle = script(client, HERE / "idle.lua")
 
     @property
     def _lock_seconds(self) -> float:

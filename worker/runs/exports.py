@@ -20,9 +20,10 @@ from producers.errors import InvalidEventError
 from producers.events import Event
 from producers.ndjson import check_line, numbered_lines
 from producers.runs import CARRIED_KINDS
-from worker import keys
-from worker.coalesce import Entry, rank
-from worker.packing import SAMPLE_EVERY, PackingSample
+from worker.store import keys
+from worker.store.ranks import rank
+from worker.windows.coalesce import KeyedEvent
+from worker.runs.packing import SAMPLE_EVERY, PackingSample
 
 SHOWN_INVALID_LINES = 20
 """Invalid lines reported one by one; the rest are counted."""
@@ -64,7 +65,7 @@ class CheckedExport(PartReport):
     parts: list[tuple[Path, int]] = field(default_factory=list)
     """Each part's scratch file, in export order, with the number of lines before the part."""
 
-    def entries(self) -> Iterator[tuple[int, Entry]]:
+    def entries(self) -> Iterator[tuple[int, KeyedEvent]]:
         """(line number, entry) of every valid event, in export order."""
         for path, first_line in self.parts:
             with open(path, "rb", buffering=READ_BUFFER_BYTES) as records:

@@ -35,7 +35,8 @@ from kombu import Connection, Exchange, Message, Producer, Queue
 from kombu.pools import connections
 
 from producers import Publisher, broker
-from worker import keys, metrics, recent
+from worker.store import keys, recent
+from worker.observe import metrics
 from worker.pushapi.errors import StatusError
 from worker.redaction import redact
 

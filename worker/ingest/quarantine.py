@@ -26,7 +26,7 @@ from typing import Any
 import redis
 
 from producers.events import InvalidEvent
-from worker import keys
+from worker.store import keys
 
 RAW_CAP_CHARS = 64 * 1024
 """Most characters of raw body one entry stores, as they stand in its JSON (escapes, base64 included)."""

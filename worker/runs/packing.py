@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from worker import keys
-from worker.push import to_operation
+from worker.store import keys
+from worker.push.batch import to_operation
 from worker.pushapi.batchfile import encode
 from worker.pushapi.batches import Entries
 from worker.pushapi.errors import InvalidInputError

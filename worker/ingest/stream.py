@@ -25,13 +25,20 @@ import redis
 from celery import bootsteps
 
 from producers import broker
-from worker.coalesce import Coalescer
-from worker.ingest import (
-    INGEST_GROUP_MESSAGES, OUTAGE_BACKOFF_SECONDS, OUTAGE_LOG_SECONDS, Ingestor, Received, Stopping, is_outage,
-    run_announcer, unwrap,
+from worker.windows.coalesce import Coalescer
+from worker.ingest.ingestor import (
+    INGEST_GROUP_MESSAGES,
+    OUTAGE_BACKOFF_SECONDS,
+    OUTAGE_LOG_SECONDS,
+    Ingestor,
+    Received,
+    Stopping,
+    is_outage,
+    run_announcer,
+    unwrap,
 )
 from worker.settings import Settings, load_settings
-from worker.store import connect, store_url
+from worker.store.connection import connect, store_url
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ import redis
 from producers import Publisher
 from producers.errors import InvalidEventError
 from producers.events import Event, InvalidEvent, decode_message, parse_event
-from worker import quarantine
-from worker.quarantine import Entry
+from worker.ingest import quarantine
+from worker.ingest.quarantine import Entry
 
 
 class Outcome(Enum):

@@ -33,11 +33,12 @@ from dataclasses import dataclass
 
 import redis
 
-from worker import keys, pause, prerequisites
-from worker.coalesce import Coalescer, Entry
+from worker.store import keys
+from worker.push import pause, prerequisites
+from worker.windows.coalesce import Coalescer, KeyedEvent
 from worker.pushapi.client import PushApiClient
 from worker.settings import Settings
-from worker.status import StatusBrackets
+from worker.push.brackets import StatusBrackets
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ class Rebuilds:
                    int(stored["cutoff_ms"]) if stored.get("cutoff_ms") else None, int(stored["dead_letters_at_start"]),
                    int(stored["seq"]) if stored.get("seq") else None, int(stored.get("window_bytes", 0)))
 
-    def feed(self, run: Run, entries: Iterable[tuple[int, Entry]], last_line: int,
+    def feed(self, run: Run, entries: Iterable[tuple[int, KeyedEvent]], last_line: int,
              progress: Callable[[int], None]) -> None:
         """Write export events into the run's window, recording progress after each chunk.
 
@@ -141,7 +142,7 @@ class Rebuilds:
         last_line: the export's last line: every line is done once the entries are.
         progress: called with how many lines each chunk covered.
         """
-        chunk: list[Entry] = []
+        chunk: list[KeyedEvent] = []
         for number, entry in entries:
             if number <= run.lines_done:
                 continue
@@ -151,7 +152,7 @@ class Rebuilds:
                 chunk = []
         self._feed_chunk(run, chunk, max(last_line, run.lines_done), progress)
 
-    def _feed_chunk(self, run: Run, chunk: list[Entry], last_line: int, progress: Callable[[int], None]) -> None:
+    def _feed_chunk(self, run: Run, chunk: list[KeyedEvent], last_line: int, progress: Callable[[int], None]) -> None:
         self._wait_for_room(run)
         if chunk:
             self.stale_before(run, self.coalescer.add_encoded(run.target, chunk).oldest_stale_push_ms)

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 import redis
 
-from worker import keys
+from worker.store import keys
 
 NEEDS_PREFIX = "needs:"
 """Batch meta fields `needs:<provider id>` hold the provider sequence the batch waits for."""

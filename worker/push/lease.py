@@ -18,10 +18,13 @@ import threading
 import time
 import uuid
 from types import TracebackType
+from pathlib import Path
 
 import redis
 
-from worker.scripts import script
+from worker.store.scripts import script
+
+HERE = Path(__file__).parent
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +53,7 @@ class Lease:
         self.key = key
         self.milliseconds = int(seconds * 1000)
         self.token = uuid.uuid4().hex
-        self._script = script(client, "lease.lua")
+        self._script = script(client, HERE / "lease.lua")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._confirmed_at = 0.0

@@ -7,7 +7,7 @@ import time
 
 import redis
 
-from worker import keys, recent
+from worker.store import keys, recent
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import redis
 
-from worker import keys
+from worker.store import keys
 
 ERROR_MAX_CHARS = 500
 """Longest error text kept: enough for the service's message, never a whole response body."""

@@ -21,12 +21,18 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import redis
 
-from worker import keys, metrics, pause, prerequisites, rebuild
-from worker.scripts import script
+from worker.store import keys
+from worker.observe import metrics
+from worker.push import pause, prerequisites
+from worker.runs import rebuild
+from worker.store.scripts import script
 from worker.settings import Settings
+
+HERE = Path(__file__).parent
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +62,8 @@ class Flusher:
         self.client = client
         self.settings = settings
         self.enqueue = enqueue
-        self._claim = script(client, "claim.lua")
-        self._requeue = script(client, "requeue.lua")
+        self._claim = script(client, HERE / "claim.lua")
+        self._requeue = script(client, HERE / "requeue.lua")
 
     def sweep(self, now: float | None = None) -> SweepResult:
         """Claim every due window; re-enqueue lost batches."""

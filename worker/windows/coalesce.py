@@ -12,41 +12,28 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import redis
 from redis.client import Pipeline
 
 from producers.events import Event, IdentityAlias, IdentityDisable, IdentityUpsert, ItemDelete, ItemUpsert
-from worker import keys
-from worker.scripts import script
+from worker.store import keys
+from worker.store.ranks import RANK_LUA, rank
+from worker.store.scripts import script
 from worker.settings import Settings
+
+HERE = Path(__file__).parent
 
 OUTCOMES = ("added", "replaced", "superseded", "stale")
 """The counts coalesce.lua answers first, in its order."""
 CHUNK_EVENTS = 1000
 """Events per coalesce.lua call: Redis's Lua unpacks at most about 8,000 values at once."""
-REMOVALS = frozenset({"item.delete", "identity.disable"})
-"""Kinds that win a tie: a CMS may send an unpublish with the revision of the last publish."""
 
 
-Entry = tuple[str, str, bytes]
+KeyedEvent = tuple[str, str, bytes]
 """One event as coalesce.lua takes it: its coalescing key, its rank, and the event's JSON."""
-
-
-def rank(kind: str, version: int) -> str:
-    """How an event orders against others of its key: by version, then a removal beats an upsert."""
-    return f"{version}.{1 if kind in REMOVALS else 0}"
-
-
-def is_newer(candidate: str, held: str) -> bool:
-    """Python's twin of `newer` in rank.lua, for ranks read back from Redis."""
-    return _rank_key(candidate) > _rank_key(held)
-
-
-def _rank_key(value: str) -> tuple[int, int]:
-    version, _, tiebreak = value.partition("@")[0].partition(".")
-    return int(version), int(tiebreak) if tiebreak else -1
 
 
 TARGET_KINDS = {IdentityUpsert: keys.PROVIDER, IdentityAlias: keys.PROVIDER, IdentityDisable: keys.PROVIDER,
@@ -87,7 +74,7 @@ class Coalescer:
         """
         self.client = client
         self.settings = settings
-        self._coalesce = script(client, "coalesce.lua", "rank.lua")
+        self._coalesce = script(client, HERE / "coalesce.lua", RANK_LUA)
 
     def add(self, events: Iterable[Event]) -> CoalesceResult:
         """Put `events` into their windows; returns only once Redis has every one of them.
@@ -111,7 +98,7 @@ class Coalescer:
             pipe.execute()
         return result
 
-    def add_encoded(self, target: keys.Target, entries: Sequence[Entry]) -> CoalesceResult:
+    def add_encoded(self, target: keys.Target, entries: Sequence[KeyedEvent]) -> CoalesceResult:
         """Put events validated and encoded earlier into `target`'s window, as `add` does.
 
         entries: (coalescing key, rank, encoded event) of each event, all of `target`.
@@ -121,7 +108,7 @@ class Coalescer:
             pipe.execute()
         return result
 
-    def _write(self, by_target: dict[keys.Target, Sequence[Entry]], now: float) -> tuple[CoalesceResult, Pipeline]:
+    def _write(self, by_target: dict[keys.Target, Sequence[KeyedEvent]], now: float) -> tuple[CoalesceResult, Pipeline]:
         """Run coalesce.lua over each target's entries; the result, and a pipeline holding the
         deadline changes of full windows, for the caller to add to and execute."""
         pipe = self.client.pipeline(transaction=False)

@@ -27,11 +27,11 @@ from celery import bootsteps
 from kombu import Consumer, Message
 
 from producers import broker
-from worker import message_codecs
-from worker.coalesce import Coalescer
-from worker.ingest import INGEST_GROUP_MESSAGES, Ingestor, Received, Stopping, run_announcer
+from worker.ingest import codecs as message_codecs
+from worker.windows.coalesce import Coalescer
+from worker.ingest.ingestor import INGEST_GROUP_MESSAGES, Ingestor, Received, Stopping, run_announcer
 from worker.settings import load_settings
-from worker.store import connect
+from worker.store.connection import connect
 
 log = logging.getLogger(__name__)
 

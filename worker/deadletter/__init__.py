@@ -1,0 +1,1 @@
+"""The dead-letter queue: pushes that cannot succeed, kept on the broker for operators."""

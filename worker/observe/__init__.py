@@ -1,0 +1,1 @@
+"""Observing the pipeline: metrics, the status overview, liveness and probes."""

@@ -1,0 +1,1 @@
+"""Push: one claimed batch to the Push API, fenced by its lease, bracketed by status calls."""

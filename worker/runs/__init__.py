@@ -1,0 +1,1 @@
+"""Full runs: rebuilds and identity syncs, started by the command line or through the broker."""

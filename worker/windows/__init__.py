@@ -1,0 +1,1 @@
+"""Windows: coalescing events per target, and closing due windows into claimed batches."""
