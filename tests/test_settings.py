@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from worker.pushapi.client import PushApiClient
+from worker.runtime import push_api_client
 from worker.settings import LOCAL_PUSH_URL, REGION_HOSTS, SettingsError, load_settings
 
 VARIABLES = ("COVEO_ORGANIZATION_ID", "COVEO_API_KEY", "COVEO_REGION", "COVEO_PUSH_URL", "REDIS_URL", "BROKER_URL",
@@ -36,7 +36,7 @@ def test_regions(monkeypatch, region):
 def test_explicit_base_url_and_client(monkeypatch):
     monkeypatch.setenv("COVEO_PUSH_URL", "http://proxy.internal:8080/push/v1/")
     monkeypatch.setenv("COVEO_ORGANIZATION_ID", "myorg")
-    client = PushApiClient.from_settings(load_settings())
+    client = push_api_client(load_settings())
     assert client.organization_url == "http://proxy.internal:8080/push/v1/organizations/myorg"
 
 

@@ -1,7 +1,7 @@
 """The Celery application: configuration from `celeryconfig`, ingestion as a bootstep (a consumer
 step on RabbitMQ, a stream consumer thread on a Redis broker),
 logging set up by pushsync (`worker/logs.py`) in worker and beat processes, and the worker's
-metrics (`worker/metrics.py`) served by its main process."""
+metrics (`worker/observe/`) served by its main process."""
 
 from __future__ import annotations
 
@@ -14,16 +14,20 @@ from celery.signals import setup_logging, worker_init, worker_process_shutdown, 
 from celery.utils.log import get_multiprocessing_logger
 
 from worker import logs
+from worker.ingest.amqp import AmqpIngestStep
+from worker.ingest.stream import StreamIngestStep
 from worker.observe import metric_files
 from worker.settings import load_settings
 
 # prometheus_client decides where metric values live when it is first imported, which the modules
-# below do: by then the processes of a worker serving metrics must be set to share files.
+# below do (the stages do not: they report through `worker.hooks`): by then the processes of a
+# worker serving metrics must be set to share files.
 METRICS_DIRECTORY = metric_files.share(load_settings())
 
-from worker.observe import metrics  # noqa: E402
-from worker.ingest.amqp import AmqpIngestStep  # noqa: E402
-from worker.ingest.stream import StreamIngestStep  # noqa: E402
+from worker import runtime  # noqa: E402
+from worker.observe import endpoint  # noqa: E402
+
+runtime.observe()
 
 app = Celery("pushsync")
 app.config_from_object("celeryconfig")
@@ -64,7 +68,7 @@ def serve_metrics(**_: object) -> None:
         return
     settings = load_settings()
     try:
-        metrics.serve(settings, METRICS_DIRECTORY)
+        endpoint.serve(settings, METRICS_DIRECTORY)
     except OSError as exc:
         logging.getLogger(__name__).error("cannot serve metrics on %s:%d: %s", settings.metrics_address,
                                           settings.metrics_port, exc)
@@ -74,4 +78,4 @@ def serve_metrics(**_: object) -> None:
 def forget_process_metrics(pid: int, **_: object) -> None:
     """A pool child is exiting: its live gauges must stop counting."""
     if METRICS_DIRECTORY is not None:
-        metrics.forget_process(pid)
+        endpoint.forget_process(pid)

@@ -1,13 +1,18 @@
-"""The objects one worker process shares between its tasks, built once per process."""
+"""The one place that wires parts together: the objects one worker process shares between its
+tasks (built once per process), the Push API client as every command uses it, and the metrics
+attached to the stages' hooks."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import redis
 
+from worker import hooks
+from worker.observe import metrics
 from worker.runs.broker_runs import BrokerRuns
 from worker.deadletter.queue import DeadLetters
 from worker.windows.flush import Enqueue, Flusher
@@ -17,6 +22,29 @@ from worker.runs.rebuild import Rebuilds
 from worker.settings import Settings, load_settings
 from worker.push.brackets import StatusBrackets
 from worker.store.connection import connect, store_url
+
+
+RECORDER = metrics.Recorder()
+"""Counts what the stages of this process report."""
+
+
+def observe() -> None:
+    """Count in this process's metrics what its stages report (children forked later inherit it)."""
+    hooks.subscribe(RECORDER)
+
+
+def push_api_client(settings: Settings, **overrides: Any) -> PushApiClient:
+    """A Push API client configured from the validated settings, its traffic counted; `overrides` win."""
+    options: dict[str, Any] = {
+        "base_url": settings.push_base_url,
+        "organization_id": settings.organization_id,
+        "api_key": settings.api_key.get_secret_value(),
+        "connect_timeout": settings.connect_timeout,
+        "read_timeout": settings.read_timeout,
+        "retry_budget_seconds": settings.retry_budget_seconds,
+        "event_hooks": metrics.client_hooks(),
+    }
+    return PushApiClient(**(options | overrides))
 
 
 @dataclass
@@ -33,7 +61,7 @@ class Runtime:
 def _runtime(pid: int) -> Runtime:
     settings = load_settings()
     store = connect(settings)
-    api = PushApiClient.from_settings(settings)
+    api = push_api_client(settings)
     brackets = StatusBrackets(store, api, settings)
     dead_letters = DeadLetters(settings.broker_url or store_url(settings), store)
     return Runtime(settings, store, api, brackets, BatchPush(store, api, brackets, dead_letters, settings),

@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from worker.pushapi.batches import BatchPusher, Upsert
+from worker.pushapi.client import EventHooks, PushApiClient
 
 STATUS = r"/sources/src/status$"
 
@@ -53,3 +54,27 @@ def test_the_hook_holds_only_inside_its_block_and_its_thread(client, server):
         other.join()
     client.set_source_status("src", "REFRESH")
     assert gate.seen == [] and len(server.matching("POST", STATUS)) == 2
+
+
+def test_event_hooks_hear_every_attempt_its_answer_and_each_retry_with_its_wait(client, server):
+    answered: list[tuple[str, int | None, str | None]] = []
+    retried: list[tuple[str, float, float | None]] = []
+    client.event_hooks.request.append(
+        lambda operation, status, error: answered.append((operation, status, type(error).__name__ if error else None)))
+    client.event_hooks.retry.append(lambda operation, wait, retry_after: retried.append((operation, wait, retry_after)))
+    server.script("POST", STATUS, 429, headers={"Retry-After": "1"}, times=1)
+    client.set_source_status("src", "REFRESH")
+    assert answered == [("set_source_status", 429, None), ("set_source_status", 201, None)]
+    assert [(operation, retry_after) for operation, _, retry_after in retried] == [("set_source_status", 1.0)]
+    assert retried[0][1] >= 1.0, "the wait honours Retry-After"
+
+
+def test_event_hooks_hear_a_request_that_got_no_answer(server, waits):
+    answered: list[tuple[str, int | None, str | None]] = []
+    hooks = EventHooks(request=[lambda operation, status, error: answered.append(
+        (operation, status, type(error).__name__ if error else None))])
+    dead = PushApiClient(base_url="http://127.0.0.1:9/push/v1", organization_id="org", api_key="k",
+                         retry_budget_seconds=0, sleep=waits, event_hooks=hooks)
+    with pytest.raises(Exception, match="connection failed"):
+        dead.set_source_status("src", "REFRESH")
+    assert answered == [("set_source_status", None, "ConnectError")]

@@ -21,7 +21,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from producers import Publisher
 from producers.webhook.signatures import pushsync_signature
 from tests.worker.e2e import converge, pipeline_env, wait_for
-from worker.observe import metric_files, metrics
+from worker import hooks, runtime
+from worker.observe import metric_files
+from worker.store import keys
 from worker.children import Child
 from worker.deadletter.queue import DeadLetters
 from worker.store.embedded import free_port
@@ -197,18 +199,34 @@ def _answers(url: str) -> bool:
         return False
 
 
-def test_ingestion_outcomes_are_counted_per_target_and_quarantines_per_known_cause(unique_name):
+@pytest.fixture()
+def observed():
+    """This process's metrics attached to the stages' hooks, as a worker's are, for one test."""
+    runtime.observe()
+    yield
+    hooks.unsubscribe(runtime.RECORDER)
+
+
+def test_ingestion_outcomes_are_counted_per_target_and_quarantines_per_known_cause(unique_name, observed):
     target = {"kind": "source", "target": unique_name}
-    metrics.record_ingested("source", unique_name, received=5, superseded=2, stale=1)
-    metrics.record_ingested("source", unique_name, received=3, superseded=0, stale=0)
+    hooks.emit("after_ingest", keys.Target("source", unique_name), received=5, superseded=2, stale=1)
+    hooks.emit("after_ingest", keys.Target("source", unique_name), received=3, superseded=0, stale=0)
     assert REGISTRY.get_sample_value("pushsync_events_received_total", target) == 8
     assert REGISTRY.get_sample_value("pushsync_events_superseded_total", target) == 2
     assert REGISTRY.get_sample_value("pushsync_events_stale_total", target) == 1
     before = REGISTRY.get_sample_value("pushsync_events_quarantined_total", {"cause": "protected"}) or 0
-    metrics.record_quarantined("protected", 3)
+    hooks.emit("after_quarantine", "protected", 3)
     assert REGISTRY.get_sample_value("pushsync_events_quarantined_total", {"cause": "protected"}) == before + 3
     with pytest.raises(ValueError, match="unknown quarantine cause 'typo'"):
-        metrics.record_quarantined("typo")
+        hooks.emit("after_quarantine", "typo", 1)
+
+
+def test_a_stage_reports_only_the_hooks_there_are_and_nothing_once_unsubscribed(unique_name, observed):
+    with pytest.raises(ValueError, match="unknown hook 'after_typo'"):
+        hooks.emit("after_typo")
+    hooks.unsubscribe(runtime.RECORDER)
+    hooks.emit("after_flush", keys.Target("source", unique_name))
+    assert REGISTRY.get_sample_value("pushsync_windows_flushed_total", {"kind": "source", "target": unique_name}) is None
 
 
 def test_a_killed_pool_child_no_longer_counts_as_running(workers, clean_emulator, redis_client, redis_url,

@@ -41,7 +41,7 @@ def message(*events: dict[str, Any]) -> bytes:
     return json.dumps({"events": list(events)}).encode()
 
 
-def kept(client, invalid: InvalidEvent) -> quarantine.Entry:
+def kept(client, invalid: InvalidEvent) -> quarantine.QuarantineEntry:
     """Quarantine `invalid` the way ingestion does."""
     entry = quarantine.entry_for(invalid, queue=broker.EVENTS_QUEUE)
     pipe = client.pipeline()

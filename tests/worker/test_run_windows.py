@@ -11,7 +11,7 @@ import time
 import pytest
 
 from worker.store import keys
-from worker.runs import rebuild
+from worker.windows import holds
 from worker.windows.coalesce import Coalescer
 from worker.runs import exports
 from worker.runs.exports import check_export
@@ -130,7 +130,7 @@ def test_a_feeding_run_holds_its_window_past_its_time_until_it_holds_enough(redi
     later = time.time() + 5
     assert flusher.sweep(now=later).claimed == [] and SOURCE in flusher.sweep(now=later).busy
 
-    redis_client.hset(SOURCE.rebuild, "saved_at", repr(later - rebuild.HOLD_LAPSE_SECONDS - 1))
+    redis_client.hset(SOURCE.rebuild, "saved_at", repr(later - holds.HOLD_LAPSE_SECONDS - 1))
     assert len(flusher.sweep(now=later).claimed) == 1, "a run that stopped feeding releases its window"
     redis_client.delete(SOURCE.inflight)  # as if that batch was pushed
 

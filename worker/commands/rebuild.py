@@ -17,7 +17,7 @@ import click
 
 from worker.store import keys
 from worker.runs.exports import check_export, default_processes
-from worker.pushapi.client import PushApiClient
+from worker.runtime import push_api_client
 from worker.pushapi.errors import NotFoundError, PushApiError
 from worker.runs.rebuild import Rebuilds, RebuildError
 from worker.settings import load_settings
@@ -69,7 +69,7 @@ def _full_run(target: keys.Target, export: str, *, run_id: str | None, skip_inva
             click.echo("the export is empty: a full run would remove everything; nothing done "
                        "(--allow-empty if that is meant)", err=True)
             raise SystemExit(EXIT_BAD_EXPORT)
-        runs = Rebuilds(connect(settings), PushApiClient.from_settings(settings), settings)
+        runs = Rebuilds(connect(settings), push_api_client(settings), settings)
         try:
             run = runs.resume(target, run_id) if run_id else runs.start(target)
             run.window_bytes = checked.sample.window_bytes(settings)

@@ -35,8 +35,8 @@ from kombu import Connection, Exchange, Message, Producer, Queue
 from kombu.pools import connections
 
 from producers import Publisher, broker
+from worker import hooks
 from worker.store import keys, recent
-from worker.observe import metrics
 from worker.pushapi.errors import StatusError
 from worker.redaction import redact
 
@@ -153,7 +153,7 @@ class DeadLetters:
                                  delivery_mode=broker.PERSISTENT, retry=True)
                 written[entry.id] = _index_value(entry)
                 sent += len(group)
-        metrics.record_dead_lettered(keys.Target.from_ref(target), sent)
+        hooks.emit("after_dead_letter", keys.Target.from_ref(target), sent)
         if self.store is not None:
             with _best_effort("index the dead-letter entries of " + target):
                 if written:

@@ -27,7 +27,7 @@ from celery import bootsteps
 from kombu import Consumer, Message
 
 from producers import broker
-from worker.ingest import codecs as message_codecs
+from worker.ingest import compression
 from worker.windows.coalesce import Coalescer
 from worker.ingest.ingestor import INGEST_GROUP_MESSAGES, Ingestor, Received, Stopping, run_announcer
 from worker.settings import load_settings
@@ -64,7 +64,7 @@ class AmqpIngestStep(bootsteps.ConsumerStep):
         self._timer: Any = None
         if not self.enabled:
             return
-        message_codecs.install()
+        compression.install()
         client = connect(self.settings)
         self.ingestor = Ingestor(client, Coalescer(client, self.settings), run_announcer(parent.app),
                                  protected=frozenset(self.settings.protected_sources))
@@ -133,7 +133,7 @@ class AmqpIngestStep(bootsteps.ConsumerStep):
 
     def on_undecodable(self, message: Any, exc: BaseException) -> None:
         """kombu could not read the message (its compression, say): quarantine it with the reason."""
-        reason = str(exc) if isinstance(exc, message_codecs.BodyError) else f"cannot be read: {type(exc).__name__}: {exc}"
+        reason = str(exc) if isinstance(exc, compression.BodyError) else f"cannot be read: {type(exc).__name__}: {exc}"
         self._take(message, Received(_bytes(getattr(message, "body", b"")), undecodable=reason))
 
     def _take(self, message: Message, received: Received) -> None:

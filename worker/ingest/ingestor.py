@@ -41,8 +41,9 @@ from producers.errors import InvalidEventError
 from producers.events import Event, InvalidEvent, RebuildBegin, RebuildEnd, check_size, decode_message
 from worker.runs import broker_runs
 from worker.store import keys
-from worker.ingest import codecs as message_codecs, quarantine
-from worker.observe import metrics
+from worker import hooks
+from worker.ingest import quarantine
+from worker.ingest.compression import BodyError, decompress
 from worker.windows.coalesce import Coalescer, target_of
 from worker.ingest.horizon import Horizon
 
@@ -159,7 +160,7 @@ class Decoded:
             try:
                 check_size(event)
             except InvalidEventError as exc:
-                self.refuse(InvalidEvent(reason=exc.reason, raw=_raw(event)), "invalid")
+                self.refuse(InvalidEvent(reason=exc.reason, raw=_raw(event)), quarantine.INVALID)
             else:
                 fitting.append(event)
         self.valid = fitting
@@ -187,23 +188,23 @@ def decode_one(message: Received, protected: frozenset[str], delivery_limit: int
     """
     decoded = Decoded()
     if message.deliveries > delivery_limit:
-        decoded.refuse(InvalidEvent(reason=POISON_REASON, raw=message.body), "poison")
+        decoded.refuse(InvalidEvent(reason=POISON_REASON, raw=message.body), quarantine.POISON)
         return decoded
     if message.undecodable is not None:
-        decoded.refuse(InvalidEvent(reason=message.undecodable, raw=message.body), "undecodable")
+        decoded.refuse(InvalidEvent(reason=message.undecodable, raw=message.body), quarantine.UNDECODABLE)
         return decoded
     # Sizes are checked when the group is written (Decoded.refuse_oversized), which encodes each event once.
     for event in decode_message(message.body, max_event_bytes=None):
         if isinstance(event, InvalidEvent):
-            decoded.refuse(event, "undecodable" if event.index is None else "invalid")
+            decoded.refuse(event, quarantine.UNDECODABLE if event.index is None else quarantine.INVALID)
         elif isinstance(event, (RebuildBegin, RebuildEnd)):
             if event.source is not None and event.source in protected:
                 decoded.refuse(InvalidEvent(reason=PROTECTED_REASON.format(event.source), raw=_raw(event)),
-                               "protected")
+                               quarantine.PROTECTED)
             else:
                 decoded.runs.append(event)
         elif protected and target_of(event).kind == keys.SOURCE and event.target in protected:
-            decoded.refuse(InvalidEvent(reason=PROTECTED_REASON.format(event.target), raw=_raw(event)), "protected")
+            decoded.refuse(InvalidEvent(reason=PROTECTED_REASON.format(event.target), raw=_raw(event)), quarantine.PROTECTED)
         else:
             decoded.valid.append(event)
     for _, invalid, cause in decoded.take_aged(horizon, now):
@@ -232,12 +233,12 @@ def _capped(invalid: list[InvalidEvent], whole: Any = None) -> tuple[list[Invali
 
 
 def unwrap(body: bytes, compression: str | None) -> Received:
-    """A received body, decompressed when `compression` names a codec (bounded; see worker.message_codecs)."""
+    """A received body, decompressed when `compression` names a codec (bounded; see worker.ingest.compression)."""
     if not compression:
         return Received(body)
     try:
-        return Received(message_codecs.decompress(body, compression))
-    except message_codecs.BodyError as exc:
+        return Received(decompress(body, compression))
+    except BodyError as exc:
         return Received(body, undecodable=str(exc))
 
 
@@ -293,7 +294,7 @@ class Ingestor:
                 log.error("the coalescing store refused a message %d times, quarantining it: %s", MESSAGE_TRIES, exc)
                 refused = Decoded()
                 refused.refuse(InvalidEvent(reason=REFUSED_REASON.format(f"{type(exc).__name__}: {exc}"),
-                                            raw=message.body), "undecodable")
+                                            raw=message.body), quarantine.UNDECODABLE)
                 outcomes.update(self._patiently(lambda: self._store(refused)))
         return dict(outcomes)
 
@@ -357,8 +358,8 @@ class Ingestor:
             decoded.done.add("coalesce")
             outcomes.update(result.outcomes)
             for target, counts in result.by_target.items():
-                metrics.record_ingested(target.kind, target.id, received=sum(counts.values()),
-                                        superseded=counts["superseded"] + counts["replaced"], stale=counts["stale"])
+                hooks.emit("after_ingest", target, received=sum(counts.values()),
+                           superseded=counts["superseded"] + counts["replaced"], stale=counts["stale"])
         if decoded.runs and "runs" not in decoded.done:
             self._record_runs(decoded.runs)
             decoded.done.add("runs")
@@ -375,7 +376,7 @@ class Ingestor:
         pipe.execute()
         log.warning("quarantined %d invalid event(s): %s", len(invalid), invalid[0].reason)
         for cause, count in causes.items():
-            metrics.record_quarantined(cause, count)
+            hooks.emit("after_quarantine", cause, count)
 
     def _record_runs(self, events: list[RebuildBegin | RebuildEnd]) -> None:
         pipe = self.client.pipeline(transaction=True)

@@ -26,6 +26,7 @@ from typing import Any
 import redis
 
 from producers.events import InvalidEvent
+from worker.ingest import horizon
 from worker.store import keys
 
 RAW_CAP_CHARS = 64 * 1024
@@ -40,12 +41,17 @@ ENTRY_MAX_CHARS = RAW_CAP_CHARS + REASON_CAP_CHARS + TARGET_CAP_CHARS + 512
 """Most characters one stored entry takes (bytes too: it is ASCII JSON): the caps above and its fixed fields."""
 READ_CHUNK_ENTRIES = 100
 """Entries fetched from Redis in one round trip when reading many."""
+INVALID, UNDECODABLE, POISON, PROTECTED = "invalid", "undecodable", "poison", "protected"
+CAUSES = frozenset({INVALID, UNDECODABLE, POISON, PROTECTED, horizon.TOO_OLD, horizon.FUTURE})
+"""Why events go to quarantine: an event failed validation, a message could not be decoded, the
+broker gave up redelivering a message, an event named a protected source, an event was outside the
+ordering horizon (older than it, or dated ahead of the worker's clock)."""
 _JSON_ESCAPE_CHARS = 6
 """Longest escape of one character in JSON text (`\\u0000`)."""
 
 
 @dataclass(frozen=True)
-class Entry:
+class QuarantineEntry:
     """One quarantined message or event."""
 
     id: str
@@ -74,11 +80,11 @@ class Entry:
         return json.dumps(self.__dict__, separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, data: bytes | str) -> Entry:
+    def from_json(cls, data: bytes | str) -> QuarantineEntry:
         return cls(**json.loads(data))
 
 
-def entry_for(invalid: InvalidEvent, *, queue: str, now: float | None = None) -> Entry:
+def entry_for(invalid: InvalidEvent, *, queue: str, now: float | None = None) -> QuarantineEntry:
     """The quarantine entry that keeps `invalid` with its reason, its raw body capped at RAW_CAP_CHARS.
 
     queue: the queue the message came from.
@@ -91,7 +97,7 @@ def entry_for(invalid: InvalidEvent, *, queue: str, now: float | None = None) ->
     else:
         whole, raw, encoding, truncated = _bounded_value(invalid.raw)
     target = invalid.target
-    return Entry(
+    return QuarantineEntry(
         id=uuid.uuid4().hex, at=time.time() if now is None else now,
         reason=_escaped_head(invalid.reason, REASON_CAP_CHARS), queue=queue,
         target=None if target is None else _escaped_head(target, TARGET_CAP_CHARS), index=invalid.index,
@@ -162,12 +168,12 @@ def _escaped_head(text: str, cap: int) -> str:
     return ""
 
 
-def with_reason(entry: Entry, reason: str) -> Entry:
+def with_reason(entry: QuarantineEntry, reason: str) -> QuarantineEntry:
     """`entry` as it is, with `reason` (capped like any entry's) in place of its own."""
     return replace(entry, reason=_escaped_head(reason, REASON_CAP_CHARS))
 
 
-def keep(pipe: redis.client.Pipeline, entry: Entry) -> None:
+def keep(pipe: redis.client.Pipeline, entry: QuarantineEntry) -> None:
     """Queue the commands that store `entry` on `pipe` (the caller executes it)."""
     pipe.hset(keys.QUARANTINE, entry.id, entry.to_json())
     pipe.zadd(keys.QUARANTINE_INDEX, {entry.id: entry.at})
@@ -178,15 +184,15 @@ def ids(client: redis.Redis) -> list[str]:
     return [i.decode() for i in client.zrange(keys.QUARANTINE_INDEX, 0, -1)]
 
 
-def entries(client: redis.Redis, entry_ids: list[str]) -> Iterator[tuple[str, Entry | None]]:
+def entries(client: redis.Redis, entry_ids: list[str]) -> Iterator[tuple[str, QuarantineEntry | None]]:
     """(id, entry) for each of `entry_ids` in order, read a chunk at a time; None for an id with no entry."""
     for start in range(0, len(entry_ids), READ_CHUNK_ENTRIES):
         chunk = entry_ids[start:start + READ_CHUNK_ENTRIES]
         for entry_id, raw in zip(chunk, client.hmget(keys.QUARANTINE, chunk)):
-            yield entry_id, None if raw is None else Entry.from_json(raw)
+            yield entry_id, None if raw is None else QuarantineEntry.from_json(raw)
 
 
-def list_entries(client: redis.Redis, *, limit: int = 100, target: str | None = None) -> list[Entry]:
+def list_entries(client: redis.Redis, *, limit: int = 100, target: str | None = None) -> list[QuarantineEntry]:
     """The oldest `limit` entries, optionally only those naming `target`."""
     found = []
     for _, entry in entries(client, ids(client)):
@@ -197,16 +203,16 @@ def list_entries(client: redis.Redis, *, limit: int = 100, target: str | None = 
     return found
 
 
-def show(client: redis.Redis, entry_id: str) -> Entry | None:
+def show(client: redis.Redis, entry_id: str) -> QuarantineEntry | None:
     raw = client.hget(keys.QUARANTINE, entry_id)
-    return Entry.from_json(raw) if raw else None
+    return QuarantineEntry.from_json(raw) if raw else None
 
 
 def count(client: redis.Redis) -> int:
     return client.zcard(keys.QUARANTINE_INDEX)
 
 
-def substitute(client: redis.Redis, entry_id: str, by: list[Entry]) -> None:
+def substitute(client: redis.Redis, entry_id: str, by: list[QuarantineEntry]) -> None:
     """Put the entries `by` in the place of entry `entry_id` in one transaction (`by` may hold it, changed)."""
     pipe = client.pipeline()
     pipe.hdel(keys.QUARANTINE, entry_id)

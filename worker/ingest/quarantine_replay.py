@@ -28,7 +28,7 @@ from producers import Publisher
 from producers.errors import InvalidEventError
 from producers.events import Event, InvalidEvent, decode_message, parse_event
 from worker.ingest import quarantine
-from worker.ingest.quarantine import Entry
+from worker.ingest.quarantine import QuarantineEntry
 
 
 class Outcome(Enum):
@@ -63,7 +63,7 @@ class Result:
     """The reason it stayed, or the ids of the entries that replace it."""
 
 
-def revalidate(entry: Entry) -> list[Event | InvalidEvent]:
+def revalidate(entry: QuarantineEntry) -> list[Event | InvalidEvent]:
     """The events of `entry` as validation sees them now: one event for an event's JSON value,
     every event of the message for a message body (entries written by ingestion either way)."""
     if entry.raw_encoding == "json":
@@ -94,7 +94,7 @@ def replay(client: redis.Redis, broker_url: str, entry_ids: list[str] | None = N
                 yield _replay_one(client, publisher, entry, dry_run)
 
 
-def _replay_one(client: redis.Redis, publisher: Publisher, entry: Entry, dry_run: bool) -> Result:
+def _replay_one(client: redis.Redis, publisher: Publisher, entry: QuarantineEntry, dry_run: bool) -> Result:
     if entry.truncated:
         return Result(entry.id, Outcome.TRUNCATED, detail=(
             f"only a prefix of its {entry.size if entry.size is not None else 'unknown number of'} bytes was kept"))

@@ -19,7 +19,7 @@ from producers.broker import EVENTS_QUEUE, POISON_SUFFIX, is_amqp
 from worker.store import keys, recent
 from worker.observe import liveness, probes
 from worker.ingest import quarantine
-from worker.runs import rebuild
+from worker.windows import holds
 from worker.deadletter.queue import DEAD_LETTER_QUEUE, Held, held_per_target
 from worker.settings import Settings
 from worker.store.connection import store_url
@@ -164,7 +164,7 @@ def _row(client: redis.Redis, target: keys.Target, held: dict[str, Held], now: f
     opened = [float(meta["opened_at"]) for meta in [window, *(meta for _, meta in batches)] if "opened_at" in meta]
     paused = Paused(pause["reason"], float(pause["until"])) if pause and float(pause["until"]) > now else None
     buffered_bytes = int(window.get("bytes", 0))
-    held_for = rebuild.held_for(client, target, now)
+    held_for = holds.held_for(client, target, now)
     return TargetRow(
         kind=target.kind, id=target.id, buffered=int(window.get("count", 0)), buffered_bytes=buffered_bytes,
         oldest_at=min(opened, default=None), closes_at=closes_at,

@@ -26,8 +26,8 @@ from pathlib import Path
 import redis
 from pydantic_core import from_json
 
+from worker import hooks
 from worker.store import keys, recent
-from worker.observe import metrics
 from worker.push import pause, prerequisites
 from worker.store.ranks import RANK_LUA, is_newer, rank
 from worker.deadletter.queue import DeadLetters
@@ -187,8 +187,8 @@ class BatchPush:
                 log.warning("413: splitting the batch into files of %d bytes", max_bytes, extra={"maxBytes": max_bytes})
         if report.file_ids:
             opened_at = self.client.hget(batch.meta, "opened_at")
-            metrics.record_pushed(target, report.counts, report.bytes, time.monotonic() - started,
-                                  float(opened_at) if opened_at else None)
+            hooks.emit("after_push", target, report.counts, report.bytes, time.monotonic() - started,
+                       float(opened_at) if opened_at else None)
         rejected = [operation.ref for operation, _ in report.rejected]
         for operation, error in report.rejected:
             event = self.client.hget(batch.events, operation.ref)

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -22,7 +22,6 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util import SKIP_HEADER
 
-from worker.observe import metrics
 from worker import redaction
 from worker.pushapi import documents
 from worker.pushapi.errors import (
@@ -33,8 +32,7 @@ from worker.pushapi.errors import (
     TimeoutError,
 )
 from worker.pushapi.responses import error_from_response
-from worker.pushapi.retry import call_with_retries
-from worker.settings import Settings
+from worker.pushapi.retry import RetryHook, call_with_retries
 from worker.version import USER_AGENT
 
 log = logging.getLogger(__name__)
@@ -52,6 +50,20 @@ UPLOAD_DROPPED_HEADERS = {"User-Agent": SKIP_HEADER, "Accept-Encoding": SKIP_HEA
 
 RequestHook = Callable[[str], None]
 """Called with an operation's name before each request of it is sent; what it raises stops the call."""
+AnsweredHook = Callable[[str, "int | None", "PushApiError | None"], None]
+"""Called after each request with its operation, the answer's status (None when no answer came)
+and, without an answer, the error it failed with."""
+
+
+@dataclass
+class EventHooks:
+    """What the client tells a caller of its traffic, as httpx's event hooks do: each list is
+    called in order, in the thread that sent the request; what a hook raises reaches the caller."""
+
+    request: list[AnsweredHook] = field(default_factory=list)
+    """After every request attempt, answered or not."""
+    retry: list[RetryHook] = field(default_factory=list)
+    """Before the wait that precedes a retry."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +88,7 @@ class PushApiClient:
         read_timeout: float = 120.0,
         retry_budget_seconds: float = 600.0,
         sleep: Callable[[float], None] = time.sleep,
+        event_hooks: EventHooks | None = None,
     ) -> None:
         """
         base_url: the Push API root ending in /push/v1 (a region's host, the emulator, a proxy).
@@ -85,6 +98,7 @@ class PushApiClient:
         read_timeout: seconds to wait for an answer.
         retry_budget_seconds: the span retries of one call may take, waits included.
         sleep: how to wait between attempts (tests may record the waits).
+        event_hooks: who hears of each request and retry (metrics attach here).
         """
         self.organization_url = f"{base_url.rstrip('/')}/organizations/{quote(organization_id, safe='')}"
         self._auth = {"Authorization": f"Bearer {api_key}"}
@@ -92,25 +106,13 @@ class PushApiClient:
         self.timeout = (connect_timeout, read_timeout)
         self.retry_budget_seconds = retry_budget_seconds
         self._sleep = sleep
+        self.event_hooks = event_hooks or EventHooks()
         self._local = threading.local()
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         adapter = HTTPAdapter(pool_connections=POOL_CONNECTIONS, pool_maxsize=POOL_MAXSIZE, max_retries=0)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
-
-    @classmethod
-    def from_settings(cls, settings: Settings, **overrides: Any) -> "PushApiClient":
-        """A client configured from the validated settings; `overrides` win."""
-        options: dict[str, Any] = {
-            "base_url": settings.push_base_url,
-            "organization_id": settings.organization_id,
-            "api_key": settings.api_key.get_secret_value(),
-            "connect_timeout": settings.connect_timeout,
-            "read_timeout": settings.read_timeout,
-            "retry_budget_seconds": settings.retry_budget_seconds,
-        }
-        return cls(**(options | overrides))
 
     def close(self) -> None:
         self.session.close()
@@ -167,7 +169,8 @@ class PushApiClient:
                 )
             self._raise_for_status(response, operation="upload", target=container.file_id)
 
-        call_with_retries(attempt, budget_seconds=self.retry_budget_seconds, sleep=self._sleep)
+        call_with_retries(attempt, budget_seconds=self.retry_budget_seconds, sleep=self._sleep,
+                          on_retry=self.event_hooks.retry)
 
     # -- items -----------------------------------------------------------------------------
 
@@ -300,7 +303,8 @@ class PushApiClient:
                     operation=operation, target=target,
                 ) from None
 
-        return call_with_retries(attempt, budget_seconds=self.retry_budget_seconds, sleep=self._sleep)
+        return call_with_retries(attempt, budget_seconds=self.retry_budget_seconds, sleep=self._sleep,
+                                 on_retry=self.event_hooks.retry)
 
     def _send(self, method: str, url: str, *, operation: str, target: str, **kwargs: Any) -> requests.Response:
         for hook in self._hooks():
@@ -314,9 +318,11 @@ class PushApiClient:
         except requests.RequestException as exc:
             error = PushApiError(redaction.redact(f"request failed: {exc}"), operation=operation, target=target)
         else:
-            metrics.record_request(operation, response.status_code)
+            for answered in self.event_hooks.request:
+                answered(operation, response.status_code, None)
             return response
-        metrics.record_request(operation, None, error)
+        for answered in self.event_hooks.request:
+            answered(operation, None, error)
         raise error
 
     def _raise_for_status(

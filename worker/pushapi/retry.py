@@ -11,13 +11,12 @@ from __future__ import annotations
 import email.utils
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_before_delay, wait_random_exponential
 
-from worker.observe import metrics
 from worker.pushapi.errors import PushApiError, StatusError
 
 log = logging.getLogger(__name__)
@@ -28,6 +27,9 @@ BACKOFF_MAX_SECONDS = 30.0
 """Upper bound of one backoff draw, before `Retry-After` is applied."""
 
 T = TypeVar("T")
+RetryHook = Callable[[str, float, "float | None"], None]
+"""Called before the wait that precedes a retry: the operation, the seconds it will wait, and the
+Retry-After the service asked for (None when it did not)."""
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -67,14 +69,21 @@ def _is_retryable(error: BaseException) -> bool:
     return isinstance(error, PushApiError) and error.retryable
 
 
-def _log_retry(state: RetryCallState) -> None:
-    error = state.outcome.exception() if state.outcome else None
-    wait = state.next_action.sleep if state.next_action else 0.0
-    metrics.record_retry(getattr(error, "operation", ""), wait,
-                         error.retry_after if isinstance(error, StatusError) else None)
+def _before_retry(hooks: Sequence[RetryHook]) -> Callable[[RetryCallState], None]:
+    def before_sleep(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        for hook in hooks:
+            hook(getattr(error, "operation", ""), wait, error.retry_after if isinstance(error, StatusError) else None)
+        _log_retry(state.attempt_number, wait, error)
+
+    return before_sleep
+
+
+def _log_retry(attempt: int, wait: float, error: BaseException | None) -> None:
     fields = error.log_fields() if isinstance(error, PushApiError) else {}
-    log.warning("push api call failed (attempt %d), retrying in %.2fs: %s", state.attempt_number, wait, error,
-                extra={"attempt": state.attempt_number, "waitSeconds": round(wait, 3), **fields})
+    log.warning("push api call failed (attempt %d), retrying in %.2fs: %s", attempt, wait, error,
+                extra={"attempt": attempt, "waitSeconds": round(wait, 3), **fields})
 
 
 def call_with_retries(
@@ -82,17 +91,19 @@ def call_with_retries(
     *,
     budget_seconds: float,
     sleep: Callable[[float], None] = time.sleep,
+    on_retry: Sequence[RetryHook] = (),
 ) -> T:
     """Run `fn` until it succeeds, fails for good, or the next wait would overrun the budget.
 
     budget_seconds: total seconds the retries may span, waits included.
     sleep: how to wait (tests may count the waits).
+    on_retry: hooks told of each retry before its wait.
     """
     retrying = Retrying(
         retry=retry_if_exception(_is_retryable),
         wait=_WaitHonouringRetryAfter(),
         stop=stop_before_delay(budget_seconds),
-        before_sleep=_log_retry,
+        before_sleep=_before_retry(on_retry),
         sleep=sleep,
         reraise=True,
     )

@@ -36,6 +36,7 @@ import redis
 from worker.store import keys
 from worker.push import pause, prerequisites
 from worker.windows.coalesce import Coalescer, KeyedEvent
+from worker.windows.holds import FEEDING
 from worker.pushapi.client import PushApiClient
 from worker.settings import Settings
 from worker.push.brackets import StatusBrackets
@@ -47,9 +48,6 @@ FEED_CHUNK_EVENTS = 500
 CLOCK_MARGIN_MS = 5 * 60 * 1000
 """How far the service's clock may be ahead of ours when it stamped an earlier push."""
 POLL_SECONDS = 0.2
-HOLD_LAPSE_SECONDS = 30.0
-"""A run's window is held only while its feeder recorded progress this recently: a feeder that
-died must not keep the source's change events waiting."""
 
 
 class RebuildError(Exception):
@@ -235,7 +233,7 @@ class Rebuilds:
         log.log(logging.INFO if deleted else logging.ERROR, "full run %s of %s: %s", run.id, run.target.ref, reason)
         return Outcome(deleted, reason, run.fed, run.ordering_id)
 
-    def _save(self, run: Run, state: str = "feeding") -> None:
+    def _save(self, run: Run, state: str = FEEDING) -> None:
         record = {"id": run.id, "start_ms": run.start_ms, "lines_done": run.lines_done, "fed": run.fed,
                   "dead_letters_at_start": run.dead_letters_at_start, "state": state,
                   "window_bytes": run.window_bytes, "saved_at": repr(time.time())}
@@ -244,19 +242,3 @@ class Rebuilds:
         if run.seq is not None:
             record["seq"] = run.seq
         self.client.hset(run.target.rebuild, mapping=record)
-
-
-def held_for(client: redis.Redis, target: keys.Target, now: float) -> int | None:
-    """The window size (bytes) that a run feeding `target` keeps its window open for; None when no
-    run is feeding it, or the run has made no progress for HOLD_LAPSE_SECONDS."""
-    state, saved_at, window_bytes = client.hmget(target.rebuild, "state", "saved_at", "window_bytes")
-    if state != b"feeding" or not int(window_bytes or 0) or now - float(saved_at or 0) > HOLD_LAPSE_SECONDS:
-        return None
-    return int(window_bytes)
-
-
-def holding(client: redis.Redis, target: keys.Target, now: float) -> bool:
-    """Whether `target`'s window must stay open past its time: a run is feeding it, and it does
-    not yet hold what the run asked for."""
-    wanted = held_for(client, target, now)
-    return wanted is not None and int(client.hget(target.window_meta, "bytes") or 0) < wanted

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import redis
 
-from worker.store import keys
-from worker.observe import metrics
+from worker import hooks
 from worker.push import pause, prerequisites
-from worker.runs import rebuild
+from worker.store import keys
+from worker.windows import holds
 from worker.store.scripts import script
 from worker.settings import Settings
 
@@ -71,7 +71,7 @@ class Flusher:
         result = SweepResult()
         for raw in self.client.zrangebyscore(keys.DEADLINES, "-inf", now):
             target = keys.Target.from_ref(raw.decode())
-            if pause.active(self.client, target, now) or rebuild.holding(self.client, target, now):
+            if pause.active(self.client, target, now) or holds.holding(self.client, target, now):
                 result.busy.append(target)
                 continue
             batch = self.claim(target, now)
@@ -100,7 +100,7 @@ class Flusher:
         if outcome[0] == -1:
             return keys.Batch(target, "")
         log.info("claimed batch %s of %s with %d item(s)", batch.id, target.ref, outcome[2])
-        metrics.record_flushed(target)
+        hooks.emit("after_flush", target)
         if target.kind == keys.SOURCE:
             prerequisites.record(self.client, batch, self.settings.providers_of(target.id))
         self.enqueue(batch)

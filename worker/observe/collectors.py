@@ -1,0 +1,107 @@
+"""What the worker's metrics read at scrape time: the shared state, and every process's values.
+
+What is a property of the shared state, the dead-letter queue's depth, the quarantine's size and
+the age of each target's oldest buffered event, is read from Redis and the broker at each scrape,
+so it is right however many workers there are (every worker shows the same value: aggregate those
+with max, not sum).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import redis
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.registry import Collector
+
+from worker.deadletter.queue import DeadLetters
+from worker.ingest import quarantine
+from worker.observe import metric_files
+from worker.observe.metrics import TARGET
+from worker.store import keys
+
+log = logging.getLogger(__name__)
+
+
+def oldest_buffered(store: redis.Redis) -> dict[keys.Target, float]:
+    """Target -> when its oldest event not yet pushed entered a window (epoch seconds), over its
+    open window and its claimed batches; targets with nothing buffered are absent."""
+    windows = [keys.Target.from_ref(ref.decode()) for ref in store.zrange(keys.DEADLINES, 0, -1)]
+    batches = [keys.Batch.from_claim_ref(claim.decode()) for claim in store.zrange(keys.CLAIMED, 0, -1)]
+    pipe = store.pipeline(transaction=False)
+    for target in windows:
+        pipe.hget(target.window_meta, "opened_at")
+    for batch in batches:
+        pipe.hget(batch.meta, "opened_at")
+    oldest: dict[keys.Target, float] = {}
+    for target, opened in zip([*windows, *(batch.target for batch in batches)], pipe.execute()):
+        if opened is not None:
+            oldest[target] = min(oldest.get(target, math.inf), float(opened))
+    return oldest
+
+
+class SharedState(Collector):
+    """The gauges that describe the shared state, read from Redis and the broker at each scrape.
+
+    A part that cannot be read (Redis or the broker down) is left out and logged, so the scrape
+    still answers with the rest."""
+
+    def __init__(self, store: redis.Redis, dead_letters: DeadLetters) -> None:
+        """
+        store: the coalescing store.
+        dead_letters: the dead-letter queue, on the workers' broker.
+        """
+        self.store = store
+        self.dead_letters = dead_letters
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            oldest = oldest_buffered(self.store)
+            quarantined = quarantine.count(self.store)
+        except redis.RedisError as exc:
+            log.warning("metrics: cannot read the coalescing store: %s", exc)
+        else:
+            now = time.time()
+            age = GaugeMetricFamily("pushsync_oldest_buffered_event_age_seconds",
+                                    "Age of the oldest event of each target not yet pushed.", labels=TARGET)
+            for target, opened_at in sorted(oldest.items(), key=lambda item: item[0].ref):
+                age.add_metric([target.kind, target.id], max(0.0, now - opened_at))
+            yield age
+            yield GaugeMetricFamily("pushsync_quarantine_entries", "Entries in the quarantine.", value=quarantined)
+        try:
+            depth = self.dead_letters.depth()
+        except Exception as exc:  # noqa: BLE001 - whatever the broker raised, the scrape answers with the rest
+            log.warning("metrics: cannot read the dead-letter queue's depth: %s", exc)
+        else:
+            yield GaugeMetricFamily("pushsync_dead_letter_entries", "Entries in the dead-letter queue.", value=depth)
+
+
+class WorkerProcesses(MultiProcessCollector):
+    """Adds up the values of every process of the worker, first forgetting the live gauges of the
+    processes that are gone (a SIGKILLed pool child never runs its shutdown hook)."""
+
+    def __init__(self, registry: CollectorRegistry, directory: Path) -> None:
+        super().__init__(registry, str(directory))
+        self.directory = directory
+
+    def collect(self) -> Iterable[Metric]:
+        for path in self.directory.glob("gauge_live*.db"):
+            pid = metric_files.pid_of(path)
+            if pid is not None and not _running(pid):
+                mark_process_dead(pid, str(self.directory))
+        return super().collect()
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
