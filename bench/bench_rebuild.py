@@ -45,7 +45,7 @@ import click
 
 from worker.children import Child, celery, emulator
 from worker.store.embedded import EmbeddedRedis, free_port
-from worker.push.batch import to_operation
+from worker.push.operations import to_operation
 from worker.pushapi.batchfile import ITEM_SECTIONS, BatchFile, BatchFileWriter
 from worker.pushapi.client import PushApiClient
 

@@ -19,7 +19,7 @@ from producers.private_files import NotPrivateError, check_private_directory, pr
 from tests.plugins.emulator import start_emulator, stop_emulator
 from tests.support.times import occurred
 from worker.cli import main
-from worker.deadletter.queue import DeadLetters
+from worker.deadletter.operator import DeadLetterBrowser
 from worker.store.embedded import EmbeddedRedis, free_port
 
 USUAL_UMASK = 0o022
@@ -105,7 +105,7 @@ def test_a_directory_someone_else_could_swap_for_a_symlink_is_refused(tmp_path):
 def test_dlq_export_is_private_and_never_follows_a_planted_symlink(usual_umask, planted, redis_client, redis_url,
                                                                   redis_broker_url):
     victim, shared = planted
-    letters = DeadLetters(redis_broker_url, redis_client)
+    letters = DeadLetterBrowser(redis_broker_url, redis_client)
     letters.purge()
     secret = {"schemaVersion": 1, "eventId": "e-1", "kind": "item.upsert", "source": "s", "version": 1,
               "documentId": "https://example.com/1", "occurredAt": occurred(), "item": {"data": "confidential"}}

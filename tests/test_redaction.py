@@ -17,7 +17,7 @@ import pytest
 from tests.support.logs import logging_to
 from tests.support.scripted_server import ScriptedServer
 from worker import redaction
-from worker.deadletter.queue import DeadLetters
+from worker.deadletter.operator import DeadLetterBrowser
 from worker.pushapi.client import PushApiClient
 from worker.pushapi.errors import PushApiError
 from worker.settings import LogFormat, load_settings
@@ -109,7 +109,7 @@ def test_push_api_errors_echoing_the_key_leave_it_out_of_logs_and_dead_letters(
             log.exception("call failed: %s", exc)
             failures.append(exc)
     failures.append(RuntimeError(f"unexpected: {key}"))
-    letters = DeadLetters(redis_broker_url)
+    letters = DeadLetterBrowser(redis_broker_url)
     for number, error in enumerate(failures):
         letters.send("source:kb", f"batch-{number}", [b'{"kind":"item.delete"}'], error, attempts=1)
     client.close()

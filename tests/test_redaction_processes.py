@@ -26,7 +26,7 @@ from tests.worker.e2e import expected, history, index, pipeline_env, wait_for
 from worker.store import keys
 from worker.push import pause
 from worker.children import Child
-from worker.deadletter.queue import DeadLetters
+from worker.deadletter.operator import DeadLetterBrowser
 from worker.store.embedded import free_port
 from worker.settings import LogFormat
 
@@ -73,7 +73,7 @@ def test_a_worker_logs_and_dead_letters_no_key(log_format, workers, clean_emulat
         events = history([ECHOED, REFUSED, ACCEPTED], items=3, seed=7, deletes=1)
         with Publisher(redis_broker_url) as publisher:
             publisher.publish_many(events)
-        letters = DeadLetters(redis_broker_url)
+        letters = DeadLetterBrowser(redis_broker_url)
         wait_for(lambda: letters.depth() == 1, 60, what="the echoed source's batch dead-lettered")
         wait_for(lambda: pause.describe(redis_client, keys.Target(keys.SOURCE, REFUSED)), 60, what="the pause")
         wait_for(lambda: index(emulator, ACCEPTED) == expected(events, ACCEPTED), 60, what="the accepted index")

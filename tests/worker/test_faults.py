@@ -13,7 +13,7 @@ from tests.worker.e2e import converge, history, pipeline_env, wait_for
 from worker.store import keys
 from worker.push import pause
 from worker.cli import main
-from worker.deadletter.queue import DeadLetters
+from worker.deadletter.operator import DeadLetterBrowser
 
 SOURCE = "faulty"
 BATCH = "*/documents/batch"
@@ -44,7 +44,7 @@ def test_a_503_outage_heals_with_no_dead_letter(workers, clean_emulator, redis_c
     time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - outage_started)))
     emulator.clear_faults()
     converge(emulator, events, [SOURCE], timeout=90)
-    assert DeadLetters(redis_broker_url).depth() == 0
+    assert DeadLetterBrowser(redis_broker_url).depth() == 0
 
 
 def test_retry_after_3_is_honoured(workers, clean_emulator, redis_client, redis_url, redis_broker_url):
@@ -70,7 +70,7 @@ def test_permanent_400_dead_letters_then_replay_fixes_the_index(workers, clean_e
     events = history([SOURCE], items=8, seed=4, deletes=0)
     with Publisher(redis_broker_url) as publisher:
         publisher.publish_many(events)
-    letters = DeadLetters(redis_broker_url)
+    letters = DeadLetterBrowser(redis_broker_url)
     wait_for(lambda: letters.depth() == 1, 30, what="a dead-letter entry")
     listing = CliRunner().invoke(main, ["dlq", "list", "--source", SOURCE], env={"BROKER_URL": redis_broker_url,
                                                                                  "REDIS_URL": redis_url})
@@ -94,7 +94,7 @@ def test_oversized_item_is_dead_lettered_alone_while_the_rest_lands(workers, cle
     with Publisher(redis_broker_url) as publisher:
         publisher.publish_many([*events, huge])
     converge(emulator, events, [SOURCE])
-    letters = DeadLetters(redis_broker_url)
+    letters = DeadLetterBrowser(redis_broker_url)
     wait_for(lambda: letters.depth() == 1, 30, what="the huge item dead-lettered")
     (entry,) = letters.list()
     assert entry.error.error_class == "ItemTooLargeError" and [e["documentId"] for e in entry.events] == [
@@ -106,7 +106,7 @@ def test_unknown_source_dead_letters_with_the_reason(workers, clean_emulator, re
     start(workers, pipeline_env(redis_url, redis_broker_url, emulator))
     with Publisher(redis_broker_url) as publisher:
         publisher.publish_many(history(["nowhere"], items=3, seed=7, deletes=0))
-    letters = DeadLetters(redis_broker_url)
+    letters = DeadLetterBrowser(redis_broker_url)
     wait_for(lambda: letters.depth() >= 1, 30, what="dead letter for the unknown source")
     assert {entry.error.status for entry in letters.list()} == {404}
 
@@ -125,7 +125,7 @@ def test_wrong_key_pauses_loudly_and_keeps_the_backlog(workers, clean_emulator, 
     wait_for(lambda: pause.active(redis_client, target), 30, what="the source paused")
     assert "API key refused" in pause.describe(redis_client, target)["reason"]
     assert "THE API KEY IS WRONG" in worker.log() and "wrong-key-123" not in worker.log()
-    assert DeadLetters(redis_broker_url).depth() == 0 and redis_client.zcard(keys.CLAIMED) == 1
+    assert DeadLetterBrowser(redis_broker_url).depth() == 0 and redis_client.zcard(keys.CLAIMED) == 1
 
 
 def test_paused_organization_pauses_the_source_until_it_resumes(workers, clean_emulator, redis_client, redis_url,
@@ -142,4 +142,4 @@ def test_paused_organization_pauses_the_source_until_it_resumes(workers, clean_e
     assert "ORGANIZATION_IS_PAUSED" in pause.describe(redis_client, target)["reason"]
     emulator.pause_organization(False)
     converge(emulator, events, [SOURCE])
-    assert DeadLetters(redis_broker_url).depth() == 0
+    assert DeadLetterBrowser(redis_broker_url).depth() == 0

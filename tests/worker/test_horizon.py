@@ -27,7 +27,7 @@ from tests.worker.test_metrics import scrape, value
 from worker.store import keys
 from worker.ingest import quarantine
 from worker.cli import main
-from worker.deadletter.queue import DeadLetters
+from worker.deadletter.operator import DeadLetterBrowser
 from worker.store.embedded import EmbeddedRedis, free_port
 from worker.ingest.horizon import FUTURE, TOO_OLD, Horizon
 from worker.settings import SettingsError, load_settings
@@ -97,7 +97,7 @@ def test_replaying_a_week_old_dead_letter_or_its_quarantine_entry_changes_nothin
     env = pipeline_env(redis_url, redis_broker_url, emulator)
     workers.start("worker", env)
     workers.start("beat", env)
-    letters = DeadLetters(redis_broker_url, redis_client)
+    letters = DeadLetterBrowser(redis_broker_url, redis_client)
     letters.purge()
     week_old = {"schemaVersion": 1, "eventId": "week-old", "kind": "item.upsert", "source": SOURCE,
                 "documentId": DOCUMENT, "version": 1, "occurredAt": occurred(8 * DAY), "item": {"data": "stale"}}

@@ -19,7 +19,7 @@ from tests.worker.e2e import pipeline_env, wait_for
 from worker.store import keys
 from worker.observe import overview
 from worker.windows.coalesce import Coalescer
-from worker.deadletter.queue import DeadLetters
+from worker.deadletter.operator import DeadLetterBrowser
 from worker.windows.flush import Flusher
 from worker.push.batch import BatchPush
 from worker.pushapi.client import PushApiClient
@@ -59,7 +59,7 @@ class Parts:
         self.coalescer = Coalescer(redis_client, self.settings)
         self.flusher = Flusher(redis_client, self.settings, self.enqueued.append)
         self.push = BatchPush(redis_client, api, StatusBrackets(redis_client, api, self.settings),
-                              DeadLetters(broker_url), self.settings)
+                              DeadLetterBrowser(broker_url), self.settings)
 
     def add(self, *events: dict) -> None:
         self.coalescer.add([parse_event(complete_event(event)) for event in events])

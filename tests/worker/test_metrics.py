@@ -25,7 +25,7 @@ from worker import hooks, runtime
 from worker.observe import metric_files
 from worker.store import keys
 from worker.children import Child
-from worker.deadletter.queue import DeadLetters
+from worker.deadletter.operator import DeadLetterBrowser
 from worker.store.embedded import free_port
 
 SOURCES = ["docs", "support"]
@@ -114,7 +114,7 @@ def test_worker_metrics_add_up_to_what_the_emulator_saw(workers, clean_emulator,
     converge(emulator, first + second, SOURCES)
     for source in SOURCES:
         wait_for(lambda: emulator.activities(source)["status"] == "IDLE", 30, what=f"IDLE of {source}")
-    wait_for(lambda: DeadLetters(redis_broker_url).depth(), 30, what="the ghost's events dead-lettered")
+    wait_for(lambda: DeadLetterBrowser(redis_broker_url).depth(), 30, what="the ghost's events dead-lettered")
 
     log = emulator.requests()
     calls = Counter((operation(entry), str(entry["status"])) for entry in log)
@@ -144,7 +144,7 @@ def test_worker_metrics_add_up_to_what_the_emulator_saw(workers, clean_emulator,
     assert value(samples, "pushsync_end_to_end_latency_seconds_count", kind="source") == batches
     assert value(samples, "pushsync_push_tasks_running", kind="source") == 0
 
-    letters = DeadLetters(redis_broker_url).list()
+    letters = DeadLetterBrowser(redis_broker_url).list()
     assert sum(len(entry.events) for entry in letters) == len(ghost)
     assert value(samples, "pushsync_events_dead_lettered_total", kind="source", target=GHOST) == len(ghost)
     assert value(samples, "pushsync_dead_letter_entries") == len(letters)

@@ -7,7 +7,7 @@ import pytest
 
 from producers import Publisher
 from tests.worker.e2e import converge, expected, history, index, pipeline_env, wait_for
-from worker.deadletter.queue import DeadLetters
+from worker.deadletter.operator import DeadLetterBrowser
 
 SOURCE = "paused"
 PAUSES = 30
@@ -30,7 +30,7 @@ def test_a_batch_paused_30_times_in_a_row_is_pushed_once_the_answer_changes(
     events = history([SOURCE], items=4, seed=13, deletes=0)
     with Publisher(redis_broker_url) as publisher:
         publisher.publish_many(events)
-    letters = DeadLetters(redis_broker_url)
+    letters = DeadLetterBrowser(redis_broker_url)
     want = expected(events, SOURCE)
     wait_for(lambda: letters.depth() or index(emulator, SOURCE) == want, 90, what="the batch pushed or dead-lettered")
     assert letters.depth() == 0

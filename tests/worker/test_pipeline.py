@@ -19,7 +19,7 @@ from tests.support.scripted_server import UPLOAD_PREFIX, ScriptedServer
 from worker.store import keys
 from worker.push import pause
 from worker.windows.coalesce import Coalescer
-from worker.deadletter.queue import DeadLetters
+from worker.deadletter.operator import DeadLetterBrowser
 from worker.windows.flush import Flusher
 from worker.push.batch import BatchPush
 from worker.pushapi.client import PushApiClient
@@ -60,7 +60,7 @@ class Pipeline:
         self.enqueued: list[keys.Batch] = []
         self.flusher = Flusher(redis_client, self.settings, self.enqueued.append)
         self.brackets = StatusBrackets(redis_client, self.api, self.settings)
-        self.dead_letters = DeadLetters(broker_url)
+        self.dead_letters = DeadLetterBrowser(broker_url)
         self.push = BatchPush(redis_client, self.api, self.brackets, self.dead_letters, self.settings)
 
     def flush(self, now: float | None = None):

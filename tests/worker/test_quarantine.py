@@ -19,7 +19,7 @@ from tests.worker.e2e import wait_for
 from worker.store import keys
 from worker.ingest import quarantine
 from worker.cli import main
-from worker.deadletter.queue import DeadLetters
+from worker.deadletter.operator import DeadLetterBrowser
 from worker.store.embedded import free_port
 from worker.ingest.ingestor import POISON_REASON
 
@@ -76,7 +76,7 @@ def any_broker(request: pytest.FixtureRequest) -> str:
     """Each real broker in turn, its event and dead-letter queues empty."""
     url = request.getfixturevalue("redis_broker_url" if request.param == "redis" else "rabbitmq_url")
     consume_events(url)
-    DeadLetters(url).purge()
+    DeadLetterBrowser(url).purge()
     return url
 
 
@@ -199,7 +199,7 @@ def test_purging_every_entry_needs_yes(redis_client, redis_url, redis_broker_url
 
 
 def test_dlq_replay_of_one_entry_leaves_the_others(redis_client, redis_url, any_broker):
-    letters = DeadLetters(any_broker, redis_client)
+    letters = DeadLetterBrowser(any_broker, redis_client)
     error = RuntimeError("the service refused it")
     for source in ("a", "b", "c"):
         letters.send(f"source:{source}", f"batch-{source}", [decode_event(json.dumps(event(1, source))).encoded],

@@ -22,7 +22,8 @@ from tests.worker.e2e import converge, pipeline_env, wait_for
 from worker.store import keys
 from worker.windows.coalesce import Coalescer
 from worker.commands.health import BROKER_DOWN, HEALTHY, NO_WORKER, STORE_DOWN
-from worker.deadletter.queue import DeadLetters, Held, held_per_target
+from worker.deadletter.operator import DeadLetterBrowser
+from worker.deadletter.queue import Held, held_per_target
 from worker.store.embedded import EmbeddedRedis
 from worker.settings import MIB, load_settings
 
@@ -181,7 +182,7 @@ def test_health_names_a_broker_that_does_not_answer(redis_url):
 
 
 def test_dead_letter_counts_follow_send_replay_purge_and_a_full_listing_repairs_them(redis_client, redis_broker_url):
-    letters = DeadLetters(redis_broker_url, redis_client)
+    letters = DeadLetterBrowser(redis_broker_url, redis_client)
     letters.purge()
     error = RuntimeError("the service refused it")
     letters.send("source:a", "b1", [json.dumps(event).encode() for event in upserts("a", 3)], error, attempts=1)

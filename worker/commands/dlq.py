@@ -13,7 +13,8 @@ from producers.errors import InvalidEventError
 from producers.events import parse_event
 from producers.private_files import replacing
 from worker.commands.output import counted, echo_json, shorten, when
-from worker.deadletter.queue import DeadLetters, Entry
+from worker.deadletter.operator import DeadLetterBrowser
+from worker.deadletter.queue import DeadLetter
 from worker.ingest.horizon import Horizon
 from worker.settings import load_settings
 from worker.store.connection import connect, store_url
@@ -22,9 +23,9 @@ REPLAY_MISSING = 1
 """Exit status of a replay that did not find every entry it was given."""
 
 
-def _dead_letters() -> DeadLetters:
+def _dead_letters() -> DeadLetterBrowser:
     settings = load_settings()
-    return DeadLetters(settings.broker_url or store_url(settings), connect(settings))
+    return DeadLetterBrowser(settings.broker_url or store_url(settings), connect(settings))
 
 
 @click.group()
@@ -86,7 +87,7 @@ def replay(entry_ids: tuple[str, ...], target: str | None, dry_run: bool) -> Non
         raise SystemExit(REPLAY_MISSING)
 
 
-def _past_horizon(entries: list[Entry], horizon: Horizon, now: float) -> int:
+def _past_horizon(entries: list[DeadLetter], horizon: Horizon, now: float) -> int:
     """How many events of `entries` ingestion will refuse as outside `horizon` at `now` (epoch seconds)."""
     aged = 0
     for entry in entries:

@@ -1,5 +1,8 @@
 """The dead-letter queue: pushes that cannot succeed, kept on the broker with their context.
 
+This module is what the push stage writes with; `worker.deadletter.operator` is what operators
+read, replay and purge with.
+
 An entry is a JSON message on the durable queue `pushsync.dead_letter`: the target, the batch,
 the events to replay (as they were ingested, with their versions), the error (class, HTTP
 status, errorCode, message), attempts, first and last failure times, the worker host and the
@@ -25,16 +28,16 @@ import logging
 import socket
 import time
 import uuid
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import redis
-from kombu import Connection, Exchange, Message, Producer, Queue
+from kombu import Connection, Exchange, Producer, Queue
 from kombu.pools import connections
 
-from producers import Publisher, broker
+from producers import broker
 from worker import hooks
 from worker.store import keys, recent
 from worker.pushapi.errors import StatusError
@@ -46,9 +49,6 @@ DEAD_LETTER_QUEUE = "pushsync.dead_letter"
 ENTRY_MAX_EVENTS = 1000
 ENTRY_MAX_BYTES = 8 * 1024 * 1024
 """Entries stay well under broker message limits (RabbitMQ's default maximum is 128 MiB)."""
-REINDEX_MARGIN_SECONDS = 60.0
-"""An indexed entry a full browse did not find is dropped only if it failed this long before the
-browse: a younger one may have reached the queue just after the browse took it."""
 
 
 def dead_letter_queue() -> Queue:
@@ -79,7 +79,7 @@ class Failure:
 
 
 @dataclass
-class Entry:
+class DeadLetter:
     """One dead-letter entry."""
 
     target: str
@@ -99,7 +99,7 @@ class Entry:
         return json.dumps(asdict(self), separators=(",", ":")).encode()
 
     @classmethod
-    def from_json(cls, body: bytes | str) -> "Entry":
+    def from_json(cls, body: bytes | str) -> "DeadLetter":
         data = json.loads(body)
         data["error"] = Failure(**data["error"])
         return cls(**data)
@@ -120,7 +120,7 @@ def split_events(events: Iterable[bytes]) -> Iterator[list[Any]]:
 
 
 class DeadLetters:
-    """Writes and reads the dead-letter queue on one broker."""
+    """Writes the dead-letter queue on one broker, and counts what it holds."""
 
     def __init__(self, broker_url: str, store: redis.Redis | None = None) -> None:
         """
@@ -145,106 +145,27 @@ class DeadLetters:
         with self._connect() as connection:
             producer = Producer(connection.default_channel)
             for part, group in enumerate(split_events(events), start=1):
-                entry = Entry(target=target, batch_id=batch_id, events=group, error=failure,
+                entry = DeadLetter(target=target, batch_id=batch_id, events=group, error=failure,
                               attempts=attempts, first_failure=first_failure or now, last_failure=now,
                               file_ids=list(file_ids or []), part=part)
                 producer.publish(entry.to_json(), routing_key=DEAD_LETTER_QUEUE, declare=[dead_letter_queue()],
                                  content_type=broker.CONTENT_TYPE, content_encoding=broker.CONTENT_ENCODING,
                                  delivery_mode=broker.PERSISTENT, retry=True)
-                written[entry.id] = _index_value(entry)
+                written[entry.id] = index_value(entry)
                 sent += len(group)
         hooks.emit("after_dead_letter", keys.Target.from_ref(target), sent)
         if self.store is not None:
-            with _best_effort("index the dead-letter entries of " + target):
+            with best_effort("index the dead-letter entries of " + target):
                 if written:
                     self.store.hset(keys.DEAD_LETTER_INDEX, mapping=written)
                 recent.failed(self.store, keys.Target.from_ref(target), failure.describe(), now)
         return sent
-
-    def _browse(self, connection: Connection) -> list[tuple[Message, Entry]]:
-        """Take every entry off the queue unacknowledged; the caller acks or requeues each."""
-        queue = dead_letter_queue()(connection.default_channel)
-        queue.declare()
-        taken = []
-        while (message := queue.get(no_ack=False)) is not None:
-            taken.append((message, Entry.from_json(message.body)))
-        return taken
-
-    def list(self, *, target: str | None = None, error: str | None = None) -> list[Entry]:
-        """Every entry, optionally only those of `target` or whose error class or code is `error`."""
-        started = time.time()
-        with self._connect() as connection:
-            taken = self._browse(connection)
-            for message, _ in taken:
-                message.requeue()
-        self._reindex([entry for _, entry in taken], started)
-        return [entry for _, entry in taken if _matches(entry, target, error)]
-
-    def show(self, entry_id: str) -> Entry | None:
-        return next((entry for entry in self.list() if entry.id == entry_id), None)
-
-    def replay(self, *, target: str | None = None, entry_ids: Collection[str] | None = None) -> list[Entry]:
-        """Publish matching entries' events back to `pushsync.events`; drop each entry once confirmed.
-
-        target: only entries of this target; entry_ids: only the entries with these ids (None: any).
-        """
-        replayed = []
-        with self._connect() as connection, Publisher(self.broker_url) as publisher:
-            taken = self._browse(connection)
-            try:
-                for message, entry in taken:
-                    chosen = entry_ids is None or entry.id in entry_ids
-                    if not chosen or not _matches(entry, target, None):
-                        continue
-                    publisher.publish_many(entry.events)
-                    message.ack()
-                    replayed.append(entry)
-            finally:
-                for message, _ in taken:
-                    if not message.acknowledged:
-                        message.requeue()
-                self._unindex([entry.id for entry in replayed])
-        return replayed
-
-    def purge(self, *, target: str | None = None) -> int:
-        """Delete matching entries for good; returns how many."""
-        purged = []
-        with self._connect() as connection:
-            for message, entry in self._browse(connection):
-                if _matches(entry, target, None):
-                    message.ack()
-                    purged.append(entry.id)
-                else:
-                    message.requeue()
-        self._unindex(purged)
-        return len(purged)
 
     def depth(self) -> int:
         """How many entries the queue holds."""
         with self._connect() as connection:
             _, count, _ = dead_letter_queue()(connection.default_channel).queue_declare()
             return count
-
-    def _unindex(self, entry_ids: list[str]) -> None:
-        if self.store is not None and entry_ids:
-            with _best_effort("drop dead-letter entries from the index"):
-                self.store.hdel(keys.DEAD_LETTER_INDEX, *entry_ids)
-
-    def _reindex(self, entries: list[Entry], browsed_at: float) -> None:
-        """Make the index hold exactly the entries a full browse found (see REINDEX_MARGIN_SECONDS)."""
-        if self.store is None:
-            return
-        with _best_effort("re-index the dead-letter queue"):
-            found = {entry.id: _index_value(entry) for entry in entries}
-            gone = [entry_id for entry_id, value in self.store.hscan_iter(keys.DEAD_LETTER_INDEX)
-                    if entry_id.decode() not in found
-                    and json.loads(value)["at"] < browsed_at - REINDEX_MARGIN_SECONDS]
-            pipe = self.store.pipeline(transaction=False)
-            if found:
-                pipe.hset(keys.DEAD_LETTER_INDEX, mapping=found)
-            if gone:
-                pipe.hdel(keys.DEAD_LETTER_INDEX, *gone)
-            pipe.execute()
 
 
 @dataclass(frozen=True)
@@ -265,20 +186,14 @@ def held_per_target(store: redis.Redis) -> dict[str, Held]:
     return held
 
 
-def _index_value(entry: Entry) -> str:
+def index_value(entry: DeadLetter) -> str:
     return json.dumps({"target": entry.target, "events": len(entry.events), "at": entry.last_failure})
 
 
 @contextmanager
-def _best_effort(what: str) -> Iterator[None]:
+def best_effort(what: str) -> Iterator[None]:
     """Run a store write that the queue does not depend on: a failure is logged, not raised."""
     try:
         yield
     except redis.RedisError as exc:
         log.warning("could not %s (the next `pushsync dlq list` repairs it): %s", what, exc)
-
-
-def _matches(entry: Entry, target: str | None, error: str | None) -> bool:
-    if target is not None and entry.target not in (target, f"source:{target}", f"provider:{target}"):
-        return False
-    return error is None or error in (entry.error.error_class, entry.error.error_code)

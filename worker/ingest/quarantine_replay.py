@@ -31,7 +31,7 @@ from worker.ingest import quarantine
 from worker.ingest.quarantine import QuarantineEntry
 
 
-class Outcome(Enum):
+class ReplayOutcome(Enum):
     """What a replay did with one entry."""
 
     REPLAYED = "replayed"
@@ -48,7 +48,7 @@ class Outcome(Enum):
     @property
     def stayed(self) -> bool:
         """Whether something of the entry is still in quarantine (or was never there)."""
-        return self is not Outcome.REPLAYED
+        return self is not ReplayOutcome.REPLAYED
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class Result:
     """The outcome for one entry."""
 
     entry_id: str
-    outcome: Outcome
+    outcome: ReplayOutcome
     events: int = 0
     """Events republished (or, in a dry run, that would be)."""
     detail: str = ""
@@ -89,14 +89,14 @@ def replay(client: redis.Redis, broker_url: str, entry_ids: list[str] | None = N
     with Publisher(broker_url) as publisher:
         for entry_id, entry in quarantine.entries(client, chosen):
             if entry is None:
-                yield Result(entry_id, Outcome.MISSING)
+                yield Result(entry_id, ReplayOutcome.MISSING)
             else:
                 yield _replay_one(client, publisher, entry, dry_run)
 
 
 def _replay_one(client: redis.Redis, publisher: Publisher, entry: QuarantineEntry, dry_run: bool) -> Result:
     if entry.truncated:
-        return Result(entry.id, Outcome.TRUNCATED, detail=(
+        return Result(entry.id, ReplayOutcome.TRUNCATED, detail=(
             f"only a prefix of its {entry.size if entry.size is not None else 'unknown number of'} bytes was kept"))
     decoded = revalidate(entry)
     valid = [event for event in decoded if not isinstance(event, InvalidEvent)]
@@ -107,16 +107,16 @@ def _replay_one(client: redis.Redis, publisher: Publisher, entry: QuarantineEntr
                            and event.index is not None else event.reason for event in invalid)
         if not dry_run:
             quarantine.substitute(client, entry.id, [quarantine.with_reason(entry, reason)])
-        return Result(entry.id, Outcome.INVALID, detail=reason)
+        return Result(entry.id, ReplayOutcome.INVALID, detail=reason)
     if not dry_run:
         publisher.publish_many(valid)
     if not invalid:
         if not dry_run:
             quarantine.purge(client, [entry.id])
-        return Result(entry.id, Outcome.REPLAYED, events=len(valid))
+        return Result(entry.id, ReplayOutcome.REPLAYED, events=len(valid))
     kept = [replace(quarantine.entry_for(event, queue=entry.queue, now=entry.at), id=f"{entry.id}.{event.index}")
             for event in invalid]
     if not dry_run:
         quarantine.substitute(client, entry.id, kept)
-    return Result(entry.id, Outcome.PARTLY, events=len(valid),
+    return Result(entry.id, ReplayOutcome.PARTLY, events=len(valid),
                   detail=f"{len(kept)} invalid event(s) kept as {', '.join(k.id for k in kept)}")

@@ -15,7 +15,6 @@ never dead-letter a batch. Every Push API call of a run is fenced by the batch's
 
 from __future__ import annotations
 
-import base64
 import logging
 import time
 from collections.abc import Iterator
@@ -33,7 +32,8 @@ from worker.store.ranks import RANK_LUA, is_newer, rank
 from worker.deadletter.queue import DeadLetters
 from worker.push.lease import Lease, LeaseLost
 from worker.logs import log_context
-from worker.pushapi.batches import BatchPusher, Delete, IdentityOp, PushReport, Upsert
+from worker.push.operations import to_operation
+from worker.pushapi.batches import BatchPusher, PushReport
 from worker.pushapi.client import PushApiClient
 from worker.pushapi.errors import (
     AuthError,
@@ -54,13 +54,10 @@ SCAN_COUNT = 500
 """Batch entries read from Redis per round trip while streaming a batch."""
 MIN_SPLIT_BYTES = MIB
 """Below this, a batch that still gets 413 is dead-lettered rather than split again."""
-ITEM_FIELDS = ("data", "fileExtension", "parentId", "permissions")
-"""Fields of an event's item that go into the Push API document as they are."""
-IDENTITY_SECTIONS = {"identity.upsert": "members", "identity.alias": "mappings", "identity.disable": "deleted"}
 
 
 @dataclass
-class Outcome:
+class PushOutcome:
     """What became of one push task run."""
 
     state: str
@@ -97,7 +94,7 @@ class BatchPush:
         if brackets.api is not api:
             raise ValueError("the status brackets must call through the push's client, so its lease fences them")
 
-    def run(self, batch: keys.Batch) -> Outcome:
+    def run(self, batch: keys.Batch) -> PushOutcome:
         """Push `batch` if it still needs pushing and nobody else is; every line logged meanwhile names it."""
         with log_context(**{batch.target.kind: batch.target.id}, batchId=batch.id):
             outcome = self._run(batch)
@@ -107,12 +104,12 @@ class BatchPush:
                                                    "fileIds": outcome.file_ids})
         return outcome
 
-    def _run(self, batch: keys.Batch) -> Outcome:
+    def _run(self, batch: keys.Batch) -> PushOutcome:
         if not self.client.exists(batch.meta):
-            return Outcome("done")
+            return PushOutcome("done")
         lease = Lease(self.client, batch.lease, self.settings.lease_seconds)
         if not lease.acquire():
-            return Outcome("held")
+            return PushOutcome("held")
         # Every Push API call of the push, status calls and retries included, is fenced by the lease.
         with lease, self.api.before_each_request(lease.check):
             try:
@@ -120,24 +117,24 @@ class BatchPush:
             except LeaseLost as exc:
                 log.error("stopping this push without another call: %s; the task that holds the lease now "
                           "finishes the batch", exc)
-                return Outcome("lost")
+                return PushOutcome("lost")
 
-    def _run_leased(self, batch: keys.Batch, lease: Lease) -> Outcome:
+    def _run_leased(self, batch: keys.Batch, lease: Lease) -> PushOutcome:
         if self._step(batch, lease, "start") < 0:
-            return Outcome("done")
+            return PushOutcome("done")
         if pause.active(self.client, batch.target):
             self._step(batch, lease, "park")
-            return Outcome("paused")
+            return PushOutcome("paused")
         waiting_for = prerequisites.pending(self.client, batch)
         if waiting_for:
             prerequisites.hasten(self.client, waiting_for)
             self.client.hset(batch.meta, "waiting", 1)
             log.info("batch waits for the identities of %s", ", ".join(provider.id for provider in waiting_for),
                      extra={"waitingFor": [provider.id for provider in waiting_for]})
-            return Outcome("waiting")
+            return PushOutcome("waiting")
         attempts = self._step(batch, lease, "push")
         if attempts < 0:
-            return Outcome("done")
+            return PushOutcome("done")
         if attempts > self.settings.max_push_attempts:
             error = RuntimeError(f"the push task of this batch was delivered {attempts} times without finishing: "
                                  f"{attempts - 1} deliveries died while pushing it")
@@ -158,7 +155,7 @@ class BatchPush:
             return self._dead_letter(batch, lease, exc, attempts)
         # A pause is nobody's failure: the attempt is given back, however long and often the pauses.
         self._step(batch, lease, "park")
-        return Outcome("paused")
+        return PushOutcome("paused")
 
     def _step(self, batch: keys.Batch, lease: Lease, step: str) -> int:
         """Record `step` of this task on the batch (see attempt.lua); -1 when the batch is gone.
@@ -169,7 +166,7 @@ class BatchPush:
             lease.check(f"the {step} step")
         return done
 
-    def _push(self, batch: keys.Batch, lease: Lease) -> Outcome:
+    def _push(self, batch: keys.Batch, lease: Lease) -> PushOutcome:
         target = batch.target
         started = time.monotonic()
         if target.kind == keys.SOURCE:
@@ -200,7 +197,7 @@ class BatchPush:
         pushed = sum(report.counts.values())
         self._finish(batch, lease, "pushed", pushed)
         recent.pushed(self.client, target, batch.id, pushed)
-        return Outcome("pushed", pushed=pushed, stale=len(stale), dead_lettered=len(rejected), file_ids=report.file_ids)
+        return PushOutcome("pushed", pushed=pushed, stale=len(stale), dead_lettered=len(rejected), file_ids=report.file_ids)
 
     def _send(self, batch: keys.Batch, stale: list[str], max_bytes: int) -> PushReport:
         operations = self._operations(batch, stale)
@@ -227,7 +224,7 @@ class BatchPush:
                           args=[self.settings.high_water_ttl_seconds, int(time.time() * 1000),
                                 *(version for _, version in chunk)])
 
-    def _dead_letter(self, batch: keys.Batch, lease: Lease, error: BaseException, attempts: int) -> Outcome:
+    def _dead_letter(self, batch: keys.Batch, lease: Lease, error: BaseException, attempts: int) -> PushOutcome:
         lease.check("the batch to the dead-letter queue")  # a successor owns the batch and its failures now
         first = float(self.client.hget(batch.meta, "claimed_at") or time.time())
         events = (raw for chunk in _scan(self.client, batch.events) for _, raw in chunk)
@@ -237,7 +234,7 @@ class BatchPush:
         fields = error.log_fields() if isinstance(error, PushApiError) else {"error": type(error).__name__}
         log.error("dead-lettered %d event(s): %s", count, error,
                   extra={"events": count, "attempts": attempts, "fileIds": getattr(error, "file_ids", []), **fields})
-        return Outcome("dead_lettered", dead_lettered=count)
+        return PushOutcome("dead_lettered", dead_lettered=count)
 
     def _finish(self, batch: keys.Batch, lease: Lease, counter: str, count: int) -> None:
         target = batch.target
@@ -251,27 +248,6 @@ class BatchPush:
             log.error("lease lost before release; the task that holds it finishes the batch")
             return
         self.client.zrem(keys.CLAIMED, batch.claim_ref)
-
-
-def to_operation(event: dict[str, Any], ref: str = "") -> Upsert | Delete | IdentityOp:
-    """The push operation for one ingested event (as stored in its window); `ref` names it back."""
-    kind = event["kind"]
-    if kind == "item.delete":
-        return Delete(event["documentId"], event.get("deleteChildren", False), ref)
-    if kind == "item.upsert":
-        item = event["item"]
-        document = {"documentId": event["documentId"], **item.get("metadata", {})}
-        document.update({name: item[name] for name in ITEM_FIELDS if name in item})
-        if "binaryData" in item:
-            return Upsert(document, base64.b64decode(item["binaryData"]), item["compressionType"], ref)
-        return Upsert(document, ref=ref)
-    section = IDENTITY_SECTIONS[kind]
-    body = {"identity": event["identity"]}
-    if kind == "identity.upsert":
-        body |= {"members": event.get("members", []), "wellKnowns": event.get("wellKnowns", [])}
-    elif kind == "identity.alias":
-        body |= {"mappings": event["mappings"], "wellKnowns": event.get("wellKnowns", [])}
-    return IdentityOp(section, body, ref)
 
 
 def _scan(client: redis.Redis, key: str) -> Iterator[list[tuple[bytes, bytes]]]:

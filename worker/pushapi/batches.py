@@ -83,7 +83,7 @@ class PushReport:
 
 
 @dataclass(frozen=True)
-class Entry:
+class BatchFileEntry:
     """One operation's batch-file entry, as `Entries` builds it."""
 
     section: str
@@ -106,22 +106,22 @@ class Entries:
         self.max_bytes = max_bytes
         self.compress_data = compress_data
 
-    def item(self, operation: Upsert | Delete) -> Entry:
+    def item(self, operation: Upsert | Delete) -> BatchFileEntry:
         """The batch-file entry of an item operation."""
         if isinstance(operation, Delete):
             documents.check_document_id(operation.document_id)
             entry = {"documentId": operation.document_id, "deleteChildren": operation.delete_children}
-            return Entry("delete", entry, operation.document_id)
+            return BatchFileEntry("delete", entry, operation.document_id)
         return self._upsert(operation)
 
     @staticmethod
-    def identity(operation: IdentityOp) -> Entry:
+    def identity(operation: IdentityOp) -> BatchFileEntry:
         """The batch-file entry of an identity operation."""
         identity = operation.body.get("identity", {})
         documents.check_identity(identity)
-        return Entry(operation.section, operation.body, str(identity.get("name")))
+        return BatchFileEntry(operation.section, operation.body, str(identity.get("name")))
 
-    def _upsert(self, upsert: Upsert) -> Entry:
+    def _upsert(self, upsert: Upsert) -> BatchFileEntry:
         """The entry for `upsert`, its content inline or set apart for a container of its own."""
         document = dict(upsert.document)
         documents.check_document(document, content_apart=upsert.content is not None)
@@ -131,7 +131,7 @@ class Entries:
         if content is None and isinstance(data, str):
             content, compression = self._data_content(document, data.encode())
         if content is None:
-            return Entry("addOrUpdate", document, name)
+            return BatchFileEntry("addOrUpdate", document, name)
         document.pop("data", None)
         if compression == "UNCOMPRESSED":
             content, compression = zlib.compress(content, ZLIB_LEVEL), "ZLIB"
@@ -140,8 +140,8 @@ class Entries:
             raise ItemTooLargeError(name, len(content), self.max_bytes)
         if _base64_length(len(content)) <= INLINE_CONTENT_LIMIT_BYTES:
             document["compressedBinaryData"] = base64.b64encode(content).decode()
-            return Entry("addOrUpdate", document, name)
-        return Entry("addOrUpdate", document, name, content_apart=content)
+            return BatchFileEntry("addOrUpdate", document, name)
+        return BatchFileEntry("addOrUpdate", document, name, content_apart=content)
 
     def _data_content(self, document: Mapping[str, Any], data: bytes) -> tuple[bytes | None, str]:
         """How to send an item's `data` (UTF-8): as content bytes and their compression, or (None, "") inline.
@@ -196,7 +196,7 @@ class BatchPusher:
         return self._push(IDENTITY_SECTIONS, operations, self.entries.identity, provider_id,
                           lambda file_id: self.client.push_identities_batch(provider_id, file_id))
 
-    def _push(self, sections: tuple[str, ...], operations: Iterable[Any], entry_of: Callable[[Any], Entry],
+    def _push(self, sections: tuple[str, ...], operations: Iterable[Any], entry_of: Callable[[Any], BatchFileEntry],
               target: str, apply: Callable[[str], None]) -> PushReport:
         """Write each operation's entry into batch files, sending each file as it fills."""
         report = PushReport()
@@ -217,13 +217,13 @@ class BatchPusher:
             writer.discard()
         return report
 
-    def _item_entry(self, operation: Upsert | Delete) -> Entry:
+    def _item_entry(self, operation: Upsert | Delete) -> BatchFileEntry:
         """An item's entry, its content over 5 MB uploaded to a container of its own first."""
         entry = self.entries.item(operation)
         if entry.content_apart is None:
             return entry
         body = {**entry.body, CONTENT_FILE_ID_FIELD: self._upload_content(entry.content_apart)}
-        return Entry(entry.section, body, entry.name)
+        return BatchFileEntry(entry.section, body, entry.name)
 
     def _upload_content(self, content: bytes) -> str:
         """Put raw content bytes in a container of their own; return its fileId."""

@@ -29,7 +29,7 @@ from redis.client import Pipeline
 
 from producers.events import InvalidEvent, RebuildBegin, RebuildEnd
 from worker.store import keys
-from worker.runs.rebuild import Outcome, RebuildError, Rebuilds, Run
+from worker.runs.rebuild import RunOutcome, RebuildError, Rebuilds, Run
 
 log = logging.getLogger(__name__)
 
@@ -141,18 +141,18 @@ class BrokerRuns:
             return False
         return True
 
-    def finish(self, target: keys.Target, run_id: str) -> Outcome | None:
+    def finish(self, target: keys.Target, run_id: str) -> RunOutcome | None:
         """Conclude the run if it can be concluded now; None means "not yet, ask again"."""
         state = RunState.read(self.client, target, run_id)
         if state.expected is None:
             self.client.srem(keys.RUNS_ENDING, target.compound_ref(run_id))
             log.warning("full run %s of %s: no rebuild.end on record (concluded already?); nothing to do",
                         run_id, target.ref)
-            return Outcome(False, "no rebuild.end on record", 0, 0)
+            return RunOutcome(False, "no rebuild.end on record", 0, 0)
         if state.refused:
             self._forget(target, run_id)
             log.error("full run %s of %s was never started (%s); nothing deleted", run_id, target.ref, state.refused)
-            return Outcome(False, state.refused, 0, 0)
+            return RunOutcome(False, state.refused, 0, 0)
         overdue = time.time() - (state.ended_at or time.time()) > self.timeout
         current = (self.client.hget(target.rebuild, "id") or b"").decode()
         if current != run_id:
@@ -161,7 +161,7 @@ class BrokerRuns:
             self._forget(target, run_id)
             reason = f"its rebuild.begin never started it within {self.timeout:.0f}s; nothing deleted"
             log.error("full run %s of %s: %s", run_id, target.ref, reason)
-            return Outcome(False, reason, 0, 0)
+            return RunOutcome(False, reason, 0, 0)
         run = self.runs.resume(target, run_id)
         arrived = self.client.bitcount(target.run_seen(run_id))
         waiting = self._waiting(state, arrived)

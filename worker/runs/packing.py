@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 
 from worker.store import keys
-from worker.push.batch import to_operation
+from worker.push.operations import to_operation
 from worker.pushapi.batchfile import encode
 from worker.pushapi.batches import Entries
 from worker.pushapi.errors import InvalidInputError

@@ -80,7 +80,7 @@ class Run:
 
 
 @dataclass
-class Outcome:
+class RunOutcome:
     """How a finished run ended."""
 
     deleted: bool
@@ -174,7 +174,7 @@ class Rebuilds:
         while int(self.client.hget(run.target.window_meta, "bytes") or 0) >= limit:
             time.sleep(POLL_SECONDS)
 
-    def finish(self, run: Run, *, queue_delay: int, max_delete_share: float, timeout: float) -> Outcome:
+    def finish(self, run: Run, *, queue_delay: int, max_delete_share: float, timeout: float) -> RunOutcome:
         """Wait until the export is pushed, then delete what it no longer has, if it is safe to."""
         self.begin_finishing(run)
         deadline = time.monotonic() + timeout
@@ -196,7 +196,7 @@ class Rebuilds:
         """Whether every batch holding the run's events was finished (pushed or dead-lettered)."""
         return int(self.client.hget(run.target.stats, "finished_seq") or 0) >= (run.seq or 0)
 
-    def conclude(self, run: Run, *, queue_delay: int, max_delete_share: float, refusal: str = "") -> Outcome:
+    def conclude(self, run: Run, *, queue_delay: int, max_delete_share: float, refusal: str = "") -> RunOutcome:
         """Delete what the run did not push, unless `refusal` or a guard says why not; end the run."""
         target = run.target
         reason = refusal or self._refusal(run, max_delete_share)
@@ -226,12 +226,12 @@ class Rebuilds:
         paused = pause.describe(self.client, target)
         return f" (pushing is paused: {paused['reason']})" if paused else ""
 
-    def _end(self, run: Run, deleted: bool, reason: str) -> Outcome:
+    def _end(self, run: Run, deleted: bool, reason: str) -> RunOutcome:
         self.client.delete(run.target.rebuild)
         if run.target.kind == keys.SOURCE:
             self.brackets.end_rebuild(run.target)
         log.log(logging.INFO if deleted else logging.ERROR, "full run %s of %s: %s", run.id, run.target.ref, reason)
-        return Outcome(deleted, reason, run.fed, run.ordering_id)
+        return RunOutcome(deleted, reason, run.fed, run.ordering_id)
 
     def _save(self, run: Run, state: str = FEEDING) -> None:
         record = {"id": run.id, "start_ms": run.start_ms, "lines_done": run.lines_done, "fed": run.fed,
