@@ -31,7 +31,7 @@ import click
 import redis
 
 from expectation import check, idle, last_changes, settled
-from pipeline import Pipeline, batch_calls, wait_until
+from stack import Stack, batch_calls, wait_until
 from producers.broker import is_amqp
 from results import Target, echo_targets, invocation, write_result
 from worker.ingest import quarantine
@@ -69,33 +69,33 @@ class Chaos:
         self.retry_after_wait += counts.get(COUNTERS["retry_after_wait"], 0.0)
 
 
-def inject_faults(pipeline: Pipeline) -> None:
+def inject_faults(stack: Stack) -> None:
     """5 % 503, then 2 % of all requests 429: the second rule only sees what the first let through."""
-    pipeline.emulator.add_fault(status=503, probability=UNAVAILABLE_SHARE)
-    pipeline.emulator.add_fault(status=429, retryAfter=RETRY_AFTER_SECONDS,
+    stack.emulator.add_fault(status=503, probability=UNAVAILABLE_SHARE)
+    stack.emulator.add_fault(status=429, retryAfter=RETRY_AFTER_SECONDS,
                                 probability=THROTTLED_SHARE / (1 - UNAVAILABLE_SHARE))
 
 
-def kill_one(pipeline: Pipeline, chaos: Chaos, rng: random.Random) -> None:
+def kill_one(stack: Stack, chaos: Chaos, rng: random.Random) -> None:
     """SIGKILL a random worker with its pool, after reading its counts, and start another."""
-    victim = rng.choice(sorted(pipeline.workers))
+    victim = rng.choice(sorted(stack.workers))
     try:
-        chaos.add(pipeline.metrics(victim))
+        chaos.add(stack.metrics(victim))
     except OSError:
         chaos.unread += 1
-    pipeline.kill_worker(victim)
+    stack.kill_worker(victim)
     chaos.kills += 1
-    pipeline.start_worker(1)
+    stack.start_worker(1)
 
 
-def run_chaos(pipeline: Pipeline, done: "Future[tuple[float, float]]", converged, kill_every: float,
+def run_chaos(stack: Stack, done: "Future[tuple[float, float]]", converged, kill_every: float,
               max_kills: int) -> Chaos:
     """Kill a worker every `kill_every` seconds until publishing is done and `converged()`, at most `max_kills`."""
     chaos, rng = Chaos(), random.Random(SEED)
     next_kill = time.monotonic() + kill_every
     while not (done.done() and converged()):
         if chaos.kills < max_kills and time.monotonic() >= next_kill:
-            kill_one(pipeline, chaos, rng)
+            kill_one(stack, chaos, rng)
             next_kill = time.monotonic() + kill_every
         elif chaos.kills >= max_kills and done.done():
             return chaos
@@ -116,15 +116,15 @@ def main(count: int, sources: int, kill_every: float, max_kills: int, broker_url
     on_rabbitmq = broker_url is not None and is_amqp(broker_url)
     env = {} if on_rabbitmq else REDIS_BROKER_ENV
     with tempfile.TemporaryDirectory(prefix="pushsync-bench-chaos-") as scratch, \
-            Pipeline(Path(scratch), workload.source_ids, env=env, broker_url=broker_url) as pipeline:
-        emulator = pipeline.emulator
-        inject_faults(pipeline)
+            Stack(Path(scratch), workload.source_ids, env=env, broker_url=broker_url) as stack:
+        emulator = stack.emulator
+        inject_faults(stack)
         for _ in range(WORKERS):
-            pipeline.start_worker(1)
-        pipeline.start_beat()
+            stack.start_worker(1)
+        stack.start_beat()
         with ThreadPoolExecutor(1) as pool:
-            done = pool.submit(publish, pipeline.broker_url, workload)
-            chaos = run_chaos(pipeline, done, lambda: settled(emulator, expected, last), kill_every, max_kills)
+            done = pool.submit(publish, stack.broker_url, workload)
+            chaos = run_chaos(stack, done, lambda: settled(emulator, expected, last), kill_every, max_kills)
             started, published = done.result()
         wrong = count
         deadline = time.monotonic() + WAIT_SECONDS
@@ -133,13 +133,13 @@ def main(count: int, sources: int, kill_every: float, max_kills: int, broker_url
             if wrong == 0:
                 break
             time.sleep(POLL_SECONDS)
-        wait_until(lambda: idle(emulator, workload.source_ids), WAIT_SECONDS, "every source IDLE", pipeline.directory)
-        for name in pipeline.workers:
-            chaos.add(pipeline.metrics(name))
+        wait_until(lambda: idle(emulator, workload.source_ids), WAIT_SECONDS, "every source IDLE", stack.directory)
+        for name in stack.workers:
+            chaos.add(stack.metrics(name))
         log = emulator.requests()
-        dead_letters = DeadLetters(pipeline.broker_url).depth()
-        quarantined = quarantine.count(redis.Redis.from_url(pipeline.store_url))
-        pipeline.stop_workers()
+        dead_letters = DeadLetters(stack.broker_url).depth()
+        quarantined = quarantine.count(redis.Redis.from_url(stack.store_url))
+        stack.stop_workers()
 
     finished = max((entry["time"] + entry["durationMs"] / MS_PER_SECOND for entry in batch_calls(log)), default=started)
     faulted = [entry for entry in log if entry["fault"] is not None]

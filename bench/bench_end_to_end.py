@@ -38,7 +38,7 @@ from typing import Any
 import click
 
 from expectation import Check, check, idle, last_changes, settled
-from pipeline import API_KEY, ORGANIZATION, Pipeline, batch_calls, is_upload, wait_until
+from stack import API_KEY, ORGANIZATION, Stack, batch_calls, is_upload, wait_until
 from results import at_least, below, echo_targets, invocation, write_result
 from worker.pushapi.client import PushApiClient
 from worker.settings import load_settings
@@ -122,29 +122,29 @@ class Baseline:
         return self.sample / self.wall
 
 
-def items_sent(pipeline: Pipeline) -> float:
+def items_sent(stack: Stack) -> float:
     """Items and deletes the running workers have had accepted so far."""
-    return sum(pipeline.metrics(name).get(counter, 0.0) for name in pipeline.workers for counter in ITEM_COUNTERS)
+    return sum(stack.metrics(name).get(counter, 0.0) for name in stack.workers for counter in ITEM_COUNTERS)
 
 
-def run_phase(pipeline: Pipeline, workload: Workload, rate: float | None,
+def run_phase(stack: Stack, workload: Workload, rate: float | None,
               before: dict[str, dict[str, int]]) -> tuple[Phase, dict[str, dict[str, int]]]:
-    """Publish `workload` on the running pipeline and wait for the index to hold it on top of `before`.
+    """Publish `workload` on the running stack and wait for the index to hold it on top of `before`.
 
     Returns the phase and the whole expectation afterwards.
     """
-    emulator = pipeline.emulator
+    emulator = stack.emulator
     expected = {source: {**before.get(source, {}), **items} for source, items in workload.expected().items()}
     last = last_changes(workload)
-    logs = pipeline.directory
+    logs = stack.directory
     since = emulator.last_request_id()
-    sent_before = items_sent(pipeline)
-    cpu_before = pipeline.cpu_seconds()
-    started, published = publish(pipeline.broker_url, workload, rate)
-    publisher_cpu = pipeline.cpu_seconds()["publisher"] - cpu_before["publisher"]
+    sent_before = items_sent(stack)
+    cpu_before = stack.cpu_seconds()
+    started, published = publish(stack.broker_url, workload, rate)
+    publisher_cpu = stack.cpu_seconds()["publisher"] - cpu_before["publisher"]
     phase = Phase(workload.events, started, published)
     wait_until(lambda: settled(emulator, expected, last), WAIT_SECONDS, "the expected counts", logs)
-    phase.cpu = {part: seconds - cpu_before[part] for part, seconds in pipeline.cpu_seconds().items()}
+    phase.cpu = {part: seconds - cpu_before[part] for part, seconds in stack.cpu_seconds().items()}
     phase.cpu["publisher"] = publisher_cpu
     result = Check()
 
@@ -159,13 +159,13 @@ def run_phase(pipeline: Pipeline, workload: Workload, rate: float | None,
     phase.log = emulator.requests(since)
     phase.finished = max(entry["time"] + entry["durationMs"] / MS_PER_SECOND for entry in batch_calls(phase.log))
     phase.latencies = result.latencies
-    phase.items_sent = items_sent(pipeline) - sent_before
+    phase.items_sent = items_sent(stack) - sent_before
     return phase, expected
 
 
-def hand_written_hook(pipeline: Pipeline, workload: Workload, sample: int, threads: int) -> Baseline:
+def hand_written_hook(stack: Stack, workload: Workload, sample: int, threads: int) -> Baseline:
     """Push the stream's first `sample` changes one request each from `threads` threads, on a reset emulator."""
-    emulator = pipeline.emulator
+    emulator = stack.emulator
     emulator.reset()
     partitions: list[list[Change]] = [[] for _ in range(threads)]
     for change in workload.changes(sample):
@@ -231,14 +231,14 @@ def main(count: int, sources: int, workers: int, concurrency: int, paced_rate: i
     bulk_load = Workload(count, sources, "bulk", SEED)
     paced_load = Workload(paced_rate * paced_seconds, sources, "paced", SEED + 1)
     with tempfile.TemporaryDirectory(prefix="pushsync-bench-e2e-") as scratch, \
-            Pipeline(Path(scratch), bulk_load.source_ids) as pipeline:
-        names = [pipeline.start_worker(concurrency) for _ in range(workers)]
-        pipeline.start_beat()
-        bulk, expected = run_phase(pipeline, bulk_load, None, {})
-        paced, _ = run_phase(pipeline, paced_load, paced_rate, expected)
-        rss = max(pipeline.peak_rss_mib(name) for name in names)
-        pipeline.stop_workers()
-        baseline = hand_written_hook(pipeline, bulk_load, min(baseline_events, count), baseline_threads)
+            Stack(Path(scratch), bulk_load.source_ids) as stack:
+        names = [stack.start_worker(concurrency) for _ in range(workers)]
+        stack.start_beat()
+        bulk, expected = run_phase(stack, bulk_load, None, {})
+        paced, _ = run_phase(stack, paced_load, paced_rate, expected)
+        rss = max(stack.peak_rss_mib(name) for name in names)
+        stack.stop_workers()
+        baseline = hand_written_hook(stack, bulk_load, min(baseline_events, count), baseline_threads)
 
     baseline_calls = baseline.calls * baseline.scale
     baseline_wall = baseline.wall * baseline.scale

@@ -51,7 +51,7 @@ from worker.pushapi.client import PushApiClient
 
 from cpu import cpu_seconds, tree_cpu_seconds, usage_seconds
 from memory import peak_rss_mib, status_mib, tree_peak_rss_mib
-from pipeline import API_KEY, ORGANIZATION, Emulator
+from stack import API_KEY, ORGANIZATION, Emulator
 from results import above, at_least, below, echo_targets, invocation, write_result
 
 REPO = Path(__file__).resolve().parents[1]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pipeline import Emulator
+from stack import Emulator
 from workload import Change, Workload, content
 
 MS_PER_SECOND = 1000

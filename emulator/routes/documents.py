@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from emulator import pipeline
+from emulator import indexing
 from emulator.batchfile import BatchEntry
 from emulator.bodies import parse_json, read_limited
 from emulator.index import Source
@@ -64,26 +64,26 @@ async def delete_older_than(request: Request) -> Response:
     """DELETE .../documents/olderthan?orderingId=&queueDelay=: delete items older than orderingId."""
     call = await push_call(request, consumes_json=True)
     source = call.organization.source(request.path_params["sourceId"])
-    return older_than(call, partial(pipeline.delete_older_than, source))
+    return older_than(call, partial(indexing.delete_older_than, source))
 
 
-def _submit_changes(call: PushCall, source: Source, changes: list[pipeline.Change] | list[BatchEntry],
+def _submit_changes(call: PushCall, source: Source, changes: list[indexing.Change] | list[BatchEntry],
                     operation_id: int, batch_file: str | None) -> Response:
     """Check the allowances, consume the containers the call uses, and queue the changes.
 
     `batch_file`: the batch call's container, consumed with the content containers its items name.
     Every check comes before the first change of state, so a refused call leaves nothing used."""
     emulator, organization = call.emulator, call.organization
-    adds = pipeline.count_adds(changes)
+    adds = indexing.count_adds(changes)
     if adds:
         organization.check_item_allowance(emulator.limits.item_allowance)
         emulator.quotas.check_documents(emulator.limits.daily_document_limit)
-    blobs = emulator.containers.take_all(([batch_file] if batch_file else []) + pipeline.content_files(changes))
+    blobs = emulator.containers.take_all(([batch_file] if batch_file else []) + indexing.content_files(changes))
     if batch_file is not None:
         blobs.pop(batch_file).unlink(missing_ok=True)  # read already: the container is gone
     admitted = emulator.quotas.admit_documents(adds, emulator.limits.daily_document_limit)
-    operation = pipeline.ItemOperation(source, changes, operation_id, blobs, admitted)
-    emulator.scheduler.submit(partial(pipeline.apply_items, emulator, organization, operation))
+    operation = indexing.ItemOperation(source, changes, operation_id, blobs, admitted)
+    emulator.scheduler.submit(partial(indexing.apply_items, emulator, organization, operation))
     return accepted()
 
 

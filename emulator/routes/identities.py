@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from emulator import pipeline
+from emulator import indexing
 from emulator.batchfile import BatchEntry
 from emulator.bodies import parse_json, read_limited
 from emulator.identities import Provider
@@ -55,12 +55,12 @@ async def disable_older_than(request: Request) -> Response:
     """DELETE .../permissions/olderthan?orderingId=&queueDelay=: disable identities older than orderingId."""
     call = await push_call(request, consumes_json=False)
     provider = call.organization.provider(request.path_params["providerId"])
-    return older_than(call, partial(pipeline.disable_older_than, provider))
+    return older_than(call, partial(indexing.disable_older_than, provider))
 
 
 def _submit(call: PushCall, provider: Provider, updates: list[IdentityUpdate] | list[BatchEntry],
             operation_id: int) -> Response:
-    call.emulator.scheduler.submit(partial(pipeline.apply_identities, call.emulator, provider, updates, operation_id))
+    call.emulator.scheduler.submit(partial(indexing.apply_identities, call.emulator, provider, updates, operation_id))
     return accepted()
 
 

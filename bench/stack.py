@@ -1,9 +1,9 @@
-"""The whole pipeline for a benchmark: a private embedded Redis, a private emulator, workers and beat.
+"""The whole stack for a benchmark: a private embedded Redis, a private emulator, workers and beat.
 
-    with Pipeline(directory, sources) as pipeline:
-        pipeline.start_worker(concurrency=1)
-        pipeline.start_beat()
-        ... publish to pipeline.broker_url, read pipeline.emulator ...
+    with Stack(directory, sources) as stack:
+        stack.start_worker(concurrency=1)
+        stack.start_beat()
+        ... publish to stack.broker_url, read stack.emulator ...
 
 Every worker serves its metrics on a port of its own, so what it pushed can be read before it is
 stopped (or killed). Nothing here touches a shared server unless a broker URL is given.
@@ -92,7 +92,7 @@ class Emulator:
         self._admin("DELETE", "/faults")
 
 
-class Pipeline:
+class Stack:
     """A private Redis (store in db 0, broker in db 1) and emulator; workers and beat on demand."""
 
     def __init__(self, directory: Path, sources: Iterable[str], env: dict[str, str] | None = None,
@@ -192,7 +192,7 @@ class Pipeline:
         self.children.clear()
         self.redis.stop()
 
-    def __enter__(self) -> Pipeline:
+    def __enter__(self) -> Stack:
         return self
 
     def __exit__(self, *_: object) -> None:
