@@ -162,7 +162,7 @@ def rabbitmq_node() -> Iterator[RabbitNode]:
 @pytest.fixture()
 def private_rabbitmq(rabbitmq_node: RabbitNode) -> RabbitNode:
     """The session's private node, running (a test before may have left it down) and purged."""
-    from tests.worker.test_ingest import purge_rabbit
+    from tests.worker.ingest.test_ingest import purge_rabbit
 
     if not rabbitmq_node.running:
         rabbitmq_node.start()

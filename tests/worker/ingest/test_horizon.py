@@ -23,7 +23,7 @@ from producers.events import decode_event
 from tests.support.ids import examples
 from tests.support.times import occurred
 from tests.worker.e2e import pipeline_env, wait_for
-from tests.worker.test_metrics import scrape, value
+from tests.worker.observe.test_metrics import scrape, value
 from worker.store import keys
 from worker.ingest import quarantine
 from worker.cli import main

@@ -12,11 +12,11 @@ from kombu import Connection
 
 from producers import broker
 from tests.worker.e2e import wait_for
-from tests.worker.test_status import pushsync, status
+from tests.worker.observe.test_status import pushsync, status
 from worker.children import CELERY_READY_MARKERS, Child
 from worker.commands.health import HEALTHY
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 WORKERS = 2
 
 

@@ -27,7 +27,7 @@ from worker.deadletter.queue import Held, held_per_target
 from worker.store.embedded import EmbeddedRedis
 from worker.settings import MIB, load_settings
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 OK, SLOW, QUOTA, BAD = "st-ok", "st-slow", "st-quota", "st-bad"
 PROVIDER = "st-groups"
 RUN_SOURCE = keys.Target(keys.SOURCE, "st-rebuilt")
