@@ -1,6 +1,6 @@
 """Celery configuration of the pushsync worker, derived from the typed settings.
 
-The choices keep every accepted event safe (see ../shared/DESIGN.md, "Decisions already taken"):
+The choices keep every accepted event safe (see docs/architecture.md, "Broker settings that no loss depends on"):
 late acknowledgement with a prefetch of one, tasks re-queued when their worker process dies,
 and on RabbitMQ quorum queues with publisher confirms and a delivery limit.
 """

@@ -1,7 +1,7 @@
 """Real pushsync worker and beat processes for integration tests.
 
 The `workers` fixture starts `celery -A worker.app worker|beat` subprocesses (the same
-`worker.commands.children` the demo uses) with the environment a test gives, and stops
+`worker.children` the demo uses) with the environment a test gives, and stops
 whatever a test left running. `kill()` on a handle is a SIGKILL of the whole process group.
 """
 

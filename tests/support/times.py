@@ -1,4 +1,4 @@
-"""Event times for tests: ingestion refuses an occurredAt outside the ordering horizon (worker/horizon.py),
+"""Event times for tests: ingestion refuses an occurredAt outside the ordering horizon (worker/ingest/horizon.py),
 so test events are dated relative to now, never to a fixed day that a later run would find too old."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """`pushsync rebuild` and `pushsync identities sync`: push a complete export, then remove the rest.
 
 Both check the whole export first (line numbers for every refusal; `exports.py` does it once,
-over every core), then hand its valid events to a full run (`worker/rebuild.py`) that the
+over every core), then hand its valid events to a full run (`worker/runs/rebuild.py`) that the
 workers push; see that module for the guards.
 """
 

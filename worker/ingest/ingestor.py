@@ -1,6 +1,6 @@
 """Ingestion: turn received broker messages into coalesced events, whatever the messages hold.
 
-The transports (`worker.ingest_amqp` on RabbitMQ, `worker.ingest_stream` on a Redis broker)
+The transports (`worker.ingest.amqp` on RabbitMQ, `worker.ingest.stream` on a Redis broker)
 hand groups of `Received` messages to an `Ingestor`, and acknowledge a message only once
 `Ingestor.write` returned for its group. By then Redis holds each of its events: valid ones in
 their windows, invalid ones in quarantine with the reason. The rules, for any body, header,
@@ -15,7 +15,7 @@ size or encoding:
   back the valid messages around it;
 - a message that was delivered too often without finishing (its workers died holding it) is
   quarantined whole as poison, without being decoded again;
-- an event outside the ordering horizon (`worker.horizon`: older than pushsync can order, or dated
+- an event outside the ordering horizon (`worker.ingest.horizon`: older than pushsync can order, or dated
   ahead of the worker's clock beyond the allowed skew) is quarantined with the reason, whichever
   producer sent it. Ages are judged when the group is decoded and again just before its events are
   coalesced, so a group held through a store outage never coalesces an event that aged past the

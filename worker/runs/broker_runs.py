@@ -9,7 +9,7 @@ relies on order:
 - the coalescer sets bit `seq` of the run's bitmap once the tagged event is in its window, after
   recording any push that made it stale (see `Coalescer._count_runs`); a redelivered event sets
   the same bit, so the count is exact;
-- the begin task starts the run as `worker/rebuild.py` does for `pushsync rebuild` (REBUILD
+- the begin task starts the run as `worker/runs/rebuild.py` does for `pushsync rebuild` (REBUILD
   status, the cut-off from the begin event's time);
 - once the end event is in, the sweep sends a task every `PUSHSYNC_RUN_POLL_SECONDS` (never a
   countdown, which a Redis broker would hold back for its visibility timeout if the worker

@@ -2,7 +2,7 @@
 
 The export is cut into parts at line starts; each process validates the lines of its parts and
 writes every valid event, as coalesce.lua takes it (coalescing key, rank, JSON), to a scratch
-file of the part's own, measuring a sample of them for the run's window (`worker/packing.py`).
+file of the part's own, measuring a sample of them for the run's window (`worker/runs/packing.py`).
 Feeding then reads the scratch files in export order: no line is validated or encoded twice,
 and the export is read once whatever its size.
 """

@@ -1,6 +1,6 @@
 """How many events of a full run fill one file container, estimated from a sample of them.
 
-A run's window closes when its batch would fill a container (see `worker/rebuild.py`). What a
+A run's window closes when its batch would fill a container (see `worker/runs/rebuild.py`). What a
 batch takes in a container is not what its events take in Redis: the Push API entry drops the
 event's envelope, and its `data` may travel compressed. So the run measures both sizes on a
 sample of its own events, entry built exactly as the push task builds it, and sizes its window

@@ -10,7 +10,7 @@ target):
    arrives during the run is never overwritten by older export content; workers push the
    windows in batches up to the container limit, one in flight at a time. While the run feeds,
    its window stays open past its time until it holds what fills about one container
-   (`Run.window_bytes`, see `worker/packing.py`): a rebuild then takes as few containers as
+   (`Run.window_bytes`, see `worker/runs/packing.py`): a rebuild then takes as few containers as
    its size needs, and change events of the source wait for the window with it;
 3. waits until every batch holding the export was finished;
 4. only if none was dead-lettered, and the run would not delete more than the allowed share of

@@ -1,5 +1,5 @@
 """Refs that name a target, or a target and a batch or run, read back whole for any id the
-schema accepts, and in the format earlier versions stored (see worker/keys.py).
+schema accepts, and in the format earlier versions stored (see worker/store/keys.py).
 
 Generated (hypothesis). `PUSHSYNC_LONG_PROPERTIES=1` runs many more examples (see tests/support/ids.py).
 """
