@@ -39,7 +39,8 @@ def test_redis_restart_loses_nothing(workers, clean_emulator, tmp_path):
     """Windows, claims and queued messages survive a restart of the Redis that is store and broker.
 
     Messages a worker had taken but not yet acknowledged when Redis went away come back after
-    the broker's visibility timeout (docs/architecture.md, "Broker settings that no loss depends on"); the restart here comes once those are written.
+    the broker's visibility timeout (docs/architecture.md, "Broker settings that no loss depends
+    on"); the restart here comes once those are written.
     """
     emulator = clean_emulator
     emulator.create_source(SOURCE)
