@@ -1,5 +1,8 @@
-"""Every limit and enumeration of the change-event schema, as plain values (a leaf: it imports
-nothing of pushsync)."""
+"""Every limit and enumeration of the change-event schema, as plain values.
+
+A leaf: it imports nothing of pushsync, so the Push API client (`worker.pushapi.documents`) takes
+the service's rules from here without loading the models.
+"""
 
 from __future__ import annotations
 
@@ -36,7 +39,11 @@ PERMISSION_MODELS = ("simple", "complete")
 
 _CONTROL = r"\x00-\x1f\x7f-\x9f"
 """Control characters (C0, DEL, C1), as a regex class body: no id, name or URI may hold one."""
-URI_REGEX = rf"^[A-Za-z][A-Za-z0-9+.-]*://[^\s{_CONTROL}]+$"
+_URI_SCHEME = r"[A-Za-z][A-Za-z0-9+.-]*://"
+SERVICE_URI_REGEX = rf"^{_URI_SCHEME}\S+$"
+"""A documentId or parentId the service takes: a URI with a scheme (`https://…`, `file://…`), no whitespace."""
+URI_REGEX = rf"^{_URI_SCHEME}[^\s{_CONTROL}]+$"
+"""A documentId or parentId an event may name: the service's rule, and no control characters either."""
 ID_REGEX = rf"^[^\s{{}}/?#{_CONTROL}][^{{}}/?#{_CONTROL}]*$"
 """Source and provider ids: no braces (Redis hash tags), no URL delimiters, no control characters."""
 NAME_REGEX = rf"^[^{_CONTROL}]+$"
