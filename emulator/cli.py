@@ -10,7 +10,8 @@ from pathlib import Path
 
 import click
 
-from emulator.config import DEFAULT_API_KEY, DEFAULT_HOST, DEFAULT_ORGANIZATION, DEFAULT_PORT, EmulatorConfig, Limits
+from emulator.config import EmulatorConfig, Limits
+from emulator.defaults import DEFAULT_API_KEY, DEFAULT_HOST, DEFAULT_ORGANIZATION, DEFAULT_PORT
 from emulator.paths import PUSH_PREFIX
 
 ENV_PREFIX = "PUSHSYNC_EMULATOR_"

@@ -5,18 +5,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
+from emulator.defaults import DEFAULT_API_KEY, DEFAULT_ORGANIZATION
 from emulator.errors import EmulatorError
 from emulator.limits import CONTAINER_LIMIT_BYTES
-from worker.settings import LOCAL_PUSH_URL, Settings
 
-# The worker's out-of-the-box settings point at the emulator: share its defaults, never copy them.
-_LOCAL = urlsplit(LOCAL_PUSH_URL)
-DEFAULT_HOST = _LOCAL.hostname or "127.0.0.1"
-DEFAULT_PORT = _LOCAL.port or 80
-DEFAULT_ORGANIZATION: str = Settings.model_fields["organization_id"].default
-DEFAULT_API_KEY: str = Settings.model_fields["api_key"].default.get_secret_value()
 DEFAULT_APPLY_DELAY_SECONDS = 0.05
 """Short enough for tests, long enough that a 202 is visibly not "indexed"."""
 

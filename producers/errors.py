@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from producers.events import Event
+    from producers.events.models import Event
 
 
 class ProducerError(Exception):

@@ -1,10 +1,10 @@
-"""Rewrite producers/event.schema.json from the event models: `python -m producers.schema`."""
+"""Rewrite producers/events/event.schema.json from the event models: `python -m producers.schema`."""
 
 from __future__ import annotations
 
 import json
 
-from producers.events import SCHEMA_FILE, json_schema
+from producers.events.schema import SCHEMA_FILE, json_schema
 
 
 def main() -> None:

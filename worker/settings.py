@@ -14,6 +14,7 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from emulator.defaults import DEFAULT_API_KEY, DEFAULT_ORGANIZATION, DEFAULT_PUSH_URL
 from worker import redaction
 
 MIB = 1024 * 1024
@@ -21,7 +22,7 @@ CONTAINER_LIMIT_BYTES = 256 * MIB
 """The service's hard limit for one file container upload."""
 INLINE_CONTENT_LIMIT_BYTES = 5 * MIB
 """Largest `data` / `compressedBinaryData` the service takes inline in an item."""
-LOCAL_PUSH_URL = "http://127.0.0.1:8089/push/v1"
+LOCAL_PUSH_URL = DEFAULT_PUSH_URL
 """The local emulator, used when neither a region nor a base URL is given."""
 
 REGION_HOSTS = {
@@ -71,11 +72,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, frozen=True)
 
     organization_id: str = Field(
-        "pushsync-local", validation_alias=_env("COVEO_ORGANIZATION_ID"), pattern=r"^[A-Za-z0-9_-]+$",
+        DEFAULT_ORGANIZATION, validation_alias=_env("COVEO_ORGANIZATION_ID"), pattern=r"^[A-Za-z0-9_-]+$",
         description="Coveo organization id.",
     )
     api_key: SecretStr = Field(
-        SecretStr("local-emulator-key"), validation_alias=_env("COVEO_API_KEY"), min_length=1,
+        SecretStr(DEFAULT_API_KEY), validation_alias=_env("COVEO_API_KEY"), min_length=1,
         description="Push API key; never logged.",
     )
     region: str | None = Field(

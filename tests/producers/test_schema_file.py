@@ -1,4 +1,4 @@
-"""producers/event.schema.json agrees with the models: it is generated from them, and both judge samples alike."""
+"""producers/events/event.schema.json agrees with the models: it is generated from them, and both judge samples alike."""
 
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
 """The contract's rules for item, identity and status bodies, checked before anything is sent.
 
 A body that breaks one of them would be refused by the service with a 400 (or, worse, accepted
-with a 202 and dropped later); refusing it here names the item and the rule instead.
+with a 202 and dropped later); refusing it here names the item and the rule instead. The rules
+the event schema shares with the service (compression and identity types, the URI, the number of
+permissions) come from `producers.events.limits`, so the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -10,10 +12,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from producers.events.limits import COMPRESSION_TYPES, IDENTITY_TYPES, MAX_PERMISSIONS, SERVICE_URI_REGEX
 from worker.pushapi.errors import InvalidInputError
 
-URI_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://\S+$")
-"""A `documentId` must be a URI with a scheme (`https://…`, `file://…`)."""
+URI_PATTERN = re.compile(SERVICE_URI_REGEX)
 CONTENT_FIELDS = ("data", "compressedBinaryData", "compressedBinaryDataFileId")
 BODY_FIELDS = frozenset(
     {"documentId", "compressionType", "fileExtension", "parentId", "permissions", *CONTENT_FIELDS}
@@ -21,10 +23,7 @@ BODY_FIELDS = frozenset(
 """Top-level keys that are item fields, not metadata, spelled exactly as the service expects."""
 RESERVED_KEYS = frozenset(key.lower() for key in (*BODY_FIELDS - {"compressionType"}, "orderingId"))
 """Keys (compared case-insensitively) that can never carry metadata."""
-COMPRESSION_TYPES = ("UNCOMPRESSED", "DEFLATE", "GZIP", "LZMA", "ZLIB")
 STATUS_TYPES = ("REBUILD", "REFRESH", "INCREMENTAL", "IDLE")
-IDENTITY_TYPES = ("USER", "GROUP", "VIRTUAL_GROUP", "UNKNOWN")
-MAX_PERMISSIONS_PER_ITEM = 5000
 PRIMITIVES = (str, int, float, bool, type(None))
 
 
@@ -82,8 +81,8 @@ def _check_permissions(document_id: str, permissions: object) -> None:
     if not isinstance(permissions, list) or not permissions:
         raise InvalidInputError(f"item {document_id}: permissions must be a non-empty array (leave the key out instead)")
     count = sum(len(entry) for entry in _permission_lists(permissions))
-    if count > MAX_PERMISSIONS_PER_ITEM:
-        raise InvalidInputError(f"item {document_id}: {count} permissions, over the limit of {MAX_PERMISSIONS_PER_ITEM}")
+    if count > MAX_PERMISSIONS:
+        raise InvalidInputError(f"item {document_id}: {count} permissions, over the limit of {MAX_PERMISSIONS}")
 
 
 def _permission_lists(permissions: list) -> list[list]:
