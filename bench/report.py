@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 from results import REPO, RESULTS_DIR  # noqa: E402
-from worker.settings import CONTAINER_LIMIT_BYTES, MIB  # noqa: E402
+from producers.events.limits import CONTAINER_LIMIT_BYTES, MIB  # noqa: E402
 
 PAGE = REPO / "docs" / "benchmarks.md"
 PLOT = REPO / "docs" / "benchmarks.png"

@@ -14,14 +14,10 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from producers.events.limits import CONTAINER_LIMIT_BYTES, MIB
 from emulator.defaults import DEFAULT_API_KEY, DEFAULT_ORGANIZATION, DEFAULT_PUSH_URL
 from worker import redaction
 
-MIB = 1024 * 1024
-CONTAINER_LIMIT_BYTES = 256 * MIB
-"""The service's hard limit for one file container upload."""
-INLINE_CONTENT_LIMIT_BYTES = 5 * MIB
-"""Largest `data` / `compressedBinaryData` the service takes inline in an item."""
 LOCAL_PUSH_URL = DEFAULT_PUSH_URL
 """The local emulator, used when neither a region nor a base URL is given."""
 

@@ -1,4 +1,4 @@
-"""Every limit and enumeration of the change-event schema, as plain values.
+"""Every limit and enumeration of the change-event schema, and the Push API's own that it rests on.
 
 A leaf: it imports nothing of pushsync, so the Push API client (`worker.pushapi.documents`) takes
 the service's rules from here without loading the models.
@@ -8,6 +8,10 @@ from __future__ import annotations
 
 SCHEMA_VERSION = 1
 MIB = 1024 * 1024
+CONTAINER_LIMIT_BYTES = 256 * MIB
+"""The service's hard limit for one file container upload."""
+INLINE_CONTENT_LIMIT_BYTES = 5 * MIB
+"""Largest `data` / `compressedBinaryData` the service takes inline in an item."""
 MAX_EVENT_BYTES = 6 * MIB
 """Largest encoded event accepted by default: the service's limit for one item request."""
 MAX_MESSAGE_BYTES = 16 * MIB

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from worker.settings import MIB
+from producers.events.limits import MIB
 
 
 def when(epoch: float) -> str:

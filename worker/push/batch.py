@@ -43,7 +43,8 @@ from worker.pushapi.errors import (
     QuotaError,
 )
 from worker.store.scripts import script
-from worker.settings import MIB, Settings
+from producers.events.limits import MIB
+from worker.settings import Settings
 from worker.push.brackets import StatusBrackets
 
 HERE = Path(__file__).parent

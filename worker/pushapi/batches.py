@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from producers.events.limits import CONTAINER_LIMIT_BYTES, INLINE_CONTENT_LIMIT_BYTES
 from worker.pushapi import documents
 from worker.pushapi.batchfile import IDENTITY_SECTIONS, ITEM_SECTIONS, BatchFile, BatchFileWriter
 from worker.pushapi.client import FileContainer, PushApiClient
 from worker.pushapi.errors import ContainerExpiredError, InvalidInputError, ItemTooLargeError, PushApiError
-from worker.settings import CONTAINER_LIMIT_BYTES, INLINE_CONTENT_LIMIT_BYTES
 
 log = logging.getLogger(__name__)
 

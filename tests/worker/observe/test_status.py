@@ -25,7 +25,8 @@ from worker.commands.health import BROKER_DOWN, HEALTHY, NO_WORKER, STORE_DOWN
 from worker.deadletter.operator import DeadLetterBrowser
 from worker.deadletter.queue import Held, held_per_target
 from worker.store.embedded import EmbeddedRedis
-from worker.settings import MIB, load_settings
+from producers.events.limits import MIB
+from worker.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[3]
 OK, SLOW, QUOTA, BAD = "st-ok", "st-slow", "st-quota", "st-bad"

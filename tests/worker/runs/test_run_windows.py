@@ -17,7 +17,8 @@ from worker.runs import exports
 from worker.runs.exports import check_export
 from worker.windows.flush import Flusher
 from worker.runs.packing import CONTAINER_FILL, PackingSample
-from worker.settings import INLINE_CONTENT_LIMIT_BYTES, MIB, load_settings
+from producers.events.limits import INLINE_CONTENT_LIMIT_BYTES, MIB
+from worker.settings import load_settings
 
 SOURCE = keys.Target(keys.SOURCE, "src")
 PARAGRAPH = "The article says the same thing in every paragraph, as articles do. "
