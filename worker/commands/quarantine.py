@@ -7,7 +7,7 @@ import dataclasses
 import click
 
 from producers.errors import PublishError
-from worker.ingest import quarantine as store
+from worker.ingest import quarantine as quarantined
 from worker.commands.health import BROKER_DOWN
 from worker.commands.output import counted, echo_json, shorten, when
 from worker.ingest.quarantine_replay import replay as replay_entries
@@ -28,7 +28,7 @@ def quarantine() -> None:
 @click.option("--limit", default=100, show_default=True, help="At most this many entries.")
 def list_entries(target: str | None, limit: int) -> None:
     """List entries, oldest first."""
-    entries = store.list_entries(connect(load_settings()), limit=limit, target=target)
+    entries = quarantined.list_entries(connect(load_settings()), limit=limit, target=target)
     for entry in entries:
         mark = "  (truncated)" if entry.truncated else ""
         click.echo(f"{entry.id}  {when(entry.at)}  {entry.target or '-'}  {shorten(entry.reason, 90)}{mark}")
@@ -39,7 +39,7 @@ def list_entries(target: str | None, limit: int) -> None:
 @click.argument("entry_id")
 def show(entry_id: str) -> None:
     """Show one entry whole, as JSON (`truncated`: raw holds only a prefix of `size` bytes)."""
-    entry = store.show(connect(load_settings()), entry_id)
+    entry = quarantined.show(connect(load_settings()), entry_id)
     if entry is None:
         raise click.ClickException(f"no quarantine entry {entry_id}")
     echo_json(dataclasses.asdict(entry))
@@ -93,5 +93,5 @@ def purge(entry_ids: tuple[str, ...], everything: bool, yes: bool) -> None:
         raise click.UsageError("name the entries to purge, or give --all (not both)")
     if everything and not yes:
         raise click.UsageError("purging every entry deletes them for good: add --yes")
-    removed = store.purge(connect(load_settings()), None if everything else list(entry_ids))
+    removed = quarantined.purge(connect(load_settings()), None if everything else list(entry_ids))
     click.echo(f"purged {counted(removed, 'entry', 'entries')}")

@@ -8,7 +8,7 @@ import time
 
 import click
 
-from worker.observe import overview as gathered
+from worker.observe import overview
 from worker.commands.health import BROKER_DOWN, HEALTHY, STORE_DOWN
 from worker.commands.output import age, counted, echo_json, mib, table, when
 from worker.deadletter.queue import DEAD_LETTER_QUEUE
@@ -35,12 +35,12 @@ def status(watch: float | None, as_json: bool) -> None:
     from worker.app import app
 
     if watch is None:
-        seen = gathered.gather(app, settings)
+        seen = overview.gather(app, settings)
         echo_json(dataclasses.asdict(seen)) if as_json else click.echo(render(seen))
         raise SystemExit(STORE_DOWN if seen.store.error else BROKER_DOWN if seen.broker.error else HEALTHY)
     try:
         while True:
-            seen = gathered.gather(app, settings)
+            seen = overview.gather(app, settings)
             if as_json:
                 click.echo(json.dumps(dataclasses.asdict(seen), default=str))
             else:
