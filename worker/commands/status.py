@@ -51,7 +51,7 @@ def status(watch: float | None, as_json: bool) -> None:
         return
 
 
-def render(seen: gathered.Overview) -> str:
+def render(seen: overview.Overview) -> str:
     """The overview as text: services and processes first, then a table per kind of target."""
     now = seen.at
     lines = [f"pushsync status at {when(now)}", ""]
@@ -79,7 +79,7 @@ def render(seen: gathered.Overview) -> str:
     return "\n".join(lines)
 
 
-def _workers(seen: gathered.Overview) -> list[str]:
+def _workers(seen: overview.Overview) -> list[str]:
     if seen.broker.error:
         return ["workers     unknown: the broker does not answer"]
     if not seen.workers:
@@ -92,7 +92,7 @@ def _workers(seen: gathered.Overview) -> list[str]:
     return lines
 
 
-def _beat(seen: gathered.Overview) -> str:
+def _beat(seen: overview.Overview) -> str:
     beat = seen.beat
     if beat is None:
         return "unknown: the store does not answer"
@@ -106,7 +106,7 @@ def _beat(seen: gathered.Overview) -> str:
     return f"NOT SEEN: {last}; beat runs a sweep every few seconds: is it running?"
 
 
-def _reasons(rows: list[gathered.TargetRow]) -> list[str]:
+def _reasons(rows: list[overview.TargetRow]) -> list[str]:
     """Why a window is held past its time, why a target is paused and what its last error said, under the table."""
     lines = []
     for row in rows:
@@ -121,7 +121,7 @@ def _reasons(rows: list[gathered.TargetRow]) -> list[str]:
     return lines
 
 
-def _cells(row: gathered.TargetRow, now: float) -> list[str]:
+def _cells(row: overview.TargetRow, now: float) -> list[str]:
     flight = "-"
     if row.in_flight:
         batch = row.in_flight[0]
