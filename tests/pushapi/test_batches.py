@@ -12,7 +12,7 @@ import pytest
 from tests.support.scripted_server import UPLOAD_PREFIX
 from worker.pushapi import errors
 from worker.pushapi.batchfile import ITEM_SECTIONS, BatchFileWriter
-from worker.pushapi.batches import BatchPusher, Delete, IdentityOp, Upsert
+from worker.pushapi.batches import ContainerPusher, Delete, IdentityOp, Upsert
 
 MB = 1024 * 1024
 LIMIT = 256 * MB
@@ -29,7 +29,7 @@ def batch_calls(server):
 def test_300_mb_batch_becomes_two_containers_under_the_limit(client, server, tmp_path):
     text = "x" * MB
     operations = (Upsert({"documentId": f"https://example.com/{i}", "data": text}) for i in range(300))
-    report = BatchPusher(client, directory=tmp_path).push_documents("src", operations)
+    report = ContainerPusher(client, directory=tmp_path).push_documents("src", operations)
     sizes = [request.size for request in uploads(server)]
     assert len(sizes) == 2 and all(size <= LIMIT for size in sizes)
     assert sum(sizes) > 300 * MB
@@ -40,7 +40,7 @@ def test_300_mb_batch_becomes_two_containers_under_the_limit(client, server, tmp
 
 def test_7_mb_item_goes_through_its_own_container(client, server, tmp_path):
     content = os.urandom(7 * MB)
-    report = BatchPusher(client, directory=tmp_path).push_documents(
+    report = ContainerPusher(client, directory=tmp_path).push_documents(
         "src", [Upsert({"documentId": "https://example.com/big", "title": "Big"}, content=content),
                 Upsert({"documentId": "https://example.com/small", "data": "small"})])
     first, second = uploads(server)
@@ -54,7 +54,7 @@ def test_7_mb_item_goes_through_its_own_container(client, server, tmp_path):
 
 
 def test_small_content_is_compressed_inline(client, server):
-    BatchPusher(client).push_documents("src", [Upsert({"documentId": "file://a/b.txt"}, content=b"hello " * 100)])
+    ContainerPusher(client).push_documents("src", [Upsert({"documentId": "file://a/b.txt"}, content=b"hello " * 100)])
     (upload,) = uploads(server)
     (item,) = upload.json()["addOrUpdate"]
     assert item["compressionType"] == "ZLIB"
@@ -63,7 +63,7 @@ def test_small_content_is_compressed_inline(client, server):
 
 def test_data_over_5_mb_is_compressed_inline_when_it_fits(client, server):
     text = "y" * (6 * MB)
-    BatchPusher(client).push_documents("src", [Upsert({"documentId": "https://example.com/t", "data": text})])
+    ContainerPusher(client).push_documents("src", [Upsert({"documentId": "https://example.com/t", "data": text})])
     (upload,) = uploads(server)
     (item,) = upload.json()["addOrUpdate"]
     assert "data" not in item and item["compressionType"] == "ZLIB"
@@ -72,7 +72,7 @@ def test_data_over_5_mb_is_compressed_inline_when_it_fits(client, server):
 
 def test_data_with_a_file_extension_is_sent_compressed_when_that_is_smaller(client, server):
     text = "<p>Pushed again whenever the article changes, with the same paragraph.</p>" * 40
-    BatchPusher(client, compress_data=True).push_documents("src", [
+    ContainerPusher(client, compress_data=True).push_documents("src", [
         Upsert({"documentId": "https://example.com/page", "data": text, "fileExtension": ".html", "title": "Page"}),
     ])
     (upload,) = uploads(server)
@@ -90,21 +90,21 @@ def test_data_with_a_file_extension_is_sent_compressed_when_that_is_smaller(clie
      "data": base64.b64encode(os.urandom(3000)).decode()},
 ], ids=["no file extension", "too small to gain", "incompressible"])
 def test_data_stays_inline_text_when_compressing_would_not_be_safe_or_smaller(client, server, document):
-    BatchPusher(client, compress_data=True).push_documents("src", [Upsert(document)])
+    ContainerPusher(client, compress_data=True).push_documents("src", [Upsert(document)])
     (upload,) = uploads(server)
     assert upload.json()["addOrUpdate"] == [document]
 
 
 def test_data_is_sent_as_it_is_when_compression_is_off(client, server):
     document = {"documentId": "https://example.com/page", "data": "same words again " * 40, "fileExtension": ".txt"}
-    BatchPusher(client, compress_data=False).push_documents("src", [Upsert(document)])
+    ContainerPusher(client, compress_data=False).push_documents("src", [Upsert(document)])
     (upload,) = uploads(server)
     assert upload.json()["addOrUpdate"] == [document]
 
 
 def test_incompressible_data_over_5_mb_goes_through_its_own_container(client, server):
     text = base64.b64encode(os.urandom(5 * MB)).decode()
-    BatchPusher(client).push_documents("src", [Upsert({"documentId": "https://example.com/t", "data": text})])
+    ContainerPusher(client).push_documents("src", [Upsert({"documentId": "https://example.com/t", "data": text})])
     content, batch = uploads(server)
     (item,) = batch.json()["addOrUpdate"]
     assert "data" not in item and item["compressedBinaryDataFileId"] == content.path.removeprefix(UPLOAD_PREFIX)
@@ -113,7 +113,7 @@ def test_incompressible_data_over_5_mb_goes_through_its_own_container(client, se
 
 def test_300_mb_item_is_rejected_alone_and_the_rest_lands(client, server):
     huge = bytes(300 * MB)
-    report = BatchPusher(client).push_documents("src", [
+    report = ContainerPusher(client).push_documents("src", [
         Upsert({"documentId": "https://example.com/ok-1", "data": "1"}),
         Upsert({"documentId": "https://example.com/huge"}, content=huge, compression_type="DEFLATE"),
         Delete("https://example.com/gone"),
@@ -128,7 +128,7 @@ def test_300_mb_item_is_rejected_alone_and_the_rest_lands(client, server):
 
 
 def test_invalid_items_are_reported_not_sent(client, server):
-    report = BatchPusher(client).push_documents("src", [
+    report = ContainerPusher(client).push_documents("src", [
         Upsert({"documentId": "not a uri", "data": "x"}),
         Upsert({"documentId": "https://example.com/meta", "data": "x", "author": {"name": "x"}}),
         Upsert({"documentId": "https://example.com/fine", "data": "x"}),
@@ -140,7 +140,7 @@ def test_invalid_items_are_reported_not_sent(client, server):
 
 def test_vanished_container_gets_a_fresh_one(client, server):
     server.script("PUT", r"/documents/batch$", 404, error_code="FILE_NOT_FOUND")
-    report = BatchPusher(client).push_documents("src", [Upsert({"documentId": "https://example.com/a", "data": "a"})])
+    report = ContainerPusher(client).push_documents("src", [Upsert({"documentId": "https://example.com/a", "data": "a"})])
     calls = batch_calls(server)
     assert [c.status for c in calls] == [404, 202]
     assert calls[0].query["fileId"] != calls[1].query["fileId"]
@@ -150,7 +150,7 @@ def test_vanished_container_gets_a_fresh_one(client, server):
 def test_identity_batches_have_their_three_sections(client, server):
     group = {"name": "g", "type": "GROUP", "additionalInfo": {}}
     user = {"name": "u", "type": "USER", "additionalInfo": {}}
-    report = BatchPusher(client).push_identities("prov", [
+    report = ContainerPusher(client).push_identities("prov", [
         IdentityOp("members", {"identity": group, "members": [user], "wellKnowns": []}),
         IdentityOp("mappings", {"identity": user, "mappings": [{"name": "u2", "type": "USER", "provider": "p2"}]}),
         IdentityOp("deleted", {"identity": user}),

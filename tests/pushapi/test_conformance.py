@@ -5,7 +5,7 @@ from __future__ import annotations
 from tests.pushapi.conftest import API_KEY
 from tests.support.openapi import load_spec
 from tests.support.scripted_server import REQUIRED_UPLOAD_HEADERS, UPLOAD_PREFIX
-from worker.pushapi.batches import BatchPusher, Delete, IdentityOp, Upsert
+from worker.pushapi.batches import ContainerPusher, Delete, IdentityOp, Upsert
 
 GROUP = {"name": "editors", "type": "GROUP", "additionalInfo": {}}
 USER = {"name": "ann@example.com", "type": "USER", "additionalInfo": {"dept": "docs"}}
@@ -37,7 +37,7 @@ def exercise_every_operation(client, tmp_path):
         {"name": "ann", "type": "USER", "provider": "other", "additionalInfo": {}}], "wellKnowns": []})
     client.push_identities_batch("prov", container.file_id)
     client.disable_identities_older_than("prov", 1_700_000_000_000, queue_delay=5)
-    pusher = BatchPusher(client, max_bytes=1024 * 1024)
+    pusher = ContainerPusher(client, max_bytes=1024 * 1024)
     pusher.push_documents("src", [Upsert({"documentId": "https://example.com/c", "data": "c"}),
                                   Upsert({"documentId": "https://example.com/d"}, content=b"\x00" * 10),
                                   Delete("https://example.com/e")])

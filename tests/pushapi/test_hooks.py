@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from worker.pushapi.batches import BatchPusher, Upsert
+from worker.pushapi.batches import ContainerPusher, Upsert
 from worker.pushapi.client import EventHooks, PushApiClient
 
 STATUS = r"/sources/src/status$"
@@ -41,7 +41,7 @@ def test_the_hook_runs_before_every_attempt_and_what_it_raises_stops_the_retries
 def test_a_stopped_push_sends_nothing_after_the_stop(client, server):
     gate = Gate(allowed=2)  # the container and the upload, not the batch call
     with client.before_each_request(gate), pytest.raises(Stop):
-        BatchPusher(client).push_documents("src", [Upsert({"documentId": "https://example.com/a", "data": "a"})])
+        ContainerPusher(client).push_documents("src", [Upsert({"documentId": "https://example.com/a", "data": "a"})])
     assert gate.seen == ["create_file_container", "upload", "push_documents_batch"]
     assert [request.method for request in server.requests] == ["POST", "PUT"]
 

@@ -33,7 +33,7 @@ from worker.deadletter.queue import DeadLetters
 from worker.push.lease import Lease, LeaseLost
 from worker.logs import log_context
 from worker.push.operations import to_operation
-from worker.pushapi.batches import BatchPusher, PushReport
+from worker.pushapi.batches import ContainerPusher, PushReport
 from worker.pushapi.client import PushApiClient
 from worker.pushapi.errors import (
     AuthError,
@@ -202,7 +202,7 @@ class BatchPush:
 
     def _send(self, batch: keys.Batch, stale: list[str], max_bytes: int) -> PushReport:
         operations = self._operations(batch, stale)
-        pusher = BatchPusher(self.api, max_bytes=max_bytes, directory=self.directory,
+        pusher = ContainerPusher(self.api, max_bytes=max_bytes, directory=self.directory,
                              compress_data=self.settings.compress_data)
         if batch.target.kind == keys.SOURCE:
             return pusher.push_documents(batch.target.id, operations)

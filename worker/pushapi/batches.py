@@ -1,7 +1,7 @@
 """Pushing a whole batch of items or identities through file containers.
 
 `Entries` turns each operation into its batch-file entry without calling the service (so a
-run can size its windows from them, see `worker/runs/packing.py`); `BatchPusher` streams those
+run can size its windows from them, see `worker/runs/packing.py`); `ContainerPusher` streams those
 entries into batch files that fit one container each, sends item content that is too large to
 inline through a container of its own, and for every finished file creates a container,
 uploads, and calls the batch operation. An item that cannot be sent at all (too large,
@@ -159,7 +159,7 @@ class Entries:
         return None, ""
 
 
-class BatchPusher:
+class ContainerPusher:
     """Sends batches of items or identities through file containers.
 
     `containers` lists the fileId of every container this pusher created, in order, the one a

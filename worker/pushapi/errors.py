@@ -41,7 +41,7 @@ class PushApiError(Exception):
         self.target = target
         """The source or provider id the operation addressed, when it had one."""
         self.file_ids: list[str] = []
-        """The file containers of the batch being pushed when this happened (set by BatchPusher)."""
+        """The file containers of the batch being pushed when this happened (set by ContainerPusher)."""
 
     def __str__(self) -> str:
         where = " ".join(part for part in (self.operation, self.target and f"[{self.target}]") if part)
