@@ -19,13 +19,12 @@ from pathlib import Path
 
 import click
 import requests
+from memory import tree_peak_rss_mib
+from results import invocation, write_result
 
 from producers import Publisher
 from worker.children import celery, emulator
 from worker.store.embedded import EmbeddedRedis, free_port
-
-from memory import tree_peak_rss_mib
-from results import invocation, write_result
 
 SOURCE = "big-window"
 ORGANIZATION = "bench"

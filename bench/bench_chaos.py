@@ -29,14 +29,14 @@ from pathlib import Path
 
 import click
 import redis
-
 from expectation import check, idle, last_changes, settled
-from stack import Stack, batch_calls, wait_until
-from producers.broker import is_amqp
 from results import Target, echo_targets, invocation, write_result
-from worker.ingest import quarantine
-from worker.deadletter.queue import DeadLetters
+from stack import Stack, batch_calls, wait_until
 from workload import MS_PER_SECOND, URL_ROOT, Workload, publish
+
+from producers.broker import is_amqp
+from worker.deadletter.queue import DeadLetters
+from worker.ingest import quarantine
 
 EVENTS = 100_000
 SOURCES = 10

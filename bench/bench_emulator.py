@@ -32,10 +32,10 @@ from worker.store.embedded import free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for the tests' launcher
 
-from tests.plugins.emulator import EmulatorServer, start_emulator, stop_emulator, wait_until_serving  # noqa: E402
-
 from memory import status_mib  # noqa: E402
 from results import Target, at_least, below, invocation, write_result  # noqa: E402
+
+from tests.plugins.emulator import EmulatorServer, start_emulator, stop_emulator, wait_until_serving  # noqa: E402
 
 MIB = 1024 * 1024
 CLIENT_PROCESSES = 2

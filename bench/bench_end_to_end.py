@@ -36,13 +36,13 @@ from pathlib import Path
 from typing import Any
 
 import click
-
 from expectation import Check, check, idle, last_changes, settled
-from stack import API_KEY, ORGANIZATION, Stack, batch_calls, is_upload, wait_until
 from results import at_least, below, echo_targets, invocation, write_result
+from stack import API_KEY, ORGANIZATION, Stack, batch_calls, is_upload, wait_until
+from workload import DELETED_HOT_EVERY, HOT_SHARE, HOT_UPDATES, MS_PER_SECOND, URL_ROOT, Change, Workload, publish
+
 from worker.pushapi.client import PushApiClient
 from worker.settings import load_settings
-from workload import DELETED_HOT_EVERY, HOT_SHARE, HOT_UPDATES, MS_PER_SECOND, URL_ROOT, Change, Workload, publish
 
 EVENTS = 1_000_000
 SOURCES = 50

@@ -29,18 +29,17 @@ from pathlib import Path
 
 import click
 import redis
+from memory import peak_rss_mib
+from results import at_least, invocation, verdict, write_result
 
 from producers import broker
 from producers.events import InvalidEvent, decode_message
 from producers.publisher import DEFAULT_EVENTS_PER_MESSAGE
 from producers.transport import RetryPolicy, StreamTransport
-from worker.store import keys
 from worker.children import celery
-from worker.store.embedded import EmbeddedRedis
 from worker.ingest.ingestor import INGEST_GROUP_MESSAGES
-
-from memory import peak_rss_mib
-from results import at_least, invocation, verdict, write_result
+from worker.store import keys
+from worker.store.embedded import EmbeddedRedis
 
 REPO = Path(__file__).resolve().parents[1]
 SINGLE_MESSAGES = 5_000

@@ -42,17 +42,16 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import click
+from cpu import cpu_seconds, tree_cpu_seconds, usage_seconds
+from memory import peak_rss_mib, status_mib, tree_peak_rss_mib
+from results import above, at_least, below, echo_targets, invocation, write_result
+from stack import API_KEY, ORGANIZATION, Emulator
 
 from worker.children import Child, celery, emulator
-from worker.store.embedded import EmbeddedRedis, free_port
 from worker.push.operations import to_operation
 from worker.pushapi.batchfile import ITEM_SECTIONS, BatchFile, BatchFileWriter
 from worker.pushapi.client import PushApiClient
-
-from cpu import cpu_seconds, tree_cpu_seconds, usage_seconds
-from memory import peak_rss_mib, status_mib, tree_peak_rss_mib
-from stack import API_KEY, ORGANIZATION, Emulator
-from results import above, at_least, below, echo_targets, invocation, write_result
+from worker.store.embedded import EmbeddedRedis, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCE = "rebuild-bench"

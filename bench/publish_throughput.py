@@ -13,11 +13,10 @@ import uuid
 
 import click
 from kombu import Connection
+from results import invocation, write_result
 
 from producers import broker
 from producers.publisher import DEFAULT_EVENTS_PER_MESSAGE, Publisher
-
-from results import invocation, write_result
 
 DEFAULT_EVENTS = 5_000
 BODY_TEXT = "lorem ipsum " * 40

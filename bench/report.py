@@ -21,8 +21,8 @@ import matplotlib
 matplotlib.use("Agg")  # no display: the plot only goes to a file
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
-
 from results import REPO, RESULTS_DIR  # noqa: E402
+
 from producers.events.limits import CONTAINER_LIMIT_BYTES, MIB  # noqa: E402
 
 PAGE = REPO / "docs" / "benchmarks.md"

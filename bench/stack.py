@@ -19,10 +19,10 @@ from typing import Any
 
 import redis
 import requests
-from prometheus_client.parser import text_string_to_metric_families
-
 from cpu import cpu_seconds
 from memory import tree, tree_peak_rss_mib
+from prometheus_client.parser import text_string_to_metric_families
+
 from worker.children import Child, celery, emulator
 from worker.store.embedded import EmbeddedRedis, free_port
 

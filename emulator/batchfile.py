@@ -20,7 +20,6 @@ import ijson
 from emulator.bodies import MAX_NESTING_DEPTH, nested_too_deep
 from emulator.errors import invalid
 
-
 BatchEntry = tuple[str, "JsonObject"]
 """One entry of a batch file and the section (array) it stands in."""
 

@@ -13,8 +13,8 @@ from worker.commands.dlq import dlq
 from worker.commands.health import health
 from worker.commands.quarantine import quarantine
 from worker.commands.rebuild import identities, rebuild
-from worker.commands.status import status
 from worker.commands.serve import beat, worker
+from worker.commands.status import status
 from worker.logs import configure
 from worker.settings import LOG_FORMAT_VARIABLE, LogFormat, SettingsError
 from worker.version import VERSION

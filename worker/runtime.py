@@ -12,17 +12,16 @@ from typing import Any
 import redis
 
 from worker import hooks
-from worker.observe import metrics
-from worker.runs.broker_runs import BrokerRuns
 from worker.deadletter.queue import DeadLetters
-from worker.windows.flush import Enqueue, Flusher
-from worker.pushapi.client import PushApiClient
+from worker.observe import metrics
 from worker.push.batch import BatchPush
+from worker.push.brackets import StatusBrackets
+from worker.pushapi.client import PushApiClient
+from worker.runs.broker_runs import BrokerRuns
 from worker.runs.rebuild import Rebuilds
 from worker.settings import Settings, load_settings
-from worker.push.brackets import StatusBrackets
 from worker.store.connection import connect, store_url
-
+from worker.windows.flush import Enqueue, Flusher
 
 RECORDER = metrics.Recorder()
 """Counts what the stages of this process report."""

@@ -14,8 +14,8 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from producers.events.limits import CONTAINER_LIMIT_BYTES, MIB
 from emulator.defaults import DEFAULT_API_KEY, DEFAULT_ORGANIZATION, DEFAULT_PUSH_URL
+from producers.events.limits import CONTAINER_LIMIT_BYTES, MIB
 from worker import redaction
 
 LOCAL_PUSH_URL = DEFAULT_PUSH_URL

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from worker.runs import broker_runs
-from worker.store import keys
-from worker.observe import liveness, metrics
 from worker.ingest.ingestor import REBUILD_BEGIN_TASK
+from worker.observe import liveness, metrics
+from worker.runs import broker_runs
 from worker.runtime import flusher, runtime
+from worker.store import keys
 
 SWEEP_LOCK_SECONDS = 30
 """A sweep that takes longer than this (it should take milliseconds) lets the next one run."""

@@ -11,8 +11,8 @@ import pytest
 
 from tests.support.scripted_server import UPLOAD_PREFIX
 from worker.pushapi import errors
-from worker.pushapi.batchfile import ITEM_SECTIONS, BatchFileWriter
 from worker.pushapi.batches import ContainerPusher, Delete, IdentityOp, Upsert
+from worker.pushapi.batchfile import ITEM_SECTIONS, BatchFileWriter
 
 MB = 1024 * 1024
 LIMIT = 256 * MB

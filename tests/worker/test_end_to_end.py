@@ -6,7 +6,7 @@ import pytest
 
 from producers import Publisher
 from tests.support.openapi import assert_conforms
-from tests.worker.e2e import converge, honest_brackets, history, pipeline_env, source_calls, wait_for
+from tests.worker.e2e import converge, history, honest_brackets, pipeline_env, source_calls, wait_for
 
 SOURCES = ["docs", "support", "news"]
 

@@ -10,10 +10,10 @@ from click.testing import CliRunner
 
 from producers import Publisher
 from tests.worker.e2e import converge, history, pipeline_env, wait_for
-from worker.store import keys
-from worker.push import pause
 from worker.cli import main
 from worker.deadletter.operator import DeadLetterBrowser
+from worker.push import pause
+from worker.store import keys
 
 SOURCE = "faulty"
 BATCH = "*/documents/batch"

@@ -16,15 +16,15 @@ from producers import Publisher
 from producers.events import complete_event, parse_event
 from tests.support.ids import accepted_ids, accepted_names, accepted_uris, examples
 from tests.worker.e2e import pipeline_env, wait_for
-from worker.store import keys
-from worker.observe import overview
-from worker.windows.coalesce import Coalescer
 from worker.deadletter.operator import DeadLetterBrowser
-from worker.windows.flush import Flusher
+from worker.observe import overview
 from worker.push.batch import BatchPush
+from worker.push.brackets import StatusBrackets
 from worker.pushapi.client import PushApiClient
 from worker.settings import load_settings
-from worker.push.brackets import StatusBrackets
+from worker.store import keys
+from worker.windows.coalesce import Coalescer
+from worker.windows.flush import Flusher
 
 WINDOW_SECONDS = 5
 REAP_AFTER_SECONDS = 30

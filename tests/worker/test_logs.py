@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from worker.store.embedded import free_port
 from worker.logs import HANDLER_NAME, configure, log_context
 from worker.settings import LogFormat, SettingsError, load_settings
+from worker.store.embedded import free_port
 
 log = logging.getLogger("pushsync.test")
 TEXT_LINE = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}: (?P<level>[A-Z]+)/(?P<process>\w+)\] "

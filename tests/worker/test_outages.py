@@ -25,8 +25,8 @@ import redis
 
 from producers import Publisher, PublishError, RetryPolicy
 from tests.worker.e2e import converge, history, pipeline_env, wait_for
-from worker.store import keys
 from worker.ingest import quarantine
+from worker.store import keys
 from worker.store.embedded import EmbeddedRedis
 
 LONG = os.environ.get("PUSHSYNC_LONG_FAULTS") == "1"

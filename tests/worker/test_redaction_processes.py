@@ -23,12 +23,12 @@ import requests
 from producers import Publisher
 from producers.webhook.signatures import PUSHSYNC_HEADER, pushsync_signature
 from tests.worker.e2e import expected, history, index, pipeline_env, wait_for
-from worker.store import keys
-from worker.push import pause
 from worker.children import Child
 from worker.deadletter.operator import DeadLetterBrowser
-from worker.store.embedded import free_port
+from worker.push import pause
 from worker.settings import LogFormat
+from worker.store import keys
+from worker.store.embedded import free_port
 
 FORMATS = [LogFormat.TEXT, LogFormat.JSON]
 ECHOED = "echoed"

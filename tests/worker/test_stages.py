@@ -14,17 +14,17 @@ import time
 
 import pytest
 
-from producers.events import parse_event, complete_event
+from producers.events import complete_event, parse_event
 from tests.support.scripted_server import UPLOAD_PREFIX, ScriptedServer
-from worker.store import keys
-from worker.push import pause
-from worker.windows.coalesce import Coalescer
 from worker.deadletter.operator import DeadLetterBrowser
-from worker.windows.flush import Flusher
+from worker.push import pause
 from worker.push.batch import BatchPush
+from worker.push.brackets import StatusBrackets
 from worker.pushapi.client import PushApiClient
 from worker.settings import load_settings
-from worker.push.brackets import StatusBrackets
+from worker.store import keys
+from worker.windows.coalesce import Coalescer
+from worker.windows.flush import Flusher
 
 SOURCE = keys.Target(keys.SOURCE, "src")
 
@@ -204,7 +204,8 @@ def test_permanent_400_dead_letters_then_replay_restores(pipeline, redis_broker_
 
 def test_oversized_item_is_dead_lettered_alone(redis_client, redis_broker_url, server):
     pipeline = Pipeline(redis_client, redis_broker_url, server, container_max_bytes=1024 * 1024)
-    import base64, os
+    import base64
+    import os
     big = base64.b64encode(os.urandom(1536 * 1024)).decode()
     pipeline.coalescer.add([item(1, 1), item(2, 1, binaryData=big, compressionType="GZIP")])
     pipeline.flush()

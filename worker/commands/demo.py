@@ -18,9 +18,9 @@ import redis
 import requests
 
 from producers import Publisher
-from worker.store import keys
 from worker.children import Child, celery, emulator
 from worker.commands.demo_events import demo_events, expected_index
+from worker.store import keys
 from worker.store.embedded import EmbeddedRedis, free_port
 
 SOURCE = "demo-knowledge-base"

@@ -7,9 +7,9 @@ import dataclasses
 import click
 
 from producers.errors import PublishError
-from worker.ingest import quarantine as quarantined
 from worker.commands.health import BROKER_DOWN
 from worker.commands.output import counted, echo_json, shorten, when
+from worker.ingest import quarantine as quarantined
 from worker.ingest.quarantine_replay import replay as replay_entries
 from worker.settings import load_settings
 from worker.store.connection import connect, store_url

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import click
 
-from worker.store import keys
-from worker.runs.exports import check_export, default_processes
-from worker.runtime import push_api_client
 from worker.pushapi.errors import NotFoundError, PushApiError
-from worker.runs.rebuild import Rebuilds, RebuildError
+from worker.runs.exports import check_export, default_processes
+from worker.runs.rebuild import RebuildError, Rebuilds
+from worker.runtime import push_api_client
 from worker.settings import load_settings
+from worker.store import keys
 from worker.store.connection import connect
 
 EXIT_BAD_EXPORT = 1

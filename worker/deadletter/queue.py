@@ -39,9 +39,9 @@ from kombu.pools import connections
 
 from producers import broker
 from worker import hooks
-from worker.store import keys, recent
 from worker.pushapi.errors import StatusError
 from worker.redaction import redact
+from worker.store import keys, recent
 
 log = logging.getLogger(__name__)
 

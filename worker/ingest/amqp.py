@@ -28,10 +28,10 @@ from kombu import Consumer, Message
 
 from producers import broker
 from worker.ingest import compression
-from worker.windows.coalesce import Coalescer
 from worker.ingest.ingestor import INGEST_GROUP_MESSAGES, Ingestor, Received, Stopping, run_announcer
 from worker.settings import load_settings
 from worker.store.connection import connect
+from worker.windows.coalesce import Coalescer
 
 log = logging.getLogger(__name__)
 

@@ -39,13 +39,13 @@ from kombu.exceptions import OperationalError
 from producers import broker
 from producers.errors import InvalidEventError
 from producers.events import Event, InvalidEvent, RebuildBegin, RebuildEnd, check_size, decode_message
-from worker.runs import broker_runs
-from worker.store import keys
 from worker import hooks
 from worker.ingest import quarantine
 from worker.ingest.compression import BodyError, decompress
-from worker.windows.coalesce import Coalescer, target_of
 from worker.ingest.horizon import Horizon
+from worker.runs import broker_runs
+from worker.store import keys
+from worker.windows.coalesce import Coalescer, target_of
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,6 @@ import redis
 from celery import bootsteps
 
 from producers import broker
-from worker.windows.coalesce import Coalescer
 from worker.ingest.ingestor import (
     INGEST_GROUP_MESSAGES,
     OUTAGE_BACKOFF_SECONDS,
@@ -39,6 +38,7 @@ from worker.ingest.ingestor import (
 )
 from worker.settings import Settings, load_settings
 from worker.store.connection import connect, store_url
+from worker.windows.coalesce import Coalescer
 
 log = logging.getLogger(__name__)
 

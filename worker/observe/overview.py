@@ -16,13 +16,13 @@ import redis
 from celery import Celery
 
 from producers.broker import EVENTS_QUEUE, POISON_SUFFIX, is_amqp
-from worker.store import keys, recent
-from worker.observe import liveness, probes
-from worker.ingest import quarantine
-from worker.windows import holds
 from worker.deadletter.queue import DEAD_LETTER_QUEUE, Held, held_per_target
+from worker.ingest import quarantine
+from worker.observe import liveness, probes
 from worker.settings import Settings
+from worker.store import keys, recent
 from worker.store.connection import store_url
+from worker.windows import holds
 
 COUNTERS = ("received", "superseded", "stale", "pushed", "dead_lettered")
 """Fields of a target's stats hash that are running totals worth showing."""

@@ -19,19 +19,19 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import redis
 from pydantic_core import from_json
 
+from producers.events.limits import MIB
 from worker import hooks
-from worker.store import keys, recent
-from worker.push import pause, prerequisites
-from worker.store.ranks import RANK_LUA, is_newer, rank
 from worker.deadletter.queue import DeadLetters
-from worker.push.lease import Lease, LeaseLost
 from worker.logs import log_context
+from worker.push import pause, prerequisites
+from worker.push.brackets import StatusBrackets
+from worker.push.lease import Lease, LeaseLost
 from worker.push.operations import to_operation
 from worker.pushapi.batches import ContainerPusher, PushReport
 from worker.pushapi.client import PushApiClient
@@ -42,10 +42,10 @@ from worker.pushapi.errors import (
     PushApiError,
     QuotaError,
 )
-from worker.store.scripts import script
-from producers.events.limits import MIB
 from worker.settings import Settings
-from worker.push.brackets import StatusBrackets
+from worker.store import keys, recent
+from worker.store.ranks import RANK_LUA, is_newer, rank
+from worker.store.scripts import script
 
 HERE = Path(__file__).parent
 

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import redis
 
-from worker.store import keys
 from worker.pushapi.client import PushApiClient
 from worker.pushapi.errors import PushApiError
-from worker.store.scripts import script
 from worker.settings import Settings
+from worker.store import keys
+from worker.store.scripts import script
 
 HERE = Path(__file__).parent
 

@@ -17,8 +17,8 @@ import logging
 import threading
 import time
 import uuid
-from types import TracebackType
 from pathlib import Path
+from types import TracebackType
 
 import redis
 

@@ -28,8 +28,8 @@ import redis
 from redis.client import Pipeline
 
 from producers.events import InvalidEvent, RebuildBegin, RebuildEnd
+from worker.runs.rebuild import RebuildError, Rebuilds, Run, RunOutcome
 from worker.store import keys
-from worker.runs.rebuild import RunOutcome, RebuildError, Rebuilds, Run
 
 log = logging.getLogger(__name__)
 

@@ -20,10 +20,10 @@ from producers.errors import InvalidEventError
 from producers.events import Event
 from producers.ndjson import check_line, numbered_lines
 from producers.runs import CARRIED_KINDS
+from worker.runs.packing import SAMPLE_EVERY, PackingSample
 from worker.store import keys
 from worker.store.ranks import rank
 from worker.windows.coalesce import KeyedEvent
-from worker.runs.packing import SAMPLE_EVERY, PackingSample
 
 SHOWN_INVALID_LINES = 20
 """Invalid lines reported one by one; the rest are counted."""

@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from worker.store import keys
 from worker.push.operations import to_operation
-from worker.pushapi.batchfile import encode
 from worker.pushapi.batches import Entries
+from worker.pushapi.batchfile import encode
 from worker.pushapi.errors import InvalidInputError
 from worker.settings import Settings
+from worker.store import keys
 
 SAMPLE_EVERY = 100
 """One event in this many is measured."""

@@ -33,13 +33,13 @@ from dataclasses import dataclass
 
 import redis
 
-from worker.store import keys
 from worker.push import pause, prerequisites
-from worker.windows.coalesce import Coalescer, KeyedEvent
-from worker.windows.holds import FEEDING
+from worker.push.brackets import StatusBrackets
 from worker.pushapi.client import PushApiClient
 from worker.settings import Settings
-from worker.push.brackets import StatusBrackets
+from worker.store import keys
+from worker.windows.coalesce import Coalescer, KeyedEvent
+from worker.windows.holds import FEEDING
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,10 @@ import redis
 from redis.client import Pipeline
 
 from producers.events import Event, IdentityAlias, IdentityDisable, IdentityUpsert, ItemDelete, ItemUpsert
+from worker.settings import Settings
 from worker.store import keys
 from worker.store.ranks import RANK_LUA, rank
 from worker.store.scripts import script
-from worker.settings import Settings
 
 HERE = Path(__file__).parent
 

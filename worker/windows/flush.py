@@ -27,10 +27,10 @@ import redis
 
 from worker import hooks
 from worker.push import pause, prerequisites
-from worker.store import keys
-from worker.windows import holds
-from worker.store.scripts import script
 from worker.settings import Settings
+from worker.store import keys
+from worker.store.scripts import script
+from worker.windows import holds
 
 HERE = Path(__file__).parent
 

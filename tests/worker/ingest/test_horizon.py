@@ -24,13 +24,13 @@ from tests.support.ids import examples
 from tests.support.times import occurred
 from tests.worker.e2e import pipeline_env, wait_for
 from tests.worker.observe.test_metrics import scrape, value
-from worker.store import keys
-from worker.ingest import quarantine
 from worker.cli import main
 from worker.deadletter.operator import DeadLetterBrowser
-from worker.store.embedded import EmbeddedRedis, free_port
+from worker.ingest import quarantine
 from worker.ingest.horizon import FUTURE, TOO_OLD, Horizon
 from worker.settings import SettingsError, load_settings
+from worker.store import keys
+from worker.store.embedded import EmbeddedRedis, free_port
 
 SOURCE = "replayed"
 DOCUMENT = "https://example.com/replayed/1"

@@ -11,8 +11,8 @@ from producers import Publisher
 from tests.support.raw import publish_raw, purge_rabbit
 from tests.support.times import occurred
 from tests.worker.e2e import wait_for
-from worker.store import keys
 from worker.ingest import quarantine
+from worker.store import keys
 
 SOURCES = ("alpha", "beta", "gamma")
 

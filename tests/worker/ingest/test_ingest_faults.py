@@ -9,13 +9,12 @@ import redis
 
 from producers import Publisher
 from producers.events import complete_event
-from tests.support.raw import publish_raw
+from tests.support.raw import publish_raw, purge_rabbit
 from tests.worker.e2e import wait_for
-from tests.support.raw import purge_rabbit
-from worker.store import keys
 from worker.ingest import quarantine
-from worker.store.embedded import EmbeddedRedis
 from worker.ingest.ingestor import MESSAGE_QUARANTINE_EVENTS
+from worker.store import keys
+from worker.store.embedded import EmbeddedRedis
 
 SOURCE = keys.Target(keys.SOURCE, "ingested")
 

@@ -28,8 +28,8 @@ from producers import broker
 from tests.support.raw import append_entry, publish_raw
 from tests.support.times import occurred
 from tests.worker.e2e import wait_for
-from worker.store import keys
 from worker.ingest import quarantine
+from worker.store import keys
 
 SOURCE = keys.Target(keys.SOURCE, "fuzzed")
 EXAMPLES = int(os.environ.get("PUSHSYNC_FUZZ_EXAMPLES", "20"))

@@ -16,12 +16,12 @@ from producers.events import InvalidEvent, decode_event
 from tests.support.raw import drain
 from tests.support.times import occurred
 from tests.worker.e2e import wait_for
-from worker.store import keys
-from worker.ingest import quarantine
 from worker.cli import main
 from worker.deadletter.operator import DeadLetterBrowser
-from worker.store.embedded import free_port
+from worker.ingest import quarantine
 from worker.ingest.ingestor import POISON_REASON
+from worker.store import keys
+from worker.store.embedded import free_port
 
 HUGE = 16 * 1024 * 1024
 ENTRY_OVERHEAD_CHARS = 1024

@@ -19,8 +19,8 @@ import redis
 from producers import Publisher, broker
 from tests.support.raw import publish_raw
 from tests.worker.e2e import wait_for
-from worker.store import keys
 from worker.ingest import quarantine
+from worker.store import keys
 
 SOURCE = keys.Target(keys.SOURCE, "frozen")
 GIB = 1024**3

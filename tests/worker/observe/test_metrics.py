@@ -22,10 +22,10 @@ from producers import Publisher
 from producers.webhook.signatures import pushsync_signature
 from tests.worker.e2e import converge, pipeline_env, wait_for
 from worker import hooks, runtime
-from worker.observe import metric_files
-from worker.store import keys
 from worker.children import Child
 from worker.deadletter.operator import DeadLetterBrowser
+from worker.observe import metric_files
+from worker.store import keys
 from worker.store.embedded import free_port
 
 SOURCES = ["docs", "support"]

@@ -18,15 +18,15 @@ import redis
 from celery import Celery
 
 from producers import Publisher
+from producers.events.limits import MIB
 from tests.worker.e2e import converge, pipeline_env, wait_for
-from worker.store import keys
-from worker.windows.coalesce import Coalescer
 from worker.commands.health import BROKER_DOWN, HEALTHY, NO_WORKER, STORE_DOWN
 from worker.deadletter.operator import DeadLetterBrowser
 from worker.deadletter.queue import Held, held_per_target
-from worker.store.embedded import EmbeddedRedis
-from producers.events.limits import MIB
 from worker.settings import load_settings
+from worker.store import keys
+from worker.store.embedded import EmbeddedRedis
+from worker.windows.coalesce import Coalescer
 
 REPO = Path(__file__).resolve().parents[3]
 OK, SLOW, QUOTA, BAD = "st-ok", "st-slow", "st-quota", "st-bad"

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from producers import Publisher
 from tests.support.times import occurred
 from tests.worker.e2e import pipeline_env, wait_for
-from worker.store import keys
 from worker.cli import main
+from worker.store import keys
 
 SOURCE = "rebuilt"
 TARGET = keys.Target(keys.SOURCE, SOURCE)

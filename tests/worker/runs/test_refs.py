@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 
 from producers.events import complete_event, parse_event
 from tests.support.ids import accepted_ids, examples, run_ids
-from worker.runs import broker_runs
-from worker.store import keys
 from worker.pushapi.client import PushApiClient
+from worker.runs import broker_runs
 from worker.runs.rebuild import Rebuilds
 from worker.settings import load_settings
+from worker.store import keys
 
 KINDS = st.sampled_from([keys.SOURCE, keys.PROVIDER])
 TOKENS = st.one_of(run_ids(), st.builds(lambda: uuid.uuid4().hex))

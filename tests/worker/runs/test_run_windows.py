@@ -10,15 +10,15 @@ import time
 
 import pytest
 
+from producers.events.limits import INLINE_CONTENT_LIMIT_BYTES, MIB
+from worker.runs import exports
+from worker.runs.exports import check_export
+from worker.runs.packing import CONTAINER_FILL, PackingSample
+from worker.settings import load_settings
 from worker.store import keys
 from worker.windows import holds
 from worker.windows.coalesce import Coalescer
-from worker.runs import exports
-from worker.runs.exports import check_export
 from worker.windows.flush import Flusher
-from worker.runs.packing import CONTAINER_FILL, PackingSample
-from producers.events.limits import INLINE_CONTENT_LIMIT_BYTES, MIB
-from worker.settings import load_settings
 
 SOURCE = keys.Target(keys.SOURCE, "src")
 PARAGRAPH = "The article says the same thing in every paragraph, as articles do. "
