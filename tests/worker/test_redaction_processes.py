@@ -91,8 +91,8 @@ def test_a_worker_logs_and_dead_letters_no_key(log_format, workers, clean_emulat
     assert key not in entry.to_json().decode()
     assert key not in json.dumps(pause.describe(redis_client, keys.Target(keys.SOURCE, REFUSED)))
     if log_format is LogFormat.TEXT:
-        assert re.search(rf"worker\.push \[source={REFUSED} batchId=\w+\]: THE API KEY IS WRONG", log)
-        assert re.search(rf"worker\.push \[source={ECHOED} batchId=\w+\]: dead-lettered \d+ event", log)
+        assert re.search(rf"worker\.push\.batch \[source={REFUSED} batchId=\w+\]: THE API KEY IS WRONG", log)
+        assert re.search(rf"worker\.push\.batch \[source={ECHOED} batchId=\w+\]: dead-lettered \d+ event", log)
         assert re.search(rf"worker\.pushapi\.batches \[source={ACCEPTED} batchId=\w+\]: file container \S+ "
                          rf"accepted for {ACCEPTED}: items=\d+ (deletes=\d+ )?bytes=\d+", log)
         return
