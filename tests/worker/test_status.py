@@ -118,11 +118,17 @@ def test_healthy_pipeline_shows_buffered_paused_pushed_and_dead_lettered_sources
     assert health.returncode == HEALTHY and "worker-0@" in health.stdout, health.stderr
 
 
+def _interruptible() -> None:
+    """Ctrl-C's default in the child: a session started in the background (`pytest &`) ignores SIGINT, and a
+    Python started with it ignored never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_watch_redraws_until_interrupted(redis_client, redis_url, redis_broker_url):
     env = {"REDIS_URL": redis_url, "BROKER_URL": redis_broker_url}
     watch = subprocess.Popen([sys.executable, "-m", "worker", "status", "--watch", "0.2", "--json"],
                              env={**os.environ, **env}, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True)
+                             text=True, preexec_fn=_interruptible)
     try:
         first, second = json.loads(watch.stdout.readline()), json.loads(watch.stdout.readline())
         assert second["at"] > first["at"] and second["workers"] == []
