@@ -29,6 +29,8 @@ from worker.deadletter import DeadLetters
 from worker.embedded import free_port
 from worker.settings import LogFormat
 
+pytestmark = pytest.mark.process
+
 FORMATS = [LogFormat.TEXT, LogFormat.JSON]
 ECHOED = "echoed"
 """Its status calls go through a gateway that echoes the key in its error messages."""

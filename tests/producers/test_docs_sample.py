@@ -18,6 +18,8 @@ import requests
 from worker.embedded import free_port
 from tests.producers.conftest import POLL_SECONDS, SERVER_START_SECONDS
 
+pytestmark = pytest.mark.process
+
 DOC = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
 PUSHSYNC = str(Path(sys.executable).with_name("pushsync"))
 SECRET = "sample-secret-value"

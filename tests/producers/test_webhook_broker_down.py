@@ -22,6 +22,8 @@ from producers.webhook.signatures import pushsync_signature
 from worker.embedded import free_port
 from tests.producers.conftest import POLL_SECONDS, SERVER_START_SECONDS, item_upsert
 
+pytestmark = pytest.mark.process
+
 SECRET = "generic-secret-value"
 CONFIG = {
     "server": {"publish_retries": 1},

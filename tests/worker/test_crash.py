@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import redis
 
 from producers import Publisher
 from tests.worker.e2e import converge, history, pipeline_env, wait_for
 from worker import keys
 from worker.embedded import EmbeddedRedis
+
+pytestmark = pytest.mark.slow
 
 SOURCE = "crashy"
 

@@ -6,6 +6,7 @@ import base64
 import os
 import time
 
+import pytest
 from click.testing import CliRunner
 
 from producers import Publisher
@@ -13,6 +14,8 @@ from tests.worker.e2e import converge, history, pipeline_env, wait_for
 from worker import keys, pause
 from worker.cli import main
 from worker.deadletter import DeadLetters
+
+pytestmark = pytest.mark.slow
 
 SOURCE = "faulty"
 BATCH = "*/documents/batch"

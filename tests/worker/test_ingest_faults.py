@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import redis
 
 from producers import Publisher
@@ -15,6 +16,8 @@ from tests.support.raw import purge_rabbit
 from worker import keys, quarantine
 from worker.embedded import EmbeddedRedis
 from worker.ingest import MESSAGE_QUARANTINE_EVENTS
+
+pytestmark = pytest.mark.slow
 
 SOURCE = keys.Target(keys.SOURCE, "ingested")
 

@@ -28,6 +28,8 @@ from tests.worker.e2e import converge, history, pipeline_env, wait_for
 from worker import keys, quarantine
 from worker.embedded import EmbeddedRedis
 
+pytestmark = pytest.mark.slow
+
 LONG = os.environ.get("PUSHSYNC_LONG_FAULTS") == "1"
 CRASH_EVENTS = int(os.environ.get("PUSHSYNC_CRASH_EVENTS", "200000" if LONG else "600"))
 """About how many events the crash lane publishes."""

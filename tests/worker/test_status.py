@@ -124,6 +124,7 @@ def _interruptible() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+@pytest.mark.process
 def test_watch_redraws_until_interrupted(redis_client, redis_url, redis_broker_url):
     env = {"REDIS_URL": redis_url, "BROKER_URL": redis_broker_url}
     watch = subprocess.Popen([sys.executable, "-m", "worker", "status", "--watch", "0.2", "--json"],
@@ -177,6 +178,7 @@ def test_a_stopped_redis_fails_health_and_status_says_so(workers, tmp_path, redi
     assert seen["store"]["error"] and seen["sources"] == [] and seen["broker"]["error"] is None
 
 
+@pytest.mark.process
 def test_health_names_a_broker_that_does_not_answer(redis_url):
     from worker.embedded import free_port
 
@@ -206,6 +208,7 @@ def test_dead_letter_counts_follow_send_replay_purge_and_a_full_listing_repairs_
     assert held_per_target(redis_client) == {} and letters.depth() == 0
 
 
+@pytest.mark.process
 def test_status_lists_nothing_on_an_empty_store(redis_client, redis_url, redis_broker_url):
     seen = status({"REDIS_URL": redis_url, "BROKER_URL": redis_broker_url})
     assert seen["sources"] == [] and seen["providers"] == [] and seen["beat"]["last_sweep"] is None
@@ -227,6 +230,7 @@ def test_task_events_reach_a_monitor_such_as_flower(workers, clean_emulator, red
     assert wanted <= seen
 
 
+@pytest.mark.process
 def test_status_says_when_a_full_run_holds_the_window_and_for_how_much(redis_client, redis_url, redis_broker_url):
     env = {"REDIS_URL": redis_url, "BROKER_URL": redis_broker_url}
     coalescer = Coalescer(redis_client, load_settings())

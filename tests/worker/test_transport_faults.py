@@ -14,12 +14,15 @@ import signal
 import struct
 from pathlib import Path
 
+import pytest
 import redis
 
 from producers import Publisher, broker
 from tests.support.raw import publish_raw
 from tests.worker.e2e import wait_for
 from worker import keys, quarantine
+
+pytestmark = pytest.mark.slow
 
 SOURCE = keys.Target(keys.SOURCE, "frozen")
 GIB = 1024**3
