@@ -27,21 +27,19 @@ from pathlib import Path
 
 import click
 import requests
+from memory import status_mib
+from results import Target, at_least, below, invocation, write_result
 
+from worker.local_emulator import EmulatorServer, start_emulator, stop_emulator
 from worker.store.embedded import free_port
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for the tests' launcher
-
-from memory import status_mib  # noqa: E402
-from results import Target, at_least, below, invocation, write_result  # noqa: E402
-
-from tests.plugins.emulator import EmulatorServer, start_emulator, stop_emulator, wait_until_serving  # noqa: E402
 
 MIB = 1024 * 1024
 CLIENT_PROCESSES = 2
 """Load generators; the machine has 2 cores, shared with the server."""
 REQUESTS_TARGET_PER_SECOND = 1_000
 UPLOAD_RSS_TARGET_MIB = 200
+BASELINE_STARTUP_SECONDS = 20.0
+"""How long the baseline server may take to answer after its process started."""
 SOURCE = "bench"
 ITEM_TEXT = "lorem ipsum dolor sit amet " * 18
 """About half a kilobyte of content per item, like a short CMS entry."""
@@ -61,6 +59,20 @@ def run_baseline_server(port: int) -> None:
 
     routes = [Route("/{path:path}", sink, methods=["PUT", "GET"])]
     uvicorn.run(Starlette(routes=routes), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def wait_until_serving(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    """Poll `url` until it answers 2xx; a RuntimeError with the log when `process` dies or is too slow."""
+    deadline = time.monotonic() + BASELINE_STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode}:\n{log_path.read_text()}")
+        try:
+            if requests.get(url, timeout=1).ok:
+                return
+        except requests.ConnectionError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer within {BASELINE_STARTUP_SECONDS}s:\n{log_path.read_text()}")
 
 
 def put_items(args: tuple[str, int, int, int, dict[str, str], str]) -> None:

@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.plugins.rabbitmq_node",
     "tests.plugins.emulator",
     "tests.plugins.worker",
+    "tests.plugins.markers",
 ]

@@ -18,7 +18,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -27,6 +26,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.support.raw import purge_rabbit
+from worker.store.embedded import free_port
 
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 """Where Debian's package keeps the unwrapped scripts (`/usr/sbin`'s wrappers log elsewhere)."""
@@ -40,12 +42,6 @@ NO_PLUGINS = "[].\n"
 """An enabled-plugins file that enables none (no management or prometheus port to collide)."""
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 class RabbitNode:
     """One private RabbitMQ node: `url` to connect; `stop()`, `start()` and `kill()` to hurt it."""
 
@@ -53,7 +49,7 @@ class RabbitNode:
         """directory: an empty directory for the node's configuration, data, logs and cookie."""
         self.directory = directory
         self.name = f"pushsync-test-{uuid.uuid4().hex[:8]}@localhost"
-        self.port, dist_port = _free_port(), _free_port()
+        self.port, dist_port = free_port(), free_port()
         self.url = f"amqp://guest:guest@127.0.0.1:{self.port}//"
         self._user = SERVICE_USER if os.geteuid() == 0 else None
         home, mnesia, logs = (directory / part for part in ("home", "mnesia", "log"))
@@ -162,8 +158,6 @@ def rabbitmq_node() -> Iterator[RabbitNode]:
 @pytest.fixture()
 def private_rabbitmq(rabbitmq_node: RabbitNode) -> RabbitNode:
     """The session's private node, running (a test before may have left it down) and purged."""
-    from tests.worker.ingest.test_ingest import purge_rabbit
-
     if not rabbitmq_node.running:
         rabbitmq_node.start()
     purge_rabbit(rabbitmq_node.url)

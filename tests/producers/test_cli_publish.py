@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 
 from producers.events import parse_event
 from producers.progress import Progress
@@ -35,6 +36,7 @@ def ndjson(*events: Any) -> bytes:
     return b"".join((event if isinstance(event, bytes) else json.dumps(event).encode()) + b"\n" for event in events)
 
 
+@pytest.mark.process
 def test_a_file_is_published_in_batches_and_read_back_exactly(
     broker_url: str, queue_name: str, read_queue: Reader, tmp_path: Path,
 ) -> None:
@@ -50,6 +52,7 @@ def test_a_file_is_published_in_batches_and_read_back_exactly(
     ]
 
 
+@pytest.mark.process
 def test_any_invalid_line_publishes_nothing_and_names_each_line(
     redis_url: str, queue_name: str, read_queue: Reader, tmp_path: Path,
 ) -> None:
@@ -64,6 +67,7 @@ def test_any_invalid_line_publishes_nothing_and_names_each_line(
     assert read_queue(redis_url) == []
 
 
+@pytest.mark.process
 def test_skip_invalid_publishes_the_valid_lines_from_stdin_and_writes_the_others(
     redis_url: str, queue_name: str, read_queue: Reader, tmp_path: Path,
 ) -> None:
@@ -83,6 +87,7 @@ def test_skip_invalid_publishes_the_valid_lines_from_stdin_and_writes_the_others
     ]
 
 
+@pytest.mark.process
 def test_a_missing_broker_url_is_a_clear_usage_error(queue_name: str, tmp_path: Path) -> None:
     source = tmp_path / "events.ndjson"
     source.write_bytes(ndjson(item_upsert(1)))
@@ -91,6 +96,7 @@ def test_a_missing_broker_url_is_a_clear_usage_error(queue_name: str, tmp_path: 
     assert "no broker given: pass --broker-url or set BROKER_URL (or REDIS_URL)" in done.stderr
 
 
+@pytest.mark.process
 def test_an_unreachable_broker_exits_3_and_says_where_to_resume(queue_name: str, tmp_path: Path) -> None:
     source = tmp_path / "events.ndjson"
     source.write_bytes(ndjson(item_upsert(1), item_upsert(2)))

@@ -27,6 +27,9 @@ from producers.webhook.signatures import CONTENTFUL_SIGNATURE, CONTENTFUL_SIGNED
 from tests.support import http_raw
 from tests.support.contentful_toolkit import Toolkit, start_toolkit
 
+# Contentful's verifier runs in a Node.js process.
+pytestmark = pytest.mark.process
+
 EXAMPLES = int(os.environ.get("PUSHSYNC_CONTENTFUL_EXAMPLES", "200"))
 SECRET = "Qm9vZ2FsbG9vNzE4Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MGFiY2RlZmdoaWprbG1u"[:64]
 OTHER_SECRET = SECRET[::-1]

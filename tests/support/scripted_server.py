@@ -21,6 +21,8 @@ KEEP_BODY_BYTES = 64 * 1024 * 1024
 READ_CHUNK_BYTES = 1024 * 1024
 UPLOAD_PREFIX = "/storage/"
 REQUIRED_UPLOAD_HEADERS = {"x-amz-server-side-encryption": "AES256", "Content-Type": "application/octet-stream"}
+SHUTDOWN_POLL_SECONDS = 0.01
+"""How often the serving loop looks for a shutdown: `close()` waits that long."""
 
 
 @dataclass
@@ -61,7 +63,8 @@ class ScriptedServer:
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self.push_url = f"{self.url}/push/v1"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL_SECONDS},
+                                        daemon=True)
         self._thread.start()
 
     def close(self) -> None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import redis
 
 from producers import Publisher
 from tests.worker.e2e import converge, history, pipeline_env, wait_for
 from worker.store import keys
 from worker.store.embedded import EmbeddedRedis
+
+pytestmark = pytest.mark.slow
 
 SOURCE = "crashy"
 

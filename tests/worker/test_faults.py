@@ -6,6 +6,7 @@ import base64
 import os
 import time
 
+import pytest
 from click.testing import CliRunner
 
 from producers import Publisher
@@ -14,6 +15,8 @@ from worker.cli import main
 from worker.deadletter.operator import DeadLetterBrowser
 from worker.push import pause
 from worker.store import keys
+
+pytestmark = pytest.mark.slow
 
 SOURCE = "faulty"
 BATCH = "*/documents/batch"

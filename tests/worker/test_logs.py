@@ -99,6 +99,7 @@ def test_the_log_format_setting_takes_any_case_and_names_itself_when_wrong(monke
         load_settings()
 
 
+@pytest.mark.process
 def test_the_emulator_logs_in_the_format_pushsync_was_given(tmp_path: Path) -> None:
     port = free_port()
     log_path = tmp_path / "emulator.log"

@@ -29,6 +29,8 @@ from worker.ingest import quarantine
 from worker.store import keys
 from worker.store.embedded import EmbeddedRedis
 
+pytestmark = pytest.mark.slow
+
 LONG = os.environ.get("PUSHSYNC_LONG_FAULTS") == "1"
 CRASH_EVENTS = int(os.environ.get("PUSHSYNC_CRASH_EVENTS", "200000" if LONG else "600"))
 """About how many events the crash lane publishes."""

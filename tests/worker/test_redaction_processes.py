@@ -30,6 +30,8 @@ from worker.settings import LogFormat
 from worker.store import keys
 from worker.store.embedded import free_port
 
+pytestmark = pytest.mark.process
+
 FORMATS = [LogFormat.TEXT, LogFormat.JSON]
 ECHOED = "echoed"
 """Its status calls go through a gateway that echoes the key in its error messages."""

@@ -78,6 +78,7 @@ def test_api_key_is_hidden_in_repr(monkeypatch):
     assert "very-secret-key" not in repr(settings) and "very-secret-key" not in str(settings.model_dump())
 
 
+@pytest.mark.process
 def test_cli_version_and_help():
     version = subprocess.run([sys.executable, "-m", "worker", "version"], capture_output=True, text=True, check=True)
     assert version.stdout.startswith("pushsync ")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import redis
 
 from producers import Publisher
@@ -15,6 +16,8 @@ from worker.ingest import quarantine
 from worker.ingest.ingestor import MESSAGE_QUARANTINE_EVENTS
 from worker.store import keys
 from worker.store.embedded import EmbeddedRedis
+
+pytestmark = pytest.mark.slow
 
 SOURCE = keys.Target(keys.SOURCE, "ingested")
 

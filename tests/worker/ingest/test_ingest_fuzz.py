@@ -20,6 +20,7 @@ import uuid
 import zlib
 from dataclasses import dataclass, field
 
+import pytest
 import redis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -30,6 +31,8 @@ from tests.support.times import occurred
 from tests.worker.e2e import wait_for
 from worker.ingest import quarantine
 from worker.store import keys
+
+pytestmark = pytest.mark.slow
 
 SOURCE = keys.Target(keys.SOURCE, "fuzzed")
 EXAMPLES = int(os.environ.get("PUSHSYNC_FUZZ_EXAMPLES", "20"))

@@ -14,6 +14,7 @@ import signal
 import struct
 from pathlib import Path
 
+import pytest
 import redis
 
 from producers import Publisher, broker
@@ -21,6 +22,8 @@ from tests.support.raw import publish_raw
 from tests.worker.e2e import wait_for
 from worker.ingest import quarantine
 from worker.store import keys
+
+pytestmark = pytest.mark.slow
 
 SOURCE = keys.Target(keys.SOURCE, "frozen")
 GIB = 1024**3

@@ -161,6 +161,7 @@ def test_worker_metrics_add_up_to_what_the_emulator_saw(workers, clean_emulator,
     assert sum(by_pid.values()) == sum(calls.values())
 
 
+@pytest.mark.process
 def test_the_webhook_receiver_serves_its_metrics_on_a_port_of_its_own(redis_broker_url, unique_name, tmp_path):
     secret = "metrics-test-secret"
     config = tmp_path / "hooks.toml"

@@ -120,11 +120,18 @@ def test_healthy_pipeline_shows_buffered_paused_pushed_and_dead_lettered_sources
     assert health.returncode == HEALTHY and "worker-0@" in health.stdout, health.stderr
 
 
+def _interruptible() -> None:
+    """Ctrl-C's default in the child: a session started in the background (`pytest &`) ignores SIGINT, and a
+    Python started with it ignored never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.mark.process
 def test_watch_redraws_until_interrupted(redis_client, redis_url, redis_broker_url):
     env = {"REDIS_URL": redis_url, "BROKER_URL": redis_broker_url}
     watch = subprocess.Popen([sys.executable, "-m", "worker", "status", "--watch", "0.2", "--json"],
                              env={**os.environ, **env}, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True)
+                             text=True, preexec_fn=_interruptible)
     try:
         first, second = json.loads(watch.stdout.readline()), json.loads(watch.stdout.readline())
         assert second["at"] > first["at"] and second["workers"] == []
@@ -173,6 +180,7 @@ def test_a_stopped_redis_fails_health_and_status_says_so(workers, tmp_path, redi
     assert seen["store"]["error"] and seen["sources"] == [] and seen["broker"]["error"] is None
 
 
+@pytest.mark.process
 def test_health_names_a_broker_that_does_not_answer(redis_url):
     from worker.store.embedded import free_port
 
@@ -202,6 +210,7 @@ def test_dead_letter_counts_follow_send_replay_purge_and_a_full_listing_repairs_
     assert held_per_target(redis_client) == {} and letters.depth() == 0
 
 
+@pytest.mark.process
 def test_status_lists_nothing_on_an_empty_store(redis_client, redis_url, redis_broker_url):
     seen = status({"REDIS_URL": redis_url, "BROKER_URL": redis_broker_url})
     assert seen["sources"] == [] and seen["providers"] == [] and seen["beat"]["last_sweep"] is None
@@ -223,6 +232,7 @@ def test_task_events_reach_a_monitor_such_as_flower(workers, clean_emulator, red
     assert wanted <= seen
 
 
+@pytest.mark.process
 def test_status_says_when_a_full_run_holds_the_window_and_for_how_much(redis_client, redis_url, redis_broker_url):
     env = {"REDIS_URL": redis_url, "BROKER_URL": redis_broker_url}
     coalescer = Coalescer(redis_client, load_settings())

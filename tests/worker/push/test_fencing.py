@@ -6,9 +6,13 @@ import os
 import re
 import signal
 
+import pytest
+
 from producers import Publisher
 from tests.worker.e2e import index, pipeline_env, wait_for
 from worker.store import keys
+
+pytestmark = pytest.mark.slow
 
 SOURCE = "fenced"
 ITEMS = 5

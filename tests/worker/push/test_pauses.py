@@ -9,6 +9,8 @@ from producers import Publisher
 from tests.worker.e2e import converge, expected, history, index, pipeline_env, wait_for
 from worker.deadletter.operator import DeadLetterBrowser
 
+pytestmark = pytest.mark.slow
+
 SOURCE = "paused"
 PAUSES = 30
 """Pause periods in a row: many more than PUSHSYNC_MAX_PUSH_ATTEMPTS (5)."""
