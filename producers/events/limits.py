@@ -23,9 +23,13 @@ MAX_VERSION = 2**63 - 1
 MAX_ID_LENGTH = 255
 COMPRESSION_TYPES = ("UNCOMPRESSED", "DEFLATE", "GZIP", "LZMA", "ZLIB")
 """How an item's bytes may be compressed, spelled as the service takes them."""
-RESERVED_METADATA_KEYS = (
+SERVICE_RESERVED_KEYS = (
     "compressedBinaryData", "compressedBinaryDataFileId", "parentId", "fileExtension", "data",
     "permissions", "documentId", "orderingId",
+)
+"""Keys the service never takes as an item's metadata (it compares them case-insensitively)."""
+RESERVED_METADATA_KEYS = (
+    *SERVICE_RESERVED_KEYS,
     # Not reserved by the service, but the worker flattens metadata beside this item field.
     "compressionType",
 )

@@ -52,7 +52,7 @@ class ReplayOutcome(Enum):
 
 
 @dataclass(frozen=True)
-class Result:
+class ReplayResult:
     """The outcome for one entry."""
 
     entry_id: str
@@ -76,7 +76,7 @@ def revalidate(entry: QuarantineEntry) -> list[Event | InvalidEvent]:
 
 
 def replay(client: redis.Redis, broker_url: str, entry_ids: list[str] | None = None, *,
-           dry_run: bool = False) -> Iterator[Result]:
+           dry_run: bool = False) -> Iterator[ReplayResult]:
     """Replay the given entries in order, or every entry oldest first; yield each one's result as done.
 
     client: the coalescing store that holds the quarantine.
@@ -89,14 +89,14 @@ def replay(client: redis.Redis, broker_url: str, entry_ids: list[str] | None = N
     with Publisher(broker_url) as publisher:
         for entry_id, entry in quarantine.entries(client, chosen):
             if entry is None:
-                yield Result(entry_id, ReplayOutcome.MISSING)
+                yield ReplayResult(entry_id, ReplayOutcome.MISSING)
             else:
                 yield _replay_one(client, publisher, entry, dry_run)
 
 
-def _replay_one(client: redis.Redis, publisher: Publisher, entry: QuarantineEntry, dry_run: bool) -> Result:
+def _replay_one(client: redis.Redis, publisher: Publisher, entry: QuarantineEntry, dry_run: bool) -> ReplayResult:
     if entry.truncated:
-        return Result(entry.id, ReplayOutcome.TRUNCATED, detail=(
+        return ReplayResult(entry.id, ReplayOutcome.TRUNCATED, detail=(
             f"only a prefix of its {entry.size if entry.size is not None else 'unknown number of'} bytes was kept"))
     decoded = revalidate(entry)
     valid = [event for event in decoded if not isinstance(event, InvalidEvent)]
@@ -107,16 +107,16 @@ def _replay_one(client: redis.Redis, publisher: Publisher, entry: QuarantineEntr
                            and event.index is not None else event.reason for event in invalid)
         if not dry_run:
             quarantine.substitute(client, entry.id, [quarantine.with_reason(entry, reason)])
-        return Result(entry.id, ReplayOutcome.INVALID, detail=reason)
+        return ReplayResult(entry.id, ReplayOutcome.INVALID, detail=reason)
     if not dry_run:
         publisher.publish_many(valid)
     if not invalid:
         if not dry_run:
             quarantine.purge(client, [entry.id])
-        return Result(entry.id, ReplayOutcome.REPLAYED, events=len(valid))
+        return ReplayResult(entry.id, ReplayOutcome.REPLAYED, events=len(valid))
     kept = [replace(quarantine.entry_for(event, queue=entry.queue, now=entry.at), id=f"{entry.id}.{event.index}")
             for event in invalid]
     if not dry_run:
         quarantine.substitute(client, entry.id, kept)
-    return Result(entry.id, ReplayOutcome.PARTLY, events=len(valid),
+    return ReplayResult(entry.id, ReplayOutcome.PARTLY, events=len(valid),
                   detail=f"{len(kept)} invalid event(s) kept as {', '.join(k.id for k in kept)}")

@@ -22,13 +22,12 @@ from prometheus_client import Counter, Gauge, Histogram
 from worker.hooks import Listener
 from worker.ingest.quarantine import CAUSES as QUARANTINE_CAUSES
 from worker.pushapi import errors
+from worker.pushapi.batchfile import DELETE_SECTIONS
 from worker.pushapi.client import EventHooks
 from worker.store.keys import Target
 
 TARGET = ("kind", "target")
 """Labels of what concerns one source or provider."""
-DELETE_SECTIONS = frozenset({"delete", "deleted"})
-"""Batch-file sections that remove (item deletes, identity disables); the others add or update."""
 PUSH_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 """Seconds: from a small batch on a fast link to a full container retried within the budget."""
 END_TO_END_BUCKETS = (0.5, 1, 2, 3, 4, 5, 6, 7, 8, 10, 15, 20, 30, 60, 120, 300, 600, 1800, 3600)

@@ -6,10 +6,12 @@ import base64
 from typing import Any
 
 from worker.pushapi.batches import Delete, IdentityOp, Upsert
+from worker.pushapi.batchfile import IDENTITY_SECTIONS
 
 ITEM_FIELDS = ("data", "fileExtension", "parentId", "permissions")
 """Fields of an event's item that go into the Push API document as they are."""
-IDENTITY_SECTIONS = {"identity.upsert": "members", "identity.alias": "mappings", "identity.disable": "deleted"}
+SECTION_OF_KIND = dict(zip(("identity.upsert", "identity.alias", "identity.disable"), IDENTITY_SECTIONS, strict=True))
+"""The batch-file section each kind of identity event goes into."""
 
 
 def to_operation(event: dict[str, Any], ref: str = "") -> Upsert | Delete | IdentityOp:
@@ -24,7 +26,7 @@ def to_operation(event: dict[str, Any], ref: str = "") -> Upsert | Delete | Iden
         if "binaryData" in item:
             return Upsert(document, base64.b64decode(item["binaryData"]), item["compressionType"], ref)
         return Upsert(document, ref=ref)
-    section = IDENTITY_SECTIONS[kind]
+    section = SECTION_OF_KIND[kind]
     body = {"identity": event["identity"]}
     if kind == "identity.upsert":
         body |= {"members": event.get("members", []), "wellKnowns": event.get("wellKnowns", [])}

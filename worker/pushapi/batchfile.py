@@ -23,6 +23,8 @@ from worker.pushapi.errors import ItemTooLargeError
 
 ITEM_SECTIONS = ("addOrUpdate", "delete")
 IDENTITY_SECTIONS = ("members", "mappings", "deleted")
+DELETE_SECTIONS = frozenset({"delete", "deleted"})
+"""Sections that remove (item deletes, identity disables); the others add or update."""
 COPY_CHUNK_BYTES = 1024 * 1024
 
 

@@ -12,7 +12,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from producers.events.limits import COMPRESSION_TYPES, IDENTITY_TYPES, MAX_PERMISSIONS, SERVICE_URI_REGEX
+from producers.events.limits import (
+    COMPRESSION_TYPES,
+    IDENTITY_TYPES,
+    MAX_PERMISSIONS,
+    SERVICE_RESERVED_KEYS,
+    SERVICE_URI_REGEX,
+)
 from worker.pushapi.errors import InvalidInputError
 
 URI_PATTERN = re.compile(SERVICE_URI_REGEX)
@@ -21,7 +27,7 @@ BODY_FIELDS = frozenset(
     {"documentId", "compressionType", "fileExtension", "parentId", "permissions", *CONTENT_FIELDS}
 )
 """Top-level keys that are item fields, not metadata, spelled exactly as the service expects."""
-RESERVED_KEYS = frozenset(key.lower() for key in (*BODY_FIELDS - {"compressionType"}, "orderingId"))
+RESERVED_KEYS = frozenset(key.lower() for key in SERVICE_RESERVED_KEYS)
 """Keys (compared case-insensitively) that can never carry metadata."""
 STATUS_TYPES = ("REBUILD", "REFRESH", "INCREMENTAL", "IDLE")
 PRIMITIVES = (str, int, float, bool, type(None))
