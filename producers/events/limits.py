@@ -1,7 +1,8 @@
 """Every limit and enumeration of the change-event schema, and the Push API's own that it rests on.
 
 A leaf: it imports nothing of pushsync, so the Push API client (`worker.pushapi.documents`) takes
-the service's rules from here without loading the models.
+the service's rules from here without depending on the rest of the schema (importing it still
+runs the `producers` and `producers.events` package modules, as Python does for any submodule).
 """
 
 from __future__ import annotations
