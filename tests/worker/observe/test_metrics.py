@@ -144,6 +144,11 @@ def test_worker_metrics_add_up_to_what_the_emulator_saw(workers, clean_emulator,
     assert value(samples, "pushsync_end_to_end_latency_seconds_count", kind="source") == batches
     assert value(samples, "pushsync_push_tasks_running", kind="source") == 0
 
+    # The main process ingests: what it counted comes through the hooks it subscribed at start.
+    published = Counter(event["source"] for event in [*first, *second, *ghost, upsert(SLOW, 0, 1)])
+    for source, count in published.items():
+        assert value(samples, "pushsync_events_received_total", kind="source", target=source) == count
+
     letters = DeadLetterBrowser(redis_broker_url).list()
     assert sum(len(entry.events) for entry in letters) == len(ghost)
     assert value(samples, "pushsync_events_dead_lettered_total", kind="source", target=GHOST) == len(ghost)
