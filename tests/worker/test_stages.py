@@ -47,7 +47,7 @@ def delete(n: int, version: int) -> object:
                                        "documentId": f"https://example.com/{n}"}))
 
 
-class Pipeline:
+class Stages:
     """The worker's parts wired to one Redis database, one broker and one HTTP server."""
 
     def __init__(self, redis_client, broker_url: str, server: ScriptedServer, **overrides) -> None:
@@ -86,116 +86,116 @@ def server():
 
 
 @pytest.fixture()
-def pipeline(redis_client, redis_broker_url, server):
-    return Pipeline(redis_client, redis_broker_url, server)
+def stages(redis_client, redis_broker_url, server):
+    return Stages(redis_client, redis_broker_url, server)
 
 
-def test_window_is_claimed_pushed_and_released(pipeline):
-    pipeline.coalescer.add([item(1, 1), item(1, 3), item(1, 2), item(2, 1), delete(3, 5)])
-    assert pipeline.flush(now=time.time()).claimed == []
-    (batch,) = pipeline.flush().claimed
-    (outcome,) = pipeline.push_all()
+def test_window_is_claimed_pushed_and_released(stages):
+    stages.coalescer.add([item(1, 1), item(1, 3), item(1, 2), item(2, 1), delete(3, 5)])
+    assert stages.flush(now=time.time()).claimed == []
+    (batch,) = stages.flush().claimed
+    (outcome,) = stages.push_all()
     assert outcome.state == "pushed" and outcome.pushed == 3
-    (batch_file,) = pipeline.batch_items()
+    (batch_file,) = stages.batch_items()
     assert sorted(d["documentId"] for d in batch_file["addOrUpdate"]) == ["https://example.com/1", "https://example.com/2"]
     assert {d["documentId"]: d["data"] for d in batch_file["addOrUpdate"]}["https://example.com/1"] == "v3"
     assert batch_file["delete"] == [{"documentId": "https://example.com/3", "deleteChildren": False}]
-    redis = pipeline.redis
+    redis = stages.redis
     assert not redis.exists(batch.events) and not redis.smembers(SOURCE.inflight) and not redis.zcard(keys.CLAIMED)
     assert redis.get(SOURCE.high_water("https://example.com/1")).startswith(b"3.0@")
-    assert pipeline.statuses() == ["REFRESH"]
+    assert stages.statuses() == ["REFRESH"]
 
 
-def test_one_batch_in_flight_per_source_while_the_next_window_fills(pipeline):
-    pipeline.coalescer.add([item(1, 1)])
-    (first,) = pipeline.flush().claimed
-    pipeline.coalescer.add([item(1, 2), item(2, 1)])
-    result = pipeline.flush()
+def test_one_batch_in_flight_per_source_while_the_next_window_fills(stages):
+    stages.coalescer.add([item(1, 1)])
+    (first,) = stages.flush().claimed
+    stages.coalescer.add([item(1, 2), item(2, 1)])
+    result = stages.flush()
     assert result.claimed == [] and result.busy == [SOURCE]
-    pipeline.push_all()
-    (second,) = pipeline.flush().claimed
-    pipeline.push_all()
-    assert [sorted((d["documentId"], d["data"]) for d in b["addOrUpdate"]) for b in pipeline.batch_items()] == [
+    stages.push_all()
+    (second,) = stages.flush().claimed
+    stages.push_all()
+    assert [sorted((d["documentId"], d["data"]) for d in b["addOrUpdate"]) for b in stages.batch_items()] == [
         [("https://example.com/1", "v1")], [("https://example.com/1", "v2"), ("https://example.com/2", "v1")]]
 
 
-def test_older_event_arriving_during_flight_is_skipped_at_push(pipeline):
-    pipeline.coalescer.add([item(1, 5)])
-    pipeline.flush()
-    pipeline.coalescer.add([item(1, 4)])
-    pipeline.push_all()
-    pipeline.flush()
-    (outcome,) = pipeline.push_all()
+def test_older_event_arriving_during_flight_is_skipped_at_push(stages):
+    stages.coalescer.add([item(1, 5)])
+    stages.flush()
+    stages.coalescer.add([item(1, 4)])
+    stages.push_all()
+    stages.flush()
+    (outcome,) = stages.push_all()
     assert outcome.stale == 1 and outcome.pushed == 0
-    assert len(pipeline.batch_items()) == 1
+    assert len(stages.batch_items()) == 1
 
 
-def test_a_delete_wins_a_tie_with_the_upsert_of_the_same_version(pipeline):
-    pipeline.coalescer.add([delete(1, 5), item(1, 5)])
-    pipeline.flush()
-    pipeline.push_all()
-    pipeline.coalescer.add([item(2, 3)])
-    pipeline.flush()
-    pipeline.push_all()
-    pipeline.coalescer.add([delete(2, 3), item(2, 3)])
-    pipeline.flush()
-    pipeline.push_all()
-    first, second, third = pipeline.batch_items()
+def test_a_delete_wins_a_tie_with_the_upsert_of_the_same_version(stages):
+    stages.coalescer.add([delete(1, 5), item(1, 5)])
+    stages.flush()
+    stages.push_all()
+    stages.coalescer.add([item(2, 3)])
+    stages.flush()
+    stages.push_all()
+    stages.coalescer.add([delete(2, 3), item(2, 3)])
+    stages.flush()
+    stages.push_all()
+    first, second, third = stages.batch_items()
     assert first == {"addOrUpdate": [], "delete": [{"documentId": "https://example.com/1", "deleteChildren": False}]}
     assert third == {"addOrUpdate": [], "delete": [{"documentId": "https://example.com/2", "deleteChildren": False}]}
 
 
 def test_full_window_closes_early(redis_client, redis_broker_url, server):
-    pipeline = Pipeline(redis_client, redis_broker_url, server, window_max_items=3)
-    pipeline.coalescer.add([item(n, 1) for n in range(3)])
-    assert len(pipeline.flush(now=time.time() + 0.01).claimed) == 1
+    stages = Stages(redis_client, redis_broker_url, server, window_max_items=3)
+    stages.coalescer.add([item(n, 1) for n in range(3)])
+    assert len(stages.flush(now=time.time() + 0.01).claimed) == 1
 
 
-def test_idle_after_quiet_and_never_while_in_flight(pipeline):
-    pipeline.coalescer.add([item(1, 1)])
-    pipeline.flush()
+def test_idle_after_quiet_and_never_while_in_flight(stages):
+    stages.coalescer.add([item(1, 1)])
+    stages.flush()
     closing = []
-    assert pipeline.brackets.close_quiet(lambda t, e: closing.append((t, e))) == 0
-    pipeline.push_all()
-    assert pipeline.brackets.close_quiet(lambda t, e: closing.append((t, e))) == 1
+    assert stages.brackets.close_quiet(lambda t, e: closing.append((t, e))) == 0
+    stages.push_all()
+    assert stages.brackets.close_quiet(lambda t, e: closing.append((t, e))) == 1
     ((target, epoch),) = closing
-    assert pipeline.brackets.close(target, epoch)
-    assert pipeline.statuses() == ["REFRESH", "IDLE"]
-    pipeline.coalescer.add([item(2, 1)])
-    pipeline.flush()
-    pipeline.push_all()
-    assert pipeline.statuses() == ["REFRESH", "IDLE", "REFRESH"]
+    assert stages.brackets.close(target, epoch)
+    assert stages.statuses() == ["REFRESH", "IDLE"]
+    stages.coalescer.add([item(2, 1)])
+    stages.flush()
+    stages.push_all()
+    assert stages.statuses() == ["REFRESH", "IDLE", "REFRESH"]
 
 
-def test_a_claim_after_the_idle_check_fences_the_stale_idle(pipeline):
-    pipeline.coalescer.add([item(1, 1)])
-    pipeline.flush()
-    pipeline.push_all()
+def test_a_claim_after_the_idle_check_fences_the_stale_idle(stages):
+    stages.coalescer.add([item(1, 1)])
+    stages.flush()
+    stages.push_all()
     closing = []
-    pipeline.brackets.close_quiet(lambda t, e: closing.append((t, e)))
-    pipeline.coalescer.add([item(2, 1)])
-    pipeline.flush()
+    stages.brackets.close_quiet(lambda t, e: closing.append((t, e)))
+    stages.coalescer.add([item(2, 1)])
+    stages.flush()
     ((target, epoch),) = closing
-    assert not pipeline.brackets.close(target, epoch)
-    pipeline.push_all()
-    assert pipeline.statuses() == ["REFRESH"]
+    assert not stages.brackets.close(target, epoch)
+    stages.push_all()
+    assert stages.statuses() == ["REFRESH"]
 
 
-def test_permanent_400_dead_letters_then_replay_restores(pipeline, redis_broker_url):
-    pipeline.server.script("PUT", r"/documents/batch$", 400, error_code="INVALID_JSON", message="bad batch")
-    pipeline.coalescer.add([item(1, 7), item(2, 8)])
-    pipeline.flush()
-    (outcome,) = pipeline.push_all()
+def test_permanent_400_dead_letters_then_replay_restores(stages, redis_broker_url):
+    stages.server.script("PUT", r"/documents/batch$", 400, error_code="INVALID_JSON", message="bad batch")
+    stages.coalescer.add([item(1, 7), item(2, 8)])
+    stages.flush()
+    (outcome,) = stages.push_all()
     assert outcome.state == "dead_lettered" and outcome.dead_lettered == 2
-    (entry,) = pipeline.dead_letters.list()
+    (entry,) = stages.dead_letters.list()
     assert entry.target == "source:src" and entry.error.status == 400 and entry.error.error_code == "INVALID_JSON"
-    (batch_call,) = pipeline.server.matching("PUT", r"/documents/batch$")
+    (batch_call,) = stages.server.matching("PUT", r"/documents/batch$")
     assert entry.file_ids == batch_call.query["fileId"] and entry.attempts == 1 and entry.host
     assert sorted(e["version"] for e in entry.events) == [7, 8]
     assert "key" not in entry.to_json().decode().replace("documentId", "")
-    assert pipeline.redis.get(SOURCE.high_water("https://example.com/1")) is None
-    assert [e.id for e in pipeline.dead_letters.replay(target="src")] == [entry.id]
-    assert pipeline.dead_letters.list() == []
+    assert stages.redis.get(SOURCE.high_water("https://example.com/1")) is None
+    assert [e.id for e in stages.dead_letters.replay(target="src")] == [entry.id]
+    assert stages.dead_letters.list() == []
     from producers.events import decode_message
     from tests.support.raw import drain
     (body,) = drain(redis_broker_url)
@@ -203,15 +203,15 @@ def test_permanent_400_dead_letters_then_replay_restores(pipeline, redis_broker_
 
 
 def test_oversized_item_is_dead_lettered_alone(redis_client, redis_broker_url, server):
-    pipeline = Pipeline(redis_client, redis_broker_url, server, container_max_bytes=1024 * 1024)
+    stages = Stages(redis_client, redis_broker_url, server, container_max_bytes=1024 * 1024)
     import base64
     import os
     big = base64.b64encode(os.urandom(1536 * 1024)).decode()
-    pipeline.coalescer.add([item(1, 1), item(2, 1, binaryData=big, compressionType="GZIP")])
-    pipeline.flush()
-    (outcome,) = pipeline.push_all()
+    stages.coalescer.add([item(1, 1), item(2, 1, binaryData=big, compressionType="GZIP")])
+    stages.flush()
+    (outcome,) = stages.push_all()
     assert outcome.state == "pushed" and outcome.pushed == 1 and outcome.dead_lettered == 1
-    (entry,) = pipeline.dead_letters.list()
+    (entry,) = stages.dead_letters.list()
     assert entry.error.error_class == "ItemTooLargeError" and entry.events[0]["documentId"] == "https://example.com/2"
     assert redis_client.get(SOURCE.high_water("https://example.com/2")) is None
     assert redis_client.get(SOURCE.high_water("https://example.com/1")).startswith(b"1.0@")
@@ -219,91 +219,91 @@ def test_oversized_item_is_dead_lettered_alone(redis_client, redis_broker_url, s
 
 @pytest.mark.parametrize(("status", "code"), [(412, "DOCUMENT_LIMIT_EXCEEDED"), (429, "TOO_MANY_DOCUMENTS_DAILY"),
                                               (401, "UNAUTHORIZED"), (400, "ORGANIZATION_IS_PAUSED")])
-def test_quota_auth_and_paused_organization_pause_the_source_and_keep_the_batch(pipeline, status, code):
-    pipeline.server.script("PUT", r"/documents/batch$", status, error_code=code)
-    pipeline.coalescer.add([item(1, 1)])
-    (batch,) = pipeline.flush().claimed
-    (outcome,) = pipeline.push_all()
+def test_quota_auth_and_paused_organization_pause_the_source_and_keep_the_batch(stages, status, code):
+    stages.server.script("PUT", r"/documents/batch$", status, error_code=code)
+    stages.coalescer.add([item(1, 1)])
+    (batch,) = stages.flush().claimed
+    (outcome,) = stages.push_all()
     assert outcome.state == "paused"
-    assert pause.active(pipeline.redis, SOURCE) and code in pause.describe(pipeline.redis, SOURCE)["reason"]
-    assert pipeline.redis.exists(batch.events) and pipeline.dead_letters.list() == []
-    assert pipeline.redis.hget(batch.meta, "attempts") == b"0", "a pause gives its attempt back"
-    pipeline.coalescer.add([item(2, 1)])
-    assert pipeline.flush().claimed == []
-    pipeline.redis.delete(SOURCE.pause)
-    assert [b.id for b in pipeline.flusher.reap(time.time() + 10 + pipeline.settings.reap_after_seconds + 1)] == [batch.id]
-    (outcome,) = pipeline.push_all()
+    assert pause.active(stages.redis, SOURCE) and code in pause.describe(stages.redis, SOURCE)["reason"]
+    assert stages.redis.exists(batch.events) and stages.dead_letters.list() == []
+    assert stages.redis.hget(batch.meta, "attempts") == b"0", "a pause gives its attempt back"
+    stages.coalescer.add([item(2, 1)])
+    assert stages.flush().claimed == []
+    stages.redis.delete(SOURCE.pause)
+    assert [b.id for b in stages.flusher.reap(time.time() + 10 + stages.settings.reap_after_seconds + 1)] == [batch.id]
+    (outcome,) = stages.push_all()
     assert outcome.state == "pushed"
 
 
-def test_413_splits_the_batch(pipeline):
-    pipeline.server.script("PUT", "^" + UPLOAD_PREFIX, 413)
-    pipeline.coalescer.add([item(n, 1) for n in range(5)])
-    pipeline.flush()
-    (outcome,) = pipeline.push_all()
+def test_413_splits_the_batch(stages):
+    stages.server.script("PUT", "^" + UPLOAD_PREFIX, 413)
+    stages.coalescer.add([item(n, 1) for n in range(5)])
+    stages.flush()
+    (outcome,) = stages.push_all()
     assert outcome.state == "pushed" and outcome.pushed == 5
 
 
-def test_lost_task_is_reaped_and_redelivery_is_idempotent(pipeline):
-    pipeline.coalescer.add([item(1, 1)])
-    (batch,) = pipeline.flush().claimed
-    pipeline.enqueued.clear()
-    assert pipeline.flusher.reap(time.time() + 10) == []
-    (reaped,) = pipeline.flusher.reap(time.time() + 10 + pipeline.settings.reap_after_seconds + 1)
+def test_lost_task_is_reaped_and_redelivery_is_idempotent(stages):
+    stages.coalescer.add([item(1, 1)])
+    (batch,) = stages.flush().claimed
+    stages.enqueued.clear()
+    assert stages.flusher.reap(time.time() + 10) == []
+    (reaped,) = stages.flusher.reap(time.time() + 10 + stages.settings.reap_after_seconds + 1)
     assert reaped == batch
-    first, second = pipeline.push.run(batch), pipeline.push.run(batch)
+    first, second = stages.push.run(batch), stages.push.run(batch)
     assert (first.state, second.state) == ("pushed", "done")
-    assert len(pipeline.batch_items()) == 1
+    assert len(stages.batch_items()) == 1
 
 
 def test_poison_batch_is_dead_lettered_after_max_attempts(redis_client, redis_broker_url, server):
-    pipeline = Pipeline(redis_client, redis_broker_url, server, max_push_attempts=2)
-    pipeline.coalescer.add([item(1, 1)])
-    (batch,) = pipeline.flush().claimed
+    stages = Stages(redis_client, redis_broker_url, server, max_push_attempts=2)
+    stages.coalescer.add([item(1, 1)])
+    (batch,) = stages.flush().claimed
     redis_client.hset(batch.meta, "attempts", 2)
-    assert pipeline.push.run(batch).state == "dead_lettered"
-    (entry,) = pipeline.dead_letters.list()
+    assert stages.push.run(batch).state == "dead_lettered"
+    (entry,) = stages.dead_letters.list()
     assert "delivered 3 times" in entry.error.message
 
 
-def reaped_periods(pipeline, batch, claimed_at: float, periods: int) -> list[int]:
+def reaped_periods(stages, batch, claimed_at: float, periods: int) -> list[int]:
     """The reap periods after `claimed_at` (1, 2, ...) at whose end the reaper enqueued `batch` again."""
-    step = pipeline.settings.reap_after_seconds
-    return [k for k in range(1, periods + 1) if batch in pipeline.flusher.reap(claimed_at + k * step + 0.001)]
+    step = stages.settings.reap_after_seconds
+    return [k for k in range(1, periods + 1) if batch in stages.flusher.reap(claimed_at + k * step + 0.001)]
 
 
-def test_a_batch_whose_task_never_started_is_enqueued_again_less_and_less_often(pipeline):
+def test_a_batch_whose_task_never_started_is_enqueued_again_less_and_less_often(stages):
     # Its task may just be waiting behind others in a busy queue: enqueuing it every period grows that queue.
     claimed_at = time.time() + 10
-    pipeline.coalescer.add([item(1, 1)])
-    (batch,) = pipeline.flush(now=claimed_at).claimed
-    assert reaped_periods(pipeline, batch, claimed_at, 12) == [1, 3, 7]
+    stages.coalescer.add([item(1, 1)])
+    (batch,) = stages.flush(now=claimed_at).claimed
+    assert reaped_periods(stages, batch, claimed_at, 12) == [1, 3, 7]
 
 
 def test_the_waits_between_enqueues_of_a_batch_that_never_started_are_capped(redis_client, redis_broker_url, server):
-    pipeline = Pipeline(redis_client, redis_broker_url, server, reap_after_seconds=30, reap_max_seconds=60)
+    stages = Stages(redis_client, redis_broker_url, server, reap_after_seconds=30, reap_max_seconds=60)
     claimed_at = time.time() + 10
-    pipeline.coalescer.add([item(1, 1)])
-    (batch,) = pipeline.flush(now=claimed_at).claimed
-    assert reaped_periods(pipeline, batch, claimed_at, 12) == [1, 3, 5, 7, 9, 11]
+    stages.coalescer.add([item(1, 1)])
+    (batch,) = stages.flush(now=claimed_at).claimed
+    assert reaped_periods(stages, batch, claimed_at, 12) == [1, 3, 5, 7, 9, 11]
 
 
 def test_a_batch_whose_task_died_mid_push_is_enqueued_again_after_one_period_each_time(redis_client,
                                                                                        redis_broker_url, server):
-    pipeline = Pipeline(redis_client, redis_broker_url, server, lease_seconds=1, reap_after_seconds=2)
+    stages = Stages(redis_client, redis_broker_url, server, lease_seconds=1, reap_after_seconds=2)
     server.script("PUT", "^" + UPLOAD_PREFIX, delay=60, times=2)
-    pipeline.coalescer.add([item(1, 1)])
-    (batch,) = pipeline.flush().claimed
+    stages.coalescer.add([item(1, 1)])
+    (batch,) = stages.flush().claimed
     for death in (1, 2):
         # A real push task in a process of its own, killed while the server holds its upload.
-        task = multiprocessing.get_context("fork").Process(target=pipeline.push.run, args=(batch,))
+        task = multiprocessing.get_context("fork").Process(target=stages.push.run, args=(batch,))
         task.start()
         wait_until(lambda: len(server.matching("PUT", "^" + UPLOAD_PREFIX)) == death, what="the task uploading")
         os.kill(task.pid, signal.SIGKILL)
         task.join()
         wait_until(lambda: not redis_client.exists(batch.lease), what="the dead task's lease expired")
         enqueued_at = redis_client.zscore(keys.CLAIMED, batch.claim_ref)
-        assert reaped_periods(pipeline, batch, enqueued_at, 1) == [1]
+        assert reaped_periods(stages, batch, enqueued_at, 1) == [1]
     assert int(redis_client.hget(batch.meta, "attempts")) == 2
 
 
@@ -314,38 +314,38 @@ def identity(name: str, version: int, members: list[str]) -> object:
 
 
 def test_items_wait_for_the_identities_of_their_providers(redis_client, redis_broker_url, server):
-    pipeline = Pipeline(redis_client, redis_broker_url, server, source_providers={"src": ["prov"]})
-    pipeline.coalescer.add([identity("editors", 1, ["ann"]), item(1, 1)])
-    claimed = pipeline.flush().claimed
+    stages = Stages(redis_client, redis_broker_url, server, source_providers={"src": ["prov"]})
+    stages.coalescer.add([identity("editors", 1, ["ann"]), item(1, 1)])
+    claimed = stages.flush().claimed
     source_batch = next(b for b in claimed if b.target == SOURCE)
     provider_batch = next(b for b in claimed if b.target.kind == keys.PROVIDER)
-    assert pipeline.push.run(source_batch).state == "waiting"
-    assert pipeline.flusher.reap(time.time()) == []
-    assert pipeline.push.run(provider_batch).state == "pushed"
-    assert pipeline.flusher.reap(time.time()) == [source_batch]
-    assert pipeline.push.run(source_batch).state == "pushed"
+    assert stages.push.run(source_batch).state == "waiting"
+    assert stages.flusher.reap(time.time()) == []
+    assert stages.push.run(provider_batch).state == "pushed"
+    assert stages.flusher.reap(time.time()) == [source_batch]
+    assert stages.push.run(source_batch).state == "pushed"
     order = [r.path for r in server.requests if r.path.endswith("/batch")]
     assert order == ["/push/v1/organizations/org/providers/prov/permissions/batch",
                      "/push/v1/organizations/org/sources/src/documents/batch"]
 
 
 def test_identities_ingested_after_the_claim_do_not_hold_items_back(redis_client, redis_broker_url, server):
-    pipeline = Pipeline(redis_client, redis_broker_url, server, source_providers={"src": ["prov"]})
-    pipeline.coalescer.add([item(1, 1)])
-    (source_batch,) = pipeline.flush().claimed
-    pipeline.coalescer.add([identity("editors", 1, ["ann"])])
-    assert pipeline.push.run(source_batch).state == "pushed"
+    stages = Stages(redis_client, redis_broker_url, server, source_providers={"src": ["prov"]})
+    stages.coalescer.add([item(1, 1)])
+    (source_batch,) = stages.flush().claimed
+    stages.coalescer.add([identity("editors", 1, ["ann"])])
+    assert stages.push.run(source_batch).state == "pushed"
 
 
-def test_a_closing_burst_is_handed_out_once_until_its_idle_task_is_presumed_lost(pipeline):
-    pipeline.coalescer.add([item(1, 1)])
-    pipeline.flush()
-    pipeline.push_all()
+def test_a_closing_burst_is_handed_out_once_until_its_idle_task_is_presumed_lost(stages):
+    stages.coalescer.add([item(1, 1)])
+    stages.flush()
+    stages.push_all()
     handed = []
-    assert pipeline.brackets.close_quiet(lambda t, e: handed.append(e)) == 1
-    assert pipeline.brackets.close_quiet(lambda t, e: handed.append(e)) == 0
-    later = time.time() + pipeline.brackets._lock_seconds + 1
-    assert pipeline.brackets.close_quiet(lambda t, e: handed.append(e), now=later) == 1
+    assert stages.brackets.close_quiet(lambda t, e: handed.append(e)) == 1
+    assert stages.brackets.close_quiet(lambda t, e: handed.append(e)) == 0
+    later = time.time() + stages.brackets._lock_seconds + 1
+    assert stages.brackets.close_quiet(lambda t, e: handed.append(e), now=later) == 1
     assert handed == [1, 1]
 
 
@@ -355,23 +355,23 @@ def tagged(n: int, version: int, seq: int, run: str = "r1") -> object:
                                        "rebuild": {"run": run, "seq": seq}}))
 
 
-def test_run_events_count_once_each_however_often_they_arrive(pipeline):
-    pipeline.coalescer.add([tagged(n, 1, n) for n in range(5)])
-    pipeline.coalescer.add([tagged(n, 1, n) for n in (0, 1, 4)])  # redelivered
-    pipeline.coalescer.add([tagged(7, 2, 9)])
-    seen = pipeline.redis.get(SOURCE.run_seen("r1"))
-    assert pipeline.redis.bitcount(SOURCE.run_seen("r1")) == 6
-    assert [n for n in range(16) if pipeline.redis.getbit(SOURCE.run_seen("r1"), n)] == [0, 1, 2, 3, 4, 9]
-    assert seen is not None and pipeline.redis.ttl(SOURCE.run_seen("r1")) > 0
-    assert int(pipeline.redis.hget(SOURCE.run_state("r1"), "first_arrival_ms")) <= time.time() * 1000
+def test_run_events_count_once_each_however_often_they_arrive(stages):
+    stages.coalescer.add([tagged(n, 1, n) for n in range(5)])
+    stages.coalescer.add([tagged(n, 1, n) for n in (0, 1, 4)])  # redelivered
+    stages.coalescer.add([tagged(7, 2, 9)])
+    seen = stages.redis.get(SOURCE.run_seen("r1"))
+    assert stages.redis.bitcount(SOURCE.run_seen("r1")) == 6
+    assert [n for n in range(16) if stages.redis.getbit(SOURCE.run_seen("r1"), n)] == [0, 1, 2, 3, 4, 9]
+    assert seen is not None and stages.redis.ttl(SOURCE.run_seen("r1")) > 0
+    assert int(stages.redis.hget(SOURCE.run_state("r1"), "first_arrival_ms")) <= time.time() * 1000
 
 
-def test_a_stale_run_event_moves_its_runs_cut_off_before_the_push_that_made_it_stale(pipeline):
-    pipeline.coalescer.add([item(1, 5)])
-    pipeline.flush()
-    pipeline.push_all()
+def test_a_stale_run_event_moves_its_runs_cut_off_before_the_push_that_made_it_stale(stages):
+    stages.coalescer.add([item(1, 5)])
+    stages.flush()
+    stages.push_all()
     before = int(time.time() * 1000)
-    pipeline.coalescer.add([tagged(1, 4, 0), tagged(2, 1, 1)])
-    cutoff = pipeline.redis.zscore(SOURCE.run_cutoffs, "r1")
+    stages.coalescer.add([tagged(1, 4, 0), tagged(2, 1, 1)])
+    cutoff = stages.redis.zscore(SOURCE.run_cutoffs, "r1")
     assert cutoff is not None and cutoff <= before
-    assert pipeline.redis.bitcount(SOURCE.run_seen("r1")) == 2
+    assert stages.redis.bitcount(SOURCE.run_seen("r1")) == 2

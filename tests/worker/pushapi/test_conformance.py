@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from tests.pushapi.conftest import API_KEY
 from tests.support.openapi import load_spec
 from tests.support.scripted_server import REQUIRED_UPLOAD_HEADERS, UPLOAD_PREFIX
+from tests.worker.pushapi.conftest import API_KEY
 from worker.pushapi.batches import ContainerPusher, Delete, IdentityOp, Upsert
 
 GROUP = {"name": "editors", "type": "GROUP", "additionalInfo": {}}

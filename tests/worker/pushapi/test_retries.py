@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.pushapi.conftest import API_KEY, ORGANIZATION
+from tests.worker.pushapi.conftest import API_KEY, ORGANIZATION
 from worker.pushapi import errors
 from worker.pushapi.client import PushApiClient
 from worker.pushapi.retry import parse_retry_after
