@@ -7,9 +7,11 @@ naming each bad variable and the form it expects, so a typo never surfaces mid-p
 from __future__ import annotations
 
 import enum
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -48,12 +50,46 @@ LOG_FORMAT_VARIABLE = "PUSHSYNC_LOG_FORMAT"
 """The variable `pushsync --log-format` sets for its own process and for the children it starts."""
 
 
+STORE_SCHEMES = ("redis", "rediss", "unix")
+"""What REDIS_URL may name: Redis over TCP, over TLS, or a Unix socket."""
+BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp")
+"""What BROKER_URL may name: a Redis broker, or RabbitMQ (kombu's spellings)."""
+PUSH_SCHEMES = ("http", "https")
+PUSH_API_ROOT = "/push/v1"
+ORGANIZATION_ID = re.compile(r"[A-Za-z0-9_-]+")
+
+
 class SettingsError(ValueError):
     """The environment holds a setting pushsync cannot use; the message names the variable."""
 
 
 def _env(*names: str) -> AliasChoices:
     return AliasChoices(*names)
+
+
+def _checked_url(value: str, schemes: tuple[str, ...], *, database: bool = False) -> str:
+    """`value` when it is a URL of one of `schemes` with a usable host, port and (when `database`)
+    database number; else ValueError saying what is wrong, without repeating the URL (it may hold
+    a password)."""
+    parts = urlsplit(value.strip())
+    scheme = parts.scheme.lower()
+    if scheme not in schemes:
+        given = f"{scheme}://" if scheme and "://" in value else "no scheme"
+        raise ValueError(f"expected a URL starting with {', '.join(s + '://' for s in schemes)}; got {given}")
+    if scheme == "unix":
+        if not parts.path:
+            raise ValueError("expected unix:///path/to/redis.sock")
+        return value
+    if not parts.hostname:
+        raise ValueError(f"expected a host after {scheme}://")
+    try:
+        parts.port
+    except ValueError:
+        raise ValueError("the port must be a number from 1 to 65535") from None
+    path = parts.path.strip("/")
+    if database and scheme in ("redis", "rediss") and path and not path.isdigit():
+        raise ValueError(f"the path must be a database number, as in {scheme}://host:6379/0")
+    return value
 
 
 def _split_csv(value: object) -> object:
@@ -68,8 +104,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, frozen=True)
 
     organization_id: str = Field(
-        DEFAULT_ORGANIZATION, validation_alias=_env("COVEO_ORGANIZATION_ID"), pattern=r"^[A-Za-z0-9_-]+$",
-        description="Coveo organization id.",
+        DEFAULT_ORGANIZATION, validation_alias=_env("COVEO_ORGANIZATION_ID"), description="Coveo organization id.",
     )
     api_key: SecretStr = Field(
         SecretStr(DEFAULT_API_KEY), validation_alias=_env("COVEO_API_KEY"), min_length=1,
@@ -275,11 +310,38 @@ class Settings(BaseSettings):
             raise ValueError(f"expected one of {', '.join(REGION_HOSTS)}")
         return region
 
-    @field_validator("push_url", "redis_url", "broker_url")
+    @field_validator("organization_id")
     @classmethod
-    def _url_form(cls, value: str | None) -> str | None:
-        if value is not None and "://" not in value:
-            raise ValueError("expected a URL such as scheme://host:port/path")
+    def _organization_form(cls, value: str) -> str:
+        if not ORGANIZATION_ID.fullmatch(value):
+            shown = "nothing" if not value else "other characters"
+            raise ValueError(f"expected the organization's id (letters, digits, '-' and '_'), got {shown}")
+        return value
+
+    @field_validator("region", "push_url", "redis_url", "broker_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _store_url(cls, value: str | None) -> str | None:
+        return None if value is None else _checked_url(value, STORE_SCHEMES, database=True)
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_url(cls, value: str | None) -> str | None:
+        return None if value is None else _checked_url(value, BROKER_SCHEMES, database=True)
+
+    @field_validator("push_url")
+    @classmethod
+    def _push_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        _checked_url(value, PUSH_SCHEMES)
+        if not urlsplit(value).path.rstrip("/").endswith(PUSH_API_ROOT):
+            raise ValueError(f"expected the Push API root, ending in {PUSH_API_ROOT} "
+                             f"(as in {REGION_HOSTS['us']}): every call would miss otherwise")
         return value
 
     @model_validator(mode="after")
@@ -344,12 +406,13 @@ def load_settings(**overrides: object) -> Settings:
 
 
 def _describe(exc: ValidationError) -> str:
-    lines = []
+    """One line: each variable that is wrong, and what it should be."""
+    problems = []
     for error in exc.errors(include_url=False, include_input=False):
         field = error["loc"][0] if error["loc"] else None
         name = _variable_name(str(field)) if field else "settings"
-        lines.append(f"{name}: {error['msg'].removeprefix('Value error, ')}")
-    return "invalid settings:\n  " + "\n  ".join(lines)
+        problems.append(f"{name}: {error['msg'].removeprefix('Value error, ')}")
+    return ("invalid setting " if len(problems) == 1 else "invalid settings: ") + "; ".join(problems)
 
 
 def _variable_name(field: str) -> str:

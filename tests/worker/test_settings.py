@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -48,7 +49,18 @@ def test_explicit_base_url_and_client(monkeypatch):
         ("PUSHSYNC_WINDOW_SECONDS", "-1", "PUSHSYNC_WINDOW_SECONDS: Input should be greater than 0"),
         ("PUSHSYNC_CONTAINER_MAX_BYTES", str(300 * 1024 * 1024), "PUSHSYNC_CONTAINER_MAX_BYTES: Input should be less"),
         ("REDIS_URL", "localhost", "REDIS_URL: expected a URL"),
-        ("COVEO_ORGANIZATION_ID", "my org!", "COVEO_ORGANIZATION_ID: String should match pattern"),
+        ("COVEO_ORGANIZATION_ID", "my org!", "COVEO_ORGANIZATION_ID: expected the organization's id (letters, digits"),
+        ("COVEO_ORGANIZATION_ID", "", "COVEO_ORGANIZATION_ID: expected the organization's id (letters, digits, '-' "
+                                      "and '_'), got nothing"),
+        ("REDIS_URL", "http://cache:6379", "REDIS_URL: expected a URL starting with redis://, rediss://, unix://; "
+                                           "got http://"),
+        ("REDIS_URL", "redis://cache:notaport/0", "REDIS_URL: the port must be a number from 1 to 65535"),
+        ("REDIS_URL", "redis://cache:6379/zero", "REDIS_URL: the path must be a database number"),
+        ("REDIS_URL", "redis:///0", "REDIS_URL: expected a host after redis://"),
+        ("BROKER_URL", "rabbit://guest@mq:5672//", "BROKER_URL: expected a URL starting with redis://, rediss://, "
+                                                   "amqp://, amqps://, pyamqp://; got rabbit://"),
+        ("COVEO_PUSH_URL", "http://proxy:8080", "COVEO_PUSH_URL: expected the Push API root, ending in /push/v1"),
+        ("COVEO_PUSH_URL", "proxy:8080/push/v1", "COVEO_PUSH_URL: expected a URL starting with http://, https://"),
         ("COVEO_API_KEY", "", "COVEO_API_KEY: Value should have at least 1 item"),
         ("PUSHSYNC_BURST_STATUS", "RESCAN", "PUSHSYNC_BURST_STATUS: Input should be 'REFRESH' or 'INCREMENTAL'"),
     ],
@@ -58,6 +70,50 @@ def test_bad_values_name_the_variable(monkeypatch, variable, value, expected):
     with pytest.raises(SettingsError) as caught:
         load_settings()
     assert expected in str(caught.value)
+
+
+def test_a_bad_setting_is_one_line_that_keeps_a_password_out(monkeypatch):
+    monkeypatch.setenv("REDIS_URL", "redis://:hunter2-secret@cache:port/0")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert "\n" not in str(caught.value) and "hunter2-secret" not in str(caught.value)
+
+
+def test_several_bad_settings_are_named_on_one_line(monkeypatch):
+    monkeypatch.setenv("COVEO_REGION", "usa")
+    monkeypatch.setenv("PUSHSYNC_WINDOW_SECONDS", "soon")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "\n" not in message and "COVEO_REGION:" in message and "PUSHSYNC_WINDOW_SECONDS:" in message
+
+
+@pytest.mark.parametrize("variable", ["REDIS_URL", "BROKER_URL", "COVEO_PUSH_URL", "COVEO_REGION"])
+def test_an_empty_optional_variable_means_unset(monkeypatch, variable):
+    monkeypatch.setenv(variable, " ")
+    settings = load_settings()
+    assert (settings.redis_url, settings.broker_url, settings.push_url, settings.region) == (None, None, None, None)
+
+
+@pytest.mark.parametrize("good", ["redis://cache:6379/0", "rediss://:pw@cache:6380", "unix:///run/redis.sock?db=2",
+                                  "redis://[::1]:6379/1"])
+def test_every_form_of_store_url_a_server_takes_is_accepted(monkeypatch, good):
+    monkeypatch.setenv("REDIS_URL", good)
+    assert load_settings().redis_url == good
+
+
+@pytest.mark.process
+@pytest.mark.parametrize(("role", "variables", "expected"), [
+    ("worker", {"COVEO_REGION": "usa", "REDIS_URL": "redis://127.0.0.1:1/0"},
+     "pushsync: invalid setting COVEO_REGION: expected one of us, ca, eu, au, hipaa"),
+    ("beat", {}, "pushsync: REDIS_URL: not set. Point it at a Redis server"),
+])
+def test_worker_and_beat_report_a_bad_setting_in_one_line_before_celery_starts(role, variables, expected):
+    env = {name: value for name, value in os.environ.items() if name not in VARIABLES} | variables
+    done = subprocess.run([sys.executable, "-m", "worker", role], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.startswith(expected) and done.stderr.count("\n") == 1, done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
 
 
 def test_region_and_url_together_are_refused(monkeypatch):

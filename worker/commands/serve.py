@@ -12,12 +12,17 @@ import sys
 import click
 
 from worker.children import celery_command
+from worker.settings import load_settings
+from worker.store.connection import store_url
 
 PASS_THROUGH = {"ignore_unknown_options": True, "help_option_names": []}
 """Every argument, --help included, goes to Celery."""
 
 
 def _exec(role: str, celery_args: tuple[str, ...]) -> None:
+    # Checked here, before Celery takes over: its own report of a bad or missing setting is a page
+    # of usage and traceback with the reason last. A SettingsError becomes one line (`worker.cli.run`).
+    store_url(load_settings())
     os.execv(sys.executable, celery_command(role, celery_args))
 
 
