@@ -50,7 +50,7 @@ def broker_url_option(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @click.command()
-@click.argument("source", type=click.Path(dir_okay=False, allow_dash=True, path_type=str))
+@click.argument("source", metavar="FILE", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=str))
 @broker_url_option
 @click.option(
     "--events-per-message", type=click.IntRange(min=1), default=DEFAULT_EVENTS_PER_MESSAGE, show_default=True,
@@ -63,7 +63,7 @@ def broker_url_option(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--skip-invalid", is_flag=True, help="Publish the valid lines and write the invalid ones to a file.")
 @click.option(
     "--invalid-output", type=click.Path(dir_okay=False, writable=True, path_type=Path),
-    help=f"Where --skip-invalid writes invalid lines [default: SOURCE.invalid.ndjson, or {STDIN_INVALID_OUTPUT}].",
+    help=f"Where --skip-invalid writes invalid lines [default: FILE.invalid.ndjson, or {STDIN_INVALID_OUTPUT}].",
 )
 @click.option("--progress/--no-progress", default=None, help="Draw a progress bar [default: when stderr is a terminal].")
 @click.option("--queue", "queue_name", default=EVENTS_QUEUE, hidden=True, help="Queue to publish to (tests only).")
@@ -71,7 +71,7 @@ def publish(
     source: str, broker_url: str, events_per_message: int, max_event_bytes: int, skip_invalid: bool,
     invalid_output: Path | None, progress: bool | None, queue_name: str,
 ) -> None:
-    """Publish the NDJSON change events of SOURCE (a file, or - for stdin), one event per line.
+    """Publish the NDJSON change events of FILE (a path, or - for stdin), one event per line.
 
     Every line is validated first: unless --skip-invalid is given, nothing is published when any
     line is invalid. Exit status: 0 all published, 1 invalid lines, 3 the broker did not take them.

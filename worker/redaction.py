@@ -48,10 +48,15 @@ class Secrets:
             self._pattern = re.compile("|".join(re.escape(value) for value in ordered))
 
     def register_url(self, url: str | None) -> None:
-        """Hide the password of `url` (as written in it, and decoded)."""
-        password = urlsplit(url).password if url else None
-        if password:
-            self.register(password, unquote(password))
+        """Hide the password of `url` (as written in it, and decoded).
+
+        A password that is the user name too (RabbitMQ's `guest:guest`) hides nothing the user
+        name does not show: it is masked where it stands in a URL, not as free text, so that the
+        user name stays readable in every message.
+        """
+        parts = urlsplit(url) if url else None
+        if parts is not None and parts.password and parts.password != parts.username:
+            self.register(parts.password, unquote(parts.password))
 
     def redact(self, text: str) -> str:
         """`text` with every secret replaced by `[redacted]`."""

@@ -93,6 +93,14 @@ def test_settings_register_the_api_key_and_the_url_passwords(monkeypatch: pytest
     assert redaction.redact(text) == "key [redacted], store [redacted], broker [redacted]"
 
 
+def test_a_password_that_is_the_user_name_leaves_the_user_name_readable() -> None:
+    secrets = redaction.Secrets()
+    secrets.register_url("amqp://guest:guest@127.0.0.1:5672//")
+    secrets.register_url("amqp://sync:s3cret-pass@rabbit:5672//")
+    assert secrets.redact("user guest on amqp://guest:guest@127.0.0.1:5672//, then sync with s3cret-pass") == \
+        "user guest on amqp://guest:[redacted]@127.0.0.1:5672//, then sync with [redacted]"
+
+
 def test_push_api_errors_echoing_the_key_leave_it_out_of_logs_and_dead_letters(
         log_file: Path, server: ScriptedServer, redis_broker_url: str) -> None:
     key = new_secret("key")

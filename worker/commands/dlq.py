@@ -13,6 +13,7 @@ from producers.errors import InvalidEventError
 from producers.events import parse_event
 from producers.private_files import replacing
 from worker.commands.output import counted, echo_json, shorten, when
+from worker.commands.services import needs_store
 from worker.deadletter.operator import DeadLetterBrowser
 from worker.deadletter.queue import DeadLetter
 from worker.ingest.horizon import Horizon
@@ -36,6 +37,7 @@ def dlq() -> None:
 @dlq.command("list")
 @click.option("--source", "target", help="Only entries of this source (or provider) id.")
 @click.option("--error", help="Only entries whose error class or errorCode is this.")
+@needs_store(broker=True)
 def list_entries(target: str | None, error: str | None) -> None:
     """List entries, oldest first."""
     entries = _dead_letters().list(target=target, error=error)
@@ -48,6 +50,7 @@ def list_entries(target: str | None, error: str | None) -> None:
 
 @dlq.command()
 @click.argument("entry_id")
+@needs_store(broker=True)
 def show(entry_id: str) -> None:
     """Show one entry whole, as JSON."""
     entry = _dead_letters().show(entry_id)
@@ -60,6 +63,7 @@ def show(entry_id: str) -> None:
 @click.argument("entry_ids", nargs=-1)
 @click.option("--source", "target", help="Only entries of this source (or provider) id.")
 @click.option("--dry-run", is_flag=True, help="Say what would be replayed, change nothing.")
+@needs_store(broker=True)
 def replay(entry_ids: tuple[str, ...], target: str | None, dry_run: bool) -> None:
     """Publish entries' events back to pushsync.events with their original versions.
 
@@ -103,6 +107,7 @@ def _past_horizon(entries: list[DeadLetter], horizon: Horizon, now: float) -> in
 @dlq.command()
 @click.option("--source", "target", help="Only entries of this source (or provider) id.")
 @click.option("--yes", is_flag=True, help="Confirm that the entries are to be deleted for good.")
+@needs_store(broker=True)
 def purge(target: str | None, yes: bool) -> None:
     """Delete entries for good."""
     if not yes:
@@ -112,6 +117,7 @@ def purge(target: str | None, yes: bool) -> None:
 
 @dlq.command()
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True, path_type=str))
+@needs_store(broker=True)
 def export(file: str) -> None:
     """Write every entry as NDJSON to FILE (- for standard output).
 

@@ -6,15 +6,10 @@ from typing import NoReturn
 
 import click
 
+from worker.commands.services import BROKER_DOWN, NO_WORKER, STORE_DOWN
 from worker.observe import liveness, probes
 from worker.settings import load_settings
 from worker.store.connection import store_url
-
-HEALTHY = 0
-STORE_DOWN = 3
-BROKER_DOWN = 4
-NO_WORKER = 5
-"""Exit codes (1 is an invalid setting, 2 a wrong command line, as for every pushsync command)."""
 
 
 @click.command()

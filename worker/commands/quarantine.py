@@ -7,8 +7,8 @@ import dataclasses
 import click
 
 from producers.errors import PublishError
-from worker.commands.health import BROKER_DOWN
 from worker.commands.output import counted, echo_json, shorten, when
+from worker.commands.services import BROKER_DOWN, needs_store
 from worker.ingest import quarantine as quarantined
 from worker.ingest.quarantine_replay import replay as replay_entries
 from worker.settings import load_settings
@@ -26,6 +26,7 @@ def quarantine() -> None:
 @quarantine.command("list")
 @click.option("--source", "target", help="Only entries naming this source or provider.")
 @click.option("--limit", default=100, show_default=True, help="At most this many entries.")
+@needs_store()
 def list_entries(target: str | None, limit: int) -> None:
     """List entries, oldest first."""
     entries = quarantined.list_entries(connect(load_settings()), limit=limit, target=target)
@@ -37,6 +38,7 @@ def list_entries(target: str | None, limit: int) -> None:
 
 @quarantine.command()
 @click.argument("entry_id")
+@needs_store()
 def show(entry_id: str) -> None:
     """Show one entry whole, as JSON (`truncated`: raw holds only a prefix of `size` bytes)."""
     entry = quarantined.show(connect(load_settings()), entry_id)
@@ -49,6 +51,7 @@ def show(entry_id: str) -> None:
 @click.argument("entry_ids", nargs=-1)
 @click.option("--all", "everything", is_flag=True, help="Replay every entry, oldest first.")
 @click.option("--dry-run", is_flag=True, help="Say what would be replayed, change nothing.")
+@needs_store(broker=True)
 def replay(entry_ids: tuple[str, ...], everything: bool, dry_run: bool) -> None:
     """Validate entries again and republish what is valid now to pushsync.events.
 
@@ -87,6 +90,7 @@ def replay(entry_ids: tuple[str, ...], everything: bool, dry_run: bool) -> None:
 @click.argument("entry_ids", nargs=-1)
 @click.option("--all", "everything", is_flag=True, help="Purge every entry (needs --yes).")
 @click.option("--yes", is_flag=True, help="Confirm that every entry is to be deleted for good.")
+@needs_store()
 def purge(entry_ids: tuple[str, ...], everything: bool, yes: bool) -> None:
     """Delete the given entries (or --all --yes) for good."""
     if bool(entry_ids) == everything:

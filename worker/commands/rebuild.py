@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from worker.commands.services import needs_store
 from worker.pushapi.errors import NotFoundError, PushApiError
 from worker.runs.exports import check_export, default_processes
 from worker.runs.rebuild import RebuildError, Rebuilds
@@ -91,8 +92,9 @@ def _full_run(target: keys.Target, export: str, *, run_id: str | None, skip_inva
 
 @click.command()
 @click.argument("source")
-@click.argument("export", type=click.Path(allow_dash=True, dir_okay=False))
+@click.argument("export", type=click.Path(exists=True, allow_dash=True, dir_okay=False))
 @_full_run_options
+@needs_store()
 def rebuild(source: str, export: str, **options) -> None:
     """Push every item of EXPORT (NDJSON item.upsert events with versions) to SOURCE as a full
     rebuild, then delete the items the export does not have. Workers do the pushing."""
@@ -108,8 +110,9 @@ def identities() -> None:
 
 @identities.command()
 @click.argument("provider")
-@click.argument("export", type=click.Path(allow_dash=True, dir_okay=False))
+@click.argument("export", type=click.Path(exists=True, allow_dash=True, dir_okay=False))
 @_full_run_options
+@needs_store()
 def sync(provider: str, export: str, **options) -> None:
     """Push every identity of EXPORT (NDJSON identity.upsert / identity.alias events with versions)
     to PROVIDER, then disable the identities the export does not have."""

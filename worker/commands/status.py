@@ -8,8 +8,8 @@ import time
 
 import click
 
-from worker.commands.health import BROKER_DOWN, HEALTHY, STORE_DOWN
 from worker.commands.output import age, counted, echo_json, mib, table, when
+from worker.commands.services import BROKER_DOWN, HEALTHY, STORE_DOWN
 from worker.deadletter.queue import DEAD_LETTER_QUEUE
 from worker.observe import overview
 from worker.settings import load_settings

@@ -20,7 +20,7 @@ from celery import Celery
 from producers import Publisher
 from producers.events.limits import MIB
 from tests.worker.e2e import converge, pipeline_env, wait_for
-from worker.commands.health import BROKER_DOWN, HEALTHY, NO_WORKER, STORE_DOWN
+from worker.commands.services import BROKER_DOWN, HEALTHY, NO_WORKER, STORE_DOWN
 from worker.deadletter.operator import DeadLetterBrowser
 from worker.deadletter.queue import Held, held_per_target
 from worker.settings import load_settings

@@ -14,7 +14,7 @@ from producers import broker
 from tests.worker.e2e import wait_for
 from tests.worker.observe.test_status import pushsync, status
 from worker.children import CELERY_READY_MARKERS, Child
-from worker.commands.health import HEALTHY
+from worker.commands.services import HEALTHY
 
 REPO = Path(__file__).resolve().parents[3]
 WORKERS = 2
