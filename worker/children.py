@@ -111,8 +111,6 @@ def _names_node(args: Sequence[str]) -> bool:
 def celery(role: str, *, env: dict[str, str], log_path: Path, extra: Sequence[str] = (), cwd: Path | None = None) -> Child:
     """Start a pushsync Celery `worker` or `beat` and wait until it is ready."""
     command = celery_command(role, extra)
-    if role == "beat":
-        command += ["--schedule", str(log_path.with_suffix(".schedule"))]
     child = Child(f"celery {role}", command, env=env, log_path=log_path, cwd=cwd)
     try:
         return child.wait_for_log(CELERY_READY_MARKERS[role])
