@@ -202,6 +202,23 @@ def test_permanent_400_dead_letters_then_replay_restores(stages, redis_broker_ur
     assert sorted(e.version for e in decode_message(body)) == [7, 8]
 
 
+def test_replay_and_purge_pick_dead_letters_by_error(stages, redis_broker_url):
+    from tests.support.raw import drain
+    from worker.pushapi.errors import InvalidInputError, NotFoundError
+
+    letters = stages.dead_letters
+    gone = NotFoundError("gone", status=404, error_code="SOURCE_NOT_FOUND")
+    letters.send("source:src", "b1", [item(1, 1).encoded], gone, attempts=1)
+    letters.send("source:src", "b2", [item(2, 2).encoded], InvalidInputError("too large"), attempts=1)
+    letters.send("source:other", "b3", [item(3, 3, "other").encoded], InvalidInputError("too large"), attempts=1)
+    assert [e.batch_id for e in letters.replay(error="SOURCE_NOT_FOUND")] == ["b1"]
+    (body,) = drain(redis_broker_url)
+    assert b'"version":1' in body.replace(b" ", b"")
+    assert letters.purge(target="src", error="NotFoundError") == 0, "b1 was replayed away already"
+    assert letters.purge(target="src", error="InvalidInputError") == 1
+    assert [e.batch_id for e in letters.list()] == ["b3"]
+
+
 def test_oversized_item_is_dead_lettered_alone(redis_client, redis_broker_url, server):
     stages = Stages(redis_client, redis_broker_url, server, container_max_bytes=1024 * 1024)
     import base64

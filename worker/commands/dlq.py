@@ -62,21 +62,22 @@ def show(entry_id: str) -> None:
 @dlq.command()
 @click.argument("entry_ids", nargs=-1)
 @click.option("--source", "target", help="Only entries of this source (or provider) id.")
+@click.option("--error", help="Only entries whose error class or errorCode is this.")
 @click.option("--dry-run", is_flag=True, help="Say what would be replayed, change nothing.")
 @needs_store(broker=True)
-def replay(entry_ids: tuple[str, ...], target: str | None, dry_run: bool) -> None:
+def replay(entry_ids: tuple[str, ...], target: str | None, error: str | None, dry_run: bool) -> None:
     """Publish entries' events back to pushsync.events with their original versions.
 
-    With ENTRY_IDS only those entries, else every entry (of --source). Exit status 1 when a
+    With ENTRY_IDS only those entries, else every entry (of --source, with --error). Exit status 1 when a
     named entry was not found (the others are replayed).
     """
     letters = _dead_letters()
     wanted = set(entry_ids) or None
     if dry_run:
-        entries = [e for e in letters.list(target=target) if wanted is None or e.id in wanted]
+        entries = [e for e in letters.list(target=target, error=error) if wanted is None or e.id in wanted]
         verb = "would replay"
     else:
-        entries = letters.replay(target=target, entry_ids=wanted)
+        entries = letters.replay(target=target, entry_ids=wanted, error=error)
         verb = "replayed"
     events = sum(len(entry.events) for entry in entries)
     click.echo(f"{verb} {counted(len(entries), 'entry', 'entries')} ({counted(events, 'event')})")
@@ -106,13 +107,14 @@ def _past_horizon(entries: list[DeadLetter], horizon: Horizon, now: float) -> in
 
 @dlq.command()
 @click.option("--source", "target", help="Only entries of this source (or provider) id.")
+@click.option("--error", help="Only entries whose error class or errorCode is this.")
 @click.option("--yes", is_flag=True, help="Confirm that the entries are to be deleted for good.")
 @needs_store(broker=True)
-def purge(target: str | None, yes: bool) -> None:
-    """Delete entries for good."""
+def purge(target: str | None, error: str | None, yes: bool) -> None:
+    """Delete entries (of --source, with --error) for good."""
     if not yes:
         raise click.UsageError("purging deletes entries for good: add --yes")
-    click.echo(f"purged {_dead_letters().purge(target=target)} entries")
+    click.echo(f"purged {_dead_letters().purge(target=target, error=error)} entries")
 
 
 @dlq.command()

@@ -48,10 +48,12 @@ class DeadLetterBrowser(DeadLetters):
     def show(self, entry_id: str) -> DeadLetter | None:
         return next((entry for entry in self.list() if entry.id == entry_id), None)
 
-    def replay(self, *, target: str | None = None, entry_ids: Collection[str] | None = None) -> list[DeadLetter]:
+    def replay(self, *, target: str | None = None, entry_ids: Collection[str] | None = None,
+               error: str | None = None) -> list[DeadLetter]:
         """Publish matching entries' events back to `pushsync.events`; drop each entry once confirmed.
 
-        target: only entries of this target; entry_ids: only the entries with these ids (None: any).
+        target: only entries of this target; entry_ids: only the entries with these ids (None: any);
+        error: only entries whose error class or errorCode is this.
         """
         replayed = []
         with self._connect() as connection, Publisher(self.broker_url) as publisher:
@@ -59,7 +61,7 @@ class DeadLetterBrowser(DeadLetters):
             try:
                 for message, entry in taken:
                     chosen = entry_ids is None or entry.id in entry_ids
-                    if not chosen or not _matches(entry, target, None):
+                    if not chosen or not _matches(entry, target, error):
                         continue
                     publisher.publish_many(entry.events)
                     message.ack()
@@ -71,12 +73,13 @@ class DeadLetterBrowser(DeadLetters):
                 self._unindex([entry.id for entry in replayed])
         return replayed
 
-    def purge(self, *, target: str | None = None) -> int:
-        """Delete matching entries for good; returns how many."""
+    def purge(self, *, target: str | None = None, error: str | None = None) -> int:
+        """Delete the entries of `target` (any, when None) whose error class or errorCode is `error`
+        (any, when None) for good; returns how many."""
         purged = []
         with self._connect() as connection:
             for message, entry in self._browse(connection):
-                if _matches(entry, target, None):
+                if _matches(entry, target, error):
                     message.ack()
                     purged.append(entry.id)
                 else:
