@@ -12,7 +12,7 @@ import click
 from producers.errors import InvalidEventError
 from producers.events import parse_event
 from producers.private_files import replacing
-from worker.commands.output import counted, echo_json, shorten, when
+from worker.commands.output import counted, echo_json, iso, shorten, when
 from worker.commands.services import needs_store
 from worker.deadletter.operator import DeadLetterBrowser
 from worker.deadletter.queue import DeadLetter
@@ -56,7 +56,8 @@ def show(entry_id: str) -> None:
     entry = _dead_letters().show(entry_id)
     if entry is None:
         raise click.ClickException(f"no dead-letter entry {entry_id}")
-    echo_json(dataclasses.asdict(entry))
+    shown = dataclasses.asdict(entry)
+    echo_json(shown | {"first_failure": iso(entry.first_failure), "last_failure": iso(entry.last_failure)})
 
 
 @dlq.command()

@@ -7,7 +7,7 @@ import dataclasses
 import click
 
 from producers.errors import PublishError
-from worker.commands.output import counted, echo_json, shorten, when
+from worker.commands.output import counted, echo_json, iso, shorten, when
 from worker.commands.services import BROKER_DOWN, needs_store
 from worker.ingest import quarantine as quarantined
 from worker.ingest.quarantine_replay import replay as replay_entries
@@ -44,7 +44,7 @@ def show(entry_id: str) -> None:
     entry = quarantined.show(connect(load_settings()), entry_id)
     if entry is None:
         raise click.ClickException(f"no quarantine entry {entry_id}")
-    echo_json(dataclasses.asdict(entry))
+    echo_json(dataclasses.asdict(entry) | {"at": iso(entry.at)})
 
 
 @quarantine.command()
