@@ -24,7 +24,7 @@ from worker.settings import load_settings
 # worker serving metrics must be set to share files.
 METRICS_DIRECTORY = metric_files.share(load_settings())
 
-from worker import runtime  # noqa: E402
+from worker import runtime, tasks  # noqa: E402
 from worker.observe import endpoint  # noqa: E402
 
 runtime.observe()
@@ -45,7 +45,7 @@ def configure_logging(loglevel: int | str, logfile: str | None, **_: object) -> 
     """
     # Bound to the real stream now: Celery redirects sys.stderr into logging later.
     handler = WatchedFileHandler(logfile) if logfile else logging.StreamHandler(sys.stderr)
-    logs.configure(load_settings().log_format, level=loglevel, handler=handler)
+    logs.configure(load_settings().log_format, level=loglevel, handler=handler, routine_tasks=tasks.ROUTINE_TASKS)
     # The pool's own logger does not propagate; Celery gives it the root's handler for errors.
     pool = get_multiprocessing_logger()
     if pool is not None:

@@ -86,6 +86,33 @@ class TextFormatter(logging.Formatter):
         return TEXT_FORMAT % {**fields, "context": escape_line(f" [{shown}]") if shown else ""}
 
 
+CELERY_TASK_LOGGERS = frozenset({"celery.worker.strategy", "celery.app.trace"})
+"""Where Celery logs that a task was received and that it succeeded (its arguments name the task)."""
+CELERY_BEAT_LOGGER = "celery.beat"
+
+
+class RoutineFilter(logging.Filter):
+    """Leaves out Celery's INFO lines about routine tasks: received, succeeded, and beat sending them.
+
+    The sweep runs twice a second on every worker; its own lines say when it did something (a
+    window claimed, a batch enqueued again), and its failures still show at WARNING and above.
+    """
+
+    def __init__(self, tasks: frozenset[str]) -> None:
+        """tasks: the names of the routine tasks (`pushsync.sweep`)."""
+        super().__init__()
+        self.tasks = tasks
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.INFO:
+            return True
+        if record.name in CELERY_TASK_LOGGERS and isinstance(record.args, dict):
+            return record.args.get("name") not in self.tasks
+        if record.name == CELERY_BEAT_LOGGER and isinstance(record.args, tuple) and len(record.args) == 2:
+            return record.args[1] not in self.tasks
+        return True
+
+
 def json_formatter() -> JsonFormatter:
     """One JSON object a line: time, level, process, logger, message, every extra field, exception."""
     return JsonFormatter(JSON_FIELDS, style="{", rename_fields=JSON_NAMES, reserved_attrs=JSON_LEFT_OUT, timestamp="time",
@@ -104,16 +131,19 @@ class StderrHandler(logging.StreamHandler):
 
 
 def configure(log_format: LogFormat, *, level: int | str = logging.INFO,
-              handler: logging.Handler | None = None) -> logging.Handler:
+              handler: logging.Handler | None = None, routine_tasks: frozenset[str] = frozenset()) -> logging.Handler:
     """Log every record of this process at `level` or above through one redacting handler.
 
     log_format: text or JSON lines.
     level: the root logger's level.
     handler: where lines go (default: standard error); a handler configured before is replaced.
+    routine_tasks: Celery tasks whose received/succeeded/sent lines are left out (see RoutineFilter).
     """
     handler = handler or StderrHandler()
     handler.name = HANDLER_NAME
     handler.setFormatter(json_formatter() if log_format is LogFormat.JSON else TextFormatter())
+    if routine_tasks:
+        handler.addFilter(RoutineFilter(routine_tasks))
     handler.addFilter(ContextFilter())
     handler.addFilter(RedactingFilter())
     root = logging.getLogger()

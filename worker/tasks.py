@@ -10,6 +10,9 @@ from worker.runs import broker_runs
 from worker.runtime import flusher, runtime
 from worker.store import keys
 
+SWEEP_TASK = "pushsync.sweep"
+ROUTINE_TASKS = frozenset({SWEEP_TASK})
+"""Tasks too frequent to log each run of: they log what they do."""
 SWEEP_LOCK_SECONDS = 30
 """A sweep that takes longer than this (it should take milliseconds) lets the next one run."""
 
@@ -58,7 +61,7 @@ def rebuild_finish(target_ref: str, run_id: str) -> dict:
     return outcome.__dict__ if outcome else {"concluded": False}
 
 
-@shared_task(name="pushsync.sweep", acks_late=True)
+@shared_task(name=SWEEP_TASK, acks_late=True)
 def sweep() -> dict:
     """Claim due windows, re-enqueue lost batches, close quiet bursts; one sweep at a time."""
     current = runtime()

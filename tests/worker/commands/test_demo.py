@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -21,5 +22,7 @@ def test_demo_on_embedded_defaults_converges_and_cleans_up():
     assert "starting: embedded Redis" in result.stdout
     assert "the index holds exactly the expected 130 items (20 deleted)" in result.stdout
     assert "REFRESH → IDLE" in result.stdout
-    leftovers = subprocess.run(["pgrep", "-f", "pushsync-demo-"], capture_output=True, text=True)
+    # Only this demo's processes: another session's demo may be running on the same machine.
+    (directory,) = re.findall(r"\(logs in (\S+)\)", result.stdout)
+    leftovers = subprocess.run(["pgrep", "-f", directory], capture_output=True, text=True)
     assert leftovers.stdout.strip() == ""
