@@ -33,13 +33,10 @@ def health(no_worker: bool, worker_name: str | None, timeout: float) -> None:
     settings = load_settings()
     store = store_url(settings)
     broker = settings.broker_url or store
-    client = probes.store_client(store)
     try:
-        probes.check_store(client, store)
+        probes.probe_store(store)
     except probes.Unreachable as exc:
         _fail(STORE_DOWN, str(exc))
-    finally:
-        client.close()
     try:
         with probes.open_broker(broker) as connection:
             if no_worker:

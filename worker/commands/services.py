@@ -44,13 +44,10 @@ def reachable(*, store: str | None = None, broker: str | None = None) -> Iterato
     """Run the block once the store at `store` and the broker at `broker` (those given) answer;
     a service that does not, before or during the block, ends the command with exit 3 or 4."""
     if store is not None:
-        client = probes.store_client(store)
         try:
-            probes.check_store(client, store)
+            probes.probe_store(store)
         except probes.Unreachable as exc:
             fail(STORE_DOWN, str(exc))
-        finally:
-            client.close()
     if broker is not None:
         try:
             with probes.open_broker(broker):

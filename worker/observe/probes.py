@@ -52,6 +52,15 @@ def check_store(client: redis.Redis, url: str) -> None:
         client.ping()
 
 
+def probe_store(url: str) -> None:
+    """Raise `Unreachable` unless the store at `url` answers a PING, on a connection of its own."""
+    client = store_client(url)
+    try:
+        check_store(client, url)
+    finally:
+        client.close()
+
+
 @contextmanager
 def open_broker(url: str) -> Iterator[Connection]:
     """An open connection to the broker at `url`; `Unreachable` if it cannot be had at once or is lost."""
