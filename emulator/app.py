@@ -21,7 +21,7 @@ from emulator.errors import (
 )
 from emulator.faults import FaultMiddleware
 from emulator.requestlog import RequestLogMiddleware
-from emulator.routes import admin, documents, files, identities, status
+from emulator.routes import admin, documents, files, identities, platform, status
 from emulator.state import EmulatorHolder
 
 GC_THRESHOLDS = (50_000, 50, 100)
@@ -41,7 +41,7 @@ def create_app(config: EmulatorConfig) -> Starlette:
         await holder.close()
 
     app = Starlette(
-        routes=[*documents.ROUTES, *identities.ROUTES, *files.ROUTES, *status.ROUTES, *admin.ROUTES],
+        routes=[*documents.ROUTES, *identities.ROUTES, *files.ROUTES, *status.ROUTES, *platform.ROUTES, *admin.ROUTES],
         # The request log wraps fault injection, so that faulted requests are logged too.
         middleware=[
             Middleware(RequestLogMiddleware, current=lambda: holder.current),

@@ -5,7 +5,7 @@ an unconfigured worker talks to an unconfigured emulator. The emulator itself im
 the worker, as it stands in for the service whatever the client does.
 """
 
-from emulator.paths import PUSH_PREFIX
+from emulator.paths import PLATFORM_PREFIX, PUSH_PREFIX
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8089
@@ -13,3 +13,5 @@ DEFAULT_ORGANIZATION = "pushsync-local"
 DEFAULT_API_KEY = "local-emulator-key"
 DEFAULT_PUSH_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}{PUSH_PREFIX}"
 """The Push API of an emulator started without options."""
+DEFAULT_PLATFORM_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}{PLATFORM_PREFIX}"
+"""The Platform API (its reads of sources and providers) of an emulator started without options."""

@@ -8,13 +8,14 @@ from urllib.parse import quote
 
 import requests
 
+from emulator.paths import ADMIN_PREFIX, PLATFORM_PREFIX, PUSH_PREFIX
 from worker.children import Child
 from worker.children import emulator as emulator_child
 from worker.store.embedded import free_port
 
 STOP_SECONDS = 10.0
 """How long the emulator may take to stop politely before it is killed."""
-ADMIN = "/_emulator"
+ADMIN = ADMIN_PREFIX
 
 
 def _segment(target_id: str) -> str:
@@ -27,7 +28,8 @@ class EmulatorServer:
 
     def __init__(self, url: str, organization: str, api_key: str, child: Child) -> None:
         self.url = url
-        self.push_url = url + "/push/v1"
+        self.push_url = url + PUSH_PREFIX
+        self.platform_url = url + PLATFORM_PREFIX
         self.organization = organization
         self.api_key = api_key
         self.child = child

@@ -37,6 +37,7 @@ def push_api_client(settings: Settings, **overrides: Any) -> PushApiClient:
     options: dict[str, Any] = {
         "base_url": settings.push_base_url,
         "organization_id": settings.organization_id,
+        "platform_url": settings.platform_base_url,
         "api_key": settings.api_key.get_secret_value(),
         "connect_timeout": settings.connect_timeout,
         "read_timeout": settings.read_timeout,

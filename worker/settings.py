@@ -16,12 +16,13 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from emulator.defaults import DEFAULT_API_KEY, DEFAULT_ORGANIZATION, DEFAULT_PUSH_URL
+from emulator.defaults import DEFAULT_API_KEY, DEFAULT_ORGANIZATION, DEFAULT_PLATFORM_URL, DEFAULT_PUSH_URL
 from producers.events.limits import CONTAINER_LIMIT_BYTES, MIB
 from worker import redaction
 
 LOCAL_PUSH_URL = DEFAULT_PUSH_URL
 """The local emulator, used when neither a region nor a base URL is given."""
+LOCAL_PLATFORM_URL = DEFAULT_PLATFORM_URL
 
 REGION_HOSTS = {
     "us": "https://api.cloud.coveo.com/push/v1",
@@ -30,6 +31,14 @@ REGION_HOSTS = {
     "au": "https://api-au.cloud.coveo.com/push/v1",
     "hipaa": "https://apihipaa.cloud.coveo.com/push/v1",
 }
+PLATFORM_HOSTS = {
+    "us": "https://platform.cloud.coveo.com/rest",
+    "ca": "https://platform-ca.cloud.coveo.com/rest",
+    "eu": "https://platform-eu.cloud.coveo.com/rest",
+    "au": "https://platform-au.cloud.coveo.com/rest",
+    "hipaa": "https://platformhipaa.cloud.coveo.com/rest",
+}
+"""The Platform API of each region, where `pushsync check` reads sources and providers."""
 
 
 class BurstStatus(str, enum.Enum):
@@ -54,8 +63,9 @@ STORE_SCHEMES = ("redis", "rediss", "unix")
 """What REDIS_URL may name: Redis over TCP, over TLS, or a Unix socket."""
 BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp")
 """What BROKER_URL may name: a Redis broker, or RabbitMQ (kombu's spellings)."""
-PUSH_SCHEMES = ("http", "https")
+HTTP_SCHEMES = ("http", "https")
 PUSH_API_ROOT = "/push/v1"
+PLATFORM_API_ROOT = "/rest"
 ORGANIZATION_ID = re.compile(r"[A-Za-z0-9_-]+")
 
 
@@ -92,6 +102,16 @@ def _checked_url(value: str, schemes: tuple[str, ...], *, database: bool = False
     return value
 
 
+def _api_root(value: str | None, api: str, root: str, example: str) -> str | None:
+    """`value` when it is an http(s) URL ending in `root`, the `api`'s base (as in `example`)."""
+    if value is None:
+        return None
+    _checked_url(value, HTTP_SCHEMES)
+    if not urlsplit(value).path.rstrip("/").endswith(root):
+        raise ValueError(f"expected the {api} API root, ending in {root} (as in {example}): every call would miss otherwise")
+    return value
+
+
 def _split_csv(value: object) -> object:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
@@ -116,6 +136,10 @@ class Settings(BaseSettings):
     push_url: str | None = Field(
         None, validation_alias=_env("COVEO_PUSH_URL"),
         description="Explicit Push API base URL ending in /push/v1 (emulator, proxy).",
+    )
+    platform_url: str | None = Field(
+        None, validation_alias=_env("COVEO_PLATFORM_URL"),
+        description="Explicit Platform API base URL ending in /rest, where `pushsync check` reads sources and providers.",
     )
     redis_url: str | None = Field(
         None, validation_alias=_env("REDIS_URL"), description="Coalescing store; unset means embedded Redis.",
@@ -318,7 +342,7 @@ class Settings(BaseSettings):
             raise ValueError(f"expected the organization's id (letters, digits, '-' and '_'), got {shown}")
         return value
 
-    @field_validator("region", "push_url", "redis_url", "broker_url", mode="before")
+    @field_validator("region", "push_url", "platform_url", "redis_url", "broker_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -336,18 +360,18 @@ class Settings(BaseSettings):
     @field_validator("push_url")
     @classmethod
     def _push_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        _checked_url(value, PUSH_SCHEMES)
-        if not urlsplit(value).path.rstrip("/").endswith(PUSH_API_ROOT):
-            raise ValueError(f"expected the Push API root, ending in {PUSH_API_ROOT} "
-                             f"(as in {REGION_HOSTS['us']}): every call would miss otherwise")
-        return value
+        return _api_root(value, "Push", PUSH_API_ROOT, REGION_HOSTS["us"])
+
+    @field_validator("platform_url")
+    @classmethod
+    def _platform_url(cls, value: str | None) -> str | None:
+        return _api_root(value, "Platform", PLATFORM_API_ROOT, PLATFORM_HOSTS["us"])
 
     @model_validator(mode="after")
     def _one_endpoint(self) -> "Settings":
-        if self.region and self.push_url:
-            raise ValueError("COVEO_REGION and COVEO_PUSH_URL both set: give one of them")
+        if self.region and (self.push_url or self.platform_url):
+            given = "COVEO_PUSH_URL" if self.push_url else "COVEO_PLATFORM_URL"
+            raise ValueError(f"COVEO_REGION and {given} both set: give one of them")
         if self.reap_after_seconds <= self.lease_seconds:
             raise ValueError("PUSHSYNC_REAP_AFTER_SECONDS must be longer than PUSHSYNC_LEASE_SECONDS")
         if self.reap_max_seconds < self.reap_after_seconds:
@@ -388,6 +412,16 @@ class Settings(BaseSettings):
         if self.region:
             return REGION_HOSTS[self.region]
         return LOCAL_PUSH_URL
+
+    @cached_property
+    def platform_base_url(self) -> str | None:
+        """The Platform API base URL, without the organization part; None when only an explicit
+        COVEO_PUSH_URL was given (a proxy's Platform API address cannot be guessed)."""
+        if self.platform_url:
+            return self.platform_url.rstrip("/")
+        if self.region:
+            return PLATFORM_HOSTS[self.region]
+        return None if self.push_url else LOCAL_PLATFORM_URL
 
 
 def load_settings(**overrides: object) -> Settings:

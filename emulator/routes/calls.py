@@ -52,14 +52,19 @@ class PushCall:
 async def push_call(request: Request, *, consumes_json: bool) -> PushCall:
     """Run the common checks; `consumes_json`: the Swagger lists application/json for the operation."""
     emulator = current(request)
-    _authenticate(request.headers.get("authorization"), emulator.config.api_key)
-    organization = emulator.organization(request.path_params["organizationId"])
+    organization = authenticated(request, emulator)
     if organization.paused:
         raise EmulatorError(400, "ORGANIZATION_IS_PAUSED", f"organization {organization.id!r} is paused")
     emulator.quotas.count_request(emulator.limits.daily_request_limit)
     if consumes_json:
         _require_json(request.headers.get("content-type"))
     return PushCall(emulator, organization, request)
+
+
+def authenticated(request: Request, emulator: Emulator) -> Organization:
+    """The organization the request addresses, once its Bearer key is the emulator's (401, 404)."""
+    _authenticate(request.headers.get("authorization"), emulator.config.api_key)
+    return emulator.organization(request.path_params["organizationId"])
 
 
 def success(status: int) -> Response:

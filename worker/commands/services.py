@@ -28,9 +28,14 @@ USAGE = 2
 STORE_DOWN = 3
 BROKER_DOWN = 4
 NO_WORKER = 5
+COVEO_UNREACHABLE = 10
+COVEO_REFUSED = 11
+COVEO_MISSING = 12
 """Exit codes: 1 an invalid setting (the line names the variable), 2 a wrong command line or a
 missing input file, 3 the store (Redis) does not answer, 4 the broker does not answer, 5 no
-worker answered (`pushsync health`)."""
+worker answered (`pushsync health`); from 10, what Coveo answered (`pushsync check`, `health
+--coveo`): 10 the Push API does not answer, 11 it refuses the key or the organization, 12 a
+source or provider is missing."""
 
 
 def fail(code: int, reason: str) -> NoReturn:

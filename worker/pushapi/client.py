@@ -83,6 +83,7 @@ class PushApiClient:
         *,
         base_url: str,
         organization_id: str,
+        platform_url: str | None = None,
         api_key: str,
         connect_timeout: float = 10.0,
         read_timeout: float = 120.0,
@@ -93,6 +94,7 @@ class PushApiClient:
         """
         base_url: the Push API root ending in /push/v1 (a region's host, the emulator, a proxy).
         organization_id: the Coveo organization every call addresses.
+        platform_url: the Platform API root ending in /rest, for reading sources and providers; None: unknown.
         api_key: the key sent as a Bearer token to the Push API, never to the storage host.
         connect_timeout: seconds to open a connection.
         read_timeout: seconds to wait for an answer.
@@ -100,7 +102,9 @@ class PushApiClient:
         sleep: how to wait between attempts (tests may record the waits).
         event_hooks: who hears of each request and retry (metrics attach here).
         """
-        self.organization_url = f"{base_url.rstrip('/')}/organizations/{quote(organization_id, safe='')}"
+        organization_path = f"/organizations/{quote(organization_id, safe='')}"
+        self.organization_url = base_url.rstrip("/") + organization_path
+        self.platform_organization_url = None if platform_url is None else platform_url.rstrip("/") + organization_path
         self._auth = {"Authorization": f"Bearer {api_key}"}
         redaction.register(api_key)
         self.timeout = (connect_timeout, read_timeout)
@@ -270,6 +274,27 @@ class PushApiClient:
             params=self._older_than(ordering_id, queue_delay),
         )
 
+    # -- Platform API reads -----------------------------------------------------------------
+
+    def get_source(self, source_id: str) -> dict[str, Any]:
+        """The Platform API's description of a source (needs View on Sources); NotFoundError when none."""
+        return self._platform_read(f"/sources/{quote(source_id, safe='')}", operation="get_source", target=source_id)
+
+    def get_security_provider(self, provider_id: str) -> dict[str, Any]:
+        """The Platform API's description of a security identity provider (needs View on them)."""
+        path = f"/securityproviders/{quote(provider_id, safe='')}"
+        return self._platform_read(path, operation="get_security_provider", target=provider_id)
+
+    def _platform_read(self, path: str, *, operation: str, target: str) -> dict[str, Any]:
+        if self.platform_organization_url is None:
+            raise InvalidInputError("no Platform API URL is configured", operation=operation, target=target)
+        body = self._call("GET", path, operation=operation, target=target, expect_json=True,
+                          base_url=self.platform_organization_url)
+        if not isinstance(body, dict):
+            raise InvalidInputError("the Platform API answered with JSON that is not an object",
+                                    operation=operation, target=target)
+        return body
+
     # -- plumbing --------------------------------------------------------------------------
 
     def _call(
@@ -283,13 +308,15 @@ class PushApiClient:
         json_body: Any = None,
         file_id: str | None = None,
         expect_json: bool = False,
+        base_url: str | None = None,
     ) -> Any:
-        """One Push API call with retries; returns the decoded JSON answer when `expect_json`."""
+        """One call with retries; returns the decoded JSON answer when `expect_json`.
+        base_url: the organization's URL the path follows; None: the Push API's."""
         data = None if json_body is None else json.dumps(json_body, separators=(",", ":")).encode()
 
         def attempt() -> Any:
             response = self._send(
-                method, self.organization_url + path, operation=operation, target=target,
+                method, (base_url or self.organization_url) + path, operation=operation, target=target,
                 params=params, data=data, headers={**JSON_HEADERS, **self._auth},
             )
             self._raise_for_status(response, operation=operation, target=target, file_id=file_id)
