@@ -1,17 +1,22 @@
 """`pushsync demo`: the whole pipeline on one machine, with nothing installed but pushsync.
 
-With no REDIS_URL / BROKER_URL it starts an embedded Redis; it always starts the local Push API
-emulator, a real Celery worker and the beat as child processes, publishes a realistic set of
-change events, waits until the emulator's index holds exactly what last-write-wins says it
-must, prints a summary, and stops every child, also on Ctrl-C.
+With no REDIS_URL / BROKER_URL it starts an embedded Redis; with them it holds a database of its
+own there (`demo_space`) and empties it after. It always starts the local Push API emulator, a
+real Celery worker and the beat as child processes, publishes a realistic set of change events,
+waits until the emulator's index holds exactly what last-write-wins says it must, prints a
+summary, and stops every child, also on Ctrl-C (a second Ctrl-C kills them at once).
 """
 
 from __future__ import annotations
 
 import secrets
+import shutil
+import signal
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
+from types import FrameType
 
 import click
 import redis
@@ -20,6 +25,8 @@ import requests
 from producers import Publisher
 from worker.children import Child, celery, emulator
 from worker.commands.demo_events import demo_events, expected_index
+from worker.commands.demo_space import DemoDatabase, SpaceTaken, demo_space
+from worker.commands.services import INVALID_SETTING, fail, reachable
 from worker.store import keys
 from worker.store.embedded import EmbeddedRedis, free_port
 
@@ -29,6 +36,18 @@ ORGANIZATION = "pushsync-demo"
 WINDOW_SECONDS = 2
 IDLE_AFTER_SECONDS = 2
 WAIT_SECONDS = 180
+POLL_SECONDS = 0.5
+STOP_SECONDS = 20
+"""How long each child may take to stop politely before it is killed."""
+NOT_CONVERGED = 6
+"""Exit code of a demo whose index did not reach the expected state (its logs are kept)."""
+INTERRUPTED = 130
+"""Exit code after Ctrl-C, as a shell reports a command that SIGINT ended."""
+REAL_ORGANIZATION = "README.md, section 'Running it for real'"
+
+
+class Hurry(Exception):
+    """A second Ctrl-C while the children stop politely: kill what is left at once."""
 
 
 class Demo:
@@ -78,10 +97,25 @@ class Demo:
         return {item["documentId"]: item["metadata"].get("revision") for item in items}
 
     def stop(self) -> None:
-        for child in reversed(self.children):
-            child.stop(timeout=20)
-        if self.embedded is not None:
-            self.embedded.stop()
+        """Stop every child politely; a Ctrl-C meanwhile kills the rest at once."""
+        def hurry(signum: int, frame: FrameType | None) -> None:
+            raise Hurry
+
+        remaining = list(reversed(self.children))
+        previous = signal.signal(signal.SIGINT, hurry)
+        try:
+            while remaining:
+                remaining[0].stop(timeout=STOP_SECONDS)
+                remaining.pop(0)
+        except Hurry:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            click.echo("killing every child process now", err=True)
+            for child in remaining:
+                child.kill()
+        finally:
+            if self.embedded is not None:
+                self.embedded.stop()
+            signal.signal(signal.SIGINT, previous)
 
 
 def _matches(index: dict[str, int], expected: dict[str, int | None]) -> int:
@@ -90,44 +124,82 @@ def _matches(index: dict[str, int], expected: dict[str, int | None]) -> int:
 
 
 def run_demo(redis_url: str | None, broker_url: str | None, keep_logs: bool) -> None:
-    directory = Path(tempfile.mkdtemp(prefix="pushsync-demo-"))
-    demo = Demo(directory, redis_url, broker_url)
+    """Run the demo; exits 0 when the index converged, `NOT_CONVERGED`, or `INTERRUPTED` on Ctrl-C."""
+    with ExitStack() as stack:
+        databases: list[DemoDatabase] = []
+        if redis_url is not None:
+            stack.enter_context(reachable(store=redis_url, broker=broker_url or redis_url))
+            databases = _hold(stack, redis_url, broker_url)
+        directory = Path(tempfile.mkdtemp(prefix="pushsync-demo-"))
+        demo = Demo(directory, redis_url, broker_url)
+        outcome = INTERRUPTED
+        try:
+            store = f"embedded Redis at {demo.redis_url}" if demo.embedded else "a database of its own at REDIS_URL"
+            click.echo(f"starting: {store}, Push API emulator at {demo.emulator_url}, Celery worker and beat "
+                       f"(logs in {directory})")
+            demo.start()
+            outcome = _converge(demo, databases)
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted: stopping every child process (Ctrl-C again to kill them now)", err=True)
+        finally:
+            demo.stop()
+            keep = keep_logs or outcome == NOT_CONVERGED
+            if not keep:
+                shutil.rmtree(directory, ignore_errors=True)
+        if outcome == NOT_CONVERGED:
+            click.echo(f"the logs of every child are kept in {directory}", err=True)
+        elif outcome == 0:
+            click.echo(f"""
+what next: `pushsync status` and `pushsync check` show a pipeline's state and prove a configuration;
+point pushsync at a real organization with {REAL_ORGANIZATION}.""")
+    if outcome:
+        raise SystemExit(outcome)
+
+
+def _hold(stack: ExitStack, redis_url: str, broker_url: str | None) -> list[DemoDatabase]:
+    """The demo's own databases, held until `stack` closes; a space that is not free ends the demo."""
     try:
-        click.echo(f"starting: {'embedded Redis' if demo.embedded else 'Redis at REDIS_URL'}, "
-                   f"Push API emulator, Celery worker and beat (logs in {directory})")
-        demo.start()
-        events = demo_events(SOURCE, PROVIDER)
-        expected = expected_index(events)
-        started = time.monotonic()
-        with Publisher(demo.broker_url) as publisher:
-            publisher.publish_many(events)
-        click.echo(f"published {len(events)} change events for {len(expected)} documents")
-        deadline = time.monotonic() + WAIT_SECONDS
-        with click.progressbar(length=len(expected), label="index converging") as bar:
-            done = 0
-            while done < len(expected):
-                if time.monotonic() > deadline:
-                    raise click.ClickException(f"the index did not converge in {WAIT_SECONDS}s; see {directory}")
-                index = demo.index()
-                now_done = _matches(index, expected) if len(index) <= len(expected) else 0
-                bar.update(now_done - done)
-                done = now_done
-                time.sleep(0.5)
-        elapsed = time.monotonic() - started
-        click.echo("waiting for the source to go IDLE after its quiet period")
-        while demo.admin(f"/sources/{SOURCE}/activities")["status"] != "IDLE":
+        return stack.enter_context(demo_space(redis_url, broker_url))
+    except SpaceTaken as exc:
+        fail(INVALID_SETTING, str(exc))
+
+
+def _converge(demo: Demo, databases: list[DemoDatabase]) -> int:
+    """Publish the events and wait for the index and the IDLE status; 0, or `NOT_CONVERGED`."""
+    events = demo_events(SOURCE, PROVIDER)
+    expected = expected_index(events)
+    started = time.monotonic()
+    with Publisher(demo.broker_url) as publisher:
+        publisher.publish_many(events)
+    click.echo(f"published {len(events)} change events for {len(expected)} documents")
+    deadline = time.monotonic() + WAIT_SECONDS
+    with click.progressbar(length=len(expected), label="index converging") as bar:
+        done = 0
+        while done < len(expected):
             if time.monotonic() > deadline:
-                raise click.ClickException(f"the source never went IDLE; see {directory}")
-            time.sleep(0.5)
-        _summary(demo, events, expected, elapsed)
-    except KeyboardInterrupt:
-        click.echo("\ninterrupted: stopping every child process", err=True)
-    finally:
-        demo.stop()
-        if not keep_logs:
-            for path in directory.glob("*"):
-                path.unlink(missing_ok=True)
-            directory.rmdir()
+                click.echo(f"\nthe index did not converge in {WAIT_SECONDS}s", err=True)
+                return NOT_CONVERGED
+            index = demo.index()
+            now_done = _matches(index, expected) if len(index) <= len(expected) else 0
+            bar.update(now_done - done)
+            done = now_done
+            _pause(databases)
+    elapsed = time.monotonic() - started
+    click.echo("waiting for the source to go IDLE after its quiet period")
+    while demo.admin(f"/sources/{SOURCE}/activities")["status"] != "IDLE":
+        if time.monotonic() > deadline:
+            click.echo(f"the source never went IDLE in {WAIT_SECONDS}s", err=True)
+            return NOT_CONVERGED
+        _pause(databases)
+    _summary(demo, events, expected, elapsed)
+    click.echo("stopping the worker, the beat and the emulator")
+    return 0
+
+
+def _pause(databases: list[DemoDatabase]) -> None:
+    for database in databases:
+        database.renew()
+    time.sleep(POLL_SECONDS)
 
 
 def _summary(demo: Demo, events: list[dict], expected: dict[str, int | None], elapsed: float) -> None:

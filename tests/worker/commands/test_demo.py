@@ -1,28 +1,110 @@
-"""The README's main command: `pushsync demo` on embedded defaults finishes with the expected index."""
+"""The README's main command: `pushsync demo` finishes with the expected index, on embedded
+defaults and on a Redis the user gives it, as often as it runs; Ctrl-C, once or twice, stops it
+with every child process and exit 130."""
 
 from __future__ import annotations
 
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
+import time
 
 import pytest
+
+from worker.commands.demo import INTERRUPTED
+from worker.commands.services import INVALID_SETTING, STORE_DOWN
+from worker.store.embedded import free_port
 
 pytestmark = pytest.mark.process
 
 DEMO_TIMEOUT_SECONDS = 300
+CONVERGED = "the index holds exactly the expected 130 items (20 deleted)"
+
+
+def demo_env(**variables: str) -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "BROKER_URL")} | variables
+
+
+def run_demo(**variables: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "worker", "demo"], env=demo_env(**variables), capture_output=True,
+                          text=True, timeout=DEMO_TIMEOUT_SECONDS, stdin=subprocess.DEVNULL)
+
+
+def leftovers(output: str) -> list[str]:
+    """What still runs of the demo that printed `output`: processes started from its log directory,
+    and its embedded Redis and emulator by the ports they listened on (only its own: another
+    session's demo may run on the same machine)."""
+    (directory,) = re.findall(r"\(logs in (\S+)\)", output)
+    running = subprocess.run(["pgrep", "-af", directory], capture_output=True, text=True).stdout.split("\n")
+    ports = [int(port) for port in re.findall(r"at (?:redis|http)://127\.0\.0\.1:(\d+)", output.splitlines()[0])]
+    assert ports, "the demo's first line names the ports it listens on"
+    return [line for line in running if line] + [f"port {port}" for port in ports if _listening(port)]
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def test_demo_on_embedded_defaults_converges_and_cleans_up():
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "BROKER_URL")}
-    result = subprocess.run([sys.executable, "-m", "worker", "demo"], env=env, capture_output=True, text=True,
-                            timeout=DEMO_TIMEOUT_SECONDS)
+    result = run_demo()
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "starting: embedded Redis" in result.stdout
-    assert "the index holds exactly the expected 130 items (20 deleted)" in result.stdout
-    assert "REFRESH → IDLE" in result.stdout
-    # Only this demo's processes: another session's demo may be running on the same machine.
-    (directory,) = re.findall(r"\(logs in (\S+)\)", result.stdout)
-    leftovers = subprocess.run(["pgrep", "-f", directory], capture_output=True, text=True)
-    assert leftovers.stdout.strip() == ""
+    assert "starting: embedded Redis at redis://127.0.0.1:" in result.stdout
+    assert CONVERGED in result.stdout and "REFRESH → IDLE" in result.stdout
+    assert "what next:" in result.stdout and "Running it for real" in result.stdout
+    assert leftovers(result.stdout) == []
+
+
+def test_demo_twice_on_one_real_redis_database_converges_both_times(redis_url, redis_client):
+    for run in range(2):
+        result = run_demo(REDIS_URL=redis_url)
+        assert result.returncode == 0, f"run {run + 1}:\n{result.stdout}{result.stderr}"
+        assert "a database of its own at REDIS_URL" in result.stdout and CONVERGED in result.stdout
+        assert redis_client.dbsize() == 0, f"run {run + 1} left {redis_client.keys('*')[:10]}"
+
+
+def test_demo_takes_over_what_a_killed_demo_left(redis_url, redis_client):
+    redis_client.set("pushsync-demo:owner", "another-host:1:dead")
+    redis_client.set("pushsync:targets", "a killed demo's leftovers")
+    result = run_demo(REDIS_URL=redis_url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert redis_client.dbsize() == 0
+
+
+def test_demo_refuses_a_database_that_holds_other_data_and_leaves_it_alone(redis_url, redis_client):
+    redis_client.set("someones-data", "precious")
+    result = run_demo(REDIS_URL=redis_url)
+    assert result.returncode == INVALID_SETTING
+    assert result.stderr.startswith("pushsync: the demo needs an empty database of its own")
+    assert result.stderr.count("\n") == 1 and result.stdout == ""
+    assert redis_client.keys("*") == [b"someones-data"]
+
+
+def test_demo_with_its_redis_down_is_one_line_and_exit_3():
+    result = run_demo(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    assert result.returncode == STORE_DOWN
+    assert result.stderr.startswith("pushsync: Redis (store) at ") and result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("interrupts", [1, 2])
+def test_ctrl_c_stops_every_child_and_exits_130(interrupts):
+    process = subprocess.Popen([sys.executable, "-m", "worker", "demo"], env=demo_env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    assert process.stdout is not None
+    seen = []
+    for line in process.stdout:  # until the children run and the events are out
+        seen.append(line)
+        if line.startswith("published"):
+            break
+    for _ in range(interrupts):
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.2)  # the second Ctrl-C lands while the children stop
+    out, err = process.communicate(timeout=60)
+    output = "".join(seen) + out
+    assert process.returncode == INTERRUPTED, output + err
+    assert "interrupted: stopping every child process" in err
+    assert ("killing every child process now" in err) == (interrupts == 2)
+    assert leftovers(output) == []
