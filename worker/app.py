@@ -10,14 +10,14 @@ import sys
 from logging.handlers import WatchedFileHandler
 
 from celery import Celery
-from celery.signals import setup_logging, worker_init, worker_process_shutdown, worker_ready
+from celery.signals import beat_init, setup_logging, worker_init, worker_process_shutdown, worker_ready
 from celery.utils.log import get_multiprocessing_logger
 
 from worker import logs
 from worker.ingest.amqp import AmqpIngestStep
 from worker.ingest.stream import StreamIngestStep
 from worker.observe import metric_files
-from worker.settings import load_settings
+from worker.settings import LogFormat, load_settings
 
 # prometheus_client decides where metric values live when it is first imported, which the modules
 # below do (the stages do not: they report through `worker.hooks`): by then the processes of a
@@ -28,6 +28,9 @@ from worker import runtime, tasks  # noqa: E402
 from worker.observe import endpoint  # noqa: E402
 
 runtime.observe()
+# Until Celery sets up its logging (`configure_logging`), what it says (its warning about running
+# as root comes first) goes through pushsync's handler too, in the chosen format.
+logs.configure(load_settings().log_format)
 
 app = Celery("pushsync")
 app.config_from_object("celeryconfig")
@@ -45,12 +48,22 @@ def configure_logging(loglevel: int | str, logfile: str | None, **_: object) -> 
     """
     # Bound to the real stream now: Celery redirects sys.stderr into logging later.
     handler = WatchedFileHandler(logfile) if logfile else logging.StreamHandler(sys.stderr)
-    logs.configure(load_settings().log_format, level=loglevel, handler=handler, routine_tasks=tasks.ROUTINE_TASKS)
+    log_format = load_settings().log_format
+    logs.configure(log_format, level=loglevel, handler=handler, routine_tasks=tasks.ROUTINE_TASKS)
+    if log_format is LogFormat.JSON:
+        logs.json_celery_notices()
     # The pool's own logger does not propagate; Celery gives it the root's handler for errors.
     pool = get_multiprocessing_logger()
     if pool is not None:
         pool.addHandler(handler)
         pool.setLevel(logging.ERROR)
+
+
+@beat_init.connect
+def no_sent_events(sender: object, **_: object) -> None:
+    """Beat sends only sweeps, twice a second: their task-sent events would fill a monitor's task
+    list (Flower's), which is for pushes. Workers keep sending theirs."""
+    app.conf.task_send_sent_event = False
 
 
 @worker_init.connect

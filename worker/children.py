@@ -17,6 +17,8 @@ from pathlib import Path
 
 import requests
 
+from worker.settings import LOG_FORMAT_VARIABLE, LogFormat
+
 START_TIMEOUT_SECONDS = 60.0
 POLL_SECONDS = 0.1
 CELERY_READY_MARKERS = {"worker": "ready.", "beat": "beat: Starting..."}
@@ -87,15 +89,19 @@ class Child:
                 pass
 
 
-def celery_command(role: str, extra: Sequence[str] = ()) -> list[str]:
-    """The command line of a pushsync Celery `worker` or `beat`; `extra`: more Celery options.
+def celery_command(role: str, extra: Sequence[str] = (), *, json_logs: bool = False) -> list[str]:
+    """The command line of a pushsync Celery `worker` or `beat`.
+
+    extra: more Celery options.
+    json_logs: the process logs JSON lines, so Celery's text banner is left out (`--quiet`).
 
     A worker gets a node name of its own (`default_node_name`) unless `extra` names one: Celery's
     default, `celery@HOST`, is the same for every worker of a host, and on RabbitMQ a second one
     then cannot declare its remote-control queue and exits."""
     if role == "worker" and not _names_node(extra):
         extra = ("--hostname", default_node_name(), *extra)
-    return [sys.executable, "-m", "celery", "-A", "worker.app", role, "--loglevel", "INFO", *extra]
+    quiet = ["--quiet"] if json_logs else []
+    return [sys.executable, "-m", "celery", "-A", "worker.app", *quiet, role, "--loglevel", "INFO", *extra]
 
 
 def default_node_name() -> str:
@@ -110,7 +116,7 @@ def _names_node(args: Sequence[str]) -> bool:
 
 def celery(role: str, *, env: dict[str, str], log_path: Path, extra: Sequence[str] = (), cwd: Path | None = None) -> Child:
     """Start a pushsync Celery `worker` or `beat` and wait until it is ready."""
-    command = celery_command(role, extra)
+    command = celery_command(role, extra, json_logs=env.get(LOG_FORMAT_VARIABLE) == LogFormat.JSON.value)
     child = Child(f"celery {role}", command, env=env, log_path=log_path, cwd=cwd)
     try:
         return child.wait_for_log(CELERY_READY_MARKERS[role])

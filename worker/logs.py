@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -35,6 +36,7 @@ CONTEXT_FIELDS = ("source", "provider", "batchId")
 JSON_FIELDS = "{levelname}{processName}{name}{message}"
 JSON_NAMES = {"levelname": "level", "processName": "process", "name": "logger", "exc_info": "exception",
               "stack_info": "stack"}
+CELERY_NOTICES_LOGGER = "celery.apps.worker"
 JSON_LEFT_OUT = [*RESERVED_ATTRS, "color_message"]
 """Record attributes that are no fields of a line: logging's own, and uvicorn's copy of the message in colour."""
 
@@ -152,4 +154,23 @@ def configure(log_format: LogFormat, *, level: int | str = logging.INFO,
         previous.close()
     root.addHandler(handler)
     root.setLevel(level)
+    # A library's warnings (Celery's as root, kombu's deprecations) are log lines like any other.
+    logging.captureWarnings(True)
     return handler
+
+
+def json_celery_notices() -> None:
+    """Make the notices Celery's worker prints from its signal handlers ("Warm shutdown", "Hitting
+    Ctrl+C again ...") JSON lines on standard error too.
+
+    Celery writes them with a raw `os.write`, beyond logging's reach, because logging's locks are
+    not safe inside a signal handler; formatting a record takes no lock, so this stays as safe."""
+    import celery.apps.worker
+
+    formatter = json_formatter()
+
+    def say(message: str, stream: object = None) -> None:
+        record = logging.LogRecord(CELERY_NOTICES_LOGGER, logging.WARNING, __file__, 0, message, None, None)
+        os.write(sys.__stderr__.fileno(), (formatter.format(record) + "\n").encode())
+
+    celery.apps.worker.safe_say = say

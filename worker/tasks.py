@@ -6,6 +6,7 @@ from celery import shared_task
 
 from worker.ingest.ingestor import REBUILD_BEGIN_TASK
 from worker.observe import liveness, metrics
+from worker.push.batch import DEAD_LETTERED
 from worker.runs import broker_runs
 from worker.runtime import flusher, runtime
 from worker.store import keys
@@ -17,20 +18,29 @@ SWEEP_LOCK_SECONDS = 30
 """A sweep that takes longer than this (it should take milliseconds) lets the next one run."""
 
 
+class BatchDeadLettered(Exception):
+    """A push task's batch went to the dead-letter queue: the task fails, so that a monitor such
+    as Flower shows it failed (the message is acknowledged all the same: the batch is kept there)."""
+
+
 def _push(target_ref: str, batch_id: str) -> dict:
     target = keys.Target.from_ref(target_ref)
     with metrics.PUSHES_RUNNING.labels(target.kind).track_inprogress():
         # The push logs its outcome with the batch's fields.
-        return runtime().push.run(target.batch(batch_id)).__dict__
+        outcome = runtime().push.run(target.batch(batch_id))
+    if outcome.state == DEAD_LETTERED:
+        raise BatchDeadLettered(f"batch {batch_id} of {target_ref} was dead-lettered: see `pushsync dlq list`")
+    return outcome.__dict__
 
 
-@shared_task(name="pushsync.push_batch", acks_late=True)
+# `throws`: an expected failure, logged in one line without a traceback (the push logged why).
+@shared_task(name="pushsync.push_batch", acks_late=True, throws=(BatchDeadLettered,))
 def push_batch(target_ref: str, batch_id: str) -> dict:
     """Push one claimed batch of items (idempotent by batch id)."""
     return _push(target_ref, batch_id)
 
 
-@shared_task(name="pushsync.push_identities", acks_late=True)
+@shared_task(name="pushsync.push_identities", acks_late=True, throws=(BatchDeadLettered,))
 def push_identities(target_ref: str, batch_id: str) -> dict:
     """Push one claimed batch of a provider's identity changes (idempotent by batch id)."""
     return _push(target_ref, batch_id)
@@ -61,7 +71,8 @@ def rebuild_finish(target_ref: str, run_id: str) -> dict:
     return outcome.__dict__ if outcome else {"concluded": False}
 
 
-@shared_task(name=SWEEP_TASK, acks_late=True)
+# No task events: a sweep runs twice a second, and a monitor's task list is for pushes.
+@shared_task(name=SWEEP_TASK, acks_late=True, send_events=False)
 def sweep() -> dict:
     """Claim due windows, re-enqueue lost batches, close quiet bursts; one sweep at a time."""
     current = runtime()

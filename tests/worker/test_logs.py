@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -128,3 +130,31 @@ def test_the_emulator_logs_in_the_format_pushsync_was_given(tmp_path: Path) -> N
         emulator.wait(timeout=30)
     assert warned[0]["level"] == "WARNING" and warned[0]["logger"].startswith("uvicorn")
     assert not [line for line in log_path.read_text().splitlines() if "Invalid HTTP" in line and line[0] != "{"]
+
+
+@pytest.mark.process
+@pytest.mark.parametrize("role, ready", [("worker", " ready."), ("beat", "beat: Starting")])
+def test_a_worker_and_a_beat_in_json_mode_write_nothing_but_json_lines(tmp_path: Path, redis_url: str,
+                                                                       redis_broker_url: str, role: str, ready: str):
+    # Run as root here, Celery's worker warns through `warnings`; on Ctrl-C it prints notices from
+    # its signal handler: every one of them must be a JSON line too, and the banner is left out.
+    log_path = tmp_path / f"{role}.log"
+    env = {**os.environ, "REDIS_URL": redis_url, "BROKER_URL": redis_broker_url}
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen([sys.executable, "-m", "worker", "--log-format", "json", role],
+                                   env=env, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while ready not in log_path.read_text():
+            assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.1)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    lines = [line for line in log_path.read_text().splitlines() if line.strip()]
+    assert [line for line in lines if not line.startswith("{")] == []
+    messages = [json.loads(line)["message"] for line in lines]
+    if role == "worker":
+        assert any("Warm shutdown" in message for message in messages), messages

@@ -12,7 +12,7 @@ import sys
 import click
 
 from worker.children import celery_command
-from worker.settings import load_settings
+from worker.settings import LogFormat, load_settings
 from worker.store.connection import store_url
 
 PASS_THROUGH = {"ignore_unknown_options": True, "help_option_names": []}
@@ -22,8 +22,9 @@ PASS_THROUGH = {"ignore_unknown_options": True, "help_option_names": []}
 def _exec(role: str, celery_args: tuple[str, ...]) -> None:
     # Checked here, before Celery takes over: its own report of a bad or missing setting is a page
     # of usage and traceback with the reason last. A SettingsError becomes one line (`worker.cli.run`).
-    store_url(load_settings())
-    os.execv(sys.executable, celery_command(role, celery_args))
+    settings = load_settings()
+    store_url(settings)
+    os.execv(sys.executable, celery_command(role, celery_args, json_logs=settings.log_format is LogFormat.JSON))
 
 
 @click.command(context_settings=PASS_THROUGH)

@@ -57,6 +57,10 @@ MIN_SPLIT_BYTES = MIB
 """Below this, a batch that still gets 413 is dead-lettered rather than split again."""
 
 
+DEAD_LETTERED = "dead_lettered"
+"""The state of a push whose whole batch went to the dead-letter queue."""
+
+
 @dataclass
 class PushOutcome:
     """What became of one push task run."""
@@ -235,7 +239,7 @@ class BatchPush:
         fields = error.log_fields() if isinstance(error, PushApiError) else {"error": type(error).__name__}
         log.error("dead-lettered %d event(s): %s", count, error,
                   extra={"events": count, "attempts": attempts, "fileIds": getattr(error, "file_ids", []), **fields})
-        return PushOutcome("dead_lettered", dead_lettered=count)
+        return PushOutcome(DEAD_LETTERED, dead_lettered=count)
 
     def _finish(self, batch: keys.Batch, lease: Lease, counter: str, count: int) -> None:
         target = batch.target

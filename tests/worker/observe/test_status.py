@@ -217,19 +217,36 @@ def test_status_lists_nothing_on_an_empty_store(redis_client, redis_url, redis_b
     assert redis.Redis.from_url(redis_url).dbsize() == 0, "status only reads"
 
 
-def test_task_events_reach_a_monitor_such_as_flower(workers, clean_emulator, redis_client, redis_url, redis_broker_url):
+def test_a_monitor_such_as_flower_sees_pushes_not_sweeps_and_a_dead_letter_as_a_failure(
+        workers, clean_emulator, redis_client, redis_url, redis_broker_url):
+    clean_emulator.create_source(OK)  # BAD does not exist: its batch is dead-lettered (404)
     env = pipeline_env(redis_url, redis_broker_url, clean_emulator)
     workers.start("worker", env)
     workers.start("beat", env)
-    seen: set[str] = set()
-    wanted = {"task-sent", "task-received", "task-started", "task-succeeded", "worker-heartbeat"}
+    names: dict[str, str] = {}
+    kinds: dict[str, list[str]] = {}
+
+    def seen(event: dict) -> None:
+        if event["type"].startswith("task-"):
+            names.setdefault(event["uuid"], event.get("name", ""))
+            kinds.setdefault(event["uuid"], []).append(event["type"])
+
     monitor = Celery(broker=redis_broker_url)
     with monitor.connection_for_read() as connection:
-        receiver = monitor.events.Receiver(connection, handlers={"*": lambda event: seen.add(event["type"])})
+        receiver = monitor.events.Receiver(connection, handlers={"*": seen})
+        with Publisher(redis_broker_url) as publisher:
+            publisher.publish_many(upserts(OK, 2) + upserts(BAD, 1))
+        started = time.monotonic()
         for _ in receiver.itercapture(limit=None, timeout=30, wakeup=True):
-            if wanted <= seen:
+            outcomes = {uuid: kinds[uuid][-1] for uuid in kinds if names.get(uuid)}
+            # Several beat periods (0.5 s) pass, so sweeps had every chance to show up.
+            if len(outcomes) >= 2 and "task-failed" in outcomes.values() and time.monotonic() - started > 3:
                 break
-    assert wanted <= seen
+            assert time.monotonic() - started < 40, (names, kinds)
+    assert "pushsync.sweep" not in names.values() and "" not in names.values(), names
+    final = sorted(kinds[uuid][-1] for uuid in kinds if names[uuid] == "pushsync.push_batch")
+    assert final == ["task-failed", "task-succeeded"], kinds
+    assert all(events[:2] == ["task-sent", "task-received"] for events in kinds.values()), kinds
 
 
 @pytest.mark.process
