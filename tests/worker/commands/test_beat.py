@@ -83,10 +83,11 @@ def test_a_second_beat_is_refused_while_the_first_lives_and_starts_once_it_died(
     workers.start("worker", env)
     first = workers.start("beat", env)
     wait_for(lambda: held_by(redis_client, first), 30, what="the first beat holding the lock")
+    started: list[Child] = []
     try:
         second = pushsync_beat(env, tmp_path / "second.log")
+        started.append(second)
         assert second.popen.wait(60) == ANOTHER_BEAT, second.log()
-        second.stop()
         (line,) = refusals(second)
         assert f"pid {first.popen.pid} on {socket.gethostname()} holds the beat lock" in line
         assert "Traceback" not in second.log()
@@ -106,14 +107,16 @@ def test_a_second_beat_is_refused_while_the_first_lives_and_starts_once_it_died(
         first.kill()
         wait_for(lambda: beat_lock.holder(redis_client) is None, 30, what="the dead beat's lock to lapse")
         third = pushsync_beat(env, tmp_path / "third.log")
+        started.append(third)
         wait_for(lambda: held_by(redis_client, third), 30, what="the new beat holding the lock")
 
         # A beat that finds its lock taken over (it was frozen past the lock's life) stops too.
         other = beat_lock.Holder("elsewhere", 4242, time.time(), "taken-over")
         redis_client.set(keys.BEAT_LOCK, other.encode())
         assert third.popen.wait(60) == ANOTHER_BEAT, third.log()
-        third.stop()
         (line,) = refusals(third)
         assert "pid 4242 on elsewhere holds the beat lock" in line and "Traceback" not in third.log()
     finally:
+        for child in started:
+            child.stop()
         redis_client.delete(keys.BEAT_LOCK)
