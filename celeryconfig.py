@@ -51,8 +51,9 @@ else:
     broker_transport_options = {"visibility_timeout": _settings.visibility_timeout}
 
 # The one schedule is a sweep every fraction of a second: nothing is worth keeping across beat
-# restarts, so beat keeps it in memory (Celery's default writes a file into the working directory).
-beat_scheduler = "celery.beat:Scheduler"
+# restarts, so beat keeps it in memory (Celery's default writes a file into the working directory),
+# and only while it holds the beat lock (a second beat exits).
+beat_scheduler = "worker.scheduler:OneBeat"
 beat_schedule = {
     # A sweep not started within a few periods is pointless: a newer one follows.
     "sweep-windows": {"task": "pushsync.sweep", "schedule": _settings.sweep_seconds,

@@ -234,15 +234,17 @@ def test_oversized_item_is_dead_lettered_alone(redis_client, redis_broker_url, s
     assert redis_client.get(SOURCE.high_water("https://example.com/1")).startswith(b"1.0@")
 
 
-@pytest.mark.parametrize(("status", "code"), [(412, "DOCUMENT_LIMIT_EXCEEDED"), (429, "TOO_MANY_DOCUMENTS_DAILY"),
-                                              (401, "UNAUTHORIZED"), (400, "ORGANIZATION_IS_PAUSED")])
-def test_quota_auth_and_paused_organization_pause_the_source_and_keep_the_batch(stages, status, code):
+@pytest.mark.parametrize(("status", "code", "cause"), [
+    (412, "DOCUMENT_LIMIT_EXCEEDED", pause.QUOTA), (429, "TOO_MANY_DOCUMENTS_DAILY", pause.QUOTA),
+    (401, "UNAUTHORIZED", pause.KEY_REFUSED), (400, "ORGANIZATION_IS_PAUSED", pause.ORGANIZATION_PAUSED)])
+def test_quota_auth_and_paused_organization_pause_the_source_and_keep_the_batch(stages, status, code, cause):
     stages.server.script("PUT", r"/documents/batch$", status, error_code=code)
     stages.coalescer.add([item(1, 1)])
     (batch,) = stages.flush().claimed
     (outcome,) = stages.push_all()
     assert outcome.state == "paused"
     assert pause.active(stages.redis, SOURCE) and code in pause.describe(stages.redis, SOURCE)["reason"]
+    assert pause.paused(stages.redis, [SOURCE]) == {SOURCE: cause}
     assert stages.redis.exists(batch.events) and stages.dead_letters.list() == []
     assert stages.redis.hget(batch.meta, "attempts") == b"0", "a pause gives its attempt back"
     stages.coalescer.add([item(2, 1)])

@@ -96,9 +96,12 @@ def _beat(seen: overview.Overview) -> str:
     beat = seen.beat
     if beat is None:
         return "unknown: the store does not answer"
+    holder = beat.holder
+    held = (f"; {holder.describe()} holds the beat lock since {when(holder.since)}" if holder
+            else "; no beat holds the beat lock")
     if beat.last_sweep is None:
-        return "no sweep seen yet"
-    last = f"last sweep {age(seen.at - beat.last_sweep)} ago ({when(beat.last_sweep)}) on {beat.worker}"
+        return f"no sweep seen yet{held}"
+    last = f"last sweep {age(seen.at - beat.last_sweep)} ago ({when(beat.last_sweep)}) on {beat.worker}{held}"
     if beat.alive:
         return f"alive: {last}"
     if not seen.workers:

@@ -1,7 +1,8 @@
 """What the worker's metrics read at scrape time: the shared state, and every process's values.
 
-What is a property of the shared state, the dead-letter queue's depth, the quarantine's size and
-the age of each target's oldest buffered event, is read from Redis and the broker at each scrape,
+What is a property of the shared state (the age of each target's oldest buffered event, the
+paused targets, the quarantine's size, the age of the last sweep; the change events waiting on
+the broker and the dead-letter queue's depth) is read from Redis and the broker at each scrape,
 so it is right however many workers there are (every worker shows the same value: aggregate those
 with max, not sum).
 """
@@ -21,10 +22,12 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
-from worker.deadletter.queue import DeadLetters
+from producers.broker import EVENTS_QUEUE
+from worker.deadletter.queue import DEAD_LETTER_QUEUE
 from worker.ingest import quarantine
-from worker.observe import metric_files
+from worker.observe import liveness, metric_files, probes
 from worker.observe.metrics import TARGET
+from worker.push import pause
 from worker.store import keys
 
 log = logging.getLogger(__name__)
@@ -47,40 +50,67 @@ def oldest_buffered(store: redis.Redis) -> dict[keys.Target, float]:
     return oldest
 
 
+def paused_targets(store: redis.Redis, now: float) -> dict[keys.Target, str]:
+    """Target -> the cause of its pause, for every target paused at `now`."""
+    return pause.paused(store, [keys.Target.from_ref(ref.decode()) for ref in sorted(store.smembers(keys.TARGETS))],
+                        now)
+
+
 class SharedState(Collector):
     """The gauges that describe the shared state, read from Redis and the broker at each scrape.
 
     A part that cannot be read (Redis or the broker down) is left out and logged, so the scrape
     still answers with the rest."""
 
-    def __init__(self, store: redis.Redis, dead_letters: DeadLetters) -> None:
+    def __init__(self, store: redis.Redis, broker_url: str) -> None:
         """
         store: the coalescing store.
-        dead_letters: the dead-letter queue, on the workers' broker.
+        broker_url: the workers' broker, which holds `pushsync.events` and the dead-letter queue.
         """
         self.store = store
-        self.dead_letters = dead_letters
+        self.broker_url = broker_url
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield from self._from_store()
+        yield from self._from_broker()
+
+    def _from_store(self) -> Iterator[GaugeMetricFamily]:
+        now = time.time()
         try:
             oldest = oldest_buffered(self.store)
+            paused = paused_targets(self.store, now)
             quarantined = quarantine.count(self.store)
+            swept_at = liveness.last_sweep(self.store)
         except redis.RedisError as exc:
             log.warning("metrics: cannot read the coalescing store: %s", exc)
-        else:
-            now = time.time()
-            age = GaugeMetricFamily("pushsync_oldest_buffered_event_age_seconds",
-                                    "Age of the oldest event of each target not yet pushed.", labels=TARGET)
-            for target, opened_at in sorted(oldest.items(), key=lambda item: item[0].ref):
-                age.add_metric([target.kind, target.id], max(0.0, now - opened_at))
-            yield age
-            yield GaugeMetricFamily("pushsync_quarantine_entries", "Entries in the quarantine.", value=quarantined)
+            return
+        age = GaugeMetricFamily("pushsync_oldest_buffered_event_age_seconds",
+                                "Age of the oldest event of each target not yet pushed.", labels=TARGET)
+        for target, opened_at in sorted(oldest.items(), key=lambda item: item[0].ref):
+            age.add_metric([target.kind, target.id], max(0.0, now - opened_at))
+        yield age
+        stopped = GaugeMetricFamily("pushsync_target_paused", "1 for each target paused now, by why it is paused.",
+                                    labels=(*TARGET, "reason"))
+        for target, cause in sorted(paused.items(), key=lambda item: item[0].ref):
+            stopped.add_metric([target.kind, target.id, cause], 1)
+        yield stopped
+        yield GaugeMetricFamily("pushsync_quarantine_entries", "Entries in the quarantine.", value=quarantined)
+        if swept_at is not None:
+            yield GaugeMetricFamily("pushsync_beat_last_sweep_age_seconds",
+                                    "Seconds since the last sweep that beat scheduled ran.",
+                                    value=max(0.0, now - swept_at))
+
+    def _from_broker(self) -> Iterator[GaugeMetricFamily]:
         try:
-            depth = self.dead_letters.depth()
+            with probes.open_broker(self.broker_url) as connection:
+                depths = probes.queue_depths(connection, [EVENTS_QUEUE, DEAD_LETTER_QUEUE])
         except Exception as exc:  # noqa: BLE001 - whatever the broker raised, the scrape answers with the rest
-            log.warning("metrics: cannot read the dead-letter queue's depth: %s", exc)
-        else:
-            yield GaugeMetricFamily("pushsync_dead_letter_entries", "Entries in the dead-letter queue.", value=depth)
+            log.warning("metrics: cannot read the broker's queues: %s", exc)
+            return
+        yield GaugeMetricFamily("pushsync_events_backlog", "Change-event messages on pushsync.events not yet ingested.",
+                                value=depths[EVENTS_QUEUE])
+        yield GaugeMetricFamily("pushsync_dead_letter_entries", "Entries in the dead-letter queue.",
+                                value=depths[DEAD_LETTER_QUEUE])
 
 
 class WorkerProcesses(MultiProcessCollector):

@@ -9,7 +9,6 @@ from wsgiref.simple_server import WSGIServer
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.multiprocess import mark_process_dead
 
-from worker.deadletter.queue import DeadLetters
 from worker.observe.collectors import SharedState, WorkerProcesses
 from worker.settings import Settings
 from worker.store.connection import connect, store_url
@@ -23,7 +22,7 @@ def serve(settings: Settings, directory: Path) -> tuple[WSGIServer, Thread]:
     """
     registry = CollectorRegistry()
     WorkerProcesses(registry, directory)
-    registry.register(SharedState(connect(settings), DeadLetters(settings.broker_url or store_url(settings))))
+    registry.register(SharedState(connect(settings), settings.broker_url or store_url(settings)))
     return start_http_server(settings.metrics_port, settings.metrics_address, registry)
 
 

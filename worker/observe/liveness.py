@@ -3,7 +3,7 @@
 Workers answer Celery's remote control (over the broker, Redis or RabbitMQ alike). Beat has no
 remote control: the sweep it schedules every `PUSHSYNC_SWEEP_SECONDS` records when it ran, and
 beat counts as alive while sweeps keep coming. Sweeps run on workers, so without a worker
-beat cannot be judged.
+beat cannot be judged. Which process beat is, the lock it holds says (`worker.store.beat_lock`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import redis
 from celery import Celery
 from kombu import Connection
 
-from worker.store import keys
+from worker.store import beat_lock, keys
 
 REPLY_SECONDS = 1.0
 """How long to wait for workers' answers to a remote-control request."""
@@ -50,6 +50,8 @@ class Beat:
     alive: bool
     stale_after_seconds: float
     """Age of the last sweep past which beat counts as gone."""
+    holder: beat_lock.Holder | None
+    """The beat process that holds the lock; None when none does."""
 
 
 def record_sweep(client: redis.Redis, worker: str | None, now: float | None = None) -> None:
@@ -58,13 +60,20 @@ def record_sweep(client: redis.Redis, worker: str | None, now: float | None = No
                                       "worker": worker or socket.gethostname()})
 
 
+def last_sweep(client: redis.Redis) -> float | None:
+    """When the last sweep ran (epoch seconds); None if none was ever recorded."""
+    at = client.hget(keys.SWEEPS, "at")
+    return float(at) if at is not None else None
+
+
 def beat(client: redis.Redis, sweep_seconds: float, now: float | None = None) -> Beat:
-    """Beat's state from the last recorded sweep; `sweep_seconds` is the schedule's period."""
+    """Beat's state from the last recorded sweep and its lock; `sweep_seconds` is the schedule's period."""
     now = time.time() if now is None else now
-    values = {name.decode(): value.decode() for name, value in client.hgetall(keys.SWEEPS).items()}
+    last = last_sweep(client)
+    worker = client.hget(keys.SWEEPS, "worker")
     stale_after = sweep_seconds * BEAT_STALE_PERIODS
-    last = float(values["at"]) if "at" in values else None
-    return Beat(last, values.get("worker"), last is not None and now - last <= stale_after, stale_after)
+    return Beat(last, worker.decode() if worker is not None else None,
+                last is not None and now - last <= stale_after, stale_after, beat_lock.holder(client))
 
 
 GLOB_CHARACTERS = "*?["

@@ -147,13 +147,15 @@ class BatchPush:
         try:
             return self._push(batch, lease)
         except QuotaError as exc:
-            pause.pause(self.client, batch.target, reason=str(exc), seconds=self.settings.pause_seconds)
+            pause.pause(self.client, batch.target, cause=pause.QUOTA, reason=str(exc),
+                        seconds=self.settings.pause_seconds)
         except OrganizationPausedError as exc:
-            pause.pause(self.client, batch.target, reason=str(exc), seconds=self.settings.auth_pause_seconds)
+            pause.pause(self.client, batch.target, cause=pause.ORGANIZATION_PAUSED, reason=str(exc),
+                        seconds=self.settings.auth_pause_seconds)
         except AuthError as exc:
             log.critical("THE API KEY IS WRONG or lacks a privilege for %s; not pushing: %s", batch.target.ref, exc,
                          extra=exc.log_fields())
-            pause.pause(self.client, batch.target, reason=f"API key refused: {exc}",
+            pause.pause(self.client, batch.target, cause=pause.KEY_REFUSED, reason=f"API key refused: {exc}",
                         seconds=self.settings.auth_pause_seconds)
         except PushApiError as exc:
             log.error("batch cannot be pushed: %s", exc, extra=exc.log_fields())

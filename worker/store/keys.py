@@ -39,6 +39,8 @@ SWEEPS = f"{PREFIX}:sweeps"
 """Hash: at (epoch seconds of the last sweep run) and worker (who ran it): beat's sign of life."""
 SWEEP_LOCK = f"{PREFIX}:sweep:lock"
 """redis-py lock held by the one sweep that runs at a time."""
+BEAT_LOCK = f"{PREFIX}:beat:lock"
+"""String with a time to live: who the one running beat is (JSON: host, pid, since, token), renewed at each tick."""
 
 RUN_TTL_SECONDS = 7 * 24 * 3600
 """How long the state of a broker-started full run outlives its last event, if it never ends."""

@@ -155,6 +155,10 @@ def test_worker_metrics_add_up_to_what_the_emulator_saw(workers, clean_emulator,
     assert value(samples, "pushsync_dead_letter_entries") == len(letters)
     assert value(samples, "pushsync_windows_flushed_total", kind="source", target=GHOST) >= 1
     assert value(samples, "pushsync_quarantine_entries") == 0
+    # Every message was ingested, beat sweeps, and nothing was paused.
+    assert ("pushsync_events_backlog", ()) in samples and value(samples, "pushsync_events_backlog") == 0
+    assert ("pushsync_beat_last_sweep_age_seconds", ()) in samples
+    assert not [name for name, _ in samples if name == "pushsync_target_paused"]
 
     age = value(samples, "pushsync_oldest_buffered_event_age_seconds", kind="source", target=SLOW)
     assert 0 < age <= time.time() - started

@@ -214,6 +214,7 @@ def test_dead_letter_counts_follow_send_replay_purge_and_a_full_listing_repairs_
 def test_status_lists_nothing_on_an_empty_store(redis_client, redis_url, redis_broker_url):
     seen = status({"REDIS_URL": redis_url, "BROKER_URL": redis_broker_url})
     assert seen["sources"] == [] and seen["providers"] == [] and seen["beat"]["last_sweep"] is None
+    assert seen["beat"]["holder"] is None
     assert redis.Redis.from_url(redis_url).dbsize() == 0, "status only reads"
 
 
