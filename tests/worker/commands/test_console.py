@@ -57,6 +57,7 @@ def browser() -> Iterator[object]:
 
 
 def events(version: int, *document_ids: str) -> list[dict]:
+    """An upsert of each of `document_ids` at `version`."""
     return [{"kind": "item.upsert", "source": SOURCE, "version": version, "documentId": document_id,
              "item": {"data": f"{document_id} v{version}"}} for document_id in document_ids]
 
