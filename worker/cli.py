@@ -9,6 +9,7 @@ import click
 from emulator.cli import command as emulator_command
 from producers.cli import publish, webhook
 from worker.commands.check import check
+from worker.commands.console.command import console
 from worker.commands.demo import demo
 from worker.commands.dlq import dlq
 from worker.commands.health import health
@@ -50,6 +51,7 @@ main.add_command(beat)
 main.add_command(status)
 main.add_command(health)
 main.add_command(check)
+main.add_command(console)
 
 
 def run() -> None:

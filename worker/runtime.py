@@ -13,7 +13,7 @@ import redis
 
 from worker import hooks
 from worker.deadletter.queue import DeadLetters
-from worker.observe import metrics
+from worker.observe import metrics, throughput
 from worker.push.batch import BatchPush
 from worker.push.brackets import StatusBrackets
 from worker.pushapi.client import PushApiClient
@@ -25,11 +25,15 @@ from worker.windows.flush import Enqueue, Flusher
 
 RECORDER = metrics.Recorder()
 """Counts what the stages of this process report."""
+THROUGHPUT = throughput.Throughput(lambda: runtime().store)
+"""Counts per minute in the shared store what the stages of this process ingest and push (the console's chart)."""
 
 
 def observe() -> None:
-    """Count in this process's metrics what its stages report (children forked later inherit it)."""
+    """Count in this process's metrics, and per minute in the store, what its stages report (children forked
+    later inherit it)."""
     hooks.subscribe(RECORDER)
+    hooks.subscribe(THROUGHPUT)
 
 
 def push_api_client(settings: Settings, **overrides: Any) -> PushApiClient:

@@ -67,6 +67,8 @@ HTTP_SCHEMES = ("http", "https")
 PUSH_API_ROOT = "/push/v1"
 PLATFORM_API_ROOT = "/rest"
 ORGANIZATION_ID = re.compile(r"[A-Za-z0-9_-]+")
+CONSOLE_TOKEN_MIN_CHARS = 16
+"""Shortest console token taken: one that can be guessed protects nothing."""
 
 
 class SettingsError(ValueError):
@@ -276,6 +278,10 @@ class Settings(BaseSettings):
         description="Where a worker's processes keep metric values for its endpoint: a directory of this user that "
                     "nobody else may write (default: a private one made for each run).",
     )
+    console_token: SecretStr | None = Field(
+        None, validation_alias=_env("PUSHSYNC_CONSOLE_TOKEN"),
+        description="Token `pushsync console` requires for replays and purges (default: a new one printed at start).",
+    )
 
     log_format: LogFormat = Field(
         LogFormat.TEXT, validation_alias=_env(LOG_FORMAT_VARIABLE),
@@ -342,10 +348,17 @@ class Settings(BaseSettings):
             raise ValueError(f"expected the organization's id (letters, digits, '-' and '_'), got {shown}")
         return value
 
-    @field_validator("region", "push_url", "platform_url", "redis_url", "broker_url", mode="before")
+    @field_validator("region", "push_url", "platform_url", "redis_url", "broker_url", "console_token", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("console_token")
+    @classmethod
+    def _guessable(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < CONSOLE_TOKEN_MIN_CHARS:
+            raise ValueError(f"expected at least {CONSOLE_TOKEN_MIN_CHARS} characters")
+        return value
 
     @field_validator("redis_url")
     @classmethod
@@ -436,6 +449,8 @@ def load_settings(**overrides: object) -> Settings:
     redaction.register(settings.api_key.get_secret_value())
     redaction.register_url(settings.redis_url)
     redaction.register_url(settings.broker_url)
+    if settings.console_token is not None:
+        redaction.register(settings.console_token.get_secret_value())
     return settings
 
 

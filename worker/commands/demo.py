@@ -39,7 +39,7 @@ WAIT_SECONDS = 180
 POLL_SECONDS = 0.5
 STOP_SECONDS = 20
 """How long each child may take to stop politely before it is killed."""
-NOT_CONVERGED = 6
+NOT_CONVERGED = 7
 """Exit code of a demo whose index did not reach the expected state (its logs are kept)."""
 INTERRUPTED = 130
 """Exit code after Ctrl-C, as a shell reports a command that SIGINT ended."""

@@ -17,6 +17,8 @@ from worker.settings import load_settings
 WATCH_SECONDS = 2.0
 """Default time between redraws with --watch."""
 BATCH_ID_CHARS = 8
+COLUMNS = ["BUFFERED", "OLDEST", "IN FLIGHT", "PAUSED", "LAST PUSH", "LAST ERROR", "DEAD LETTERS"]
+"""What `cells` gives for a target, after its id."""
 
 
 @click.command()
@@ -59,7 +61,7 @@ def render(seen: overview.Overview) -> str:
     queues = ", ".join(f"{name} {count}" for name, count in seen.queues.items())
     lines.append(f"broker      {seen.broker.error or seen.broker.url + ' ok, messages waiting: ' + queues}")
     lines += _workers(seen)
-    lines.append(f"beat        {_beat(seen)}")
+    lines.append(f"beat        {beat_state(seen)}")
     if seen.quarantined is not None:
         lines.append(f"quarantine  {seen.quarantined} entries")
     queued = seen.queues.get(DEAD_LETTER_QUEUE)
@@ -73,9 +75,8 @@ def render(seen: overview.Overview) -> str:
         if not rows:
             lines.append(f"no {title.lower()} seen yet")
             continue
-        headers = [title, "BUFFERED", "OLDEST", "IN FLIGHT", "PAUSED", "LAST PUSH", "LAST ERROR", "DEAD LETTERS"]
-        lines.append(table(headers, [_cells(row, now) for row in rows]))
-        lines += _reasons(rows)
+        lines.append(table([title, *COLUMNS], [cells(row, now) for row in rows]))
+        lines += reasons(rows)
     return "\n".join(lines)
 
 
@@ -92,7 +93,8 @@ def _workers(seen: overview.Overview) -> list[str]:
     return lines
 
 
-def _beat(seen: overview.Overview) -> str:
+def beat_state(seen: overview.Overview) -> str:
+    """Whether beat is alive, and its last sweep, in words."""
     beat = seen.beat
     if beat is None:
         return "unknown: the store does not answer"
@@ -109,7 +111,7 @@ def _beat(seen: overview.Overview) -> str:
     return f"NOT SEEN: {last}; beat runs a sweep every few seconds: is it running?"
 
 
-def _reasons(rows: list[overview.TargetRow]) -> list[str]:
+def reasons(rows: list[overview.TargetRow]) -> list[str]:
     """Why a window is held past its time, why a target is paused and what its last error said, under the table."""
     lines = []
     for row in rows:
@@ -124,7 +126,8 @@ def _reasons(rows: list[overview.TargetRow]) -> list[str]:
     return lines
 
 
-def _cells(row: overview.TargetRow, now: float) -> list[str]:
+def cells(row: overview.TargetRow, now: float) -> list[str]:
+    """The target's id and its COLUMNS as short text, as of `now` (epoch seconds)."""
     flight = "-"
     if row.in_flight:
         batch = row.in_flight[0]

@@ -73,13 +73,14 @@ class DeadLetterBrowser(DeadLetters):
                 self._unindex([entry.id for entry in replayed])
         return replayed
 
-    def purge(self, *, target: str | None = None, error: str | None = None) -> int:
+    def purge(self, *, target: str | None = None, entry_ids: Collection[str] | None = None,
+              error: str | None = None) -> int:
         """Delete the entries of `target` (any, when None) whose error class or errorCode is `error`
-        (any, when None) for good; returns how many."""
+        (any, when None) for good; entry_ids: only the entries with these ids (None: any). Returns how many."""
         purged = []
         with self._connect() as connection:
             for message, entry in self._browse(connection):
-                if _matches(entry, target, error):
+                if (entry_ids is None or entry.id in entry_ids) and _matches(entry, target, error):
                     message.ack()
                     purged.append(entry.id)
                 else:

@@ -111,6 +111,10 @@ class Target:
         """Hash of counters: received, buffered, superseded, stale, pushed, dead_lettered..."""
         return f"{self._base}:stats"
 
+    def minute(self, minute: int) -> str:
+        """Hash: in, pushed: events ingested and operations pushed in minute `minute` (epoch seconds // 60); expires."""
+        return f"{self._base}:minute:{minute}"
+
     @property
     def recent(self) -> str:
         """Hash: when the last batch was accepted (batch, items) and the last error (when, what)."""
