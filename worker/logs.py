@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import sys
+import time
 from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
@@ -157,6 +158,34 @@ def configure(log_format: LogFormat, *, level: int | str = logging.INFO,
     # A library's warnings (Celery's as root, kombu's deprecations) are log lines like any other.
     logging.captureWarnings(True)
     return handler
+
+
+class Outage:
+    """Says once that a service stopped answering and once that it answers again, however often
+    it is tried in between: a loop that runs twice a second must not log twice a second."""
+
+    def __init__(self, logger: logging.Logger, service: str, consequence: str) -> None:
+        """
+        logger: where the two lines go.
+        service: what stopped answering, as in "the store (Redis)".
+        consequence: what waits for it meanwhile, as in "sweeps wait for it".
+        """
+        self._logger = logger
+        self._service = service
+        self._consequence = consequence
+        self._since: float | None = None
+
+    def down(self, error: BaseException) -> None:
+        """The service failed a call: a warning if it answered before."""
+        if self._since is None:
+            self._since = time.monotonic()
+            self._logger.warning("%s does not answer (%s): %s", self._service, error, self._consequence)
+
+    def up(self) -> None:
+        """A call succeeded: a line if the service had stopped answering."""
+        if self._since is not None:
+            self._logger.warning("%s answers again, after %.0fs", self._service, time.monotonic() - self._since)
+            self._since = None
 
 
 def json_celery_notices() -> None:

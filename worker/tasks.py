@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
+import redis
 from celery import shared_task
 
 from worker.ingest.ingestor import REBUILD_BEGIN_TASK
+from worker.logs import Outage
 from worker.observe import liveness, metrics
 from worker.push.batch import DEAD_LETTERED
 from worker.runs import broker_runs
@@ -14,6 +18,8 @@ from worker.store import keys
 SWEEP_TASK = "pushsync.sweep"
 ROUTINE_TASKS = frozenset({SWEEP_TASK})
 """Tasks too frequent to log each run of: they log what they do."""
+log = logging.getLogger(__name__)
+STORE_OUTAGE = Outage(log, "the store (Redis)", "sweeps wait for it, and windows stay buffered")
 SWEEP_LOCK_SECONDS = 30
 """A sweep that takes longer than this (it should take milliseconds) lets the next one run."""
 
@@ -75,8 +81,19 @@ def rebuild_finish(target_ref: str, run_id: str) -> dict:
 @shared_task(name=SWEEP_TASK, acks_late=True, send_events=False)
 def sweep() -> dict:
     """Claim due windows, re-enqueue lost batches, close quiet bursts; one sweep at a time."""
+    try:
+        outcome = _sweep(sweep.request.hostname)
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        # Nothing is lost: what was due is due at the next sweep that reaches the store.
+        STORE_OUTAGE.down(exc)
+        return {"store": "unreachable"}
+    STORE_OUTAGE.up()
+    return outcome
+
+
+def _sweep(hostname: str) -> dict:
     current = runtime()
-    liveness.record_sweep(current.store, sweep.request.hostname)
+    liveness.record_sweep(current.store, hostname)
     lock = current.store.lock(keys.SWEEP_LOCK, timeout=SWEEP_LOCK_SECONDS, blocking=False)
     if not lock.acquire():
         return {"skipped": True}

@@ -127,6 +127,11 @@ def test_a_store_outage_under_steady_publishing_loses_and_quarantines_nothing(
         client = redis.Redis.from_url(store.url)
         converge(emulator, events, sources, timeout=90 + down_seconds)
         assert quarantine.count(client) == 0, [e.reason for e in quarantine.list_entries(client)]
+        # Quiet through it: the outage is said once, when it starts, and once, when it ends.
+        worker_log = workers.children[0].log()
+        assert worker_log.count("the store (Redis) does not answer") == 1, worker_log[-3000:]
+        assert worker_log.count("the store (Redis) answers again") == 1
+        assert "Traceback" not in worker_log, worker_log[-3000:]
     finally:
         workers.stop_all()
         store.stop()
