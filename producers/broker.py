@@ -15,6 +15,9 @@ declaration that differs), so the topology lives here and nowhere else.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from kombu import Connection, Exchange, Queue
 
 EVENTS_QUEUE = "pushsync.events"
@@ -75,6 +78,18 @@ def connect(broker_url: str, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     else:
         options = {"socket_connect_timeout": connect_timeout, "socket_timeout": connect_timeout}
     return Connection(broker_url, connect_timeout=connect_timeout, transport_options=options)
+
+
+@contextmanager
+def opened(broker_url: str, *, connect_timeout: float) -> Iterator[Connection]:
+    """A connection to the broker, opened at once (no retry): what a health probe needs. Whatever
+    stops it from opening (refused, wrong vhost, bad login) is raised as it is."""
+    connection = connect(broker_url, connect_timeout=connect_timeout)
+    try:
+        connection.ensure_connection(max_retries=0)
+        yield connection
+    finally:
+        connection.release()
 
 
 def events_queue(connection: Connection, name: str = EVENTS_QUEUE) -> Queue:

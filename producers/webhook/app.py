@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from producers.broker import EVENTS_QUEUE
+from producers.broker import EVENTS_QUEUE, opened
 from producers.errors import PublishError
 from producers.events import Event
 from producers.publisher import Publisher, RetryPolicy
@@ -47,6 +47,10 @@ ADAPTERS: dict[str, Adapter] = {
 HOOKS_PREFIX = "/hooks/"
 HEALTH_PATH = "/healthz"
 RETRY_AFTER_SECONDS = 10
+HEALTH_TIMEOUT_SECONDS = 2.0
+"""How long /healthz waits for the broker to accept a connection."""
+HEALTH_CACHE_SECONDS = 2.0
+"""How long one broker check answers /healthz: a caller hammering it opens at most one connection this often."""
 """Suggested wait before a CMS retries after a 503."""
 RETRY_INTERVAL_STEP = 0.2
 RETRY_INTERVAL_MAX = 1.0
@@ -73,6 +77,28 @@ class BodyTimeout(HookError):
     """The body did not arrive within the read timeout."""
 
     status = 408
+
+
+class _BrokerCheck:
+    """Whether the broker accepts a connection now, checked at most every `HEALTH_CACHE_SECONDS`."""
+
+    def __init__(self, broker_url: str) -> None:
+        self._broker_url = broker_url
+        self._lock = threading.Lock()
+        self._checked_at = -HEALTH_CACHE_SECONDS
+        self._error: str | None = None
+
+    def error(self) -> str | None:
+        """None when the broker answers; else why not, in one line that names no URL (it may hold a password)."""
+        with self._lock:
+            if time.monotonic() - self._checked_at >= HEALTH_CACHE_SECONDS:
+                try:
+                    with opened(self._broker_url, connect_timeout=HEALTH_TIMEOUT_SECONDS):
+                        self._error = None
+                except Exception as exc:
+                    self._error = f"does not answer: {type(exc).__name__}: {exc}".replace(self._broker_url, "…")
+                self._checked_at = time.monotonic()
+            return self._error
 
 
 class _Sender:
@@ -146,6 +172,9 @@ def create_app(config: WebhookConfig, broker_url: str, *, queue_name: str = EVEN
         max_retries=config.server.publish_retries, interval_step=RETRY_INTERVAL_STEP, interval_max=RETRY_INTERVAL_MAX,
     )
     sender = _Sender(Publisher(broker_url, retry=retry, queue_name=queue_name))
+    broker_check = _BrokerCheck(broker_url)
+    log.info("hooks loaded: %s", ", ".join(f"/hooks/{name} ({hook.adapter} to source {hook.source_id})"
+                                            for name, hook in config.sources.items()))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -195,7 +224,10 @@ def create_app(config: WebhookConfig, broker_url: str, *, queue_name: str = EVEN
         return _answer(202, name, published=len(events), eventIds=[event.event_id for event in events])
 
     async def healthz(request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok"})
+        error = await run_in_threadpool(broker_check.error)
+        if error is not None:
+            return JSONResponse({"status": "unhealthy", "broker": error}, status_code=503)
+        return JSONResponse({"status": "ok", "broker": "ok"})
 
     async def refused_by_router(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)

@@ -201,4 +201,4 @@ def test_refused_requests_get_their_status_and_reason_and_publish_nothing(
 
 def test_healthz(receiver: str) -> None:
     answer = requests.get(f"{receiver}/healthz", timeout=10)
-    assert (answer.status_code, answer.json()) == (200, {"status": "ok"})
+    assert (answer.status_code, answer.json()) == (200, {"status": "ok", "broker": "ok"})

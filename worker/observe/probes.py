@@ -8,7 +8,7 @@ URLs are shown without their passwords.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import redis
 from kombu import Connection
@@ -64,10 +64,9 @@ def probe_store(url: str) -> None:
 @contextmanager
 def open_broker(url: str) -> Iterator[Connection]:
     """An open connection to the broker at `url`; `Unreachable` if it cannot be had at once or is lost."""
-    connection = broker.connect(url, connect_timeout=BROKER_TIMEOUT_SECONDS)
-    try:
+    with ExitStack() as stack:
         try:
-            connection.ensure_connection(max_retries=0)
+            connection = stack.enter_context(broker.opened(url, connect_timeout=BROKER_TIMEOUT_SECONDS))
         # Whatever stops the connection from opening (refused, wrong vhost, bad login) is the answer.
         except Exception as exc:
             raise Unreachable(f"broker at {shown(url)} does not answer: {exc}") from None
@@ -75,8 +74,6 @@ def open_broker(url: str) -> Iterator[Connection]:
             yield connection
         except connection.connection_errors as exc:
             raise Unreachable(f"broker at {shown(url)} stopped answering: {exc}") from None
-    finally:
-        connection.release()
 
 
 def queue_depths(connection: Connection, names: list[str]) -> dict[str, int]:
