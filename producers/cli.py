@@ -19,10 +19,10 @@ from producers.private_files import replacing
 from producers.progress import Progress
 from producers.publisher import DEFAULT_EVENTS_PER_MESSAGE, Publisher
 
-EXIT_INVALID = 1
-"""Some lines were not valid events."""
-EXIT_BROKER = 3
-"""The broker did not take every event."""
+EXIT_BROKER = 4
+"""The broker did not take every event (the code every pushsync command gives a broker that does not answer)."""
+EXIT_INVALID = 8
+"""Some lines were not valid events (the code every pushsync command gives input data it refuses)."""
 SHOWN_INVALID_LINES = 20
 """Invalid lines listed on the terminal; the rest are counted (and all written with --skip-invalid)."""
 DEFAULT_WEBHOOK_PORT = 8090
@@ -74,7 +74,8 @@ def publish(
     """Publish the NDJSON change events of FILE (a path, or - for stdin), one event per line.
 
     Every line is validated first: unless --skip-invalid is given, nothing is published when any
-    line is invalid. Exit status: 0 all published, 1 invalid lines, 3 the broker did not take them.
+    line is invalid. Exit status: 0 all published, 2 no such FILE, 4 the broker did not take them,
+    8 invalid lines.
     """
     stream: BinaryIO = click.open_file(source, "rb")  # type: ignore[assignment]
     with stream:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from producers.cli import EXIT_BROKER, EXIT_INVALID
 from producers.events import parse_event
 from producers.progress import Progress
 from tests.producers.conftest import item_delete, item_upsert
@@ -59,7 +60,7 @@ def test_any_invalid_line_publishes_nothing_and_names_each_line(
     source = tmp_path / "events.ndjson"
     source.write_bytes(ndjson(item_upsert(1), b"\xff\xfe", b"[1]", item_upsert(2, version=1.5), item_upsert(3)))
     done = run_publish(str(source), broker_url=redis_url, queue_name=queue_name)
-    assert done.returncode == 1
+    assert done.returncode == EXIT_INVALID
     assert "line 2: not UTF-8 text" in done.stderr
     assert "line 3: expected a JSON object (one event), got an array" in done.stderr
     assert "line 4: version: expected an integer, got 1.5" in done.stderr
@@ -76,7 +77,7 @@ def test_skip_invalid_publishes_the_valid_lines_from_stdin_and_writes_the_others
     rejects = tmp_path / "rejects.ndjson"
     done = run_publish("-", "--skip-invalid", "--invalid-output", str(rejects), stdin=stdin,
                        broker_url=redis_url, queue_name=queue_name)
-    assert done.returncode == 1, done.stderr
+    assert done.returncode == EXIT_INVALID, done.stderr
     assert "published 2 event(s)" in done.stdout and "invalid: 1" in done.stdout
     [reject] = [json.loads(line) for line in rejects.read_text().splitlines()]
     assert reject["line"] == 2 and reject["reason"].startswith("version: required field is missing")
@@ -101,7 +102,7 @@ def test_an_unreachable_broker_exits_3_and_says_where_to_resume(queue_name: str,
     source = tmp_path / "events.ndjson"
     source.write_bytes(ndjson(item_upsert(1), item_upsert(2)))
     done = run_publish(str(source), broker_url="redis://127.0.0.1:1/0", queue_name=queue_name)
-    assert done.returncode == 3
+    assert done.returncode == EXIT_BROKER
     assert "2 event(s) not handed over to the broker" in done.stderr and "re-run from line 1" in done.stderr
 
 

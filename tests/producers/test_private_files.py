@@ -14,6 +14,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 
+from producers.cli import EXIT_INVALID
 from producers.events import decode_event
 from producers.private_files import NotPrivateError, check_private_directory, private_directory, replacing
 from tests.plugins.emulator import start_emulator, stop_emulator
@@ -129,7 +130,7 @@ def test_publish_invalid_output_is_private_and_never_follows_a_planted_symlink(u
     rejects.symlink_to(victim)
     result = CliRunner().invoke(main, ["publish", str(source), "--broker-url", redis_broker_url, "--skip-invalid",
                                        "--invalid-output", str(rejects)])
-    assert result.exit_code == 1, result.output  # some lines were invalid
+    assert result.exit_code == EXIT_INVALID, result.output  # some lines were invalid
     assert victim.read_text() == "not yours to overwrite"
     assert not rejects.is_symlink() and mode(rejects) == 0o600 and "a secret token" in rejects.read_text()
 

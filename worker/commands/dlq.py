@@ -13,15 +13,12 @@ from producers.errors import InvalidEventError
 from producers.events import parse_event
 from producers.private_files import replacing
 from worker.commands.output import counted, echo_json, iso, shorten, when
-from worker.commands.services import needs_store
+from worker.commands.services import NOT_FOUND, fail, needs_store
 from worker.deadletter.operator import DeadLetterBrowser
 from worker.deadletter.queue import DeadLetter
 from worker.ingest.horizon import Horizon
 from worker.settings import load_settings
 from worker.store.connection import connect, store_url
-
-REPLAY_MISSING = 1
-"""Exit status of a replay that did not find every entry it was given."""
 
 
 def _dead_letters() -> DeadLetterBrowser:
@@ -55,7 +52,7 @@ def show(entry_id: str) -> None:
     """Show one entry whole, as JSON."""
     entry = _dead_letters().show(entry_id)
     if entry is None:
-        raise click.ClickException(f"no dead-letter entry {entry_id}")
+        fail(NOT_FOUND, f"no dead-letter entry {entry_id}")
     shown = dataclasses.asdict(entry)
     echo_json(shown | {"first_failure": iso(entry.first_failure), "last_failure": iso(entry.last_failure)})
 
@@ -69,7 +66,7 @@ def show(entry_id: str) -> None:
 def replay(entry_ids: tuple[str, ...], target: str | None, error: str | None, dry_run: bool) -> None:
     """Publish entries' events back to pushsync.events with their original versions.
 
-    With ENTRY_IDS only those entries, else every entry (of --source, with --error). Exit status 1 when a
+    With ENTRY_IDS only those entries, else every entry (of --source, with --error). Exit status 9 when a
     named entry was not found (the others are replayed).
     """
     letters = _dead_letters()
@@ -90,7 +87,7 @@ def replay(entry_ids: tuple[str, ...], target: str | None, error: str | None, dr
     missing = sorted((wanted or set()) - {entry.id for entry in entries})
     if missing:
         click.echo(f"not found{' for --source ' + target if target else ''}: {', '.join(missing)}", err=True)
-        raise SystemExit(REPLAY_MISSING)
+        raise SystemExit(NOT_FOUND)
 
 
 def _past_horizon(entries: list[DeadLetter], horizon: Horizon, now: float) -> int:

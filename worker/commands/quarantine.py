@@ -8,14 +8,12 @@ import click
 
 from producers.errors import PublishError
 from worker.commands.output import counted, echo_json, iso, shorten, when
-from worker.commands.services import BROKER_DOWN, needs_store
+from worker.commands.services import BROKER_DOWN, INVALID_INPUT, NOT_FOUND, fail, needs_store
 from worker.ingest import quarantine as quarantined
+from worker.ingest.quarantine_replay import ReplayOutcome
 from worker.ingest.quarantine_replay import replay as replay_entries
 from worker.settings import load_settings
 from worker.store.connection import connect, store_url
-
-REPLAY_STAYED = 1
-"""Exit status of a replay after which something of the named entries is still in quarantine."""
 
 
 @click.group()
@@ -43,7 +41,7 @@ def show(entry_id: str) -> None:
     """Show one entry whole, as JSON (`truncated`: raw holds only a prefix of `size` bytes)."""
     entry = quarantined.show(connect(load_settings()), entry_id)
     if entry is None:
-        raise click.ClickException(f"no quarantine entry {entry_id}")
+        fail(NOT_FOUND, f"no quarantine entry {entry_id}")
     echo_json(dataclasses.asdict(entry) | {"at": iso(entry.at)})
 
 
@@ -57,14 +55,14 @@ def replay(entry_ids: tuple[str, ...], everything: bool, dry_run: bool) -> None:
 
     An entry leaves the quarantine once the broker confirmed its events; one still invalid stays
     with its current reason; a truncated one stays. Exit status: 0 when every entry was
-    replayed, 1 when something stayed (or an id was not found), 4 when the broker did not
-    confirm (the replay stops there; nothing after it changed).
+    replayed, 4 when the broker did not confirm (the replay stops there; nothing after it
+    changed), 8 when something stayed, 9 when an id was not found.
     """
     if bool(entry_ids) == everything:
         raise click.UsageError("name the entries to replay, or give --all (not both)")
     settings = load_settings()
     verb = "would replay" if dry_run else "replayed"
-    replayed = events = stayed = 0
+    replayed = events = stayed = missing = 0
     try:
         for result in replay_entries(connect(settings), settings.broker_url or store_url(settings),
                                      None if everything else list(entry_ids), dry_run=dry_run):
@@ -72,7 +70,9 @@ def replay(entry_ids: tuple[str, ...], everything: bool, dry_run: bool) -> None:
             click.echo("  ".join(part for part in (result.entry_id, result.outcome.value, done,
                                                    shorten(result.detail, 120)) if part))
             events += result.events
-            if result.outcome.stayed:
+            if result.outcome is ReplayOutcome.MISSING:
+                missing += 1
+            elif result.outcome.stayed:
                 stayed += 1
             else:
                 replayed += 1
@@ -82,8 +82,10 @@ def replay(entry_ids: tuple[str, ...], everything: bool, dry_run: bool) -> None:
     finally:
         click.echo(f"{verb} {counted(replayed, 'entry', 'entries')} ({counted(events, 'event')}); "
                    f"{counted(stayed, 'entry', 'entries')} stayed")
+    if missing:
+        raise SystemExit(NOT_FOUND)
     if stayed:
-        raise SystemExit(REPLAY_STAYED)
+        raise SystemExit(INVALID_INPUT)
 
 
 @quarantine.command()

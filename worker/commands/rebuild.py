@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from worker.commands.services import needs_store
+from worker.commands.services import COVEO_MISSING, INVALID_INPUT, RUN_INCOMPLETE, fail, needs_store
 from worker.pushapi.errors import NotFoundError, PushApiError
 from worker.runs.exports import check_export, default_processes
 from worker.runs.rebuild import RebuildError, Rebuilds
@@ -23,9 +23,6 @@ from worker.runtime import push_api_client
 from worker.settings import load_settings
 from worker.store import keys
 from worker.store.connection import connect
-
-EXIT_BAD_EXPORT = 1
-EXIT_RUN_FAILED = 3
 
 
 def _full_run_options(command: Callable) -> Callable:
@@ -65,11 +62,11 @@ def _full_run(target: keys.Target, export: str, *, run_id: str | None, skip_inva
         if checked.invalid_count and not skip_invalid:
             click.echo(f"{checked.invalid_count} invalid line(s): nothing pushed, nothing deleted "
                        "(--skip-invalid pushes the valid ones)", err=True)
-            raise SystemExit(EXIT_BAD_EXPORT)
+            raise SystemExit(INVALID_INPUT)
         if not checked.valid and not allow_empty:
             click.echo("the export is empty: a full run would remove everything; nothing done "
                        "(--allow-empty if that is meant)", err=True)
-            raise SystemExit(EXIT_BAD_EXPORT)
+            raise SystemExit(INVALID_INPUT)
         runs = Rebuilds(connect(settings), push_api_client(settings), settings)
         try:
             run = runs.resume(target, run_id) if run_id else runs.start(target)
@@ -81,13 +78,13 @@ def _full_run(target: keys.Target, export: str, *, run_id: str | None, skip_inva
             click.echo("waiting for the workers to push the export", err=True)
             outcome = runs.finish(run, queue_delay=queue_delay, max_delete_share=max_delete_share, timeout=timeout)
         except NotFoundError as exc:
-            raise click.ClickException(f"the service does not know {target.kind} {target.id}: {exc}") from None
+            fail(COVEO_MISSING, f"the service does not know {target.kind} {target.id}: {exc}")
         except (RebuildError, PushApiError) as exc:
             click.echo(f"full run of {target.id} failed: {exc}", err=True)
-            raise SystemExit(EXIT_RUN_FAILED) from None
+            raise SystemExit(RUN_INCOMPLETE) from None
     click.echo(f"run {run.id} of {target.id}: {outcome.items} change(s) pushed; {outcome.reason}")
     if not outcome.deleted:
-        raise SystemExit(EXIT_RUN_FAILED)
+        raise SystemExit(RUN_INCOMPLETE)
 
 
 @click.command()

@@ -16,6 +16,7 @@ import click
 import kombu.exceptions
 import redis
 
+from producers.cli import EXIT_BROKER, EXIT_INVALID
 from worker.observe import probes
 from worker.settings import load_settings
 from worker.store.connection import store_url
@@ -26,16 +27,22 @@ HEALTHY = 0
 INVALID_SETTING = 1
 USAGE = 2
 STORE_DOWN = 3
-BROKER_DOWN = 4
+BROKER_DOWN = EXIT_BROKER
 NO_WORKER = 5
+INVALID_INPUT = EXIT_INVALID
+NOT_FOUND = 9
 COVEO_UNREACHABLE = 10
 COVEO_REFUSED = 11
 COVEO_MISSING = 12
+RUN_INCOMPLETE = 13
 """Exit codes: 1 an invalid setting (the line names the variable), 2 a wrong command line or a
 missing input file, 3 the store (Redis) does not answer, 4 the broker does not answer, 5 no
-worker answered (`pushsync health`); from 10, what Coveo answered (`pushsync check`, `health
---coveo`): 10 the Push API does not answer, 11 it refuses the key or the organization, 12 a
-source or provider is missing."""
+worker answered (`pushsync health`), 8 input data refused (invalid event lines, an invalid or
+empty export, quarantined events still invalid), 9 an entry id that is not there; from 10, what
+Coveo answered (`pushsync check`, `health --coveo`, a full run): 10 the Push API does not
+answer, 11 it refuses the key or the organization, 12 a source or provider is missing; 13 a
+full run that failed or deleted nothing. `pushsync beat` (6) and `pushsync demo` (7, 130) add
+their own."""
 
 
 def fail(code: int, reason: str) -> NoReturn:

@@ -17,6 +17,7 @@ from tests.support.raw import drain
 from tests.support.times import occurred
 from tests.worker.e2e import wait_for
 from worker.cli import main
+from worker.commands.services import INVALID_INPUT, NOT_FOUND
 from worker.deadletter.operator import DeadLetterBrowser
 from worker.ingest import quarantine
 from worker.ingest.ingestor import POISON_REASON
@@ -143,7 +144,7 @@ def test_replay_republishes_what_is_valid_now_and_keeps_the_rest_with_its_reason
     assert consume_events(any_broker) == canonical([event(1), event(2), event(3)])
 
     everything = pushsync(redis_url, any_broker, "quarantine", "replay", "--all")
-    assert everything.exit_code == 1, everything.output
+    assert everything.exit_code == INVALID_INPUT, everything.output
     lines = everything.output.splitlines()
     assert lines[0] == f"{mixed.id}  partly replayed  replayed 1 event  1 invalid event(s) kept as {mixed.id}.1"
     assert lines[1].startswith(f"{invalid.id}  still invalid  version: ")
@@ -166,7 +167,7 @@ def test_a_dry_run_changes_nothing_and_an_unknown_id_stays_unreplayed(redis_clie
     assert dry.exit_code == 0 and dry.output.splitlines()[-1] == "would replay 1 entry (1 event); 0 entries stayed"
     assert consume_events(redis_broker_url) == [] and quarantine.list_entries(redis_client) == [poison]
     unknown = pushsync(redis_url, redis_broker_url, "quarantine", "replay", "nope")
-    assert unknown.exit_code == 1 and unknown.output.startswith("nope  not found")
+    assert unknown.exit_code == NOT_FOUND and unknown.output.startswith("nope  not found")
     assert pushsync(redis_url, redis_broker_url, "quarantine", "replay").exit_code == 2
 
 
@@ -213,7 +214,7 @@ def test_dlq_replay_of_one_entry_leaves_the_others(redis_client, redis_url, any_
     assert sorted(entry.target for entry in letters.list()) == ["source:b", "source:c"]
 
     unknown = pushsync(redis_url, any_broker, "dlq", "replay", ids["source:b"], "nope")
-    assert unknown.exit_code == 1 and "not found: nope" in unknown.output
+    assert unknown.exit_code == NOT_FOUND and "not found: nope" in unknown.output
     assert consume_events(any_broker) == canonical([event(1, "b")])
 
     by_source = pushsync(redis_url, any_broker, "dlq", "replay", "--source", "c")

@@ -13,6 +13,7 @@ from producers import Publisher
 from tests.support.times import occurred
 from tests.worker.e2e import pipeline_env, wait_for
 from worker.cli import main
+from worker.commands.services import COVEO_MISSING, INVALID_INPUT, RUN_INCOMPLETE
 from worker.store import keys
 
 SOURCE = "rebuilt"
@@ -72,7 +73,7 @@ def test_a_failed_batch_deletes_nothing_and_says_why(workers, clean_emulator, re
     env = seeded(workers, emulator, redis_url, redis_broker_url)
     emulator.add_fault(method="PUT", path="*/documents/batch", status=400, errorCode="INVALID_JSON", times=1)
     result = rebuild(env, export(tmp_path, [item(n, 2) for n in range(7)]))
-    assert result.exit_code == 3, result.output
+    assert result.exit_code == RUN_INCOMPLETE, result.output
     assert "dead-lettered during the run; nothing deleted" in result.output
     emulator.advance_clock(QUEUE_DELAY_MINUTES * 60 + 1)
     assert sorted(contents(emulator)) == sorted(str(n) for n in range(10))
@@ -85,7 +86,7 @@ def test_the_share_guard_refuses_a_run_that_would_delete_too_much(workers, clean
     env = seeded(workers, emulator, redis_url, redis_broker_url)
     assert rebuild(env, export(tmp_path, [item(n, 2) for n in range(10)])).exit_code == 0
     result = rebuild(env, export(tmp_path, [item(n, 3) for n in range(2)]))
-    assert result.exit_code == 3 and "more than 50%" in result.output, result.output
+    assert result.exit_code == RUN_INCOMPLETE and "more than 50%" in result.output, result.output
     assert sum(r["path"].endswith("/olderthan") for r in emulator.requests()) == 1
 
 
@@ -131,14 +132,14 @@ def test_bad_exports_are_refused_before_anything_is_pushed(workers, clean_emulat
     env = seeded(workers, emulator, redis_url, redis_broker_url, count=2)
     before = len(emulator.requests())
     bad = rebuild(env, export(tmp_path, [item(0, 2)], ('{"kind": "item.upsert"}', "not json")))
-    assert bad.exit_code == 1 and "line 2:" in bad.output and "line 3:" in bad.output, bad.output
+    assert bad.exit_code == INVALID_INPUT and "line 2:" in bad.output and "line 3:" in bad.output, bad.output
     assert "nothing pushed, nothing deleted" in bad.output
     empty = rebuild(env, export(tmp_path, []))
-    assert empty.exit_code == 1 and "the export is empty" in empty.output
+    assert empty.exit_code == INVALID_INPUT and "the export is empty" in empty.output
     assert len(emulator.requests()) == before
     elsewhere = {**item(0, 2), "source": "nowhere"}
     unknown = CliRunner().invoke(main, ["rebuild", "nowhere", export(tmp_path, [elsewhere])], env=env)
-    assert unknown.exit_code == 1 and "does not know source nowhere" in unknown.output, unknown.output
+    assert unknown.exit_code == COVEO_MISSING and "does not know source nowhere" in unknown.output, unknown.output
 
 
 def olderthan_calls(emulator) -> list[dict]:
