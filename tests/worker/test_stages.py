@@ -22,7 +22,7 @@ from worker.push.batch import BatchPush
 from worker.push.brackets import StatusBrackets
 from worker.pushapi.client import PushApiClient
 from worker.settings import load_settings
-from worker.store import keys
+from worker.store import keys, recent
 from worker.windows.coalesce import Coalescer
 from worker.windows.flush import Flusher
 
@@ -394,3 +394,15 @@ def test_a_stale_run_event_moves_its_runs_cut_off_before_the_push_that_made_it_s
     cutoff = stages.redis.zscore(SOURCE.run_cutoffs, "r1")
     assert cutoff is not None and cutoff <= before
     assert stages.redis.bitcount(SOURCE.run_seen("r1")) == 2
+
+
+def test_while_a_call_is_retried_its_error_is_the_targets_last_error(stages):
+    # What `pushsync status` shows as the last error: the 503 being retried now, not an older one.
+    recent.failed(stages.redis, SOURCE, "an older error")
+    stages.server.script("PUT", r"/documents/batch$", 503, error_code="SERVICE_UNAVAILABLE", times=1)
+    stages.coalescer.add([item(1, 1)])
+    stages.flush()
+    (outcome,) = stages.push_all()
+    assert outcome.state == "pushed"
+    last = recent.parse({k.decode(): v.decode() for k, v in stages.redis.hgetall(SOURCE.recent).items()})
+    assert last.error.startswith("retrying push_documents_batch in ") and "503 SERVICE_UNAVAILABLE" in last.error

@@ -113,8 +113,9 @@ def record_request(operation: str, status: int | None, error: errors.PushApiErro
     API_REQUESTS.labels(operation, label).inc()
 
 
-def record_retry(operation: str, wait: float, retry_after: float | None) -> None:
-    """Count a retry of `operation` after `wait` seconds; `retry_after` is what the service asked, if it did."""
+def record_retry(operation: str, wait: float, retry_after: float | None, error: BaseException | None = None) -> None:
+    """Count a retry of `operation` after `wait` seconds; `retry_after` is what the service asked, if it did
+    (the error retried is not a label: its text would make a series per message)."""
     API_RETRIES.labels(operation).inc()
     if retry_after is not None:
         RETRY_AFTER_WAIT.labels(operation).inc(wait)

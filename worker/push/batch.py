@@ -42,6 +42,7 @@ from worker.pushapi.errors import (
     PushApiError,
     QuotaError,
 )
+from worker.pushapi.retry import RetryHook
 from worker.settings import Settings
 from worker.store import keys, recent
 from worker.store.ranks import RANK_LUA, is_newer, rank
@@ -116,7 +117,7 @@ class BatchPush:
         if not lease.acquire():
             return PushOutcome("held")
         # Every Push API call of the push, status calls and retries included, is fenced by the lease.
-        with lease, self.api.before_each_request(lease.check):
+        with lease, self.api.before_each_request(lease.check), self.api.on_each_retry(self._retrying(batch.target)):
             try:
                 return self._run_leased(batch, lease)
             except LeaseLost as exc:
@@ -230,6 +231,17 @@ class BatchPush:
             self._advance(keys=[batch.target.high_water(key.decode()) for key, _ in chunk],
                           args=[self.settings.high_water_ttl_seconds, int(time.time() * 1000),
                                 *(version for _, version in chunk)])
+
+    def _retrying(self, target: keys.Target) -> RetryHook:
+        """A retry hook that makes the error being retried `target`'s last error, so that status
+        shows why a push takes long while it still does (best effort: the push goes on without it)."""
+        def note(operation: str, wait: float, retry_after: float | None, error: BaseException | None) -> None:
+            try:
+                recent.failed(self.client, target, f"retrying {operation} in {wait:.0f}s: {error}")
+            except redis.RedisError:
+                pass
+
+        return note
 
     def _dead_letter(self, batch: keys.Batch, lease: Lease, error: BaseException, attempts: int) -> PushOutcome:
         lease.check("the batch to the dead-letter queue")  # a successor owns the batch and its failures now

@@ -136,10 +136,28 @@ class PushApiClient:
         finally:
             hooks.remove(hook)
 
+    @contextmanager
+    def on_each_retry(self, hook: RetryHook) -> Iterator[None]:
+        """Tell `hook` of every retry of a call this thread makes through this client while the
+        block runs (after the client's own `event_hooks.retry`); scoped as `before_each_request` is."""
+        hooks = self._scoped("retry_hooks")
+        hooks.append(hook)
+        try:
+            yield
+        finally:
+            hooks.remove(hook)
+
     def _hooks(self) -> list[RequestHook]:
-        hooks = getattr(self._local, "hooks", None)
+        return self._scoped("hooks")
+
+    def _retry_hooks(self) -> list[RetryHook]:
+        return [*self.event_hooks.retry, *self._scoped("retry_hooks")]
+
+    def _scoped(self, name: str) -> list[Any]:
+        hooks = getattr(self._local, name, None)
         if hooks is None:
-            hooks = self._local.hooks = []
+            hooks = []
+            setattr(self._local, name, hooks)
         return hooks
 
     # -- file containers -------------------------------------------------------------------
@@ -174,7 +192,7 @@ class PushApiClient:
             self._raise_for_status(response, operation="upload", target=container.file_id)
 
         call_with_retries(attempt, budget_seconds=self.retry_budget_seconds, sleep=self._sleep,
-                          on_retry=self.event_hooks.retry)
+                          on_retry=self._retry_hooks())
 
     # -- items -----------------------------------------------------------------------------
 
@@ -331,7 +349,7 @@ class PushApiClient:
                 ) from None
 
         return call_with_retries(attempt, budget_seconds=self.retry_budget_seconds, sleep=self._sleep,
-                                 on_retry=self.event_hooks.retry)
+                                 on_retry=self._retry_hooks())
 
     def _send(self, method: str, url: str, *, operation: str, target: str, **kwargs: Any) -> requests.Response:
         for hook in self._hooks():

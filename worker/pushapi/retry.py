@@ -27,9 +27,9 @@ BACKOFF_MAX_SECONDS = 30.0
 """Upper bound of one backoff draw, before `Retry-After` is applied."""
 
 T = TypeVar("T")
-RetryHook = Callable[[str, float, "float | None"], None]
-"""Called before the wait that precedes a retry: the operation, the seconds it will wait, and the
-Retry-After the service asked for (None when it did not)."""
+RetryHook = Callable[[str, float, "float | None", "BaseException | None"], None]
+"""Called before the wait that precedes a retry: the operation, the seconds it will wait, the
+Retry-After the service asked for (None when it did not), and the error that is retried."""
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -74,7 +74,8 @@ def _before_retry(hooks: Sequence[RetryHook]) -> Callable[[RetryCallState], None
         error = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0.0
         for hook in hooks:
-            hook(getattr(error, "operation", ""), wait, error.retry_after if isinstance(error, StatusError) else None)
+            retry_after = error.retry_after if isinstance(error, StatusError) else None
+            hook(getattr(error, "operation", ""), wait, retry_after, error)
         _log_retry(state.attempt_number, wait, error)
 
     return before_sleep

@@ -58,14 +58,16 @@ def test_the_hook_holds_only_inside_its_block_and_its_thread(client, server):
 
 def test_event_hooks_hear_every_attempt_its_answer_and_each_retry_with_its_wait(client, server):
     answered: list[tuple[str, int | None, str | None]] = []
-    retried: list[tuple[str, float, float | None]] = []
+    retried: list[tuple[str, float, float | None, str]] = []
     client.event_hooks.request.append(
         lambda operation, status, error: answered.append((operation, status, type(error).__name__ if error else None)))
-    client.event_hooks.retry.append(lambda operation, wait, retry_after: retried.append((operation, wait, retry_after)))
+    client.event_hooks.retry.append(lambda operation, wait, retry_after, error: retried.append(
+        (operation, wait, retry_after, type(error).__name__)))
     server.script("POST", STATUS, 429, headers={"Retry-After": "1"}, times=1)
     client.set_source_status("src", "REFRESH")
     assert answered == [("set_source_status", 429, None), ("set_source_status", 201, None)]
-    assert [(operation, retry_after) for operation, _, retry_after in retried] == [("set_source_status", 1.0)]
+    assert [(operation, retry_after, error) for operation, _, retry_after, error in retried] == [
+        ("set_source_status", 1.0, "ThrottledError")]
     assert retried[0][1] >= 1.0, "the wait honours Retry-After"
 
 
@@ -78,3 +80,14 @@ def test_event_hooks_hear_a_request_that_got_no_answer(server, waits):
     with pytest.raises(Exception, match="connection failed"):
         dead.set_source_status("src", "REFRESH")
     assert answered == [("set_source_status", None, "ConnectError")]
+
+
+def test_a_retry_hook_scoped_to_a_block_hears_only_that_thread_and_block(client, server):
+    heard: list[str] = []
+    server.script("POST", STATUS, 503, times=1)
+    with client.on_each_retry(lambda operation, wait, retry_after, error: heard.append(str(error))):
+        client.set_source_status("src", "REFRESH")
+    server.script("POST", STATUS, 503, times=1)
+    client.set_source_status("src", "IDLE")  # retried too, after the block
+    assert len(heard) == 1 and "503" in heard[0]
+    assert len(server.matching("POST", STATUS)) == 4
