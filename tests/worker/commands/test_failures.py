@@ -67,3 +67,10 @@ def test_a_missing_input_file_is_named_with_exit_2(nowhere, command):
     done = pushsync(*command, REDIS_URL=nowhere)
     assert done.returncode == USAGE
     assert "'missing.ndjson' does not exist" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("role", ["worker", "beat"])
+def test_help_needs_no_setting_and_names_the_pushsync_command(role):
+    done = pushsync(role, "--help")
+    assert done.returncode == 0, done.stderr
+    assert f"Usage: pushsync {role} [OPTIONS]" in done.stdout and "python -m celery" not in done.stdout
