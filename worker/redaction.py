@@ -22,6 +22,8 @@ MIN_SECRET_CHARS = 4
 """Shorter values are not hidden as free text, which would garble every word holding them; a
 short URL password is still masked by its place in the URL."""
 _URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)([^\s/@]+)(@)", re.IGNORECASE)
+_KOMBU_MASKED = re.compile(r"(\b[a-z][a-z0-9+.-]*://):\*\*@([^\s/@]+)", re.IGNORECASE)
+"""kombu's rendering of a URL with no user: it masks the password even when there is none."""
 _BEARER = re.compile(r"(\bBearer\s+)[^\s\"',;]+", re.IGNORECASE)
 _RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 """What every log record has; anything else on a record came from `extra=`."""
@@ -34,6 +36,8 @@ class Secrets:
     def __init__(self) -> None:
         self._values: frozenset[str] = frozenset()
         self._pattern: re.Pattern[str] | None = None
+        self._open_hosts: frozenset[str] = frozenset()
+        """host:port of registered URLs that carry no password: kombu's `:**@` before one hides nothing."""
         self._lock = threading.Lock()
 
     def register(self, *values: str | None) -> None:
@@ -57,13 +61,21 @@ class Secrets:
         parts = urlsplit(url) if url else None
         if parts is not None and parts.password and parts.password != parts.username:
             self.register(parts.password, unquote(parts.password))
+        elif parts is not None and not parts.password and parts.netloc:
+            with self._lock:
+                self._open_hosts |= {parts.netloc.rpartition("@")[2]}
 
     def redact(self, text: str) -> str:
         """`text` with every secret replaced by `[redacted]`."""
         if self._pattern is not None:
             text = self._pattern.sub(MASK, text)
+        if self._open_hosts:
+            text = _KOMBU_MASKED.sub(self._unmask_open, text)
         text = _URL_PASSWORD.sub(rf"\g<1>{MASK}\g<3>", text)
         return _BEARER.sub(rf"\g<1>{MASK}", text)
+
+    def _unmask_open(self, match: re.Match[str]) -> str:
+        return match.group(1) + match.group(2) if match.group(2) in self._open_hosts else match.group(0)
 
     def redact_value(self, value: Any) -> Any:
         """A structured value (extra log fields) with every string in it redacted."""

@@ -101,6 +101,17 @@ def test_a_password_that_is_the_user_name_leaves_the_user_name_readable() -> Non
         "user guest on amqp://guest:[redacted]@127.0.0.1:5672//, then sync with [redacted]"
 
 
+def test_kombus_mask_of_a_url_without_a_password_is_shown_as_the_url_without_one() -> None:
+    # kombu renders redis://host:6379/0 as redis://:**@host:6379/0 ("Connected to ..."): that
+    # says a password was hidden where there is none; one that exists stays hidden.
+    secrets = redaction.Secrets()
+    secrets.register_url("redis://127.0.0.1:6379/4")
+    secrets.register_url("redis://:s3cret-pass@10.0.0.9:6379/0")
+    assert secrets.redact("Connected to redis://:**@127.0.0.1:6379/4 and redis://:**@10.0.0.9:6379/0") == \
+        "Connected to redis://127.0.0.1:6379/4 and redis://:[redacted]@10.0.0.9:6379/0"
+    assert secrets.redact("redis://:**@elsewhere:6379/0") == "redis://:[redacted]@elsewhere:6379/0"
+
+
 def test_push_api_errors_echoing_the_key_leave_it_out_of_logs_and_dead_letters(
         log_file: Path, server: ScriptedServer, redis_broker_url: str) -> None:
     key = new_secret("key")
