@@ -19,6 +19,14 @@ from producers.private_files import replacing
 from producers.progress import Progress
 from producers.publisher import DEFAULT_EVENTS_PER_MESSAGE, Publisher
 
+
+class CannotDo(click.ClickException):
+    """What the command line asked cannot be done here: an output file it cannot write, a port in
+    use. Exit 2, as a wrong command line, never 1 (every pushsync command keeps 1 for a setting)."""
+
+    exit_code = 2
+
+
 EXIT_BROKER = 4
 """The broker did not take every event (the code every pushsync command gives a broker that does not answer)."""
 EXIT_INVALID = 8
@@ -107,7 +115,7 @@ def publish(
             with replacing(target, "w") as stream:
                 stream.writelines(line.to_json() + "\n" for line in report.invalid)
         except OSError as exc:
-            raise click.ClickException(f"cannot write the invalid lines to {target}: {exc.strerror or exc}") from None
+            raise CannotDo(f"cannot write the invalid lines to {target}: {exc.strerror or exc}") from None
         click.echo(f"wrote {len(report.invalid):,} invalid line(s) with their reasons to {target}", err=True)
     if report.failure:
         sys.exit(EXIT_BROKER)
@@ -148,7 +156,7 @@ def webhook(broker_url: str, config_path: Path, host: str, port: int, metrics_po
         try:
             metrics.serve(metrics_port, host)
         except OSError as exc:
-            raise click.ClickException(f"cannot serve metrics on {host}:{metrics_port}: {exc}") from None
+            raise CannotDo(f"cannot serve metrics on {host}:{metrics_port}: {exc}") from None
     # No logging set-up of uvicorn's own: its lines go through pushsync's handler (format, redaction).
     uvicorn.Server(uvicorn_config(app, config, host=host, port=port, log_level="info", log_config=None)).run()
 

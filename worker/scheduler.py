@@ -14,6 +14,7 @@ a second is nothing worth keeping across restarts.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import redis
@@ -27,6 +28,9 @@ log = logging.getLogger(__name__)
 
 ANOTHER_BEAT = 6
 """Exit status of a beat that found another one holding the beat lock."""
+START_MARGIN_SECONDS = 1.0
+"""How much longer than the lock lives a starting beat waits for a predecessor's lock to lapse."""
+START_POLL_SECONDS = 0.25
 
 
 class OneBeat(Scheduler):
@@ -34,11 +38,16 @@ class OneBeat(Scheduler):
 
     def setup_schedule(self) -> None:
         settings = load_settings()
-        self.lock = beat_lock.BeatLock(connect(settings), beat_lock.lock_seconds(settings.sweep_seconds))
+        lock_seconds = beat_lock.lock_seconds(settings.sweep_seconds)
+        self.lock = beat_lock.BeatLock(connect(settings), lock_seconds)
         self.refused = False
         self.store_down = False
-        # Celery calls this before its loop, where SystemExit still ends the process with its status.
-        self._hold()
+        # A beat restarted at once after a kill finds its predecessor's lock until it lapses: it
+        # waits that long before it calls the holder another beat. Celery calls this before its
+        # loop, where SystemExit still ends the process with its status.
+        deadline = time.monotonic() + lock_seconds + START_MARGIN_SECONDS
+        while not self._hold(final=time.monotonic() >= deadline):
+            time.sleep(START_POLL_SECONDS)
         super().setup_schedule()
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
@@ -58,8 +67,9 @@ class OneBeat(Scheduler):
             except redis.RedisError as exc:
                 log.warning("could not drop the beat lock (it lapses by itself): %s", exc)
 
-    def _hold(self) -> None:
-        """Take or renew the beat lock; stop this beat if another one holds it."""
+    def _hold(self, final: bool = True) -> bool:
+        """Take or renew the beat lock; True when held (or the store is down). Another beat holding
+        it stops this one, unless not `final` (False is returned then, to try again)."""
         try:
             other = self.lock.hold()
         except redis.RedisError as exc:
@@ -67,12 +77,14 @@ class OneBeat(Scheduler):
                 log.warning("cannot take the beat lock, the store does not answer: %s; scheduling on, "
                             "and taking it once the store answers", exc)
             self.store_down = True
-            return
+            return True
         if self.store_down:
             log.info("the store answers again: this beat holds the beat lock")
         self.store_down = False
         if other is None:
-            return
+            return True
+        if not final:
+            return False
         self.refused = True
         log.critical("another beat is running: %s holds the beat lock; exactly one beat may run, so this one "
                      "(%s) exits", other.describe(), self.lock.me.describe())

@@ -449,6 +449,8 @@ def load_settings(**overrides: object) -> Settings:
     redaction.register(settings.api_key.get_secret_value())
     redaction.register_url(settings.redis_url)
     redaction.register_url(settings.broker_url)
+    redaction.register_url(settings.push_url)
+    redaction.register_url(settings.platform_url)
     if settings.console_token is not None:
         redaction.register(settings.console_token.get_secret_value())
     return settings

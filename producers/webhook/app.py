@@ -89,14 +89,21 @@ class _BrokerCheck:
         self._error: str | None = None
 
     def error(self) -> str | None:
-        """None when the broker answers; else why not, in one line that names no URL (it may hold a password)."""
+        """None when the broker answers, else "does not answer": the probe's caller learns no
+        address; the receiver's log says why, once when the broker goes and once when it is back."""
         with self._lock:
             if time.monotonic() - self._checked_at >= HEALTH_CACHE_SECONDS:
                 try:
                     with opened(self._broker_url, connect_timeout=HEALTH_TIMEOUT_SECONDS):
-                        self._error = None
+                        pass
                 except Exception as exc:
-                    self._error = f"does not answer: {type(exc).__name__}: {exc}".replace(self._broker_url, "…")
+                    if self._error is None:
+                        log.warning("/healthz: the broker does not answer: %s: %s", type(exc).__name__, exc)
+                    self._error = "does not answer"
+                else:
+                    if self._error is not None:
+                        log.warning("/healthz: the broker answers again")
+                    self._error = None
                 self._checked_at = time.monotonic()
             return self._error
 

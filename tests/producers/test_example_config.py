@@ -73,5 +73,4 @@ def test_healthz_says_the_broker_does_not_answer(start_example):
     base, _ = start_example(f"redis://:secret-pass@127.0.0.1:{free_port()}/0")
     answer = requests.get(f"{base}/healthz", timeout=10)
     assert answer.status_code == 503
-    assert answer.json()["status"] == "unhealthy" and answer.json()["broker"].startswith("does not answer: ")
-    assert "secret-pass" not in answer.text
+    assert answer.json() == {"status": "unhealthy", "broker": "does not answer"}

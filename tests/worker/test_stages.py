@@ -406,3 +406,10 @@ def test_while_a_call_is_retried_its_error_is_the_targets_last_error(stages):
     assert outcome.state == "pushed"
     last = recent.parse({k.decode(): v.decode() for k, v in stages.redis.hgetall(SOURCE.recent).items()})
     assert last.error.startswith("retrying push_documents_batch in ") and "503 SERVICE_UNAVAILABLE" in last.error
+
+
+def test_a_last_error_never_keeps_a_presigned_upload_url(stages):
+    upload = "https://bucket.s3.amazonaws.com/abc?X-Amz-Credential=AKIA123%2F&X-Amz-Signature=deadbeef"
+    recent.failed(stages.redis, SOURCE, f"retrying upload in 2s: connection failed: PUT {upload} reset")
+    error = stages.redis.hget(SOURCE.recent, "error").decode()
+    assert error == "retrying upload in 2s: connection failed: PUT https://bucket.s3.amazonaws.com/abc?… reset"

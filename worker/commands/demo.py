@@ -44,6 +44,10 @@ NOT_CONVERGED = 7
 INTERRUPTED = 130
 """Exit code after Ctrl-C, as a shell reports a command that SIGINT ended."""
 REAL_ORGANIZATION = "README.md, section 'Running it for real'"
+TERMINATIONS = (signal.SIGTERM, signal.SIGHUP)
+"""Signals that end the demo as Ctrl-C does: children stopped, its databases emptied."""
+TARGET = keys.Target(keys.SOURCE, SOURCE)
+PROVIDER_TARGET = keys.Target(keys.PROVIDER, PROVIDER)
 
 
 class Hurry(Exception):
@@ -102,20 +106,22 @@ class Demo:
             raise Hurry
 
         remaining = list(reversed(self.children))
-        previous = signal.signal(signal.SIGINT, hurry)
+        previous = {signum: signal.signal(signum, hurry) for signum in (signal.SIGINT, *TERMINATIONS)}
         try:
             while remaining:
                 remaining[0].stop(timeout=STOP_SECONDS)
                 remaining.pop(0)
         except Hurry:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            for signum in previous:
+                signal.signal(signum, signal.SIG_IGN)
             click.echo("killing every child process now", err=True)
             for child in remaining:
                 child.kill()
         finally:
             if self.embedded is not None:
                 self.embedded.stop()
-            signal.signal(signal.SIGINT, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
 
 def _matches(index: dict[str, int], expected: dict[str, int | None]) -> int:
@@ -124,42 +130,53 @@ def _matches(index: dict[str, int], expected: dict[str, int | None]) -> int:
 
 
 def run_demo(redis_url: str | None, broker_url: str | None, keep_logs: bool) -> None:
-    """Run the demo; exits 0 when the index converged, `NOT_CONVERGED`, or `INTERRUPTED` on Ctrl-C."""
-    with ExitStack() as stack:
-        databases: list[DemoDatabase] = []
-        if redis_url is not None:
-            stack.enter_context(reachable(store=redis_url, broker=broker_url or redis_url))
-            databases = _hold(stack, redis_url, broker_url)
-        directory = Path(tempfile.mkdtemp(prefix="pushsync-demo-"))
-        demo = Demo(directory, redis_url, broker_url)
-        outcome = INTERRUPTED
-        try:
-            store = f"embedded Redis at {demo.redis_url}" if demo.embedded else "a database of its own at REDIS_URL"
-            click.echo(f"starting: {store}, Push API emulator at {demo.emulator_url}, Celery worker and beat "
-                       f"(logs in {directory})")
-            demo.start()
-            outcome = _converge(demo, databases)
-        except KeyboardInterrupt:
-            click.echo("\ninterrupted: stopping every child process (Ctrl-C again to kill them now)", err=True)
-        finally:
-            demo.stop()
-            keep = keep_logs or outcome == NOT_CONVERGED
-            if not keep:
-                shutil.rmtree(directory, ignore_errors=True)
-        if outcome == NOT_CONVERGED:
-            click.echo(f"the logs of every child are kept in {directory}", err=True)
-        elif outcome == 0:
-            click.echo(f"""
+    """Run the demo; exits 0 when the index converged, `NOT_CONVERGED`, or `INTERRUPTED` on Ctrl-C
+    (or SIGTERM, SIGHUP: a closed terminal or a stopped job cleans up the same way)."""
+    outcome = INTERRUPTED
+    directory: Path | None = None
+    previous = {signum: signal.signal(signum, _interrupt) for signum in TERMINATIONS}
+    try:
+        with ExitStack() as stack:
+            databases: list[DemoDatabase] = []
+            if redis_url is not None or broker_url is not None:
+                stack.enter_context(reachable(store=redis_url, broker=broker_url or redis_url))
+                databases = _hold(stack, redis_url, broker_url)
+            directory = Path(tempfile.mkdtemp(prefix="pushsync-demo-"))
+            demo = Demo(directory, redis_url, broker_url)
+            stack.callback(demo.stop)  # before the databases are emptied: nothing writes to them then
+            try:
+                store = f"embedded Redis at {demo.redis_url}" if demo.embedded else "a database of its own at REDIS_URL"
+                click.echo(f"starting: {store}, Push API emulator at {demo.emulator_url}, Celery worker and beat "
+                           f"(logs in {directory})")
+                demo.start()
+                outcome = _converge(demo, databases)
+            except KeyboardInterrupt:
+                click.echo("\ninterrupted: stopping every child process (Ctrl-C again to kill them now)", err=True)
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted", err=True)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if directory is not None and not keep_logs and outcome != NOT_CONVERGED:
+            shutil.rmtree(directory, ignore_errors=True)
+    if outcome == NOT_CONVERGED:
+        click.echo(f"the logs of every child are kept in {directory}", err=True)
+    elif outcome == 0:
+        click.echo(f"""
 what next: `pushsync status` and `pushsync check` show a pipeline's state and prove a configuration;
 point pushsync at a real organization with {REAL_ORGANIZATION}.""")
     if outcome:
         raise SystemExit(outcome)
 
 
-def _hold(stack: ExitStack, redis_url: str, broker_url: str | None) -> list[DemoDatabase]:
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _hold(stack: ExitStack, redis_url: str | None, broker_url: str | None) -> list[DemoDatabase]:
     """The demo's own databases, held until `stack` closes; a space that is not free ends the demo."""
     try:
-        return stack.enter_context(demo_space(redis_url, broker_url))
+        return stack.enter_context(demo_space(redis_url, broker_url, [TARGET.ref, PROVIDER_TARGET.ref]))
     except SpaceTaken as exc:
         fail(INVALID_SETTING, str(exc))
 
@@ -204,7 +221,7 @@ def _pause(databases: list[DemoDatabase]) -> None:
 
 def _summary(demo: Demo, events: list[dict], expected: dict[str, int | None], elapsed: float) -> None:
     store = redis.Redis.from_url(demo.redis_url)
-    stats = store.hgetall(keys.Target(keys.SOURCE, SOURCE).stats)
+    stats = store.hgetall(TARGET.stats)
     pushed = int(stats.get(b"pushed", 0))
     calls = [r for r in demo.admin_requests() if r["path"].startswith("/push/")]
     activities = demo.admin(f"/sources/{SOURCE}/activities")["activities"]

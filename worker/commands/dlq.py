@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from producers.cli import CannotDo
 from producers.errors import InvalidEventError
 from producers.events import parse_event
 from producers.private_files import replacing
@@ -133,5 +134,5 @@ def export(file: str) -> None:
             with replacing(Path(file), "w") as stream:
                 stream.writelines(lines)
         except OSError as exc:
-            raise click.ClickException(f"cannot write {file}: {exc.strerror or exc}") from None
+            raise CannotDo(f"cannot write {file}: {exc.strerror or exc}") from None
     click.echo(f"exported {len(entries)} entries", err=True)

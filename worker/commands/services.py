@@ -35,8 +35,8 @@ COVEO_UNREACHABLE = 10
 COVEO_REFUSED = 11
 COVEO_MISSING = 12
 RUN_INCOMPLETE = 13
-"""Exit codes: 1 an invalid setting (the line names the variable), 2 a wrong command line or a
-missing input file, 3 the store (Redis) does not answer, 4 the broker does not answer, 5 no
+"""Exit codes: 1 an invalid setting (the line names the variable), 2 a wrong command line, a
+missing input file, an output file that cannot be written or a port in use, 3 the store (Redis) does not answer, 4 the broker does not answer, 5 no
 worker answered (`pushsync health`), 8 input data refused (invalid event lines, an invalid or
 empty export, quarantined events still invalid), 9 an entry id that is not there; from 10, what
 Coveo answered (`pushsync check`, `health --coveo`, a full run): 10 the Push API does not

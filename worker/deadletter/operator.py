@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 
 from kombu import Connection, Message
 
@@ -18,13 +19,36 @@ from producers import Publisher
 from worker.deadletter.queue import DeadLetter, DeadLetters, best_effort, dead_letter_queue, index_value
 from worker.store import keys
 
+BROWSE_LOCK_SECONDS = 60.0
+"""Longest one browse (list, replay, purge) may hold the queue to itself, and longest another waits."""
 REINDEX_MARGIN_SECONDS = 60.0
 """An indexed entry a full browse did not find is dropped only if it failed this long before the
 browse: a younger one may have reached the queue just after the browse took it."""
 
 
+class BrowseBusy(Exception):
+    """Another browse kept the dead-letter queue longer than `BROWSE_LOCK_SECONDS`."""
+
+
 class DeadLetterBrowser(DeadLetters):
     """The dead-letter queue as an operator sees it: every entry can be read, replayed or purged."""
+
+    @contextmanager
+    def _one_browser(self) -> Iterator[None]:
+        """Run the block while no other browse runs (any process: the console, a `pushsync dlq`):
+        a browse takes every entry off the queue for a moment, so two at once would each see part."""
+        if self.store is None:
+            yield
+            return
+        lock = self.store.lock(keys.DEAD_LETTER_BROWSE_LOCK, timeout=BROWSE_LOCK_SECONDS,
+                               blocking_timeout=BROWSE_LOCK_SECONDS)
+        if not lock.acquire():
+            raise BrowseBusy(f"another browse of the dead-letter queue held it for {BROWSE_LOCK_SECONDS:g}s")
+        try:
+            yield
+        finally:
+            with best_effort("release the dead-letter browse lock"):
+                lock.release()
 
     def _browse(self, connection: Connection) -> list[tuple[Message, DeadLetter]]:
         """Take every entry off the queue unacknowledged; the caller acks or requeues each."""
@@ -38,7 +62,7 @@ class DeadLetterBrowser(DeadLetters):
     def list(self, *, target: str | None = None, error: str | None = None) -> list[DeadLetter]:
         """Every entry, optionally only those of `target` or whose error class or code is `error`."""
         started = time.time()
-        with self._connect() as connection:
+        with self._one_browser(), self._connect() as connection:
             taken = self._browse(connection)
             for message, _ in taken:
                 message.requeue()
@@ -56,7 +80,7 @@ class DeadLetterBrowser(DeadLetters):
         error: only entries whose error class or errorCode is this.
         """
         replayed = []
-        with self._connect() as connection, Publisher(self.broker_url) as publisher:
+        with self._one_browser(), self._connect() as connection, Publisher(self.broker_url) as publisher:
             taken = self._browse(connection)
             try:
                 for message, entry in taken:
@@ -78,7 +102,7 @@ class DeadLetterBrowser(DeadLetters):
         """Delete the entries of `target` (any, when None) whose error class or errorCode is `error`
         (any, when None) for good; entry_ids: only the entries with these ids (None: any). Returns how many."""
         purged = []
-        with self._connect() as connection:
+        with self._one_browser(), self._connect() as connection:
             for message, entry in self._browse(connection):
                 if (entry_ids is None or entry.id in entry_ids) and _matches(entry, target, error):
                     message.ack()

@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from worker.observe.probes import shown
 from worker.pushapi import errors
 from worker.pushapi.client import PushApiClient
 from worker.store.keys import Target
@@ -124,13 +125,13 @@ def _check_key(api: PushApiClient, organization: str) -> tuple[Finding, bool]:
         return Finding(subject, Outcome.REFUSED, f"the key may not push to this organization ({_answer(exc)}): "
                                                  "it needs Edit on the Push sources (see the README)"), True
     except errors.NotFoundError as exc:
-        return Finding(subject, Outcome.REFUSED, f"no such organization at {api.organization_url} ({_answer(exc)}): "
+        return Finding(subject, Outcome.REFUSED, f"no such organization at {shown(api.organization_url)} ({_answer(exc)}): "
                                                  "check COVEO_ORGANIZATION_ID and COVEO_REGION"), False
     except errors.OrganizationPausedError as exc:
         return Finding(subject, Outcome.REFUSED, f"the organization is paused ({_answer(exc)}): "
                                                  "resume it in the Administration Console"), True
     except (errors.TransportError, errors.ServerError, errors.ThrottledError) as exc:
-        return Finding(subject, Outcome.UNREACHABLE, f"the Push API at {api.organization_url} did not answer "
+        return Finding(subject, Outcome.UNREACHABLE, f"the Push API at {shown(api.organization_url)} did not answer "
                                                      f"usefully: {_answer(exc)}"), False
     except errors.PushApiError as exc:
         return Finding(subject, Outcome.REFUSED,

@@ -6,6 +6,7 @@ Both are written where they happen (the push, a dead letter, a pause) and regist
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 
@@ -13,6 +14,8 @@ import redis
 
 from worker.store import keys
 
+URL_QUERY = re.compile(r"(\bhttps?://[^\s?'\"]+)\?[^\s'\")]*", re.IGNORECASE)
+"""A URL's query: a file container's upload URL is presigned there, a credential for an hour."""
 ERROR_MAX_CHARS = 500
 """Longest error text kept: enough for the service's message, never a whole response body."""
 
@@ -42,7 +45,7 @@ def failed(client: redis.Redis, target: keys.Target, error: str, now: float | No
     """Record `error` (one line a person can act on) as `target`'s last error."""
     pipe = client.pipeline(transaction=False)
     pipe.hset(target.recent, mapping={"error_at": repr(time.time() if now is None else now),
-                                      "error": error[:ERROR_MAX_CHARS]})
+                                      "error": URL_QUERY.sub(r"\1?…", error)[:ERROR_MAX_CHARS]})
     pipe.sadd(keys.TARGETS, target.ref)
     pipe.execute()
 

@@ -132,3 +132,10 @@ def test_health_with_coveo_runs_the_check(coveo, redis_url, redis_client):
     assert refused.returncode == COVEO_REFUSED
     assert refused.stderr.startswith("unhealthy: key and organization pushsync-local: the Push API refused the key")
     assert refused.stderr.count("\n") == 1
+
+
+def test_a_password_in_the_push_url_is_never_printed(coveo):
+    nowhere = f"http://proxyuser:S3cretProxyPass@127.0.0.1:{free_port()}/push/v1"
+    done = pushsync("check", **coveo | {"COVEO_PUSH_URL": nowhere})
+    assert done.returncode == COVEO_UNREACHABLE
+    assert "S3cretProxyPass" not in done.stdout + done.stderr and "proxyuser:**@" in done.stdout

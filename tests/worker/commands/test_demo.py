@@ -13,7 +13,10 @@ import sys
 import time
 
 import pytest
+import redis
+from kombu import Connection, Producer
 
+from producers import broker
 from worker.commands.demo import INTERRUPTED
 from worker.commands.services import INVALID_SETTING, STORE_DOWN
 from worker.store.embedded import free_port
@@ -108,3 +111,37 @@ def test_ctrl_c_stops_every_child_and_exits_130(interrupts):
     assert "interrupted: stopping every child process" in err
     assert ("killing every child process now" in err) == (interrupts == 2)
     assert leftovers(output) == []
+
+
+def test_demo_never_takes_a_database_a_killed_demo_marked_but_a_deployment_now_uses(redis_url, redis_client):
+    # The owner key of a killed demo, then a deployment's data in the same database: not leftovers.
+    redis_client.set("pushsync-demo:owner", "another-host:1:dead")
+    redis_client.hset("pushsync:{source:their-kb}:window", "https://example.com/1", "{}")
+    redis_client.sadd("pushsync:targets", "source:their-kb")
+    result = run_demo(REDIS_URL=redis_url)
+    assert result.returncode == INVALID_SETTING and "holds 3 key(s) that are not a demo's" in result.stderr
+    assert redis_client.dbsize() == 3
+
+
+def test_demo_with_only_a_broker_given_checks_that_broker_too(redis_broker_url):
+    client = redis.Redis.from_url(redis_broker_url)
+    client.xadd("pushsync.events", {"body": "a deployment's event"})
+    result = run_demo(BROKER_URL=redis_broker_url)
+    assert result.returncode == INVALID_SETTING and "the demo needs an empty database" in result.stderr
+    assert client.xlen("pushsync.events") == 1
+
+
+@pytest.mark.rabbitmq
+def test_demo_refuses_a_rabbitmq_vhost_whose_queues_hold_messages(rabbitmq_url):
+    with Connection(rabbitmq_url) as connection:
+        queue = broker.topology(connection)[-1](connection.default_channel)
+        queue.declare()
+        try:
+            Producer(connection.default_channel).publish(b"a deployment's event", exchange="",
+                                                         routing_key=broker.EVENTS_QUEUE)
+            result = run_demo(BROKER_URL=rabbitmq_url)
+            assert result.returncode == INVALID_SETTING, result.stdout + result.stderr
+            assert "the demo needs a vhost of its own" in result.stderr and "1 message(s)" in result.stderr
+            assert queue.queue_declare(passive=True).message_count == 1
+        finally:
+            broker.remove(connection, broker.EVENTS_QUEUE)

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -272,3 +273,25 @@ def test_status_says_when_a_full_run_holds_the_window_and_for_how_much(redis_cli
     redis_client.hset(RUN_SOURCE.rebuild, mapping={"window_bytes": 2 * MIB, "state": "finishing"})
     text = pushsync(env, "status").stdout
     assert table_row(text, RUN_SOURCE.id)[1] == "3" and "holds the window open" not in text
+
+
+def test_browses_of_the_dead_letter_queue_take_turns(redis_client, redis_broker_url):
+    # A browse takes every entry off the queue for a moment: the console and a `pushsync dlq` at
+    # once must each still see the whole queue.
+    letters = DeadLetterBrowser(redis_broker_url, redis_client)
+    letters.purge()
+    error = RuntimeError("refused")
+    for n in range(20):
+        letters.send("source:a", f"b{n}", [json.dumps(upserts("a", 1, n + 1)[0]).encode()], error, attempts=1)
+    seen: list[int] = []
+
+    def browse() -> None:
+        for _ in range(5):
+            seen.append(len(DeadLetterBrowser(redis_broker_url, redis_client).list()))
+
+    threads = [threading.Thread(target=browse) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert seen == [20] * 15

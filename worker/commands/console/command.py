@@ -6,6 +6,7 @@ import secrets
 
 import click
 
+from producers.cli import CannotDo
 from worker import redaction
 from worker.commands.console.server import Console, ConsoleServer
 from worker.settings import load_settings
@@ -37,7 +38,7 @@ def console(host: str, port: int) -> None:
     try:
         server = ConsoleServer(Console(app, settings, token), host, port)
     except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise CannotDo(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     url = f"http://{host}:{server.server_address[1]}/"
     click.echo(f"pushsync console on {url} (Ctrl-C stops it)")
     if given is None:

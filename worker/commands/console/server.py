@@ -10,6 +10,7 @@ host either: a console on a loopback address answers only to requests that name 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import logging
 import re
 import threading
@@ -238,6 +239,21 @@ class Handler(BaseHTTPRequestHandler):
         log.info("%s %s", self.address_string(), format % args)
 
 
+def _is_loopback(host: str) -> bool:
+    """Whether `host` (a name or an address to listen on) is this machine's loopback only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _as_host(host: str) -> str:
+    """`host` as a Host header writes it: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host else host
+
+
 class ConsoleServer(ThreadingHTTPServer):
     """The console listening on one address."""
 
@@ -251,5 +267,5 @@ class ConsoleServer(ThreadingHTTPServer):
         self.console = console
         bound = self.server_address[1]
         self.allowed_hosts: frozenset[str] | None = (
-            frozenset(f"{name}:{bound}" for name in LOOPBACK_NAMES) if host in LOOPBACK_NAMES else None)
+            frozenset(f"{name}:{bound}" for name in {*LOOPBACK_NAMES, _as_host(host)}) if _is_loopback(host) else None)
         """Host headers answered; None: any (a console bound elsewhere is reached by names it cannot know)."""
