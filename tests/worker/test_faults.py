@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 SOURCE = "faulty"
 BATCH = "*/documents/batch"
-OUTAGE_SECONDS = 60 if os.environ.get("PUSHSYNC_LONG_FAULTS") == "1" else 25
+OUTAGE_SECONDS = 60 if os.environ.get("PUSHSYNC_LONG_FAULTS") == "1" else 12
 """A 503 outage several backoff draws long; the long profile holds it a minute."""
 
 

@@ -30,7 +30,7 @@ def events(count: int) -> list[dict]:
 def test_worker_killed_while_ingesting_loses_no_event(workers, redis_client, redis_url, rabbitmq_url):
     purge_rabbit(rabbitmq_url)
     env = {"REDIS_URL": redis_url, "BROKER_URL": rabbitmq_url, "PUSHSYNC_WINDOW_SECONDS": "600"}
-    count = 20_000
+    count = 8_000
     with Publisher(rabbitmq_url, events_per_message=1) as publisher:
         publisher.publish_many(events(count))
     victim = workers.start("worker", env)
