@@ -112,30 +112,36 @@ def check(api: PushApiClient, *, organization: str, sources: Iterable[str], prov
     return Report(tuple(findings))
 
 
+KEY_ANSWERS: tuple[tuple[type[errors.PushApiError] | tuple[type[errors.PushApiError], ...], Outcome, str, bool], ...] = (
+    (errors.UnauthorizedError, Outcome.REFUSED,
+     "the Push API refused the key ({answer}): COVEO_API_KEY is wrong, expired or disabled", False),
+    # A key that may not push may still read: the lookups still say which sources and providers exist.
+    (errors.AccessDeniedError, Outcome.REFUSED,
+     "the key may not push to this organization ({answer}): it needs Edit on the Push sources (see the README)", True),
+    (errors.NotFoundError, Outcome.REFUSED,
+     "no such organization at {url} ({answer}): check COVEO_ORGANIZATION_ID and COVEO_REGION", False),
+    (errors.OrganizationPausedError, Outcome.REFUSED,
+     "the organization is paused ({answer}): resume it in the Administration Console", True),
+    ((errors.TransportError, errors.ServerError, errors.ThrottledError), Outcome.UNREACHABLE,
+     "the Push API at {url} did not answer usefully: {answer}", False),
+    (errors.PushApiError, Outcome.REFUSED, "the Push API refused to create a file container: {answer}", True),
+)
+"""What creating a file container answered, first match wins: the outcome, the line (with the
+answer and the organization's URL), and whether the lookups of sources and providers can still
+tell anything."""
+
+
 def _check_key(api: PushApiClient, organization: str) -> tuple[Finding, bool]:
     """The key's finding, and whether looking up sources and providers can still tell anything."""
     subject = f"key and organization {organization}"
     try:
         api.create_file_container()
-    except errors.UnauthorizedError as exc:
-        return Finding(subject, Outcome.REFUSED, f"the Push API refused the key ({_answer(exc)}): "
-                                                 "COVEO_API_KEY is wrong, expired or disabled"), False
-    except errors.AccessDeniedError as exc:
-        # A key that may not push may still read: say which sources and providers exist.
-        return Finding(subject, Outcome.REFUSED, f"the key may not push to this organization ({_answer(exc)}): "
-                                                 "it needs Edit on the Push sources (see the README)"), True
-    except errors.NotFoundError as exc:
-        return Finding(subject, Outcome.REFUSED, f"no such organization at {shown(api.organization_url)} ({_answer(exc)}): "
-                                                 "check COVEO_ORGANIZATION_ID and COVEO_REGION"), False
-    except errors.OrganizationPausedError as exc:
-        return Finding(subject, Outcome.REFUSED, f"the organization is paused ({_answer(exc)}): "
-                                                 "resume it in the Administration Console"), True
-    except (errors.TransportError, errors.ServerError, errors.ThrottledError) as exc:
-        return Finding(subject, Outcome.UNREACHABLE, f"the Push API at {shown(api.organization_url)} did not answer "
-                                                     f"usefully: {_answer(exc)}"), False
     except errors.PushApiError as exc:
-        return Finding(subject, Outcome.REFUSED,
-                       f"the Push API refused to create a file container: {_answer(exc)}"), True
+        for kinds, outcome, line, reads_possible in KEY_ANSWERS:
+            if isinstance(exc, kinds):
+                return Finding(subject, outcome, line.format(answer=_answer(exc), url=shown(api.organization_url))), \
+                    reads_possible
+        raise
     return Finding(subject, Outcome.VERIFIED,
                    "the Push API accepts the key (a file container was created; it expires unused)"), True
 

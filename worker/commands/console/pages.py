@@ -140,17 +140,29 @@ def _targets(title: str, rows: list[TargetRow], now: float) -> str:
     return "".join(lines)
 
 
+TEXT_CELL = ' class="text"'
+"""The last cell of an entry's row: free text (an error, a reason), wrapped where the others are not."""
+
+
+def _entries(title: str, section: str, columns: list[str], rows: list[tuple[str, list[str]]], shown: str,
+             empty: str) -> str:
+    """A page listing entries: `rows` are (entry id, the cells after its link, already escaped);
+    `shown` says how many, `empty` what the page says without any."""
+    if not rows:
+        return layout(title, f"<p>{empty}</p>", here=section)
+    head = "".join(f"<th>{column}</th>" for column in ["Entry", *columns, ""])
+    lines = [f'<tr><td><a href="{escape(entry_path(section, entry_id))}">{escape(entry_id)}</a></td>'
+             + "".join(f"<td{TEXT_CELL if n == len(cells) - 1 else ''}>{cell}</td>" for n, cell in enumerate(cells))
+             + f"<td>{_entry_actions(section, entry_id)}</td></tr>" for entry_id, cells in rows]
+    return layout(title, f"<p>{shown}</p><table id=entries><tr>{head}</tr>{''.join(lines)}</table>", here=section)
+
+
 def dead_letters(entries: list[DeadLetter]) -> str:
     """Every dead-letter entry, oldest first, each with its show, replay and purge."""
-    if not entries:
-        return layout("Dead letters", "<p>the dead-letter queue is empty</p>", here=DEAD_LETTERS)
-    head = "<tr><th>Entry</th><th>Last failure</th><th>Target</th><th>Events</th><th>Error</th><th></th></tr>"
-    rows = [f'<tr><td><a href="{escape(entry_path(DEAD_LETTERS, e.id))}">{escape(e.id)}</a></td>'
-            f"<td>{escape(when(e.last_failure))}</td><td>{escape(e.target)}</td><td>{len(e.events)}</td>"
-            f'<td class="text">{escape(shorten(e.error.describe(), MESSAGE_CHARS))}</td>'
-            f"<td>{_entry_actions(DEAD_LETTERS, e.id)}</td></tr>" for e in entries]
-    body = f"<p>{counted(len(entries), 'entry', 'entries')}</p><table id=entries>{head}{''.join(rows)}</table>"
-    return layout("Dead letters", body, here=DEAD_LETTERS)
+    rows = [(e.id, [escape(when(e.last_failure)), escape(e.target), str(len(e.events)),
+                    escape(shorten(e.error.describe(), MESSAGE_CHARS))]) for e in entries]
+    return _entries("Dead letters", DEAD_LETTERS, ["Last failure", "Target", "Events", "Error"], rows,
+                    counted(len(entries), "entry", "entries"), "the dead-letter queue is empty")
 
 
 def dead_letter(entry: DeadLetter) -> str:
@@ -164,16 +176,10 @@ def dead_letter(entry: DeadLetter) -> str:
 
 def quarantined(entries: list[QuarantineEntry], total: int) -> str:
     """The oldest quarantine entries (of `total`), each with its show, replay and purge."""
-    if not entries:
-        return layout("Quarantine", "<p>the quarantine is empty</p>", here=QUARANTINE)
-    head = "<tr><th>Entry</th><th>At</th><th>Target</th><th>Reason</th><th></th></tr>"
-    rows = [f'<tr><td><a href="{escape(entry_path(QUARANTINE, e.id))}">{escape(e.id)}</a></td>'
-            f"<td>{escape(when(e.at))}</td><td>{escape(e.target or '-')}</td>"
-            f'<td class="text">{escape(shorten(e.reason, MESSAGE_CHARS))}{" (truncated)" if e.truncated else ""}</td>'
-            f"<td>{_entry_actions(QUARANTINE, e.id)}</td></tr>" for e in entries]
+    rows = [(e.id, [escape(when(e.at)), escape(e.target or "-"),
+                    escape(shorten(e.reason, MESSAGE_CHARS)) + (" (truncated)" if e.truncated else "")]) for e in entries]
     shown = f"the oldest {len(entries)} of {total} entries" if total > len(entries) else counted(total, "entry", "entries")
-    body = f"<p>{shown}</p><table id=entries>{head}{''.join(rows)}</table>"
-    return layout("Quarantine", body, here=QUARANTINE)
+    return _entries("Quarantine", QUARANTINE, ["At", "Target", "Reason"], rows, shown, "the quarantine is empty")
 
 
 def quarantine_entry(entry: QuarantineEntry) -> str:
