@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 TOKEN_HEADER = "X-Pushsync-Token"
 HTML = "text/html"
+REQUEST_SECONDS = 10.0
+"""Longest a connection may stay silent while the console waits for a request or its form."""
 FORM_MAX_BYTES = 4096
 """Largest action form read: a token and a confirmation."""
 QUARANTINE_SHOWN = 500
@@ -157,6 +159,7 @@ class Handler(BaseHTTPRequestHandler):
     """One request: the Host checked, a POST's token checked, then the page or the action of its route."""
 
     server: ConsoleServer
+    timeout = REQUEST_SECONDS  # a client that stops sending holds its thread no longer than this
 
     def do_GET(self) -> None:
         self._answer(self._page)
@@ -203,10 +206,17 @@ class Handler(BaseHTTPRequestHandler):
 
     def _form(self) -> dict[str, str]:
         """The urlencoded form of the request (each field's first value)."""
-        length = int(self.headers.get("Content-Length") or 0)
+        declared = (self.headers.get("Content-Length") or "0").strip()
+        if not declared.isdigit() or not declared.isascii():
+            raise Refused(HTTPStatus.BAD_REQUEST, "Content-Length must be a number of bytes")
+        length = int(declared)
         if length > FORM_MAX_BYTES:
             raise Refused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"an action's form takes at most {FORM_MAX_BYTES} bytes")
-        fields = parse_qs(self.rfile.read(length).decode("utf-8", "replace"))
+        try:
+            body = self.rfile.read(length)
+        except TimeoutError:
+            raise Refused(HTTPStatus.REQUEST_TIMEOUT, f"the form did not arrive within {REQUEST_SECONDS:g} s") from None
+        fields = parse_qs(body.decode("utf-8", "replace"))
         return {name: values[0] for name, values in fields.items()}
 
     def _answer(self, respond: Callable[[], tuple[str, str]]) -> None:
