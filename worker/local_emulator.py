@@ -15,7 +15,6 @@ from worker.store.embedded import free_port
 
 STOP_SECONDS = 10.0
 """How long the emulator may take to stop politely before it is killed."""
-ADMIN = ADMIN_PREFIX
 
 
 def _segment(target_id: str) -> str:
@@ -68,7 +67,7 @@ class EmulatorServer:
     def item_content(self, source_id: str, document_id: str, organization: str | None = None) -> bytes:
         path = f"{self._org(organization)}/sources/{_segment(source_id)}/items/content"
         self.wait_idle()
-        response = self._session.get(self.url + ADMIN + path, params={"documentId": document_id})
+        response = self._session.get(self.url + ADMIN_PREFIX + path, params={"documentId": document_id})
         response.raise_for_status()
         return response.content
 
@@ -110,8 +109,8 @@ class EmulatorServer:
         return f"/organizations/{organization or self.organization}"
 
     def _call(self, method: str, path: str, **kwargs: object) -> dict:
-        response = self._session.request(method, self.url + ADMIN + path, **kwargs)  # type: ignore[arg-type]
-        assert response.ok, f"{method} {ADMIN}{path}: {response.status_code} {response.text}"
+        response = self._session.request(method, self.url + ADMIN_PREFIX + path, **kwargs)  # type: ignore[arg-type]
+        assert response.ok, f"{method} {ADMIN_PREFIX}{path}: {response.status_code} {response.text}"
         return response.json()
 
 

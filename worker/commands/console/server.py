@@ -13,7 +13,6 @@ import hmac
 import ipaddress
 import logging
 import re
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http import HTTPStatus
@@ -28,7 +27,7 @@ from celery import Celery
 from producers.errors import PublishError
 from worker.commands.console import pages
 from worker.commands.output import counted
-from worker.deadletter.operator import DeadLetterBrowser
+from worker.deadletter.operator import BrowseBusy, DeadLetterBrowser
 from worker.ingest import quarantine
 from worker.ingest.quarantine_replay import replay as replay_quarantined
 from worker.observe import overview, probes, throughput
@@ -57,8 +56,9 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 ENTRY = re.compile(r"^(?P<page>/dead-letters|/quarantine)/(?P<id>[^/]+)(?:/(?P<verb>replay|purge))?$")
-DOWN = (probes.Unreachable, redis.RedisError, kombu.exceptions.OperationalError, PublishError)
-"""What a store or broker that does not answer raises on the way: a 503, nothing changed."""
+DOWN = (probes.Unreachable, redis.RedisError, kombu.exceptions.OperationalError, PublishError, BrowseBusy)
+"""What a store or broker that does not answer (or another browse that keeps the queue) raises on
+the way: a 503, nothing changed."""
 
 
 class Refused(Exception):
@@ -84,7 +84,6 @@ class Console:
         self.broker_url = settings.broker_url or self.store_url
         self.store = probes.store_client(self.store_url)
         self.dead_letters = DeadLetterBrowser(self.broker_url, self.store)
-        self.queue_lock = threading.Lock()
 
     def overview(self) -> str:
         seen = overview.gather(self.app, self.settings)
@@ -95,22 +94,23 @@ class Console:
             return pages.overview(seen, None, str(exc))
 
     def dead_letter_list(self) -> str:
-        with self._queue():
+        # The browser takes turns with every other browse of the queue (its store lock).
+        with self._broker():
             return pages.dead_letters(self.dead_letters.list())
 
     def dead_letter(self, entry_id: str) -> str:
-        with self._queue():
+        with self._broker():
             entry = self.dead_letters.show(entry_id)
         return pages.dead_letter(_found(entry, "dead-letter", entry_id))
 
     def replay_dead_letter(self, entry_id: str) -> str:
-        with self._queue():
+        with self._broker():
             (entry,) = _found(self.dead_letters.replay(entry_ids={entry_id}), "dead-letter", entry_id)
         return pages.done(pages.DEAD_LETTERS, "Replayed", [
             f"{entry_id}: {counted(len(entry.events), 'event')} published back to pushsync.events"])
 
     def purge_dead_letter(self, entry_id: str) -> str:
-        with self._queue():
+        with self._broker():
             _found(self.dead_letters.purge(entry_ids={entry_id}), "dead-letter", entry_id)
         return pages.done(pages.DEAD_LETTERS, "Purged", [f"{entry_id}: deleted for good"])
 
@@ -137,12 +137,6 @@ class Console:
         with probes.open_broker(self.broker_url):
             pass
         yield
-
-    @contextmanager
-    def _queue(self) -> Iterator[None]:
-        # Browsing takes every entry off the queue for a moment: two browses at once would each see a part.
-        with self.queue_lock, self._broker():
-            yield
 
 
 Found = TypeVar("Found")
