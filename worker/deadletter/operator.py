@@ -8,15 +8,24 @@ repairs the store's index of the queue (see `worker.deadletter.queue`).
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 
+import redis
 from kombu import Connection, Message
 
 from producers import Publisher
-from worker.deadletter.queue import DeadLetter, DeadLetters, best_effort, dead_letter_queue, index_value
+from worker.deadletter.queue import (
+    DEAD_LETTER_QUEUE,
+    DeadLetter,
+    DeadLetters,
+    best_effort,
+    dead_letter_queue,
+    index_value,
+)
 from worker.store import keys
 
 BROWSE_LOCK_SECONDS = 60.0
@@ -63,11 +72,15 @@ class DeadLetterBrowser(DeadLetters):
         """Every entry, optionally only those of `target` or whose error class or code is `error`."""
         started = time.time()
         with self._one_browser(), self._connect() as connection:
-            taken = self._browse(connection)
-            for message, _ in taken:
-                message.requeue()
-        self._reindex([entry for _, entry in taken], started)
-        return [entry for _, entry in taken if _matches(entry, target, error)]
+            if connection.transport.driver_type == "redis":
+                entries = _peek_redis(connection)
+            else:
+                taken = self._browse(connection)
+                for message, _ in taken:
+                    message.requeue()
+                entries = [entry for _, entry in taken]
+        self._reindex(entries, started)
+        return [entry for entry in entries if _matches(entry, target, error)]
 
     def show(self, entry_id: str) -> DeadLetter | None:
         return next((entry for entry in self.list() if entry.id == entry_id), None)
@@ -132,6 +145,28 @@ class DeadLetterBrowser(DeadLetters):
             if gone:
                 pipe.hdel(keys.DEAD_LETTER_INDEX, *gone)
             pipe.execute()
+
+
+def _peek_redis(connection: Connection) -> list[DeadLetter]:
+    """Every entry of the queue on a Redis broker, oldest first, read where it lies (LRANGE).
+
+    Taking entries off to read them is how a broker is browsed, but kombu's Redis transport pops
+    a message before it records it as unacknowledged: a browse killed between the two loses that
+    entry. RabbitMQ holds what it hands out, so browsing it there is safe."""
+    client = redis.Redis.from_url(connection.as_uri(include_password=True))
+    try:
+        # kombu pushes on the left and takes from the right: the oldest entry is the last one.
+        raw = client.lrange(DEAD_LETTER_QUEUE, 0, -1)
+    finally:
+        client.close()
+    entries = []
+    for item in reversed(raw):
+        envelope = json.loads(item)
+        body = envelope["body"]
+        if envelope.get("properties", {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        entries.append(DeadLetter.from_json(body))
+    return entries
 
 
 def _matches(entry: DeadLetter, target: str | None, error: str | None) -> bool:

@@ -296,3 +296,27 @@ def test_browses_of_the_dead_letter_queue_take_turns(redis_client, redis_broker_
     for thread in threads:
         thread.join(60)
     assert seen == [20] * 15
+
+
+def test_listing_dead_letters_on_redis_never_takes_an_entry_off_the_queue(tmp_path):
+    # kombu's Redis transport pops a message before it records it as unacknowledged: a listing
+    # killed between the two (the console's page, `pushsync dlq list`) would lose that entry. A
+    # private Redis reports every command on the queue's key: a listing makes none that pops.
+    broker_server = EmbeddedRedis(tmp_path / "broker")
+    try:
+        client = redis.Redis.from_url(broker_server.url)
+        client.config_set("notify-keyspace-events", "Kl")
+        letters = DeadLetterBrowser(broker_server.url)
+        for n in range(3):
+            letters.send("source:a", f"b{n}", [json.dumps(upserts("a", 1, n + 1)[0]).encode()],
+                         RuntimeError("refused"), attempts=1)
+        watcher = client.pubsub()
+        watcher.subscribe("__keyspace@0__:pushsync.dead_letter")
+        watcher.get_message(timeout=1)
+        listed = letters.list()
+        touched = [message["data"] for message in iter(lambda: watcher.get_message(timeout=0.2), None)]
+        assert [entry.batch_id for entry in listed] == ["b0", "b1", "b2"]
+        assert touched == [] and client.llen("pushsync.dead_letter") == 3
+        watcher.close()
+    finally:
+        broker_server.stop()
