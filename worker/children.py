@@ -6,6 +6,8 @@ KILL after a grace period) or a crash-style kill reaches its pool children too.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 import secrets
 import signal
@@ -29,17 +31,32 @@ HOSTNAME_OPTIONS = ("-n", "--hostname")
 """How Celery options name the node: `-n NAME`, `-nNAME`, `--hostname NAME`, `--hostname=NAME`."""
 
 
+PR_SET_PDEATHSIG = 1
+"""prctl(2) option: the signal this process gets when its parent dies."""
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+
+
+def _terminate_with(parent: int) -> None:
+    """In the child, before exec: SIGTERM when `parent` dies (and at once if it already did)."""
+    assert _LIBC is not None
+    _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 class Child:
     """One child process with its output in `log_path`."""
 
     def __init__(self, name: str, command: Sequence[str], *, env: dict[str, str], log_path: Path,
-                 cwd: Path | None = None) -> None:
+                 cwd: Path | None = None, die_with_parent: bool = False) -> None:
         """
         name: how messages refer to the child.
         command: the program and its arguments.
         env: variables added to this process's environment for the child.
         log_path: where the child's standard output and error go.
         cwd: the child's working directory.
+        die_with_parent: the child gets SIGTERM when this process dies, however it dies (Linux's
+            parent-death signal); only for a single-threaded parent, as the hook runs between fork and exec.
         """
         self.name = name
         self.log_path = log_path
@@ -47,6 +64,7 @@ class Child:
         self.popen = subprocess.Popen(
             list(command), cwd=cwd, env={**os.environ, **env}, stdout=self._log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
+            preexec_fn=functools.partial(_terminate_with, os.getpid()) if die_with_parent and _LIBC else None,
         )
 
     def log(self) -> str:
@@ -114,10 +132,11 @@ def _names_node(args: Sequence[str]) -> bool:
     return any(arg.startswith(HOSTNAME_OPTIONS) for arg in args)
 
 
-def celery(role: str, *, env: dict[str, str], log_path: Path, extra: Sequence[str] = (), cwd: Path | None = None) -> Child:
-    """Start a pushsync Celery `worker` or `beat` and wait until it is ready."""
+def celery(role: str, *, env: dict[str, str], log_path: Path, extra: Sequence[str] = (), cwd: Path | None = None,
+           die_with_parent: bool = False) -> Child:
+    """Start a pushsync Celery `worker` or `beat` and wait until it is ready (`die_with_parent`: see `Child`)."""
     command = celery_command(role, extra, json_logs=env.get(LOG_FORMAT_VARIABLE) == LogFormat.JSON.value)
-    child = Child(f"celery {role}", command, env=env, log_path=log_path, cwd=cwd)
+    child = Child(f"celery {role}", command, env=env, log_path=log_path, cwd=cwd, die_with_parent=die_with_parent)
     try:
         return child.wait_for_log(CELERY_READY_MARKERS[role])
     except BaseException:
@@ -125,7 +144,7 @@ def celery(role: str, *, env: dict[str, str], log_path: Path, extra: Sequence[st
         raise
 
 
-def emulator(port: int, *, api_key: str, log_path: Path, args: Sequence[str] = ()) -> Child:
+def emulator(port: int, *, api_key: str, log_path: Path, args: Sequence[str] = (), die_with_parent: bool = False) -> Child:
     """Start the Push API emulator on loopback `port` with `api_key` and wait until it answers."""
     url = f"http://127.0.0.1:{port}"
 
@@ -136,7 +155,7 @@ def emulator(port: int, *, api_key: str, log_path: Path, args: Sequence[str] = (
             return False
 
     child = Child("emulator", [sys.executable, "-m", "emulator", "--port", str(port), *args],
-                  env={"PUSHSYNC_EMULATOR_API_KEY": api_key}, log_path=log_path)
+                  env={"PUSHSYNC_EMULATOR_API_KEY": api_key}, log_path=log_path, die_with_parent=die_with_parent)
     try:
         return child.wait_until(up)
     except BaseException:

@@ -81,10 +81,11 @@ class Demo:
     def start(self) -> None:
         port = self.emulator_url.rsplit(":", 1)[1]
         self.children.append(emulator(int(port), api_key=self.api_key, log_path=self.directory / "emulator.log",
-                                      args=["--organization", ORGANIZATION, "--source", SOURCE, "--provider", PROVIDER]))
+                                      args=["--organization", ORGANIZATION, "--source", SOURCE, "--provider", PROVIDER],
+                                      die_with_parent=True))
         self.children.append(celery("worker", env=self.env, log_path=self.directory / "worker.log",
-                                    extra=["--concurrency", "2"]))
-        self.children.append(celery("beat", env=self.env, log_path=self.directory / "beat.log"))
+                                    extra=["--concurrency", "2"], die_with_parent=True))
+        self.children.append(celery("beat", env=self.env, log_path=self.directory / "beat.log", die_with_parent=True))
 
     def admin(self, path: str) -> dict:
         response = requests.get(f"{self.emulator_url}/_emulator/organizations/{ORGANIZATION}{path}", timeout=10)
@@ -156,7 +157,9 @@ def run_demo(redis_url: str | None, broker_url: str | None, keep_logs: bool) -> 
         click.echo("\ninterrupted", err=True)
     finally:
         for signum, handler in previous.items():
-            signal.signal(signum, handler)
+            # An interrupted demo has cleaned up and only exits now: a late SIGTERM (one CI run saw
+            # one, from a sender not found) must not replace its status, 130.
+            signal.signal(signum, signal.SIG_IGN if outcome == INTERRUPTED else handler)
         if directory is not None and not keep_logs and outcome != NOT_CONVERGED:
             shutil.rmtree(directory, ignore_errors=True)
     if outcome == NOT_CONVERGED:
