@@ -224,13 +224,19 @@ class Settings(BaseSettings):
         10.0, ge=0, validation_alias=_env("PUSHSYNC_IDLE_AFTER_SECONDS"),
         description="Quiet seconds (nothing buffered or in flight) before a source is set IDLE.",
     )
+    single_call_max_items: int = Field(
+        2, ge=0, le=100, validation_alias=_env("PUSHSYNC_SINGLE_CALL_MAX_ITEMS"),
+        description="Batches of at most this many items or identities go by single-item calls, one call each, "
+                    "instead of a file container, its upload and a batch call; 0: always containers.",
+    )
     pause_seconds: float = Field(
         3600.0, gt=0, validation_alias=_env("PUSHSYNC_PAUSE_SECONDS"),
-        description="How long a source stays paused after a quota or item-limit answer.",
+        description="How long a target stays paused after a quota or item-limit answer that gives no "
+                    "Retry-After; then one item probes whether the service takes items again.",
     )
     auth_pause_seconds: float = Field(
         60.0, gt=0, validation_alias=_env("PUSHSYNC_AUTH_PAUSE_SECONDS"),
-        description="How long pushing stops after a 401/403 before the key is tried again.",
+        description="How long pushing stops after a 401/403 or a paused organization before one item probes again.",
     )
     high_water_ttl_seconds: int = Field(
         7 * 24 * 3600, gt=0, validation_alias=_env("PUSHSYNC_HIGH_WATER_TTL_SECONDS"),

@@ -51,7 +51,9 @@ class Stages:
     """The worker's parts wired to one Redis database, one broker and one HTTP server."""
 
     def __init__(self, redis_client, broker_url: str, server: ScriptedServer, **overrides) -> None:
-        self.settings = load_settings(**{"window_seconds": 5, "idle_after_seconds": 0, **overrides})
+        # Every window through a file container unless a test says otherwise: these tests script the batch call.
+        self.settings = load_settings(**{"window_seconds": 5, "idle_after_seconds": 0, "single_call_max_items": 0,
+                                         **overrides})
         self.redis = redis_client
         self.server = server
         self.api = PushApiClient(base_url=server.push_url, organization_id="org", api_key="key",
