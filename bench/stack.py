@@ -33,7 +33,8 @@ HTTP_TIMEOUT_SECONDS = 120
 """The emulator lists tens of thousands of items in one answer."""
 STOP_SECONDS = 30
 POLL_SECONDS = 1.0
-BATCH_ROUTE_SUFFIX = "/documents/batch"
+ITEM_ROUTE_SUFFIXES = ("/documents/batch", "/documents")
+"""The paths of the calls that apply items: the batch call, the single-item PUT and DELETE."""
 UPLOAD_PATH_PREFIX = "/_blob/"
 
 
@@ -209,8 +210,9 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str, logs: P
 
 
 def batch_calls(log: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The accepted batch calls of the request log."""
-    return [entry for entry in log if entry["path"].endswith(BATCH_ROUTE_SUFFIX) and entry["status"] == 202]
+    """The accepted calls of the request log that carried items: batch calls, and the single-item calls
+    of windows of one or two items (PUSHSYNC_SINGLE_CALL_MAX_ITEMS)."""
+    return [entry for entry in log if entry["path"].endswith(ITEM_ROUTE_SUFFIXES) and entry["status"] == 202]
 
 
 def is_upload(entry: dict[str, Any]) -> bool:
