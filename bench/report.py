@@ -142,6 +142,19 @@ DESCRIPTIONS = {
         "Events per second a producer publishes with one event per message (the baseline) and batched, on the "
         "same broker in the same run.",
     ),
+    "small_windows": Description(
+        "Windows of one or two items through a real worker and beat into the emulator: the requests that carry "
+        "each window's items, by single-item calls (pushsync's default) against a file container, its upload and "
+        "a batch call (the baseline, `PUSHSYNC_SINGLE_CALL_MAX_ITEMS=0`), on sources of their own in the same run.",
+        sides=("single-item calls", "file containers"),
+    ),
+    "paused_drain": Description(
+        "A source paused by the emulator's item allowance (412 DOCUMENT_LIMIT_EXCEEDED) while a backlog buffers, "
+        "then lifted: what each pause period sends (one probe of one item) against the refused attempt that "
+        "uploaded the whole batch (the baseline, the run's first refusal), and how soon after the pause ends the "
+        "parked batch is sent and the backlog drained.",
+        sides=("each pause period", "the refused batch"),
+    ),
 }
 ORDER = ["end_to_end", "rebuild", "chaos", "ingest", "big_window", "emulator", "publish"]
 """Sections in this order; results not named here follow, by name."""

@@ -86,6 +86,10 @@ class Emulator:
     def reset(self) -> None:
         self._admin("POST", "/reset")
 
+    def configure(self, **limits: Any) -> None:
+        """Change the emulator's limits (e.g. itemAllowance=0; None lifts one)."""
+        self._admin("PUT", "/config", json=limits)
+
     def add_fault(self, **rule: Any) -> None:
         self._admin("POST", "/faults", json=rule)
 
