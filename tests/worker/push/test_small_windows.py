@@ -17,6 +17,9 @@ pytestmark = pytest.mark.process
 
 ONE, TWO, THREE, BAD = "one", "two", "three", "bad"
 SOURCES = [ONE, TWO, THREE, BAD]
+PROVIDER = "people"
+USER = {"name": "ann@example.com", "type": "USER", "additionalInfo": {}}
+GROUP = {"name": "editors", "type": "GROUP", "additionalInfo": {}}
 SINGLE_CALL_MAX_ITEMS = 2
 """The default of PUSHSYNC_SINGLE_CALL_MAX_ITEMS, set here so the test says what it relies on."""
 
@@ -40,6 +43,7 @@ def pushes(log: list[dict], source: str) -> list[str]:
 def pipeline(workers, clean_emulator, redis_url, redis_broker_url):
     for source in SOURCES:
         clean_emulator.create_source(source)
+    clean_emulator.create_provider(PROVIDER)
     env = pipeline_env(redis_url, redis_broker_url, clean_emulator,
                        PUSHSYNC_SINGLE_CALL_MAX_ITEMS=str(SINGLE_CALL_MAX_ITEMS))
     workers.start("beat", env)
@@ -82,3 +86,27 @@ def test_an_item_its_single_call_refuses_is_dead_lettered_alone(pipeline, redis_
              what="one item dead-lettered, the other indexed")
     (entry,) = letters.list()
     assert len(entry.events) == 1
+
+
+def test_identity_windows_of_one_or_two_take_one_call_each(pipeline, redis_broker_url):
+    emulator = pipeline
+    alias = {"kind": "identity.alias", "provider": PROVIDER, "version": 1, "identity": USER,
+             "mappings": [{"name": "ann", "type": "USER", "provider": "Email Security Provider", "additionalInfo": {}}]}
+    group = {"kind": "identity.upsert", "provider": PROVIDER, "version": 1, "identity": GROUP, "members": [USER]}
+    disable = {"kind": "identity.disable", "provider": PROVIDER, "version": 2, "identity": GROUP}
+
+    def calls() -> list[str]:
+        return [f"{entry['method']} {entry['path'].split(f'/providers/{PROVIDER}/')[1]}" for entry in emulator.requests()
+                if f"/providers/{PROVIDER}/" in entry["path"] and entry["status"] == 202]
+
+    with Publisher(redis_broker_url) as publisher:
+        publisher.publish_many([alias, group])
+        wait_for(lambda: len(calls()) == 2, 60, what="the identity and the alias pushed")
+        publisher.publish_many([disable])
+        wait_for(lambda: len(calls()) == 3, 60, what="the group disabled")
+    # A batch file's order: members, then mappings; no file container.
+    assert calls() == ["PUT permissions", "PUT mappings", "DELETE permissions"]
+    identities = {identity["name"]: identity for identity in emulator.identities(PROVIDER)}
+    assert identities[GROUP["name"]]["disabled"] and not identities[USER["name"]]["disabled"]
+    assert [m["name"] for m in identities[USER["name"]]["mappings"]] == ["ann"]
+    assert not [entry for entry in emulator.requests() if entry["path"].endswith("/files")]
