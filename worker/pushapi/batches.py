@@ -53,9 +53,10 @@ COUNT_FIELDS = {"addOrUpdate": "items", "delete": "deletes", "members": "identit
 ZLIB_LEVEL = 6
 ALIAS_SECTION = IDENTITY_SECTIONS[1]
 """The identity batch file's section of aliases, whose single-item call is PUT .../mappings."""
-PROBE_LOOKAHEAD = 100
+PROBE_LOOKAHEAD = 20
 """Operations a probing push looks through for one that adds (what a quota or an item limit refuses) to
-send alone first; they are held in memory, the rest of the batch is streamed."""
+send alone first: those before it are held in memory (an item too large to go alone holds its content),
+the rest of the batch is streamed."""
 CONTENT_FILE_ID_FIELD = "compressedBinaryDataFileId"
 
 
@@ -103,8 +104,6 @@ class PushReport:
     rejected: list[tuple[Any, PushApiError]] = field(default_factory=list)
     """Operations that cannot be sent, with the reason: too large or invalid (refused before sending), or
     refused by their single-item call."""
-    single_calls: int = 0
-    """Operations sent by single-item calls."""
 
 
 @dataclass(frozen=True)
@@ -259,17 +258,15 @@ class ContainerPusher:
         report = PushReport()
         entries = self._entries(route, operations, report)
         try:
-            head = list(islice(entries, max(self.single_max + 1, PROBE_LOOKAHEAD if probe else 0)))
+            head = list(islice(entries, self.single_max + 1))
             if len(head) <= self.single_max and all(_fits_alone(entry) for _, entry in head):
                 # In the order a batch file applies them: its sections one after the other.
                 for operation, entry in sorted(head, key=lambda pair: route.sections.index(pair[1].section)):
                     self._alone(route, operation, entry, report)
                 return report
-            probing = next((pair for pair in head if _fits_alone(pair[1]) and pair[1].section not in DELETE_SECTIONS),
-                           None) if probe else None
+            probing = _probe(head, entries) if probe else None
             if probing is not None:
-                head.remove(probing)
-                self._alone(route, *probing, report)
+                self._alone(route, *head.pop(probing), report)
             self._through_containers(route, chain(head, entries), report)
         except PushApiError as exc:
             exc.file_ids = list(self.containers)
@@ -298,7 +295,6 @@ class ContainerPusher:
             return
         report.counts[entry.section] = report.counts.get(entry.section, 0) + 1
         report.bytes += len(encode(entry.body))
-        report.single_calls += 1
         log.info("%s %s accepted for %s by a single-item call", COUNT_FIELDS[entry.section], entry.name, route.target,
                  extra={"singleCall": entry.section, "entry": entry.name})
 
@@ -386,6 +382,26 @@ class ContainerPusher:
         container = self.client.create_file_container()
         self.containers.append(container.file_id)
         return container
+
+
+def _probe(head: list[tuple[Any, BatchFileEntry]], entries: Iterator[tuple[Any, BatchFileEntry]]) -> int | None:
+    """Where in `head` the first entry is that adds and fits a single-item call, looking on into
+    `entries` (taking what it reads into `head`) up to PROBE_LOOKAHEAD; None when there is none that early."""
+    for index, (_, entry) in enumerate(head):
+        if _can_probe(entry):
+            return index
+    for pair in entries:
+        head.append(pair)
+        if _can_probe(pair[1]):
+            return len(head) - 1
+        if len(head) >= PROBE_LOOKAHEAD:
+            return None
+    return None
+
+
+def _can_probe(entry: BatchFileEntry) -> bool:
+    """Whether `entry` adds (what a quota or an item limit refuses) and can go alone."""
+    return entry.section not in DELETE_SECTIONS and _fits_alone(entry)
 
 
 def _fits_alone(entry: BatchFileEntry) -> bool:
