@@ -116,7 +116,8 @@ def main(first: int, backlog: int, probes: int) -> None:
         "first_items": first, "backlog_items": backlog, "pause_seconds": PAUSE_SECONDS, "window_seconds": WINDOW_SECONDS,
         "pause_periods": len(refused_probes), "uploads_while_paused": len(paused_uploads),
         "pause_period_bytes": round(period_bytes), "baseline_pause_period_bytes": attempt_bytes,
-        "baseline_refused_attempt_seconds": round(attempt_seconds, 2),
+        "pause_period_seconds": round(sum(entry["durationMs"] for entry in refused_probes) / len(refused_probes) / 1000, 3),
+        "baseline_pause_period_seconds": round(attempt_seconds, 2),
         "resume_after_pause_seconds": round(resumed_after, 2), "drain_seconds": round(drained_after, 2),
         "drain_item_calls": len(accepted), "ratio_pause_period_bytes": round(ratio),
     }
