@@ -13,8 +13,6 @@ from tests.worker.e2e import converge, index, pipeline_env, wait_for
 from worker.deadletter.operator import DeadLetterBrowser
 from worker.store import keys
 
-pytestmark = pytest.mark.process
-
 ONE, TWO, THREE, BAD = "one", "two", "three", "bad"
 SOURCES = [ONE, TWO, THREE, BAD]
 PROVIDER = "people"
