@@ -275,6 +275,17 @@ def test_a_pause_lasts_its_retry_after_and_the_sweep_resumes_the_batch_the_momen
     assert [b.id for b in stages.enqueued] == [batch.id]
 
 
+def test_a_429_that_asks_for_longer_than_the_retry_budget_pauses_the_source_instead_of_failing_it(stages):
+    stages.server.script("PUT", r"/documents/batch$", 429, error_code="TOO_MANY_REQUESTS",
+                         headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    stages.coalescer.add([item(1, 1)])
+    (batch,) = stages.flush().claimed
+    (outcome,) = stages.push_all()
+    assert outcome.state == "paused" and stages.dead_letters.list() == []
+    assert pause.paused(stages.redis, [SOURCE]) == {SOURCE: pause.QUOTA}
+    assert float(stages.redis.hget(SOURCE.pause, "until")) > time.time() + RETRY_AFTER_SECONDS - 5
+
+
 def test_a_batch_that_met_a_pause_probes_with_one_item_and_uploads_nothing_while_it_is_refused(
         redis_client, redis_broker_url, server):
     stages = Stages(redis_client, redis_broker_url, server, pause_seconds=SHORT_PAUSE_SECONDS)

@@ -44,6 +44,7 @@ from worker.pushapi.errors import (
     PayloadTooLargeError,
     PushApiError,
     QuotaError,
+    ThrottledError,
 )
 from worker.pushapi.retry import RetryHook
 from worker.settings import Settings
@@ -149,7 +150,9 @@ class BatchPush:
             return self._dead_letter(batch, lease, error, attempts)
         try:
             return self._push(batch, lease, probe=bool(self.client.hexists(batch.meta, "probe")))
-        except QuotaError as exc:
+        except (QuotaError, ThrottledError) as exc:
+            # A 429 the client stopped retrying asked for a longer wait than its budget (the day's calls
+            # are spent): a pause for that long, not a failure of the batch.
             pause.pause(self.client, batch.target, cause=pause.QUOTA, reason=str(exc),
                         seconds=pause.length(exc, self.settings.pause_seconds))
         except OrganizationPausedError as exc:
