@@ -1,0 +1,114 @@
+"""The pipeline on a 3-node RabbitMQ cluster named by kombu's failover list, and a node SIGKILLed under load.
+
+Workers, beat and publishers are given BROKER_URL = the three nodes' URLs joined by `;`; the store is
+the session's Redis. The quorum queues (events, tasks and their poison queues) are declared while the
+three nodes are up, so each has a member on every node: the node that the workers and the publisher
+are connected to, which also leads the queues (they were declared through it), is SIGKILLed while
+events flow. Publishers and workers carry on through the other nodes, and the index equals last
+write wins afterwards. The stall of publishing and of pushing at the node loss is printed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import pytest
+import redis
+
+from producers import Publisher, RetryPolicy, broker
+from tests.plugins.rabbitmq_node import RabbitCluster, RabbitNode
+from tests.support.raw import purge_rabbit
+from tests.support.steady import SteadyPublisher
+from tests.worker.e2e import converge, history, pipeline_env, wait_for
+from worker.ingest import quarantine
+
+pytestmark = pytest.mark.slow
+
+QUEUES = [broker.EVENTS_QUEUE, broker.EVENTS_QUEUE + broker.POISON_SUFFIX,
+          broker.TASKS_QUEUE, broker.TASKS_QUEUE + broker.POISON_SUFFIX]
+"""Every queue pushsync declares on RabbitMQ: all of them must survive a node."""
+BATCH_ACCEPTED = 202
+
+
+def members(node: RabbitNode) -> dict[str, tuple[str, list[str]]]:
+    """Each queue of the default vhost, as `node` lists it: its type and the nodes holding a member."""
+    listed = node.ctl("list_queues", "--quiet", "--no-table-headers", "name", "type", "members")
+    assert listed.returncode == 0, listed.stderr
+    queues = {}
+    for line in listed.stdout.splitlines():
+        name, kind, held = line.split("\t")
+        queues[name] = (kind, sorted(part.strip() for part in held.strip("[]").split(",") if part.strip()))
+    return queues
+
+
+def connections(cluster: RabbitCluster) -> Counter[str]:
+    """Client connections of the whole cluster, counted by the node that holds each."""
+    listed = cluster.running()[-1].ctl("list_connections", "--quiet", "--no-table-headers", "pid")
+    assert listed.returncode == 0, listed.stderr
+    # A connection's process id names its node: <name@host.N.N.N>.
+    return Counter(pid.strip("<>").rsplit(".", 3)[0] for pid in listed.stdout.split())
+
+
+def batch_times(emulator) -> list[float]:
+    """When each batch the emulator accepted arrived (time.time()), in order."""
+    return [entry["time"] for entry in emulator.requests()
+            if entry["path"].endswith("/documents/batch") and entry["status"] == BATCH_ACCEPTED]
+
+
+def test_the_pipeline_on_a_cluster_failover_list_equals_last_write_wins(workers, clean_emulator, redis_client,
+                                                                         redis_url, rabbitmq_cluster: RabbitCluster):
+    """The end-to-end flow with BROKER_URL = the three nodes; every queue has a member on each node."""
+    cluster, emulator = rabbitmq_cluster, clean_emulator
+    purge_rabbit(cluster.url)
+    sources = ["cluster-a", "cluster-b"]
+    for source in sources:
+        emulator.create_source(source)
+    env = pipeline_env(redis_url, cluster.url, emulator)
+    workers.start("worker", env)
+    workers.start("beat", env)
+    events = history(sources, items=30, seed=41)
+    with Publisher(cluster.url, events_per_message=20) as publisher:
+        publisher.publish_many(events)
+    converge(emulator, events, sources)
+    everywhere = sorted(node.name for node in cluster.nodes)
+    queues = members(cluster.nodes[-1])
+    assert {name: queues.get(name) for name in QUEUES} == {name: ("quorum", everywhere) for name in QUEUES}
+
+
+def test_a_node_sigkilled_under_steady_publishing_loses_nothing(workers, clean_emulator, redis_client, redis_url,
+                                                                 rabbitmq_cluster: RabbitCluster):
+    cluster, emulator = rabbitmq_cluster, clean_emulator
+    victim, *survivors = cluster.nodes
+    purge_rabbit(cluster.url)
+    sources = ["failover-a", "failover-b"]
+    for source in sources:
+        emulator.create_source(source)
+    env = pipeline_env(redis_url, cluster.url, emulator)
+    first = workers.start("worker", env)
+    second = workers.start("worker", env)
+    workers.start("beat", env)
+    events = history(sources, items=150, seed=43)
+    try:
+        with SteadyPublisher(cluster.url, events, seconds=16, per_message=5, retry=RetryPolicy()) as steady:
+            wait_for(lambda: batch_times(emulator), 30, 0.1, "a first batch pushed")
+            # Every client went to the first node of the list, which is alive: that one dies.
+            held = connections(cluster)
+            assert set(held) == {victim.name} and held[victim.name] >= 3, held
+            killed_at = time.time()
+            victim.kill()
+        converge(emulator, events, sources, timeout=120)
+        published_stall = steady.longest_gap(killed_at)
+        pushed = batch_times(emulator)
+        pushed_stall = min(at for at in pushed if at > killed_at) - max(at for at in pushed if at <= killed_at)
+        print(f"RabbitMQ node SIGKILLed under {len(events)} events over 16 s: publishing stalled "
+              f"{published_stall:.2f} s, pushing stalled {pushed_stall:.2f} s, {steady.refusals} refusal(s)")
+        assert steady.refusals == 0
+        assert quarantine.count(redis.Redis.from_url(redis_url)) == 0
+        for worker in (first, second):
+            assert worker.popen.poll() is None, worker.log()[-3000:]
+        held = connections(cluster)
+        assert set(held) <= {node.name for node in survivors} and held.total() >= 2, held
+    finally:
+        if not victim.running:
+            victim.start()
