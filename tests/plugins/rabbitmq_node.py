@@ -133,9 +133,20 @@ class RabbitNode:
                 raise RuntimeError(f"rabbitmqctl -n {self.name} {' '.join(args)} failed: "
                                    f"{(done.stderr or done.stdout).strip()[-2000:]}")
 
-    def stop(self) -> None:
-        """A clean stop: SIGTERM to the server script, which stops the node gracefully."""
-        self._terminate(signal.SIGTERM)
+    def stop(self, wait: bool = True) -> None:
+        """A clean stop: SIGTERM to the server script, which stops the node gracefully.
+
+        wait: return once the node is down; otherwise at once (then `wait_stopped()`).
+        """
+        if self.running:
+            os.killpg(self._popen.pid, signal.SIGTERM)
+            if wait:
+                self._wait()
+
+    def wait_stopped(self) -> None:
+        """Wait until a node being stopped is down."""
+        if self._popen is not None:
+            self._wait()
 
     def kill(self) -> None:
         """SIGKILL the node's Erlang VM, as a crash would: nothing is flushed or closed."""
@@ -192,11 +203,11 @@ class RabbitCluster:
 
     def stop(self) -> None:
         """Stop every node (all at once: a cluster losing its majority makes graceful stops wait)."""
-        for node in self.running():
-            os.killpg(node._popen.pid, signal.SIGTERM)
-        for node in self.nodes:
-            if node._popen is not None:
-                node._wait()
+        stopping = self.running()
+        for node in stopping:
+            node.stop(wait=False)
+        for node in stopping:
+            node.wait_stopped()
 
 
 def _require_rabbitmq_server() -> None:
