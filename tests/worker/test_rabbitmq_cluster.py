@@ -34,6 +34,8 @@ QUEUES = [broker.EVENTS_QUEUE, broker.EVENTS_QUEUE + broker.POISON_SUFFIX,
           broker.TASKS_QUEUE, broker.TASKS_QUEUE + broker.POISON_SUFFIX]
 """Every queue pushsync declares on RabbitMQ: all of them must survive a node."""
 BATCH_ACCEPTED = 202
+INGEST_RESTART_ERROR = "Error on restarting AmqpIngestStep"
+"""What Celery logs when the ingestion step fails to stop on a lost connection."""
 CELERY_DELAYED_PREFIX = "celery_delayed_"
 """The queues of Celery's native delayed delivery (kombu.transport.native_delayed_delivery)."""
 
@@ -166,6 +168,8 @@ def test_a_node_sigkilled_under_steady_publishing_loses_nothing(workers, clean_e
         assert quarantine.count(redis.Redis.from_url(redis_url)) == 0
         for worker in (first, second):
             assert worker.popen.poll() is None, worker.log()[-3000:]
+            # The ingestion step closes whole even when its acknowledgements meet the dead connection.
+            assert INGEST_RESTART_ERROR not in worker.log(), worker.log()[-3000:]
         held = connections(cluster)
         assert set(held) <= {node.name for node in survivors} and held.total() >= 2, held
     finally:
