@@ -44,7 +44,8 @@ def test_celery_declares_quorum_task_queues_on_every_amqp_url(monkeypatch: pytes
 # A RabbitMQ cluster is named by kombu's failover list: the nodes' URLs joined by ";".
 CLUSTER = "amqp://sync:first-s3cret@h1:5672/vh;amqp://sync:second-s3cret@h2:5673/vh;amqps://sync:third-s3cret@h3/vh"
 BAD_LISTS = {
-    "amqp://sync:first-s3cret@h1:5672/vh;;amqp://sync:second-s3cret@h2/vh": "URL 2 of the 3 in the broker list is empty",
+    "amqp://sync:first-s3cret@h1:5672/vh;;amqp://sync:second-s3cret@h2/vh":
+        "URL 2 of the 3 in the broker list is empty",
     "amqp://sync:first-s3cret@h1/vh;h2:5672": "URL 2 of the 2 in the broker list is not a URL (no scheme://)",
     "amqp://sync:first-s3cret@h1/vh;redis://:second-s3cret@h2:6379/0":
         "URL 2 of the 2 in the broker list (h2:6379) is redis://: a list of URLs names the nodes of one RabbitMQ",

@@ -34,7 +34,6 @@ runtime.observe()
 logs.configure(load_settings().log_format)
 
 
-
 class Consumer(CeleryConsumer):
     """Celery's consumer without its native delayed delivery step (ETA and countdown tasks on quorum
     queues), which pushsync never sends: that step declares its exchanges on every node of a failover
