@@ -103,18 +103,27 @@ class RabbitNode:
     def _run_as(self) -> dict:
         return {"user": self._user, "group": self._user, "extra_groups": []} if self._user else {}
 
-    def ctl(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
-        """Run `rabbitmqctl -n NODE ARGS` with the node's cookie."""
-        return subprocess.run([str(RABBITMQ_BIN / "rabbitmqctl"), "-n", self.name, *args], env=self._env,
+    def ctl(self, *args: str, timeout: float = 30, tool: str = "rabbitmqctl") -> subprocess.CompletedProcess:
+        """Run `rabbitmqctl -n NODE ARGS` (or another of the CLI tools: `rabbitmq-queues`) with the node's cookie."""
+        return subprocess.run([str(RABBITMQ_BIN / tool), "-n", self.name, *args], env=self._env,
                               cwd=self.directory, capture_output=True, text=True, timeout=timeout, **self._run_as())
 
     def start(self) -> None:
         """Start the node (on the same ports and data as before) and wait until it has booted."""
+        self.launch()
+        self.wait_started()
+
+    def launch(self) -> None:
+        """Start the node's server and return at once (then `wait_started()`): nodes boot side by side."""
         assert not self.running, "the node is running"
         with open(self.log_path, "ab") as log:
             self._popen = subprocess.Popen([str(RABBITMQ_BIN / "rabbitmq-server")], env=self._env, cwd=self.directory,
                                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                            start_new_session=True, **self._run_as())
+
+    def wait_started(self) -> None:
+        """Wait until the launched node has booted; RuntimeError with its log's tail if it does not."""
+        assert self._popen is not None, "the node was not launched"
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         # await_startup fails at once while the node is not registered with epmd yet: poll it.
         while time.monotonic() < deadline and self._popen.poll() is None:
@@ -126,12 +135,21 @@ class RabbitNode:
         raise RuntimeError(f"RabbitMQ node {self.name} did not start:\n{tail}")
 
     def join(self, seed: RabbitNode) -> None:
-        """Make this running node a member of `seed`'s cluster (its own data is reset on the way)."""
-        for args in (("stop_app",), ("reset",), ("join_cluster", seed.name), ("start_app",)):
-            done = self.ctl(*args, timeout=START_TIMEOUT_SECONDS)
-            if done.returncode != 0:
-                raise RuntimeError(f"rabbitmqctl -n {self.name} {' '.join(args)} failed: "
-                                   f"{(done.stderr or done.stdout).strip()[-2000:]}")
+        """Make this running node a member of `seed`'s cluster (it leaves its own, and its data is reset)."""
+        self.leave()
+        for args in (("join_cluster", seed.name), ("start_app",)):
+            self._ctl_or_raise(*args)
+
+    def leave(self) -> None:
+        """Stop the RabbitMQ application of this node and reset it: it leaves its cluster, the server stays up."""
+        for args in (("stop_app",), ("reset",)):
+            self._ctl_or_raise(*args)
+
+    def _ctl_or_raise(self, *args: str) -> None:
+        done = self.ctl(*args, timeout=START_TIMEOUT_SECONDS)
+        if done.returncode != 0:
+            raise RuntimeError(f"rabbitmqctl -n {self.name} {' '.join(args)} failed: "
+                               f"{(done.stderr or done.stdout).strip()[-2000:]}")
 
     def stop(self, wait: bool = True) -> None:
         """A clean stop: SIGTERM to the server script, which stops the node gracefully.
@@ -193,7 +211,9 @@ class RabbitCluster:
         """Start every node and join the others to the first."""
         seed, *others = self.nodes
         for node in self.nodes:
-            node.start()
+            node.launch()
+        for node in self.nodes:
+            node.wait_started()
         for node in others:
             node.join(seed)
 

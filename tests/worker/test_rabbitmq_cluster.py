@@ -18,6 +18,7 @@ from collections import Counter
 import pytest
 import redis
 import requests
+from kombu import Connection
 
 from producers import Publisher, RetryPolicy, broker
 from producers.webhook.signatures import pushsync_signature
@@ -176,3 +177,27 @@ def test_a_node_sigkilled_under_steady_publishing_loses_nothing(workers, clean_e
         stop_receiver()
         if not victim.running:
             victim.start()
+
+
+def test_a_queue_declared_before_a_node_joined_has_no_member_there_until_grown(rabbitmq_cluster: RabbitCluster,
+                                                                                unique_name: str):
+    """RabbitMQ fixes a quorum queue's members when it is declared (docs/operations.md, "Scaling out")."""
+    cluster = rabbitmq_cluster
+    seed, *_, late = cluster.nodes
+    queue = f"early-{unique_name}"
+    late.leave()
+    try:
+        with Connection(seed.url) as connection:
+            for declared in broker.topology(connection, queue):
+                declared(connection.default_channel).declare()
+    finally:
+        late.join(seed)
+    early = sorted(node.name for node in cluster.nodes if node is not late)
+    assert members(seed)[queue] == ("quorum", early)
+    grown = seed.ctl("grow", late.name, "all", "--queue-pattern", f"^{queue}", tool="rabbitmq-queues")
+    assert grown.returncode == 0, grown.stderr
+    try:
+        assert members(seed)[queue] == ("quorum", sorted(node.name for node in cluster.nodes))
+    finally:
+        with Connection(seed.url) as connection:
+            broker.remove(connection, queue)
