@@ -17,6 +17,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from emulator.defaults import DEFAULT_API_KEY, DEFAULT_ORGANIZATION, DEFAULT_PLATFORM_URL, DEFAULT_PUSH_URL
+from producers.broker import checked_urls, list_element
 from producers.events.limits import CONTAINER_LIMIT_BYTES, MIB
 from worker import redaction
 
@@ -104,6 +105,20 @@ def _checked_url(value: str, schemes: tuple[str, ...], *, database: bool = False
     return value
 
 
+def _checked_broker_urls(value: str) -> str:
+    """`value` when it is one broker URL, or kombu's failover list of a RabbitMQ cluster's nodes
+    (`amqp://…;amqp://…`) each usable and of the same transport; else ValueError naming the bad one."""
+    urls = checked_urls(value)
+    for n, url in enumerate(urls, 1):
+        try:
+            _checked_url(url, BROKER_SCHEMES, database=True)
+        except ValueError as exc:
+            if len(urls) == 1:
+                raise
+            raise ValueError(f"{list_element(urls, n)}: {exc}") from None
+    return value
+
+
 def _api_root(value: str | None, api: str, root: str, example: str) -> str | None:
     """`value` when it is an http(s) URL ending in `root`, the `api`'s base (as in `example`)."""
     if value is None:
@@ -147,7 +162,8 @@ class Settings(BaseSettings):
         None, validation_alias=_env("REDIS_URL"), description="Coalescing store; unset means embedded Redis.",
     )
     broker_url: str | None = Field(
-        None, validation_alias=_env("BROKER_URL"), description="Celery broker; unset means the Redis store.",
+        None, validation_alias=_env("BROKER_URL"),
+        description="Celery broker (a RabbitMQ cluster as its nodes' URLs joined by `;`); unset means the Redis store.",
     )
     window_seconds: float = Field(
         5.0, gt=0, le=3600, validation_alias=_env("PUSHSYNC_WINDOW_SECONDS"),
@@ -374,7 +390,7 @@ class Settings(BaseSettings):
     @field_validator("broker_url")
     @classmethod
     def _broker_url(cls, value: str | None) -> str | None:
-        return None if value is None else _checked_url(value, BROKER_SCHEMES, database=True)
+        return None if value is None else _checked_broker_urls(value)
 
     @field_validator("push_url")
     @classmethod

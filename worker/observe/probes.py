@@ -12,7 +12,6 @@ from contextlib import ExitStack, contextmanager
 
 import redis
 from kombu import Connection
-from kombu.utils.url import maybe_sanitize_url
 
 from producers import broker
 
@@ -27,8 +26,8 @@ class Unreachable(Exception):
 
 
 def shown(url: str) -> str:
-    """`url` as it may be printed: the password masked."""
-    return maybe_sanitize_url(url)
+    """`url` (or a broker's failover list) as it may be printed: every password masked."""
+    return broker.shown(url)
 
 
 def store_client(url: str) -> redis.Redis:
