@@ -92,6 +92,10 @@ class EmulatorServer:
     def add_fault(self, **rule: object) -> dict:
         return self._call("POST", "/faults", json=rule)
 
+    def faults(self) -> list[dict]:
+        """The rules in force: a rule with `times` is gone once it fired that often."""
+        return self._call("GET", "/faults")["faults"]
+
     def clear_faults(self) -> None:
         self._call("DELETE", "/faults")
 

@@ -206,7 +206,8 @@ class Settings(BaseSettings):
     )
     lease_seconds: float = Field(
         20.0, ge=1, le=600, validation_alias=_env("PUSHSYNC_LEASE_SECONDS"),
-        description="Life of a batch's lease; a task renews it while it pushes, a dead one lets it expire.",
+        description="Life of a batch's lease; a task renews it while it pushes, a dead one lets it expire. Each "
+                    "Push API request must connect, then be acknowledged, within an eighth of it.",
     )
     reap_after_seconds: float = Field(
         30.0, ge=1, validation_alias=_env("PUSHSYNC_REAP_AFTER_SECONDS"),

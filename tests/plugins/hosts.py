@@ -12,7 +12,7 @@ CI (`CI=true`), which runs as root and must run these tests.
 databases are emptied before each test by `hosts`.
 
 `network_emulator` (module): the emulator (an `EmulatorServer`, see tests/plugins/emulator.py) on
-the bridge address, reset before each test by `hosts`.
+the bridge address, keeping idle connections open for KEEP_ALIVE_SECONDS, reset before each test by `hosts`.
 
 `hosts` (function): `HostLauncher`; `hosts.worker(env)` makes a new host and starts a real pushsync
 worker on it (through the `workers` launcher, with a node name of its own) and returns both. At the
@@ -35,6 +35,11 @@ from worker.local_emulator import EmulatorServer, start_emulator, stop_emulator
 from worker.store.embedded import EmbeddedRedis
 
 STORE_DB, BROKER_DB = 0, 1
+KEEP_ALIVE_SECONDS = 60
+"""The emulator keeps idle connections this long, longer than any partition here, as the load balancer in
+front of a real service does: a request a host sent into a partition then still finds its connection open
+when the partition heals (with the emulator's default of 5 s, the server would have closed it and the
+request would be refused with a reset, hiding what a real service would do with it)."""
 
 
 @dataclass
@@ -100,7 +105,8 @@ def network_store(network: Network, tmp_path_factory: pytest.TempPathFactory) ->
 @pytest.fixture(scope="module")
 def network_emulator(network: Network, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorServer]:
     """The emulator on the bridge address (see the module docstring)."""
-    server = start_emulator(tmp_path_factory.mktemp("network-emulator"), host=network.address)
+    server = start_emulator(tmp_path_factory.mktemp("network-emulator"), "--keep-alive", str(KEEP_ALIVE_SECONDS),
+                            host=network.address)
     yield server
     stop_emulator(server)
 

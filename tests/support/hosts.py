@@ -38,6 +38,8 @@ IP_TIMEOUT_SECONDS = 30
 STOP_SECONDS = 5.0
 """How long a process left in a namespace gets after SIGTERM, before SIGKILL."""
 POLL_SECONDS = 0.05
+NOWHERE_MAC = "02:00:00:00:00:00"
+"""A locally administered MAC address that no interface here has: frames sent to it are lost."""
 
 
 class NetworkError(RuntimeError):
@@ -76,6 +78,10 @@ class Host:
     address: str
     link: str
     """The root side of its veth pair, on the bridge: what `cut` takes down."""
+    inner: str
+    """The host's side of the veth pair."""
+    gateway: str
+    """The bridge's address, where the services listen."""
 
     @property
     def runner(self) -> tuple[str, ...]:
@@ -88,6 +94,16 @@ class Host:
 
     def restore(self) -> None:
         ip("link", "set", self.link, "up")
+
+    def mute(self) -> None:
+        """A one-way partition: what the host sends to the services goes nowhere (addressed to a machine
+        that does not exist), while it still hears them, until `unmute`. Like a cut, but one that lets
+        the answer to a request already sent arrive, so the host's next request is the first one lost."""
+        ip("neigh", "replace", self.gateway, "lladdr", NOWHERE_MAC, "dev", self.inner, "nud", "permanent",
+           namespace=self.name)
+
+    def unmute(self) -> None:
+        ip("neigh", "delete", self.gateway, "dev", self.inner, namespace=self.name)
 
 
 class Network:
@@ -111,9 +127,9 @@ class Network:
         """A new host on the subnet, its link up and its loopback up."""
         self._made += 1
         index = self._made
-        host = Host(f"{NAMESPACE_PREFIX}{self.number}-h{index}", _address(self.number, BRIDGE_HOST_PART + index),
-                    f"psv{self.number}h{index}")
         inner = f"psi{self.number}h{index}"
+        host = Host(f"{NAMESPACE_PREFIX}{self.number}-h{index}", _address(self.number, BRIDGE_HOST_PART + index),
+                    f"psv{self.number}h{index}", inner, self.address)
         ip("netns", "add", host.name)
         self.hosts.append(host)
         ip("link", "add", host.link, "type", "veth", "peer", "name", inner, "netns", host.name)
