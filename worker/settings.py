@@ -179,7 +179,8 @@ class Settings(BaseSettings):
         description="Send an item's `data` as ZLIB `compressedBinaryData` when it has a fileExtension and shrinks.",
     )
     connect_timeout: float = Field(
-        10.0, gt=0, validation_alias=_env("PUSHSYNC_CONNECT_TIMEOUT"), description="Seconds to open a connection.",
+        10.0, gt=0, validation_alias=_env("PUSHSYNC_CONNECT_TIMEOUT"),
+        description="Seconds to open a connection (a Push API call's: at most an eighth of the lease).",
     )
     read_timeout: float = Field(
         120.0, gt=0, validation_alias=_env("PUSHSYNC_READ_TIMEOUT"), description="Seconds to wait for an answer.",

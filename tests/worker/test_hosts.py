@@ -1,5 +1,7 @@
 """Workers on several hosts (network namespaces, tests/plugins/hosts.py) against one store, broker and
-emulator: they share the work, and a host cut off the network past its lease is fenced (invariant 10)."""
+emulator: they share the work into an exact index; a host cut off the network past its lease while the
+emulator holds its upload is fenced (invariant 10); and a batch call a host sent into a partition (it
+heard the service but was not heard) is given up instead of landing when the partition heals."""
 
 from __future__ import annotations
 
