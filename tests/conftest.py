@@ -5,5 +5,6 @@ pytest_plugins = [
     "tests.plugins.rabbitmq_node",
     "tests.plugins.emulator",
     "tests.plugins.worker",
+    "tests.plugins.hosts",
     "tests.plugins.markers",
 ]

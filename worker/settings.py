@@ -195,7 +195,8 @@ class Settings(BaseSettings):
         description="Send an item's `data` as ZLIB `compressedBinaryData` when it has a fileExtension and shrinks.",
     )
     connect_timeout: float = Field(
-        10.0, gt=0, validation_alias=_env("PUSHSYNC_CONNECT_TIMEOUT"), description="Seconds to open a connection.",
+        10.0, gt=0, validation_alias=_env("PUSHSYNC_CONNECT_TIMEOUT"),
+        description="Seconds to open a connection (a Push API call's: at most an eighth of the lease).",
     )
     read_timeout: float = Field(
         120.0, gt=0, validation_alias=_env("PUSHSYNC_READ_TIMEOUT"), description="Seconds to wait for an answer.",
@@ -222,7 +223,8 @@ class Settings(BaseSettings):
     )
     lease_seconds: float = Field(
         20.0, ge=1, le=600, validation_alias=_env("PUSHSYNC_LEASE_SECONDS"),
-        description="Life of a batch's lease; a task renews it while it pushes, a dead one lets it expire.",
+        description="Life of a batch's lease; a task renews it while it pushes, a dead one lets it expire. Each "
+                    "Push API request must connect, then be acknowledged, within an eighth of it.",
     )
     reap_after_seconds: float = Field(
         30.0, ge=1, validation_alias=_env("PUSHSYNC_REAP_AFTER_SECONDS"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-PROCESS_FIXTURES = frozenset({"workers", "emulator", "rabbitmq_node", "rabbitmq_cluster"})
+PROCESS_FIXTURES = frozenset({"workers", "emulator", "rabbitmq_node", "rabbitmq_cluster", "network_store", "network_emulator"})
 """Fixtures that start a process (and so does every fixture built on one, like `clean_emulator`)."""
 RABBITMQ_FIXTURES = frozenset({"rabbitmq_url", "rabbitmq_node", "rabbitmq_cluster"})
 RABBITMQ_PARAMETER = "rabbitmq"
