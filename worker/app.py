@@ -26,6 +26,7 @@ METRICS_DIRECTORY = metric_files.share(load_settings())
 
 from worker import runtime, tasks  # noqa: E402
 from worker.observe import endpoint  # noqa: E402
+from worker.sweeper import SweepStep  # noqa: E402
 
 runtime.observe()
 # Until Celery sets up its logging (`configure_logging`), what it says (its warning about running
@@ -36,6 +37,7 @@ app = Celery("pushsync")
 app.config_from_object("celeryconfig")
 app.steps["consumer"].add(AmqpIngestStep)
 app.steps["worker"].add(StreamIngestStep)
+app.steps["worker"].add(SweepStep)
 app.autodiscover_tasks(["worker"], related_name="tasks", force=True)
 
 

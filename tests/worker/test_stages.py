@@ -22,7 +22,7 @@ from worker.push.batch import BatchPush
 from worker.push.brackets import StatusBrackets
 from worker.pushapi.client import PushApiClient
 from worker.settings import load_settings
-from worker.store import keys, recent
+from worker.store import indexes, keys, recent
 from worker.windows.coalesce import Coalescer
 from worker.windows.flush import Flusher
 
@@ -101,7 +101,7 @@ def test_window_is_claimed_pushed_and_released(stages):
     assert {d["documentId"]: d["data"] for d in batch_file["addOrUpdate"]}["https://example.com/1"] == "v3"
     assert batch_file["delete"] == [{"documentId": "https://example.com/3", "deleteChildren": False}]
     redis = stages.redis
-    assert not redis.exists(batch.events) and not redis.smembers(SOURCE.inflight) and not redis.zcard(keys.CLAIMED)
+    assert not redis.exists(batch.events) and not redis.smembers(SOURCE.inflight) and not indexes.count(redis, keys.CLAIMED)
     assert redis.get(SOURCE.high_water("https://example.com/1")).startswith(b"3.0@")
     assert stages.statuses() == ["REFRESH"]
 
@@ -321,7 +321,7 @@ def test_a_batch_whose_task_died_mid_push_is_enqueued_again_after_one_period_eac
         os.kill(task.pid, signal.SIGKILL)
         task.join()
         wait_until(lambda: not redis_client.exists(batch.lease), what="the dead task's lease expired")
-        enqueued_at = redis_client.zscore(keys.CLAIMED, batch.claim_ref)
+        enqueued_at = redis_client.zscore(batch.target.claimed, batch.claim_ref)
         assert reaped_periods(stages, batch, enqueued_at, 1) == [1]
     assert int(redis_client.hget(batch.meta, "attempts")) == 2
 

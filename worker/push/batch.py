@@ -129,12 +129,13 @@ class BatchPush:
         if self._step(batch, lease, "start") < 0:
             return PushOutcome("done")
         if pause.active(self.client, batch.target):
-            self._step(batch, lease, "park")
+            self._park(batch, lease)
             return PushOutcome("paused")
         waiting_for = prerequisites.pending(self.client, batch)
         if waiting_for:
             prerequisites.hasten(self.client, waiting_for)
             self.client.hset(batch.meta, "waiting", 1)
+            self._await_condition(batch)
             log.info("batch waits for the identities of %s", ", ".join(provider.id for provider in waiting_for),
                      extra={"waitingFor": [provider.id for provider in waiting_for]})
             return PushOutcome("waiting")
@@ -162,8 +163,17 @@ class BatchPush:
             log.error("batch cannot be pushed: %s", exc, extra=exc.log_fields())
             return self._dead_letter(batch, lease, exc, attempts)
         # A pause is nobody's failure: the attempt is given back, however long and often the pauses.
-        self._step(batch, lease, "park")
+        self._park(batch, lease)
         return PushOutcome("paused")
+
+    def _park(self, batch: keys.Batch, lease: Lease) -> None:
+        """Leave `batch` to the reaper until the pause is over."""
+        self._step(batch, lease, "park")
+        self._await_condition(batch)
+
+    def _await_condition(self, batch: keys.Batch) -> None:
+        """Have the reaper look at `batch` at every pass (it waits for a pause's end or identities, not for time)."""
+        self.client.zadd(batch.target.claimed, {batch.claim_ref: keys.PARKED_SCORE}, xx=True)
 
     def _step(self, batch: keys.Batch, lease: Lease, step: str) -> int:
         """Record `step` of this task on the batch (see attempt.lua); -1 when the batch is gone.
@@ -266,7 +276,7 @@ class BatchPush:
         if not released:
             log.error("lease lost before release; the task that holds it finishes the batch")
             return
-        self.client.zrem(keys.CLAIMED, batch.claim_ref)
+        self.client.zrem(batch.target.claimed, batch.claim_ref)
 
 
 def _scan(client: redis.Redis, key: str) -> Iterator[list[tuple[bytes, bytes]]]:
