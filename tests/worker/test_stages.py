@@ -413,3 +413,17 @@ def test_a_last_error_never_keeps_a_presigned_upload_url(stages):
     recent.failed(stages.redis, SOURCE, f"retrying upload in 2s: connection failed: PUT {upload} reset")
     error = stages.redis.hget(SOURCE.recent, "error").decode()
     assert error == "retrying upload in 2s: connection failed: PUT https://bucket.s3.amazonaws.com/abc?… reset"
+
+
+def test_a_window_due_while_its_batch_is_in_flight_waits_for_the_release_not_for_every_sweep(
+        redis_client, redis_broker_url, server):
+    stages = Stages(redis_client, redis_broker_url, server, window_seconds=1)
+    stages.coalescer.add([item(1, 1)])
+    (first,) = stages.flush().claimed
+    stages.coalescer.add([item(2, 1)])
+    later = time.time() + 10
+    assert stages.flusher.sweep(later).busy == [SOURCE]
+    assert stages.flusher.sweep(later + 1).busy == [], "put off while its batch is in flight"
+    assert stages.push.run(first).state == "pushed"
+    (second,) = stages.flusher.sweep(later + 1).claimed
+    assert second.target == SOURCE and second != first, "due at its own time again once the batch is released"

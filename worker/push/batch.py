@@ -276,7 +276,13 @@ class BatchPush:
         if not released:
             log.error("lease lost before release; the task that holds it finishes the batch")
             return
-        self.client.zrem(batch.target.claimed, batch.claim_ref)
+        self.client.zrem(target.claimed, batch.claim_ref)
+        # The sweep puts off a due window while its target's batch is in flight: once B is released,
+        # the window that filled meanwhile is due at its own time again.
+        opened_at = self.client.hget(target.window_meta, "opened_at")
+        if opened_at is not None:
+            due_at = float(opened_at) + self.settings.window_for(target.id)
+            self.client.zadd(target.deadlines, {target.ref: due_at}, xx=True, lt=True)
 
 
 def _scan(client: redis.Redis, key: str) -> Iterator[list[tuple[bytes, bytes]]]:

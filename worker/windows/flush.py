@@ -52,6 +52,10 @@ REAP_MAX_BATCHES = 2000
 """Claimed batches one reaper pass looks at at most, earliest enqueued first."""
 MIGRATE_MEMBERS = 1000
 """Members moved from each unsharded index into its shards per sweep."""
+IN_FLIGHT_RECHECK_SECONDS = 5.0
+"""A due target whose batch is still in flight is due again this much later, or as soon as that batch
+is released (its push brings the deadline forward): thousands of targets waiting for their push
+are not looked at by every sweep."""
 
 
 @dataclass
@@ -86,9 +90,10 @@ class Flusher:
         result = SweepResult()
         due = self.due(now)
         held = pause.paused(self.client, due, now).keys() | holds.holding_any(self.client, due, now)
-        result.busy = [target for target in due if target in held]
-        result.claimed, in_flight, items = self.claim([target for target in due if target not in held], now)
-        result.busy += in_flight
+        in_flight = self._in_flight([target for target in due if target not in held], now)
+        result.busy = [target for target in due if target in held or target in in_flight]
+        result.claimed, raced, items = self.claim([target for target in due if target not in result.busy], now)
+        result.busy += raced
         result.reaped = self.reap(now)
         if result.claimed or result.reaped:
             log.info("sweep: claimed batches: %d (%d items); due but busy: %d; enqueued again: %d; %.0f ms",
@@ -100,6 +105,18 @@ class Flusher:
         """The targets whose window is due by `now`, earliest first, at most SWEEP_MAX_CLAIMS."""
         found = _ranges(self.client, keys.DEADLINES, now, SWEEP_MAX_CLAIMS)
         return [keys.Target.from_ref(raw.decode()) for raw, _ in found[:SWEEP_MAX_CLAIMS]]
+
+    def _in_flight(self, targets: Sequence[keys.Target], now: float) -> set[keys.Target]:
+        """Those of `targets` with a batch in flight, their deadline put off by IN_FLIGHT_RECHECK_SECONDS."""
+        pipe = self.client.pipeline(transaction=False)
+        for target in targets:
+            pipe.scard(target.inflight)
+        found = {target for target, count in zip(targets, pipe.execute()) if count}
+        pipe = self.client.pipeline(transaction=False)
+        for target in found:
+            pipe.zadd(target.deadlines, {target.ref: now + IN_FLIGHT_RECHECK_SECONDS}, xx=True, gt=True)
+        pipe.execute()
+        return found
 
     def claim(self, targets: Sequence[keys.Target], now: float) -> tuple[list[keys.Batch], list[keys.Target], int]:
         """Claim the windows of `targets` and enqueue their batches.
