@@ -97,7 +97,7 @@ def micro(count: int, directory: Path) -> dict[str, float]:
             coalescer.add_encoded(target, [("item", rank("item.upsert", 1), EVENT_BYTES)])
         # The best of a few: the first one after the writes can meet Redis rewriting its append-only file.
         idle_ms = min(timed(lambda: flusher.sweep(now))[0] for _ in range(IDLE_SWEEPS))
-        due = now + settings.window_seconds + 1
+        due = time.time() + settings.window_seconds + 1
         claim_ms, sweeps = 0.0, 0
         while True:
             spent, result = timed(lambda: flusher.sweep(due))
