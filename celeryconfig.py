@@ -2,7 +2,9 @@
 
 The choices keep every accepted event safe (see docs/architecture.md, "Broker settings that no loss depends on"):
 late acknowledgement with a prefetch of one, tasks re-queued when their worker process dies,
-and on RabbitMQ quorum queues with publisher confirms and a delivery limit.
+and on RabbitMQ quorum queues with publisher confirms and a delivery limit. Sweeps have a queue of
+their own, `pushsync.sweep`, that the pool never takes from: each worker's main process consumes it
+(`worker.sweeper`), so a sweep never waits behind the push tasks.
 """
 
 from kombu import Exchange, Queue
@@ -19,6 +21,7 @@ broker_connection_retry_on_startup = True
 # exits; a broker outage must change when, never whether, so it keeps trying.
 broker_connection_max_retries = None
 task_default_queue = broker.TASKS_QUEUE
+SWEEP_QUEUE_NAME = "pushsync.sweep"
 task_serializer = "json"
 accept_content = ["json"]
 result_backend = None
@@ -44,11 +47,18 @@ if broker.is_amqp(broker_url):
     ]
     task_default_exchange = task_default_queue
     task_default_routing_key = task_default_queue
+    # No dead-lettering: a sweep that keeps failing is dropped past the limit, and a newer one follows.
+    sweep_queue = Queue(SWEEP_QUEUE_NAME, Exchange(SWEEP_QUEUE_NAME), routing_key=SWEEP_QUEUE_NAME, queue_arguments={
+        "x-queue-type": "quorum", "x-delivery-limit": _settings.task_delivery_limit})
     worker_detect_quorum_queues = True
     broker_transport_options = {"confirm_publish": True}
 else:
     # Redis redelivers an unacknowledged task after this long; every task's hold stays under it.
     broker_transport_options = {"visibility_timeout": _settings.visibility_timeout}
+    sweep_queue = Queue(SWEEP_QUEUE_NAME, Exchange(SWEEP_QUEUE_NAME), routing_key=SWEEP_QUEUE_NAME)
+
+# A Queue, not a name: it stays out of the queues the pool consumes (`task_queues`, the default one).
+task_routes = {"pushsync.sweep": {"queue": sweep_queue}}
 
 # The one schedule is a sweep every fraction of a second: nothing is worth keeping across beat
 # restarts, so beat keeps it in memory (Celery's default writes a file into the working directory),

@@ -27,6 +27,7 @@ METRICS_DIRECTORY = metric_files.share(load_settings())
 
 from worker import runtime, tasks  # noqa: E402
 from worker.observe import endpoint  # noqa: E402
+from worker.sweeper import SweepStep  # noqa: E402
 
 runtime.observe()
 # Until Celery sets up its logging (`configure_logging`), what it says (its warning about running
@@ -49,6 +50,7 @@ app.config_from_object("celeryconfig")
 app.conf.worker_consumer = f"{__name__}:Consumer"
 app.steps["consumer"].add(AmqpIngestStep)
 app.steps["worker"].add(StreamIngestStep)
+app.steps["worker"].add(SweepStep)
 app.autodiscover_tasks(["worker"], related_name="tasks", force=True)
 
 

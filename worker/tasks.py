@@ -77,12 +77,19 @@ def rebuild_finish(target_ref: str, run_id: str) -> dict:
     return outcome.__dict__ if outcome else {"concluded": False}
 
 
-# No task events: a sweep runs twice a second, and a monitor's task list is for pushes.
+# No task events: a sweep runs twice a second, and a monitor's task list is for pushes. Each worker's
+# main process runs the sweeps (`worker.sweeper`); the task is what beat sends, and what a pool runs
+# when told to consume the sweep queue.
 @shared_task(name=SWEEP_TASK, acks_late=True, send_events=False)
 def sweep() -> dict:
     """Claim due windows, re-enqueue lost batches, close quiet bursts; one sweep at a time."""
+    return run_sweep(sweep.request.hostname)
+
+
+def run_sweep(hostname: str) -> dict:
+    """One sweep, on the worker named `hostname`, unless another one is under way."""
     try:
-        outcome = _sweep(sweep.request.hostname)
+        outcome = _sweep(hostname)
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         # Nothing is lost: what was due is due at the next sweep that reaches the store.
         STORE_OUTAGE.down(exc)

@@ -9,7 +9,7 @@ import redis
 
 from producers import Publisher
 from tests.worker.e2e import converge, history, pipeline_env, wait_for
-from worker.store import keys
+from worker.store import indexes, keys
 from worker.store.embedded import EmbeddedRedis
 
 pytestmark = pytest.mark.slow
@@ -34,7 +34,7 @@ def test_worker_killed_while_the_emulator_holds_its_upload(workers, clean_emulat
     victim.kill()
     workers.start("worker", env)
     converge(emulator, events, [SOURCE])
-    wait_for(lambda: not redis_client.zcard(keys.CLAIMED), 30, what="every claimed batch released")
+    wait_for(lambda: not indexes.count(redis_client, keys.CLAIMED), 30, what="every claimed batch released")
     assert not redis_client.hlen(keys.Target(keys.SOURCE, SOURCE).window)
 
 

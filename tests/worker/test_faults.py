@@ -14,7 +14,7 @@ from tests.worker.e2e import converge, history, pipeline_env, wait_for
 from worker.cli import main
 from worker.deadletter.operator import DeadLetterBrowser
 from worker.push import pause
-from worker.store import keys
+from worker.store import indexes, keys
 
 pytestmark = pytest.mark.slow
 
@@ -128,7 +128,7 @@ def test_wrong_key_pauses_loudly_and_keeps_the_backlog(workers, clean_emulator, 
     wait_for(lambda: pause.active(redis_client, target), 30, what="the source paused")
     assert "API key refused" in pause.describe(redis_client, target)["reason"]
     assert "THE API KEY IS WRONG" in worker.log() and "wrong-key-123" not in worker.log()
-    assert DeadLetterBrowser(redis_broker_url).depth() == 0 and redis_client.zcard(keys.CLAIMED) == 1
+    assert DeadLetterBrowser(redis_broker_url).depth() == 0 and indexes.count(redis_client, keys.CLAIMED) == 1
 
 
 def test_paused_organization_pauses_the_source_until_it_resumes(workers, clean_emulator, redis_client, redis_url,

@@ -22,7 +22,7 @@ from worker.push.batch import BatchPush
 from worker.push.brackets import StatusBrackets
 from worker.pushapi.client import PushApiClient
 from worker.settings import load_settings
-from worker.store import keys
+from worker.store import indexes, keys
 from worker.windows.coalesce import Coalescer
 from worker.windows.flush import Flusher
 
@@ -114,7 +114,7 @@ def test_any_accepted_id_is_claimed_reaped_and_pushed(redis_client, redis_broker
     assert parts.flusher.reap(later) == [items]
     assert parts.push.run(items).state == "pushed"
 
-    assert not redis_client.zcard(keys.CLAIMED) and not redis_client.smembers(items.target.inflight)
+    assert not indexes.count(redis_client, keys.CLAIMED) and not redis_client.smembers(items.target.inflight)
     assert emulator.item(source, document_id)["content"] == f"{document_id} v1"
     assert [(i["name"], i["type"]) for i in emulator.identities(provider)] == [(name, "USER")]
 
@@ -135,4 +135,4 @@ def test_a_worker_pushes_what_it_ingests_for_any_accepted_id(workers, emulator, 
     for event in published:
         wait_for(lambda: emulator.item(event.source, event.document_id), 30,
                  what=f"{event.document_id!r} in {event.source!r}")
-    wait_for(lambda: not redis_client.zcard(keys.CLAIMED), 10, what="every claim released")
+    wait_for(lambda: not indexes.count(redis_client, keys.CLAIMED), 10, what="every claim released")

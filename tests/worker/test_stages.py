@@ -22,7 +22,7 @@ from worker.push.batch import BatchPush
 from worker.push.brackets import StatusBrackets
 from worker.pushapi.client import PushApiClient
 from worker.settings import load_settings
-from worker.store import keys, recent
+from worker.store import indexes, keys, recent
 from worker.windows.coalesce import Coalescer
 from worker.windows.flush import Flusher
 
@@ -105,7 +105,7 @@ def test_window_is_claimed_pushed_and_released(stages):
     assert {d["documentId"]: d["data"] for d in batch_file["addOrUpdate"]}["https://example.com/1"] == "v3"
     assert batch_file["delete"] == [{"documentId": "https://example.com/3", "deleteChildren": False}]
     redis = stages.redis
-    assert not redis.exists(batch.events) and not redis.smembers(SOURCE.inflight) and not redis.zcard(keys.CLAIMED)
+    assert not redis.exists(batch.events) and not redis.smembers(SOURCE.inflight) and not indexes.count(redis, keys.CLAIMED)
     assert redis.get(SOURCE.high_water("https://example.com/1")).startswith(b"3.0@")
     assert stages.statuses() == ["REFRESH"]
 
@@ -374,7 +374,7 @@ def test_a_batch_whose_task_died_mid_push_is_enqueued_again_after_one_period_eac
         os.kill(task.pid, signal.SIGKILL)
         task.join()
         wait_until(lambda: not redis_client.exists(batch.lease), what="the dead task's lease expired")
-        enqueued_at = redis_client.zscore(keys.CLAIMED, batch.claim_ref)
+        enqueued_at = redis_client.zscore(batch.target.claimed, batch.claim_ref)
         assert reaped_periods(stages, batch, enqueued_at, 1) == [1]
     assert int(redis_client.hget(batch.meta, "attempts")) == 2
 
@@ -466,3 +466,17 @@ def test_a_last_error_never_keeps_a_presigned_upload_url(stages):
     recent.failed(stages.redis, SOURCE, f"retrying upload in 2s: connection failed: PUT {upload} reset")
     error = stages.redis.hget(SOURCE.recent, "error").decode()
     assert error == "retrying upload in 2s: connection failed: PUT https://bucket.s3.amazonaws.com/abc?… reset"
+
+
+def test_a_window_due_while_its_batch_is_in_flight_waits_for_the_release_not_for_every_sweep(
+        redis_client, redis_broker_url, server):
+    stages = Stages(redis_client, redis_broker_url, server, window_seconds=1)
+    stages.coalescer.add([item(1, 1)])
+    (first,) = stages.flush().claimed
+    stages.coalescer.add([item(2, 1)])
+    later = time.time() + 10
+    assert stages.flusher.sweep(later).busy == [SOURCE]
+    assert stages.flusher.sweep(later + 1).busy == [], "put off while its batch is in flight"
+    assert stages.push.run(first).state == "pushed"
+    (second,) = stages.flusher.sweep(later + 1).claimed
+    assert second.target == SOURCE and second != first, "due at its own time again once the batch is released"

@@ -28,7 +28,7 @@ from worker.ingest import quarantine
 from worker.observe import liveness, metric_files, probes
 from worker.observe.metrics import TARGET
 from worker.push import pause
-from worker.store import keys
+from worker.store import indexes, keys
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,8 @@ log = logging.getLogger(__name__)
 def oldest_buffered(store: redis.Redis) -> dict[keys.Target, float]:
     """Target -> when its oldest event not yet pushed entered a window (epoch seconds), over its
     open window and its claimed batches; targets with nothing buffered are absent."""
-    windows = [keys.Target.from_ref(ref.decode()) for ref in store.zrange(keys.DEADLINES, 0, -1)]
-    batches = [keys.Batch.from_claim_ref(claim.decode()) for claim in store.zrange(keys.CLAIMED, 0, -1)]
+    windows = [keys.Target.from_ref(ref.decode()) for ref in indexes.members(store, keys.DEADLINES)]
+    batches = [keys.Batch.from_claim_ref(claim.decode()) for claim in indexes.members(store, keys.CLAIMED)]
     pipe = store.pipeline(transaction=False)
     for target in windows:
         pipe.hget(target.window_meta, "opened_at")

@@ -20,7 +20,7 @@ from worker.deadletter.queue import DEAD_LETTER_QUEUE, Held, held_per_target
 from worker.ingest import quarantine
 from worker.observe import liveness, probes
 from worker.settings import Settings
-from worker.store import keys, recent
+from worker.store import indexes, keys, recent
 from worker.store.connection import store_url
 from worker.windows import holds
 
@@ -140,12 +140,8 @@ def _from_store(overview: Overview, client: redis.Redis, settings: Settings) -> 
 
 
 def _targets(client: redis.Redis, held: dict[str, Held]) -> list[keys.Target]:
-    pipe = client.pipeline(transaction=False)
-    pipe.zrange(keys.DEADLINES, 0, -1)
-    pipe.zrange(keys.CLAIMED, 0, -1)
-    pipe.smembers(keys.BURSTS)
-    pipe.smembers(keys.TARGETS)
-    deadlines, claimed, bursts, known = pipe.execute()
+    deadlines, claimed = indexes.members(client, keys.DEADLINES), indexes.members(client, keys.CLAIMED)
+    bursts, known = indexes.members(client, keys.BURSTS), client.smembers(keys.TARGETS)
     refs = {raw.decode() for raw in [*deadlines, *bursts, *known]}
     refs |= {keys.Batch.from_claim_ref(raw.decode()).target.ref for raw in claimed}
     refs |= set(held)
@@ -157,7 +153,7 @@ def _row(client: redis.Redis, target: keys.Target, held: dict[str, Held], now: f
     for key in (target.window_meta, target.pause, target.recent, target.stats, target.burst):
         pipe.hgetall(key)
     pipe.smembers(target.inflight)
-    pipe.zscore(keys.DEADLINES, target.ref)
+    pipe.zscore(target.deadlines, target.ref)
     window, pause, last, stats, burst, inflight, closes_at = (_text(reply) for reply in pipe.execute())
     # A batch released since the set was read has no meta left: it is no longer in flight.
     batches = [found for batch_id in sorted(inflight) if (found := _in_flight(client, target.batch(batch_id)))]

@@ -138,6 +138,7 @@ class BatchPush:
         if waiting_for:
             prerequisites.hasten(self.client, waiting_for)
             self.client.hset(batch.meta, "waiting", 1)
+            self._await_condition(batch)
             log.info("batch waits for the identities of %s", ", ".join(provider.id for provider in waiting_for),
                      extra={"waitingFor": [provider.id for provider in waiting_for]})
             return PushOutcome("waiting")
@@ -175,7 +176,12 @@ class BatchPush:
         # sweep finds held or lost, and the reaper's rules take it from there.
         pause.park(self.client, batch)
         self._step(batch, lease, "park")
+        self._await_condition(batch)
         return PushOutcome("paused")
+
+    def _await_condition(self, batch: keys.Batch) -> None:
+        """Have the reaper look at `batch` at every pass (it waits for a pause's end or identities, not for time)."""
+        self.client.zadd(batch.target.claimed, {batch.claim_ref: keys.PARKED_SCORE}, xx=True)
 
     def _step(self, batch: keys.Batch, lease: Lease, step: str) -> int:
         """Record `step` of this task on the batch (see attempt.lua); -1 when the batch is gone.
@@ -280,7 +286,13 @@ class BatchPush:
         if not released:
             log.error("lease lost before release; the task that holds it finishes the batch")
             return
-        self.client.zrem(keys.CLAIMED, batch.claim_ref)
+        self.client.zrem(target.claimed, batch.claim_ref)
+        # The sweep puts off a due window while its target's batch is in flight: once B is released,
+        # the window that filled meanwhile is due at its own time again.
+        opened_at = self.client.hget(target.window_meta, "opened_at")
+        if opened_at is not None:
+            due_at = float(opened_at) + self.settings.window_for(target.id)
+            self.client.zadd(target.deadlines, {target.ref: due_at}, xx=True, lt=True)
 
 
 def _scan(client: redis.Redis, key: str) -> Iterator[list[tuple[bytes, bytes]]]:

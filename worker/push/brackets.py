@@ -2,7 +2,9 @@
 
 The claim of a source's first batch after IDLE opens a burst and bumps its epoch
 (`claim.lua`). `close_quiet` finds bursts with nothing buffered or in flight for the quiet
-period and marks them closing; `close` sends IDLE only if no claim reopened the burst since
+period and marks them closing. It looks only at bursts that may be quiet: `keys.BURSTS` scores
+each open burst with its last activity seen (or when to look at it again), so a sweep's cost
+follows the bursts whose quiet period is over, not those open; `close` sends IDLE only if no claim reopened the burst since
 (the epoch fences it). Both status calls are made under one per-source lock, which also
 guards the `service` field: the status the service last received. The push task sends the
 opening status only when the service last heard IDLE (or nothing), so a burst that reopened
@@ -23,7 +25,7 @@ from worker.pushapi.client import PushApiClient
 from worker.pushapi.errors import PushApiError
 from worker.settings import Settings
 from worker.store import keys
-from worker.store.scripts import script
+from worker.store.scripts import run_many, script
 
 HERE = Path(__file__).parent
 
@@ -33,6 +35,13 @@ SERVICE_ACTIVE = b"active"
 SERVICE_IDLE = b"idle"
 LOCK_MARGIN_SECONDS = 60.0
 """Extra life of the status lock beyond one status call's retry budget."""
+RECHECK_SECONDS = 5.0
+"""A burst kept open by a buffered window, a batch in flight, a rebuild or its closing is looked at
+again this long after (its next activity is seen then)."""
+CLOSE_MAX_BURSTS = 2000
+"""Bursts looked at per sweep at most, those quiet longest first; the rest at the next sweep."""
+MIGRATE_BURSTS = 1000
+"""Members moved from the unsharded burst set into the shards per sweep."""
 
 
 class StatusBrackets:
@@ -64,7 +73,7 @@ class StatusBrackets:
                 return
             self.api.set_source_status(target.id, self.settings.burst_status.value)
             self.client.hset(target.burst, "service", SERVICE_ACTIVE)
-            self.client.sadd(keys.BURSTS, target.ref)
+            self._track(target)
         log.info("%s: burst opened with %s", target.ref, self.settings.burst_status.value,
                  extra={target.kind: target.id, "status": self.settings.burst_status.value})
 
@@ -75,7 +84,7 @@ class StatusBrackets:
             self.client.hset(target.burst, mapping={"state": "open", "service": SERVICE_ACTIVE, "rebuild": run_id,
                                                     "last_activity": repr(time.time())})
             self.client.hsetnx(target.burst, "epoch", 1)
-            self.client.sadd(keys.BURSTS, target.ref)
+            self._track(target)
         log.info("%s: rebuild %s opened with REBUILD", target.ref, run_id,
                  extra={target.kind: target.id, "status": "REBUILD", "run": run_id})
 
@@ -83,20 +92,54 @@ class StatusBrackets:
         """Let the burst close as any other: IDLE once the source has been quiet."""
         self.client.hdel(target.burst, "rebuild")
 
+    def _track(self, target: keys.Target) -> None:
+        """List `target`'s burst as open, its activity now."""
+        self.client.zadd(target.bursts, {target.ref: time.time()}, gt=True)
+
     def close_quiet(self, enqueue: Callable[[keys.Target, int], None], now: float | None = None) -> int:
         """Mark quiet bursts closing and enqueue their IDLE; returns how many."""
         now = time.time() if now is None else now
+        quiet_since = now - self.settings.idle_after_seconds
+        self._migrate(quiet_since)
+        pipe = self.client.pipeline(transaction=False)
+        for shard in keys.BURSTS:
+            pipe.zrangebyscore(shard, "-inf", quiet_since, start=0, num=CLOSE_MAX_BURSTS)
+        targets = [keys.Target.from_ref(raw.decode()) for found in pipe.execute() for raw in found][:CLOSE_MAX_BURSTS]
+        if not targets:
+            return 0
+        epochs = run_many(self.client, self._idle, [
+            (self._idle_keys(target), [repr(now), self.settings.idle_after_seconds, "check", 0, self._lock_seconds])
+            for target in targets])
+        pipe = self.client.pipeline(transaction=False)
+        for target in targets:
+            pipe.hget(target.burst, "last_activity")
+        activity = pipe.execute()
+        pipe = self.client.pipeline(transaction=False)
         closing = 0
-        for raw in self.client.smembers(keys.BURSTS):
-            target = keys.Target.from_ref(raw.decode())
-            epoch = self._idle(keys=self._idle_keys(target),
-                               args=[repr(now), self.settings.idle_after_seconds, "check", 0, self._lock_seconds])
+        for target, epoch, last in zip(targets, epochs, activity):
             if epoch == -1:
-                self.client.srem(keys.BURSTS, raw)
-            elif epoch > 0:
+                pipe.zrem(target.bursts, target.ref)
+                continue
+            # Not quiet yet (or closing): looked at again once it may be.
+            pipe.zadd(target.bursts, {target.ref: max(float(last or 0), quiet_since + RECHECK_SECONDS)}, xx=True)
+            if epoch > 0:
                 enqueue(target, epoch)
                 closing += 1
+        pipe.execute()
         return closing
+
+    def _migrate(self, quiet_since: float) -> None:
+        """Move bursts from the unsharded set that a version before the sharding wrote into their shards,
+        to be looked at at once."""
+        found = self.client.srandmember(keys.UNSHARDED_BURSTS, MIGRATE_BURSTS)
+        if not found:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for raw in found:
+            pipe.zadd(keys.Target.from_ref(raw.decode()).bursts, {raw: quiet_since}, nx=True)
+        pipe.execute()
+        # Removed only once the shards hold them: a crash in between leaves a copy, never nothing.
+        self.client.srem(keys.UNSHARDED_BURSTS, *found)
 
     def close(self, target: keys.Target, epoch: int) -> bool:
         """Send IDLE for burst `epoch` if nothing reopened it; returns whether IDLE was sent."""

@@ -49,4 +49,4 @@ def hasten(client: redis.Redis, providers: Iterable[keys.Target], now: float | N
     """Close the providers' open windows at the next sweep instead of at their deadline."""
     now = time.time() if now is None else now
     for provider in providers:
-        client.zadd(keys.DEADLINES, {provider.ref: now}, lt=True)
+        client.zadd(provider.deadlines, {provider.ref: now}, lt=True)

@@ -2,7 +2,10 @@
 
 All keys of one target (a Push source, or a security provider) share the Redis Cluster hash
 tag `{kind:id}`, so the Lua scripts that change several of them run on one shard. The few
-global keys (the deadline index, the quarantine) are only ever touched by single commands.
+global keys (the quarantine, the locks) are only ever touched by single commands. The indexes
+that every target's traffic touches (deadlines, claimed batches, open bursts) are split into
+`INDEX_SHARDS` keys of their own hash tags (`pushsync:{deadlines:3}`), a target's always the same
+one (`Target.shard`), so neither their load nor their size sits on one Cluster node.
 
 Refs name a target, or a target and one of its batches or runs, inside global keys and task
 arguments. Each is decoded from its end that only pushsync writes, so any id the schema accepts
@@ -16,18 +19,39 @@ including those of ids holding `|` that earlier versions split at the wrong plac
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 PREFIX = "pushsync"
-DEADLINES = f"{PREFIX}:deadlines"
-"""Sorted set: target ref -> epoch seconds when its open window closes."""
-CLAIMED = f"{PREFIX}:claimed"
-"""Sorted set: compound ref `target ref|batch id` -> epoch seconds of the claim, swept by the reaper."""
+INDEX_SHARDS = 16
+"""Shards of each index below. Changing it moves targets to other shards: every shard ever used
+must then be read back as the unsharded keys are (see `worker.windows.flush`)."""
+
+
+def _shards(name: str) -> tuple[str, ...]:
+    return tuple(f"{PREFIX}:{{{name}:{shard}}}" for shard in range(INDEX_SHARDS))
+
+
+DEADLINES = _shards("deadlines")
+"""Sorted sets, one per shard: target ref -> epoch seconds when its open window closes."""
+CLAIMED = _shards("claimed")
+"""Sorted sets, one per shard: compound ref `target ref|batch id` -> epoch seconds of the batch's
+last enqueue, swept by the reaper."""
+BURSTS = _shards("bursts")
+"""Sorted sets, one per shard: target ref -> epoch seconds of the last activity seen of its open
+burst (REFRESH sent or pending, IDLE not yet sent), or of when it is next looked at."""
 PARKED = f"{PREFIX}:parked"
 """Sorted set: compound ref `target ref|batch id` of a batch parked by a paused target -> epoch seconds when
 the pause ends; the sweep enqueues the batch again then. Only paused targets' batches: never hot."""
-BURSTS = f"{PREFIX}:bursts"
-"""Set of target refs whose burst is open (REFRESH sent or pending, IDLE not yet sent)."""
+PARKED_SCORE = 0.0
+"""Score in CLAIMED of a batch its task parked until a condition (a pause's end, its providers'
+identities): the reaper looks at it at every pass, where it looks at others only once they may be lost."""
+UNSHARDED_DEADLINES = f"{PREFIX}:deadlines"
+"""Sorted set of DEADLINES's members, as versions before the sharding wrote them; moved into the shards."""
+UNSHARDED_CLAIMED = f"{PREFIX}:claimed"
+"""Sorted set of CLAIMED's members, as versions before the sharding wrote them; moved into the shards."""
+UNSHARDED_BURSTS = f"{PREFIX}:bursts"
+"""Set of BURSTS's members (without times), as versions before the sharding wrote them; moved into the shards."""
 QUARANTINE = f"{PREFIX}:quarantine"
 """Hash: quarantine id -> JSON entry (raw message or event, reason, time)."""
 QUARANTINE_INDEX = f"{PREFIX}:quarantine:index"
@@ -87,6 +111,26 @@ class Target:
         """The target and the token that `compound_ref` joined into `ref`."""
         target_ref, _, token = ref.rpartition(TOKEN_SEPARATOR)
         return Target.from_ref(target_ref), token
+
+    @property
+    def shard(self) -> int:
+        """The shard of every index that holds this target (a stable hash of its ref)."""
+        return zlib.crc32(self.ref.encode()) % INDEX_SHARDS
+
+    @property
+    def deadlines(self) -> str:
+        """The shard of DEADLINES that holds this target's deadline."""
+        return DEADLINES[self.shard]
+
+    @property
+    def claimed(self) -> str:
+        """The shard of CLAIMED that holds this target's claimed batches."""
+        return CLAIMED[self.shard]
+
+    @property
+    def bursts(self) -> str:
+        """The shard of BURSTS that holds this target's open burst."""
+        return BURSTS[self.shard]
 
     @property
     def _base(self) -> str:

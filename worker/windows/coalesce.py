@@ -127,7 +127,7 @@ class Coalescer:
                              *(high_water + key for key, _, _ in chunk), *args)
                 calls.append(target)
         for target in by_target:
-            pipe.zadd(keys.DEADLINES, {target.ref: now + self.settings.window_for(target.id)}, nx=True)
+            pipe.zadd(target.deadlines, {target.ref: now + self.settings.window_for(target.id)}, nx=True)
         replies = pipe.execute()
         result = CoalesceResult()
         for target, (*counts, count, size, oldest_stale) in zip(calls, replies):
@@ -140,7 +140,7 @@ class Coalescer:
                 result.full.add(target)
         pipe = self.client.pipeline(transaction=False)
         for target in result.full:
-            pipe.zadd(keys.DEADLINES, {target.ref: now}, lt=True)
+            pipe.zadd(target.deadlines, {target.ref: now}, lt=True)
         return result, pipe
 
     @staticmethod

@@ -1,9 +1,16 @@
 """Flush: close windows whose time is up (or that are full) and claim them as batches.
 
-Beat runs `sweep` about once a second. For each due target it claims the window atomically
-(`claim.lua`: rename the window to batch B, one batch in flight per target) and hands B to a
-push task. The reaper re-enqueues claimed batches whose task was lost. It tells them apart by
-what their task recorded (`attempt.lua`):
+Beat runs `sweep` about twice a second. It takes the due targets (at most `SWEEP_MAX_CLAIMS`,
+earliest deadlines first: the rest are due at the next sweep), claims their windows atomically
+(`claim.lua`: rename the window to batch B, one batch in flight per target) and hands each B to a
+push task. Its work is a few pipelined round trips for all of them (each call within one
+target's slot, so a Redis Cluster splits them by node), and one log line per sweep. Indexes are
+sharded (see `worker.store.keys`); members that a version before the sharding left in the
+unsharded keys are moved into their shards, a bounded number per sweep.
+
+The reaper re-enqueues claimed batches whose task was lost. It looks only at the batches that
+may be due: those enqueued `reap_after_seconds` ago or earlier, and those parked by their task
+(scored `keys.PARKED_SCORE`). It tells them apart by what their task recorded (`attempt.lua`):
 
 - a batch whose task started (took the lease) and holds no lease any more, without having
   parked it, was lost: it is enqueued again `reap_after_seconds` after its last enqueue;
@@ -23,7 +30,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +40,7 @@ from worker import hooks
 from worker.push import pause, prerequisites
 from worker.settings import Settings
 from worker.store import keys
-from worker.store.scripts import script
+from worker.store.scripts import run_many, script
 from worker.windows import holds
 
 HERE = Path(__file__).parent
@@ -43,6 +50,16 @@ log = logging.getLogger(__name__)
 Enqueue = Callable[[keys.Batch], None]
 MAX_DOUBLINGS = 32
 """Doublings of the re-enqueue wait computed at most (the cap is reached long before; no float overflow)."""
+SWEEP_MAX_CLAIMS = 2000
+"""Due windows one sweep claims at most: a sweep stays well under a second, the rest wait for the next."""
+REAP_MAX_BATCHES = 2000
+"""Claimed batches one reaper pass looks at at most, earliest enqueued first."""
+MIGRATE_MEMBERS = 1000
+"""Members moved from each unsharded index into its shards per sweep."""
+IN_FLIGHT_RECHECK_SECONDS = 5.0
+"""A due target whose batch is still in flight is due again this much later, or as soon as that batch
+is released (its push brings the deadline forward): thousands of targets waiting for their push
+are not looked at by every sweep."""
 
 
 @dataclass
@@ -70,51 +87,114 @@ class Flusher:
         self._requeue = script(client, HERE / "requeue.lua")
 
     def sweep(self, now: float | None = None) -> SweepResult:
-        """Claim every due window; re-enqueue lost batches."""
+        """Claim the due windows (at most SWEEP_MAX_CLAIMS); re-enqueue lost batches."""
+        started = time.perf_counter()
         now = time.time() if now is None else now
+        self.migrate()
         result = SweepResult()
-        for raw in self.client.zrangebyscore(keys.DEADLINES, "-inf", now):
-            target = keys.Target.from_ref(raw.decode())
-            if pause.active(self.client, target, now) or holds.holding(self.client, target, now):
-                result.busy.append(target)
-                continue
-            batch = self.claim(target, now)
-            if batch is None:
-                result.busy.append(target)
-            elif batch.id:
-                result.claimed.append(batch)
+        due = self.due(now)
+        held = pause.paused(self.client, due, now).keys() | holds.holding_any(self.client, due, now)
+        in_flight = self._in_flight([target for target in due if target not in held], now)
+        result.busy = [target for target in due if target in held or target in in_flight]
+        result.claimed, raced, items = self.claim([target for target in due if target not in result.busy], now)
+        result.busy += raced
         result.reaped = self.resume(now) + self.reap(now)
+        if result.claimed or result.reaped:
+            log.info("sweep: claimed batches: %d (%d items); due but busy: %d; enqueued again: %d; %.0f ms",
+                     len(result.claimed), items, len(result.busy), len(result.reaped),
+                     (time.perf_counter() - started) * 1000)
         return result
 
-    def claim(self, target: keys.Target, now: float) -> keys.Batch | None:
-        """Claim `target`'s window; None while a batch is in flight, a batch with no id when empty."""
-        batch = target.batch(uuid.uuid4().hex)
-        # Registered before the claim, so a crash right after it still leaves the reaper a trace.
-        self.client.zadd(keys.CLAIMED, {batch.claim_ref: now})
-        outcome = self._claim(
-            keys=[target.window, target.versions, target.window_meta, target.inflight,
-                  batch.events, batch.versions, batch.meta, target.burst, target.stats],
-            args=[batch.id, repr(now), "1" if target.kind == keys.SOURCE else "0"],
-        )
-        if outcome[0] != 1:
-            self.client.zrem(keys.CLAIMED, batch.claim_ref)
-        if outcome[0] == 0:
-            return None
-        self._reschedule(target, now)
-        if outcome[0] == -1:
-            return keys.Batch(target, "")
-        log.info("claimed batch %s of %s with %d item(s)", batch.id, target.ref, outcome[2])
-        hooks.emit("after_flush", target)
-        if target.kind == keys.SOURCE:
-            prerequisites.record(self.client, batch, self.settings.providers_of(target.id))
-        self.enqueue(batch)
-        return batch
+    def due(self, now: float) -> list[keys.Target]:
+        """The targets whose window is due by `now`, earliest first, at most SWEEP_MAX_CLAIMS."""
+        found = _ranges(self.client, keys.DEADLINES, now, SWEEP_MAX_CLAIMS)
+        return [keys.Target.from_ref(raw.decode()) for raw, _ in found[:SWEEP_MAX_CLAIMS]]
 
-    def _reschedule(self, target: keys.Target, now: float) -> None:
-        """Drop the old deadline; events that arrived since the claim get a deadline of their own."""
-        self.client.zrem(keys.DEADLINES, target.ref)
-        if self.client.exists(target.window):
-            self.client.zadd(keys.DEADLINES, {target.ref: now + self.settings.window_for(target.id)}, nx=True)
+    def _in_flight(self, targets: Sequence[keys.Target], now: float) -> set[keys.Target]:
+        """Those of `targets` with a batch in flight, their deadline put off by IN_FLIGHT_RECHECK_SECONDS."""
+        pipe = self.client.pipeline(transaction=False)
+        for target in targets:
+            pipe.scard(target.inflight)
+        found = {target for target, count in zip(targets, pipe.execute()) if count}
+        pipe = self.client.pipeline(transaction=False)
+        for target in found:
+            pipe.zadd(target.deadlines, {target.ref: now + IN_FLIGHT_RECHECK_SECONDS}, xx=True, gt=True)
+        pipe.execute()
+        return found
+
+    def claim(self, targets: Sequence[keys.Target], now: float) -> tuple[list[keys.Batch], list[keys.Target], int]:
+        """Claim the windows of `targets` and enqueue their batches.
+
+        Returns the batches claimed, the targets that have a batch in flight, and the items claimed."""
+        batches = [target.batch(uuid.uuid4().hex) for target in targets]
+        if not batches:
+            return [], [], 0
+        # Registered before the claims, so a crash right after one still leaves the reaper a trace.
+        pipe = self.client.pipeline(transaction=False)
+        for batch in batches:
+            pipe.zadd(batch.target.claimed, {batch.claim_ref: now})
+        pipe.execute()
+        outcomes = run_many(self.client, self._claim, [
+            ([target.window, target.versions, target.window_meta, target.inflight,
+              batch.events, batch.versions, batch.meta, target.burst, target.stats],
+             [batch.id, repr(now), "1" if target.kind == keys.SOURCE else "0"])
+            for target, batch in zip(targets, batches)])
+        pipe = self.client.pipeline(transaction=False)
+        claimed, in_flight, ended, items = [], [], [], 0
+        for batch, outcome in zip(batches, outcomes):
+            if outcome[0] != 1:
+                pipe.zrem(batch.target.claimed, batch.claim_ref)
+            if outcome[0] == 0:
+                in_flight.append(batch.target)
+                continue
+            ended.append(batch.target)
+            pipe.zrem(batch.target.deadlines, batch.target.ref)
+            if outcome[0] == 1:
+                claimed.append(batch)
+                items += outcome[2]
+        pipe.execute()
+        self._reschedule(ended, now)
+        for batch in claimed:
+            hooks.emit("after_flush", batch.target)
+            if batch.target.kind == keys.SOURCE:
+                prerequisites.record(self.client, batch, self.settings.providers_of(batch.target.id))
+            self.enqueue(batch)
+        return claimed, in_flight, items
+
+    def _reschedule(self, targets: list[keys.Target], now: float) -> None:
+        """Events that arrived since their old deadline was dropped (after the claim) get a deadline of their own."""
+        pipe = self.client.pipeline(transaction=False)
+        for target in targets:
+            pipe.exists(target.window)
+        refilled = [target for target, exists in zip(targets, pipe.execute()) if exists]
+        pipe = self.client.pipeline(transaction=False)
+        for target in refilled:
+            pipe.zadd(target.deadlines, {target.ref: now + self.settings.window_for(target.id)}, nx=True)
+        pipe.execute()
+
+    def migrate(self) -> None:
+        """Move into their shards (a bounded number per call) the deadlines and claims of the unsharded keys."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zrange(keys.UNSHARDED_DEADLINES, 0, MIGRATE_MEMBERS - 1, withscores=True)
+        pipe.zrange(keys.UNSHARDED_CLAIMED, 0, MIGRATE_MEMBERS - 1, withscores=True)
+        deadlines, claims = pipe.execute()
+        if not deadlines and not claims:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for raw, score in deadlines:
+            pipe.zadd(keys.Target.from_ref(raw.decode()).deadlines, {raw: score}, lt=True)
+        for raw, score in claims:
+            pipe.zadd(keys.Batch.from_claim_ref(raw.decode()).target.claimed, {raw: score}, gt=True)
+        pipe.execute()
+        # Removed only once the shards hold them: a crash in between leaves a copy, never nothing.
+        pipe = self.client.pipeline(transaction=False)
+        if deadlines:
+            pipe.zrem(keys.UNSHARDED_DEADLINES, *(raw for raw, _ in deadlines))
+        if claims:
+            pipe.zrem(keys.UNSHARDED_CLAIMED, *(raw for raw, _ in claims))
+        pipe.execute()
+        log.info("moved %d deadline(s) and %d claimed batch(es) from the unsharded indexes into their shards",
+                 len(deadlines), len(claims))
 
     def resume(self, now: float) -> list[keys.Batch]:
         """Enqueue again the parked batches whose target's pause is over (a batch held by a live task,
@@ -122,7 +202,7 @@ class Flusher:
         resumed = []
         for batch in pause.parked_due(self.client, now):
             if self._requeue(keys=[batch.meta, batch.lease]):
-                self.client.zadd(keys.CLAIMED, {batch.claim_ref: now})
+                self.client.zadd(batch.target.claimed, {batch.claim_ref: now})
                 log.info("the pause of %s is over; enqueuing its batch %s again", batch.target.ref, batch.id)
                 self.enqueue(batch)
                 resumed.append(batch)
@@ -130,40 +210,55 @@ class Flusher:
 
     def reap(self, now: float) -> list[keys.Batch]:
         """Enqueue again the claimed batches that no task holds and that are due (see the module docstring)."""
-        reaped = []
-        claimed = self.client.zrange(keys.CLAIMED, 0, -1, withscores=True)
+        claimed = _ranges(self.client, keys.CLAIMED, now - self.settings.reap_after_seconds, REAP_MAX_BATCHES)
         batches = [keys.Batch.from_claim_ref(raw.decode()) for raw, _ in claimed]
-        # One round trip for every claimed batch's state: a sweep runs each second, over every source.
         pipe = self.client.pipeline(transaction=False)
         for batch in batches:
             pipe.hmget(batch.meta, "claimed_at", "queued", "parked", "waiting")
+        due, gone, unstarted = [], [], 0
         for (raw, enqueued_at), batch, state in zip(claimed, batches, pipe.execute()):
             claimed_at, queued, parked, waiting = state
             if claimed_at is None:
                 # Finished; or registered by a claim that is still under way, so give it time.
                 if enqueued_at <= now - self.settings.reap_after_seconds:
-                    self.client.zrem(keys.CLAIMED, raw)
+                    gone.append(batch)
                 continue
             if waiting:
-                due = not prerequisites.pending(self.client, batch)
+                ready = not prerequisites.pending(self.client, batch)
             elif parked:
-                due = not pause.active(self.client, batch.target, now)
+                ready = not pause.active(self.client, batch.target, now)
             else:
-                due = now >= enqueued_at + self._requeue_delay(int(queued or 0))
-            if not due or not self._requeue(keys=[batch.meta, batch.lease]):
-                continue
-            self.client.zadd(keys.CLAIMED, {raw: now})
+                ready = now >= enqueued_at + self._requeue_delay(int(queued or 0))
+            if ready:
+                due.append((batch, bool(queued), bool(waiting or parked)))
+        requeued = run_many(self.client, self._requeue, [([batch.meta, batch.lease], []) for batch, _, _ in due])
+        reaped = [(batch, queued, conditional) for (batch, queued, conditional), again in zip(due, requeued) if again]
+        pipe = self.client.pipeline(transaction=False)
+        for batch in gone:
+            pipe.zrem(batch.target.claimed, batch.claim_ref)
+        for batch, _, _ in reaped:
+            pipe.zadd(batch.target.claimed, {batch.claim_ref: now})
+        pipe.execute()
+        for batch, queued, conditional in reaped:
             if queued:
-                log.info("batch %s of %s is still not started after %d enqueue(s); enqueuing it again",
-                         batch.id, batch.target.ref, int(queued))
-            elif not (waiting or parked):
+                unstarted += 1
+            elif not conditional:
                 log.warning("batch %s of %s has no live task; enqueuing it again", batch.id, batch.target.ref)
             self.enqueue(batch)
-            reaped.append(batch)
-        return reaped
+        if unstarted:
+            log.info("%d batch(es) still not started by a task after their wait; enqueuing them again", unstarted)
+        return [batch for batch, _, _ in reaped]
 
     def _requeue_delay(self, queued: int) -> float:
         """Seconds after its last enqueue before a batch is enqueued again; `queued` counts the enqueues
         of it that no task started (0: its task started, so it is lost once its lease is gone)."""
         doublings = max(queued - 1, 0)
         return min(self.settings.reap_after_seconds * 2 ** min(doublings, MAX_DOUBLINGS), self.settings.reap_max_seconds)
+
+
+def _ranges(client: redis.Redis, shards: Iterable[str], until: float, limit: int) -> list[tuple[bytes, float]]:
+    """The members of the sorted sets `shards` scored `until` or less (at most `limit` of each), lowest first."""
+    pipe = client.pipeline(transaction=False)
+    for shard in shards:
+        pipe.zrangebyscore(shard, "-inf", until, start=0, num=limit, withscores=True)
+    return sorted((member for found in pipe.execute() for member in found), key=lambda member: member[1])

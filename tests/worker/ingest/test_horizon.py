@@ -29,7 +29,7 @@ from worker.deadletter.operator import DeadLetterBrowser
 from worker.ingest import quarantine
 from worker.ingest.horizon import FUTURE, TOO_OLD, Horizon
 from worker.settings import SettingsError, load_settings
-from worker.store import keys
+from worker.store import indexes, keys
 from worker.store.embedded import EmbeddedRedis, free_port
 
 SOURCE = "replayed"
@@ -46,7 +46,7 @@ def received(client) -> int:
 
 
 def nothing_buffered(client) -> bool:
-    return not client.zcard(keys.DEADLINES) and not client.zcard(keys.CLAIMED)
+    return not indexes.count(client, keys.DEADLINES) and not indexes.count(client, keys.CLAIMED)
 
 
 def test_a_replay_after_the_marks_expired_changes_nothing_in_the_index(workers, clean_emulator, redis_client,

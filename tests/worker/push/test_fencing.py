@@ -10,7 +10,7 @@ import pytest
 
 from producers import Publisher
 from tests.worker.e2e import index, pipeline_env, wait_for
-from worker.store import keys
+from worker.store import indexes, keys
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +55,7 @@ def test_a_worker_frozen_past_its_lease_makes_no_call_after_its_batch_was_taken_
         # From here on, the frozen worker is the only one left that could call the service.
         successor.stop()
         beat.stop()
-        wait_for(lambda: not redis_client.zcard(keys.CLAIMED), 10, what="no batch left claimed")
+        wait_for(lambda: not indexes.count(redis_client, keys.CLAIMED), 10, what="no batch left claimed")
         mark = emulator.requests()[-1]["id"]
     finally:
         os.killpg(frozen.popen.pid, signal.SIGCONT)

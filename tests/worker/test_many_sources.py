@@ -1,0 +1,163 @@
+"""Many sources: the sweep, the reaper and closing quiet bursts cost what is due, the indexes are
+sharded (and what an earlier version left unsharded is still swept), and sweeps never wait behind pushes."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+import redis
+
+from producers import Publisher
+from tests.worker.e2e import pipeline_env, wait_for
+from worker.push.brackets import StatusBrackets
+from worker.runtime import push_api_client
+from worker.settings import load_settings
+from worker.store import indexes, keys
+from worker.windows import flush
+from worker.windows.coalesce import Coalescer
+from worker.windows.flush import Flusher
+
+MARKER = "many-sources-test-marker"
+"""Echoed once the action under watch is done: the monitor has seen all its commands by then."""
+
+
+def window(coalescer: Coalescer, target: keys.Target) -> None:
+    """Give `target` an open window of one item."""
+    coalescer.add_encoded(target, [("https://example.com/1", "1.0", b'{"kind": "item.upsert"}')])
+
+
+def commands_of(client: redis.Redis, action: Callable[[], object]) -> Counter:
+    """The commands (by name, Lua's own left out) that `action` sent to `client`'s database."""
+    db = client.connection_pool.connection_kwargs.get("db", 0)
+    seen: Counter = Counter()
+    with client.monitor() as monitor:
+        action()
+        client.echo(MARKER)
+        while True:
+            command = monitor.next_command()
+            if MARKER in command["command"]:
+                return seen
+            if int(command["db"]) == db and command.get("client_type") != "lua":
+                seen[command["command"].split()[0].upper()] += 1
+
+
+def sources(count: int) -> list[keys.Target]:
+    return [keys.Target(keys.SOURCE, f"many-{n}") for n in range(count)]
+
+
+def test_a_sweep_claims_at_most_its_bound_in_a_few_round_trips_and_says_so_once(redis_client, caplog, monkeypatch):
+    monkeypatch.setattr(flush, "SWEEP_MAX_CLAIMS", 30)
+    settings = load_settings(window_seconds=1)
+    enqueued: list[keys.Batch] = []
+    flusher = Flusher(redis_client, settings, enqueued.append)
+    coalescer = Coalescer(redis_client, settings)
+    targets = sources(50)
+    for target in targets:
+        window(coalescer, target)
+    later = time.time() + 5
+    with caplog.at_level(logging.INFO, logger=flush.__name__):
+        first = flusher.sweep(later)
+    assert len(first.claimed) == 30, "the sweep's work is bounded; the rest is left for the next sweep"
+    lines = [record.getMessage() for record in caplog.records if record.name == flush.__name__]
+    assert len(lines) == 1 and "claimed batches: 30 (30 items)" in lines[0], lines
+    assert len(flusher.sweep(later).claimed) == 20 and flusher.sweep(later).claimed == []
+    assert sorted(batch.target.id for batch in enqueued) == sorted(target.id for target in targets)
+    assert not indexes.count(redis_client, keys.DEADLINES), "every due deadline is gone once claimed"
+    assert {target.deadlines for target in targets} <= set(keys.DEADLINES)
+    assert len({target.deadlines for target in targets}) > 1, "the targets spread over the shards"
+
+
+def test_the_reaper_and_quiet_bursts_look_only_at_what_may_be_due(redis_client, clean_emulator):
+    settings = load_settings(window_seconds=1, idle_after_seconds=10, reap_after_seconds=30,
+                             push_url=clean_emulator.push_url, retry_budget_seconds=2, organization_id=clean_emulator.organization,
+                             api_key=clean_emulator.api_key)
+    enqueued: list[keys.Batch] = []
+    flusher = Flusher(redis_client, settings, enqueued.append)
+    coalescer = Coalescer(redis_client, settings)
+    api = push_api_client(settings)
+    brackets = StatusBrackets(redis_client, api, settings)
+    targets = sources(100)
+    for target in targets:
+        clean_emulator.create_source(target.id)
+        window(coalescer, target)
+    claimed_at = time.time() + 5
+    assert len(flusher.sweep(claimed_at).claimed) == len(targets)
+    for target in targets:
+        brackets.open(target)  # as each push does before its batch
+    closing: list[keys.Target] = []
+
+    def close(now: float) -> Callable[[], object]:
+        return lambda: brackets.close_quiet(lambda target, epoch: closing.append(target), now)
+
+    # Every batch is in flight (claimed seconds ago), every burst active: nothing to look at.
+    seen = commands_of(redis_client, lambda: flusher.reap(claimed_at + 1))
+    assert seen["HMGET"] == 0 and seen["EVALSHA"] == 0, seen
+    seen = commands_of(redis_client, close(time.time() + 1))
+    assert seen["EVALSHA"] == 0 and seen["HGET"] == 0, seen
+    # Past the quiet period the bursts are looked at once: their batches are still in flight, so none
+    # closes, and the next sweeps leave them alone until they may be quiet.
+    quiet = time.time() + settings.idle_after_seconds + 1
+    assert commands_of(redis_client, close(quiet))["EVALSHA"] == len(targets) and not closing
+    assert commands_of(redis_client, close(quiet + 1))["EVALSHA"] == 0
+    # Lost batches (no task ever started them) are what the reaper finds, all of them.
+    assert len(flusher.reap(claimed_at + settings.reap_after_seconds + 1)) == len(targets)
+    api.close()
+
+
+def test_what_an_earlier_version_left_in_the_unsharded_indexes_is_still_swept(redis_client, clean_emulator):
+    settings = load_settings(window_seconds=1, idle_after_seconds=1, reap_after_seconds=30,
+                             push_url=clean_emulator.push_url, retry_budget_seconds=2, organization_id=clean_emulator.organization,
+                             api_key=clean_emulator.api_key)
+    enqueued: list[keys.Batch] = []
+    flusher = Flusher(redis_client, settings, enqueued.append)
+    coalescer = Coalescer(redis_client, settings)
+    due, lost, quiet = keys.Target(keys.SOURCE, "old-due"), keys.Target(keys.SOURCE, "old-lost"), \
+        keys.Target(keys.SOURCE, "old-quiet")
+    now = time.time()
+    # What a version before the sharding wrote: a due window, a claimed batch whose task was lost, an open burst.
+    window(coalescer, due)
+    redis_client.zrem(due.deadlines, due.ref)
+    redis_client.zadd(keys.UNSHARDED_DEADLINES, {due.ref: now - 1})
+    window(coalescer, lost)
+    redis_client.zrem(lost.deadlines, lost.ref)
+    (batch,) = flusher.claim([lost], now)[0]
+    redis_client.zrem(lost.claimed, batch.claim_ref)
+    redis_client.zadd(keys.UNSHARDED_CLAIMED, {batch.claim_ref: now - settings.reap_after_seconds - 1})
+    redis_client.hset(quiet.burst, mapping={"state": "open", "epoch": 1, "last_activity": repr(now - 5)})
+    redis_client.sadd(keys.UNSHARDED_BURSTS, quiet.ref)
+    enqueued.clear()
+
+    result = flusher.sweep(now)
+    assert [b.target for b in result.claimed] == [due] and result.reaped == [batch]
+    assert not redis_client.exists(keys.UNSHARDED_DEADLINES, keys.UNSHARDED_CLAIMED)
+    closing: list[keys.Target] = []
+    brackets = StatusBrackets(redis_client, push_api_client(settings), settings)
+    assert brackets.close_quiet(lambda target, epoch: closing.append(target), now) == 1 and closing == [quiet]
+    assert not redis_client.exists(keys.UNSHARDED_BURSTS)
+
+
+@pytest.mark.slow
+def test_sweeps_go_on_while_every_pool_process_is_busy_pushing(workers, clean_emulator, redis_client, redis_url,
+                                                               redis_broker_url):
+    emulator = clean_emulator
+    for source in ("slow", "quick"):
+        emulator.create_source(source)
+    emulator.add_fault(method="PUT", path="*/sources/slow/documents/batch", latency=30, times=1)
+    env = pipeline_env(redis_url, redis_broker_url, emulator)
+    workers.start("worker", env)  # one pool process
+    workers.start("beat", env)
+    upsert = {"kind": "item.upsert", "version": 1, "documentId": "https://example.com/1", "item": {"data": "x"}}
+    with Publisher(redis_broker_url) as publisher:
+        publisher.publish({**upsert, "source": "slow"})
+    wait_for(lambda: redis_client.keys("pushsync:{source:slow}:batch:*:lease"), 30,
+             what="the one pool process pushing the slow source's batch")
+    with Publisher(redis_broker_url) as publisher:
+        publisher.publish({**upsert, "source": "quick"})
+    quick = keys.Target(keys.SOURCE, "quick")
+    # The pool is held by the slow push for 30 s; the quick window is claimed by a sweep meanwhile.
+    wait_for(lambda: redis_client.scard(quick.inflight), 15, what="the quick source's window claimed")
+    assert redis_client.keys("pushsync:{source:slow}:batch:*:lease"), "the slow push still holds the pool"
