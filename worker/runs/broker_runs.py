@@ -45,7 +45,8 @@ def target_of_run(event: RebuildBegin | RebuildEnd) -> keys.Target:
 
 
 def record(pipe: Pipeline, event: RebuildBegin | RebuildEnd) -> None:
-    """Queue on `pipe` what `event` says about its run; writing it twice changes nothing."""
+    """Queue on `pipe` what `event` says about its run (its target's keys only); writing it twice changes
+    nothing. An ended run is then `mark_ending`."""
     target = target_of_run(event)
     state = target.run_state(event.run)
     if isinstance(event, RebuildBegin):
@@ -57,8 +58,14 @@ def record(pipe: Pipeline, event: RebuildBegin | RebuildEnd) -> None:
     else:
         pipe.hset(state, mapping={"expected": event.events, "complete": int(event.complete)})
         pipe.hsetnx(state, "ended_at", repr(time.time()))
-        pipe.sadd(keys.RUNS_ENDING, target.compound_ref(event.run))
     pipe.expire(state, keys.RUN_TTL_SECONDS)
+
+
+def mark_ending(pipe: Pipeline, event: RebuildBegin | RebuildEnd) -> None:
+    """Queue on `pipe` the note that `event`'s run ended, for the sweep to look at it; once its state is
+    written (`record`), since the sweep reads it from there."""
+    if isinstance(event, RebuildEnd):
+        pipe.sadd(keys.RUNS_ENDING, target_of_run(event).compound_ref(event.run))
 
 
 def due(client: redis.Redis, poll_seconds: float) -> list[tuple[keys.Target, str]]:
