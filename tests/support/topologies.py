@@ -163,6 +163,12 @@ class RedisClusterTopology:
         return RedisCluster(startup_nodes=[redis.cluster.ClusterNode(LOOPBACK, node.port) for node in self.nodes
                                            if node.alive], socket_timeout=2, socket_connect_timeout=2)
 
+    def flush(self) -> None:
+        """Empty every primary (a test's leftovers are not the next one's)."""
+        for row in self._view():
+            if row["primary"] and not row["failing"]:
+                self.node(row["port"]).client().flushall()
+
     def node(self, port: int) -> Server:
         return next(node for node in self.nodes if node.port == port)
 
@@ -259,6 +265,10 @@ class SentinelTopology:
             if len(client.sentinel_slaves(MASTER_NAME)) < 1 or len(client.sentinel_sentinels(MASTER_NAME)) < SENTINELS - 1:
                 return False
         return self.primary().client().info("replication").get("connected_slaves", 0) >= 1
+
+    def flush(self) -> None:
+        """Empty the primary (its replica follows)."""
+        self.primary().client().flushall()
 
     def primary(self) -> Server:
         """The server the Sentinels name as the primary now."""

@@ -140,3 +140,19 @@ def test_cli_version_and_help():
     assert version.stdout.startswith("pushsync ")
     usage = subprocess.run([sys.executable, "-m", "worker", "--help"], capture_output=True, text=True, check=True)
     assert "version" in usage.stdout
+
+
+@pytest.mark.parametrize("store", ["redis+cluster://h1:7000,h2:7001", "redis+sentinel://h1:26379/mymaster/0"])
+def test_a_cluster_or_sentinel_store_needs_a_broker_of_its_own(store):
+    with pytest.raises(SettingsError, match="BROKER_URL: not set, and a Redis (cluster|sentinel) store cannot be the broker"):
+        load_settings(redis_url=store)
+    assert load_settings(redis_url=store, broker_url="redis://broker:6379/1").redis_url == store
+
+
+@pytest.mark.parametrize(("url", "says"), [
+    ("redis+sentinel://h1:26379", "REDIS_URL: expected the master's name after the Sentinel hosts"),
+    ("redis+cluster://h1:7000/3", "REDIS_URL: a Redis Cluster has only database 0"),
+])
+def test_malformed_topology_urls_name_the_variable(url, says):
+    with pytest.raises(SettingsError, match=says):
+        load_settings(redis_url=url, broker_url="redis://broker:6379/1")

@@ -212,7 +212,9 @@ class BrokerRuns:
     def _forget(self, target: keys.Target, run_id: str) -> None:
         pipe = self.client.pipeline(transaction=False)
         # A run's seen bitmap has a bit per event it carried: freed in the background, not while Redis waits.
-        pipe.unlink(target.run_state(run_id), target.run_seen(run_id), target.run_looked_at(run_id))
+        # One key per UNLINK: a Cluster pipeline sends no multi-key one (these share a slot all the same).
+        for key in (target.run_state(run_id), target.run_seen(run_id), target.run_looked_at(run_id)):
+            pipe.unlink(key)
         pipe.zrem(target.run_cutoffs, run_id)
         pipe.srem(keys.RUNS_ENDING, target.compound_ref(run_id))
         pipe.execute()
