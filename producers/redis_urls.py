@@ -18,12 +18,15 @@ password).
 from __future__ import annotations
 
 import enum
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Union
 from urllib.parse import unquote, urlsplit
 
 import redis
 from redis.cluster import ClusterNode, RedisCluster
+from redis.commands.core import Script
 from redis.sentinel import Sentinel
 
 PLAIN_SCHEMES = ("redis", "rediss", "unix")
@@ -36,7 +39,7 @@ DEFAULT_PORTS = {SENTINEL_SCHEME: 26379, CLUSTER_SCHEME: 6379}
 SENTINEL_EXAMPLE = "redis+sentinel://h1:26379,h2:26379,h3:26379/mymaster/0"
 CLUSTER_EXAMPLE = "redis+cluster://h1:7000,h2:7001,h3:7002"
 
-StoreClient = Union[redis.Redis, RedisCluster]
+StoreClient = Union[redis.Redis, "DeferredCluster"]
 """What `client_for` makes: a client of one server (a Sentinel's primary is one), or of a Cluster."""
 
 
@@ -155,10 +158,42 @@ def client_for(url: str, *, socket_timeout: float, socket_connect_timeout: float
         # A Sentinel answers quickly or not at all: its own connections keep the timeouts, not the retries.
         sentinel = Sentinel(list(target.hosts), sentinel_kwargs=timeouts, **timeouts, **options)
         return sentinel.master_for(target.master, db=target.db, **credentials)
-    return RedisCluster(startup_nodes=[ClusterNode(host, port) for host, port in target.hosts],
-                        **credentials, **timeouts, **options)
+    nodes = [ClusterNode(host, port) for host, port in target.hosts]
+    return DeferredCluster(lambda: RedisCluster(startup_nodes=nodes, **credentials, **timeouts, **options))
 
 
-def is_cluster(client: StoreClient) -> bool:
-    """Whether `client` talks to a Redis Cluster (whose multi-key calls must keep to one slot)."""
-    return isinstance(client, RedisCluster)
+class DeferredCluster:
+    """A RedisCluster made at its first use instead of at once, then that client for every call.
+
+    redis-py's asks the nodes for the slot map as it is made: a Cluster unreachable when a process
+    starts would stop the process, where a single server's client only fails its first call. Made
+    here at first use, that failure is the call's, and an outage like any other (made again at the
+    next use).
+    """
+
+    def __init__(self, make: Callable[[], RedisCluster]) -> None:
+        """make: builds the RedisCluster."""
+        self._make = make
+        self._client: RedisCluster | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def cluster(self) -> RedisCluster:
+        """The RedisCluster, made now if it is not yet."""
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._make()
+        return self._client
+
+    def register_script(self, script: str) -> Script:
+        """`script` callable on this Cluster, registered without reaching it (its sha is computed here)."""
+        return Script(self, script.encode())
+
+    def close(self) -> None:
+        """Close the Cluster's connections, if it was ever made (closing reaches no node)."""
+        if self._client is not None:
+            self._client.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.cluster, name)

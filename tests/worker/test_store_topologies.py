@@ -12,9 +12,13 @@ from __future__ import annotations
 import json
 import threading
 
+from click.testing import CliRunner
+
 from producers import Publisher
 from tests.support.raw import publish_raw
+from tests.support.topologies import free_port
 from tests.worker.e2e import converge, history, pipeline_env, run_pipeline, wait_for
+from worker.cli import main
 from worker.ingest import quarantine
 from worker.store import keys
 
@@ -53,6 +57,13 @@ def test_quarantine_and_a_broker_run_on_a_redis_cluster(workers, clean_emulator,
     publish_raw(redis_broker_url, [json.dumps({"events": [{"kind": "item.upsert", "source": RUN_SOURCE}]}).encode()])
     wait_for(lambda: quarantine.count(store) == before + 1, 30, what="the invalid event quarantined")
     assert quarantine.list_entries(store, limit=1000)[-1].target == RUN_SOURCE
+    # The operator's commands read (and purge) the quarantine and the store on the Cluster too.
+    for command in (["quarantine", "list"], ["status"], ["health"]):
+        result = CliRunner().invoke(main, command, env=env)
+        assert result.exit_code == 0, (command, result.output)
+    assert RUN_SOURCE in CliRunner().invoke(main, ["quarantine", "list"], env=env).output
+    purged = CliRunner().invoke(main, ["quarantine", "purge", "--all", "--yes"], env=env)
+    assert purged.exit_code == 0 and quarantine.count(store) == 0, purged.output
     with Publisher(redis_broker_url) as publisher:
         with publisher.full_run(source=RUN_SOURCE, queueDelay=QUEUE_DELAY_MINUTES) as run:
             for n in range(7):
@@ -100,3 +111,14 @@ def test_a_cluster_primary_killed_mid_ingestion_is_waited_out(workers, clean_emu
         assert b"dead_lettered" not in stats, (source, stats)
     assert quarantine.list_entries(store, limit=10_000, target=sources[0]) == []
     cluster_store.restart(killed)
+
+
+def test_a_worker_started_while_its_cluster_is_unreachable_waits_for_it(workers, clean_emulator, redis_broker_url):
+    nowhere = f"redis+cluster://127.0.0.1:{free_port(bus=True)}"
+    worker = workers.start("worker", pipeline_env(nowhere, redis_broker_url, clean_emulator))
+    with Publisher(redis_broker_url) as publisher:
+        publisher.publish(_item(1, 1))
+    # Held unacknowledged, as on any outage: the message stays the broker's until the store answers.
+    worker.wait_for_log("coalescing store refused the messages", timeout=60)
+    assert "Redis Cluster cannot be connected" in worker.log()
+    assert worker.popen.poll() is None, worker.log()[-3000:]

@@ -13,6 +13,7 @@ from contextlib import ExitStack, contextmanager
 import redis
 from kombu import Connection
 from kombu.utils.url import maybe_sanitize_url
+from redis.sentinel import MasterNotFoundError
 
 from producers import broker, redis_urls
 from worker.store.outages import STORE_ERRORS
@@ -43,6 +44,11 @@ def store_errors(url: str) -> Iterator[None]:
     """Turn a Redis error inside the block into `Unreachable` naming the store at `url`."""
     try:
         yield
+    except MasterNotFoundError as exc:
+        # redis-py's message goes on with the repr of every Sentinel client it asked.
+        reason = str(exc).split(" : ", 1)[0]
+        raise Unreachable(f"Redis (store) at {shown(url)} does not answer: {reason} (no Sentinel answers, "
+                          "or none knows a primary of that name)") from None
     except STORE_ERRORS as exc:
         raise Unreachable(f"Redis (store) at {shown(url)} does not answer: {exc}") from None
 
