@@ -25,6 +25,7 @@ from typing import Any, Union
 from urllib.parse import unquote, urlsplit
 
 import redis
+from kombu.utils.url import maybe_sanitize_url
 from redis.cluster import ClusterNode, RedisCluster
 from redis.commands.core import Script
 from redis.sentinel import Sentinel
@@ -94,6 +95,19 @@ def parse(url: str) -> RedisUrl:
     return RedisUrl(url.strip(), Topology.CLUSTER, hosts, None, 0, username, password)
 
 
+def shown(url: str) -> str:
+    """`url` as it may be printed: its password masked (kombu's masking, which reads one host only,
+    for any URL that is not a Sentinel or Cluster one)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in (SENTINEL_SCHEME, CLUSTER_SCHEME):
+        return maybe_sanitize_url(url)
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, hosts = netloc.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    masked = f"{user}:**@" if colon and password else userinfo + at
+    return f"{scheme}://{masked}{hosts}{slash}{path}"
+
+
 def _plain(url: str, scheme: str) -> RedisUrl:
     parts = urlsplit(url)
     if scheme == "unix":
@@ -118,10 +132,8 @@ def _plain(url: str, scheme: str) -> RedisUrl:
 def _credentials(userinfo: str) -> tuple[str | None, str | None]:
     if not userinfo:
         return None, None
-    user, sep, password = userinfo.partition(":")
-    if not sep:
-        # As redis-py reads `redis://secret@host`: a lone userinfo is the password.
-        return None, unquote(user) or None
+    # As redis-py reads `redis://name@host`: a userinfo without `:` is a user name.
+    user, _, password = userinfo.partition(":")
     return unquote(user) or None, unquote(password) or None
 
 

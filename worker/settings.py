@@ -80,16 +80,21 @@ def _env(*names: str) -> AliasChoices:
     return AliasChoices(*names)
 
 
-def _checked_url(value: str, schemes: tuple[str, ...]) -> str:
-    """`value` when it is a URL of one of `schemes` with a usable host and port (and, for Redis, database
-    number); else ValueError saying what is wrong, without repeating the URL (it may hold a password)."""
+def _checked_url(value: str, schemes: tuple[str, ...], *, database: bool = False) -> str:
+    """`value` when it is a URL of one of `schemes` with a usable host and port and (when `database`, for
+    Redis: every form `producers.redis_urls` reads) database number; else ValueError saying what is wrong,
+    without repeating the URL (it may hold a password)."""
     parts = urlsplit(value.strip())
     scheme = parts.scheme.lower()
     if scheme not in schemes:
         given = f"{scheme}://" if scheme and "://" in value else "no scheme"
         raise ValueError(f"expected a URL starting with {', '.join(s + '://' for s in schemes)}; got {given}")
-    if scheme in redis_urls.STORE_SCHEMES:
+    if database and scheme in redis_urls.STORE_SCHEMES:
         redis_urls.parse(value)
+        return value
+    if scheme == "unix":
+        if not parts.path:
+            raise ValueError("expected unix:///path/to/redis.sock")
         return value
     if not parts.hostname:
         raise ValueError(f"expected a host after {scheme}://")
@@ -359,12 +364,12 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _store_url(cls, value: str | None) -> str | None:
-        return None if value is None else _checked_url(value, STORE_SCHEMES)
+        return None if value is None else _checked_url(value, STORE_SCHEMES, database=True)
 
     @field_validator("broker_url")
     @classmethod
     def _broker_url(cls, value: str | None) -> str | None:
-        return None if value is None else _checked_url(value, BROKER_SCHEMES)
+        return None if value is None else _checked_url(value, BROKER_SCHEMES, database=True)
 
     @field_validator("push_url")
     @classmethod

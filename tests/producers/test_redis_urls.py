@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from producers.redis_urls import Topology, parse
+from producers.redis_urls import Topology, parse, shown
 
 HOST = st.sampled_from(["h1", "redis.example.com", "10.0.0.7", "[::1]"])
 PORT = st.integers(1, 65535)
@@ -70,3 +70,13 @@ def test_malformed_forms_are_refused_in_one_line_without_the_url(url, says):
         parse(url.replace("h1", "secret-host"))
     assert says in str(refused.value)
     assert "\n" not in str(refused.value) and "secret-host" not in str(refused.value)
+
+
+@pytest.mark.parametrize(("url", "printed"), [
+    ("redis+sentinel://:pw@h1:26379,h2:26379/mymaster/0", "redis+sentinel://:**@h1:26379,h2:26379/mymaster/0"),
+    ("redis+cluster://user:pw@h1:7000,h2:7001", "redis+cluster://user:**@h1:7000,h2:7001"),
+    ("redis+cluster://h1:7000", "redis+cluster://h1:7000"),
+    ("redis://:pw@h1:6379/0", "redis://:**@h1:6379/0"),
+])
+def test_shown_masks_the_password_of_every_form(url, printed):
+    assert shown(url) == printed

@@ -12,7 +12,6 @@ from contextlib import ExitStack, contextmanager
 
 import redis
 from kombu import Connection
-from kombu.utils.url import maybe_sanitize_url
 from redis.sentinel import MasterNotFoundError
 
 from producers import broker, redis_urls
@@ -30,7 +29,7 @@ class Unreachable(Exception):
 
 def shown(url: str) -> str:
     """`url` as it may be printed: the password masked."""
-    return maybe_sanitize_url(url)
+    return redis_urls.shown(url)
 
 
 def store_client(url: str) -> redis_urls.StoreClient:
