@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Union
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import redis
 from kombu.utils.url import maybe_sanitize_url
@@ -106,6 +106,27 @@ def shown(url: str) -> str:
     user, colon, password = userinfo.partition(":")
     masked = f"{user}:**@" if colon and password else userinfo + at
     return f"{scheme}://{masked}{hosts}{slash}{path}"
+
+
+KOMBU_SENTINEL_SCHEME = "sentinel"
+
+
+def kombu_form(url: str) -> tuple[str, dict[str, Any]]:
+    """The URL and transport options kombu (and Celery) take for the broker at `url`: a Sentinel URL
+    becomes kombu's own Sentinel transport, `sentinel://h1:26379;sentinel://h2:26379/0` with the
+    master's name in `master_name`; any other URL is kombu's as it is."""
+    if url.partition("://")[0].lower() != SENTINEL_SCHEME:
+        return url, {}
+    target = parse(url)
+    auth = ""
+    if target.password:
+        auth = f"{quote(target.username or '', safe='')}:{quote(target.password, safe='')}@"
+    nodes = [f"{KOMBU_SENTINEL_SCHEME}://{auth}{_bracketed(host)}:{port}/{target.db}" for host, port in target.hosts]
+    return ";".join(nodes), {"master_name": target.master}
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def _plain(url: str, scheme: str) -> RedisUrl:

@@ -122,3 +122,15 @@ def test_a_worker_started_while_its_cluster_is_unreachable_waits_for_it(workers,
     worker.wait_for_log("coalescing store refused the messages", timeout=60)
     assert "Redis Cluster cannot be connected" in worker.log()
     assert worker.popen.poll() is None, worker.log()[-3000:]
+
+
+def test_a_sentinel_store_is_also_the_broker_when_none_is_set(workers, clean_emulator, sentinel_store):
+    # Celery's tasks go through kombu's Sentinel transport, change events through the Sentinel client.
+    run_pipeline(workers, clean_emulator, sentinel_store.url, sentinel_store.url, BROKER_URL="")
+    # The operator's views of the broker read the events stream and the dead-letter queue there too.
+    env = {"REDIS_URL": sentinel_store.url, "BROKER_URL": ""}
+    status = CliRunner().invoke(main, ["status", "--json"], env=env)
+    assert status.exit_code == 0, status.output
+    assert json.loads(status.output)["queues"]["pushsync.events"] == 0, status.output
+    listed = CliRunner().invoke(main, ["dlq", "list"], env=env)
+    assert listed.exit_code == 0, listed.output

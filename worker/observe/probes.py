@@ -89,15 +89,12 @@ def queue_depths(connection: Connection, names: list[str]) -> dict[str, int]:
     for name in names:
         if on_redis and name == broker.EVENTS_QUEUE:
             # Change events are a stream there: its entries are those not yet acknowledged.
-            client = redis_urls.client_for(connection.as_uri(include_password=True),
-                                           socket_timeout=STORE_TIMEOUT_SECONDS,
-                                           socket_connect_timeout=STORE_TIMEOUT_SECONDS)
-            try:
-                depths[name] = client.xlen(broker.events_stream(name))
-            except redis.ResponseError:
-                depths[name] = 0
-            finally:
-                client.close()
+            # The transport's own client: it reaches a Sentinel's primary as kombu does.
+            with connection.default_channel.conn_or_acquire() as client:
+                try:
+                    depths[name] = client.xlen(broker.events_stream(name))
+                except redis.ResponseError:
+                    depths[name] = 0
             continue
         # RabbitMQ closes a channel on a passive declare of a missing queue: one channel per queue.
         channel = connection.channel()
