@@ -20,7 +20,10 @@ from tests.support.topologies import free_port
 from tests.worker.e2e import converge, history, pipeline_env, run_pipeline, wait_for
 from worker.cli import main
 from worker.ingest import quarantine
+from worker.settings import load_settings
 from worker.store import keys
+from worker.store.connection import connect
+from worker.windows.coalesce import Coalescer
 
 RUN_SOURCE = "rebuilt"
 QUEUE_DELAY_MINUTES = 15
@@ -134,3 +137,20 @@ def test_a_sentinel_store_is_also_the_broker_when_none_is_set(workers, clean_emu
     assert json.loads(status.output)["queues"]["pushsync.events"] == 0, status.output
     listed = CliRunner().invoke(main, ["dlq", "list"], env=env)
     assert listed.exit_code == 0, listed.output
+
+
+def test_a_node_that_lost_the_coalesce_script_gets_it_again(cluster_store):
+    # What a restarted node or a replica just promoted answers: NOSCRIPT, for calls already pipelined.
+    settings = load_settings(redis_url=cluster_store.url, broker_url="redis://127.0.0.1:6379/0")
+    store = connect(settings)
+    coalescer = Coalescer(store, settings)
+    targets = [keys.Target(keys.SOURCE, f"noscript-{n}") for n in range(6)]
+    assert len({cluster_store.primary_of(target.window).port for target in targets}) > 1, "one node only"
+    for version in (1, 2):
+        for node in cluster_store.nodes:
+            node.client().script_flush()
+        for target in targets:
+            coalescer.add_encoded(target, [("https://example.com/a", f"{version}", json.dumps({"v": version}).encode())])
+    for target in targets:
+        assert json.loads(store.hget(target.window, "https://example.com/a")) == {"v": 2}
+        assert store.hget(target.versions, "https://example.com/a") == b"2"
