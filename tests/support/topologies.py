@@ -238,10 +238,23 @@ class RedisClusterTopology:
         promoted = next(row["port"] for row in self._view() if row["port"] in replica_ports and row["primary"])
         return killed, self.node(promoted)
 
+    def kill_shard_of(self, key: str, *, synced: bool = False) -> list[Server]:
+        """SIGKILL the primary serving `key` and its replicas: the Cluster is down (CLUSTERDOWN on every
+        node) until they are `restart`ed; the nodes killed. synced: as for `kill_primary_of`."""
+        primary = self.primary_of(key)
+        primary_id = next(row["id"] for row in self._view() if row["port"] == primary.port)
+        shard = [primary, *(self.node(row["port"]) for row in self._view() if row["of"] == primary_id)]
+        if synced:
+            primary.client().wait(len(shard) - 1, int(FAILOVER_TIMEOUT_SECONDS * 1000))
+        for node in shard:
+            node.kill()
+        return shard
+
     def restart(self, node: Server) -> None:
         """Start a killed node again (it rejoins as a replica of whoever took its place)."""
         node.start()
-        self.wait_healthy()
+        if all(other.alive for other in self.nodes):
+            self.wait_healthy()
 
     def stop(self) -> None:
         for node in self.nodes:

@@ -126,6 +126,33 @@ def test_a_cluster_primary_killed_mid_ingestion_is_waited_out(workers, clean_emu
     cluster_store.restart(killed)
 
 
+def test_a_cluster_down_is_waited_out(workers, clean_emulator, cluster_store, redis_broker_url):
+    emulator = clean_emulator
+    sources = ["north", "south", "east"]
+    for source in sources:
+        emulator.create_source(source)
+    env = pipeline_env(cluster_store.url, redis_broker_url, emulator)
+    workers.start("worker", env)
+    workers.start("beat", env)
+    events = history(sources, items=30, seed=5)
+    first, rest = events[:len(events) // 2], events[len(events) // 2:]
+    with Publisher(redis_broker_url, events_per_message=5) as publisher:
+        publisher.publish_many(first)
+        wait_for(lambda: emulator.items(sources[0]), 60, what="a first batch before the shard dies")
+        shard = cluster_store.kill_shard_of(keys.Target(keys.SOURCE, sources[0]).window, synced=True)
+        publisher.publish_many(rest)
+    # Every node answers CLUSTERDOWN while a shard has no living node: nothing is written anywhere.
+    wait_for(lambda: any("CLUSTERDOWN" in child.log() or "cluster is down" in child.log()
+                         for child in workers.children), 60, what="the workers meeting the Cluster down")
+    for node in shard:
+        cluster_store.restart(node)
+    converge(emulator, events, sources, timeout=120)
+    store = cluster_store.client()
+    assert quarantine.count(store) == 0
+    for source in sources:
+        assert b"dead_lettered" not in store.hgetall(keys.Target(keys.SOURCE, source).stats), source
+
+
 def test_a_worker_started_while_its_cluster_is_unreachable_waits_for_it(workers, clean_emulator, redis_broker_url):
     nowhere = f"redis+cluster://127.0.0.1:{free_port(bus=True)}"
     worker = workers.start("worker", pipeline_env(nowhere, redis_broker_url, clean_emulator))
