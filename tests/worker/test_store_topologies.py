@@ -191,3 +191,10 @@ def test_a_node_that_lost_the_coalesce_script_gets_it_again(cluster_store):
     for target in targets:
         assert json.loads(store.hget(target.window, "https://example.com/a")) == {"v": 2}
         assert store.hget(target.versions, "https://example.com/a") == b"2"
+
+
+def test_beat_started_while_its_cluster_is_unreachable_schedules_on(workers, clean_emulator, redis_broker_url):
+    nowhere = f"redis+cluster://127.0.0.1:{free_port(bus=True)}"
+    beat = workers.start("beat", pipeline_env(nowhere, redis_broker_url, clean_emulator))
+    beat.wait_for_log("cannot take the beat lock, the store does not answer", timeout=30)
+    assert beat.popen.poll() is None, beat.log()[-3000:]
