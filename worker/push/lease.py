@@ -37,6 +37,13 @@ the period after the last confirmed renewal, so a request sent right after a che
 the service before the lease could expire and a successor take the batch."""
 
 
+def request_bound_seconds(lease_seconds: float) -> float:
+    """How long a request fenced by a lease of `lease_seconds` may take to connect, and again to have what it
+    sent acknowledged, before the client gives it up: half of the margin `held` keeps in hand each, so a
+    request sent after a check reaches the service before the lease can expire, or never."""
+    return lease_seconds * FENCE_MARGIN / 2
+
+
 class LeaseLost(Exception):
     """This task can no longer vouch for its lease: another task may own the batch now."""
 
