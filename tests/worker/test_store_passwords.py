@@ -11,6 +11,8 @@ from worker.observe import probes
 from worker.settings import load_settings
 from worker.store.connection import connect
 
+pytestmark = pytest.mark.process
+
 PASSWORD = "s3cret-store-pass"
 
 

@@ -13,6 +13,7 @@ import json
 import threading
 import time
 
+import pytest
 from click.testing import CliRunner
 
 from producers import Publisher
@@ -25,6 +26,8 @@ from worker.settings import load_settings
 from worker.store import keys
 from worker.store.connection import connect
 from worker.windows.coalesce import Coalescer
+
+pytestmark = pytest.mark.slow
 
 RUN_SOURCE = "rebuilt"
 PUBLISH_CHUNK = 10
