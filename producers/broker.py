@@ -27,7 +27,8 @@ from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 from kombu import Connection, Exchange, Queue
-from kombu.utils.url import maybe_sanitize_url
+
+from producers import redis_urls
 
 EVENTS_QUEUE = "pushsync.events"
 TASKS_QUEUE = "pushsync.tasks"
@@ -108,8 +109,9 @@ def list_element(urls: list[str], n: int) -> str:
 
 
 def shown(broker_url: str) -> str:
-    """`broker_url` (one URL or a failover list) as it may be printed: every password masked."""
-    return URL_SEPARATOR.join(maybe_sanitize_url(url) for url in split_urls(broker_url))
+    """`broker_url` (one URL or a failover list; a store URL too, of any topology) as it may be printed:
+    every password masked."""
+    return URL_SEPARATOR.join(redis_urls.shown(url) for url in split_urls(broker_url))
 
 
 def events_stream(name: str = EVENTS_QUEUE) -> str:
@@ -136,7 +138,8 @@ def connect(broker_url: str, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
         options = {"confirm_publish": True}
     else:
         options = {"socket_connect_timeout": connect_timeout, "socket_timeout": connect_timeout}
-    return Connection(broker_url, connect_timeout=connect_timeout, transport_options=options)
+    url, topology = redis_urls.kombu_form(broker_url)
+    return Connection(url, connect_timeout=connect_timeout, transport_options={**options, **topology})
 
 
 @contextmanager

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-import redis
 from celery import shared_task
 
 from worker.ingest.ingestor import REBUILD_BEGIN_TASK
@@ -14,6 +13,7 @@ from worker.push.batch import DEAD_LETTERED
 from worker.runs import broker_runs
 from worker.runtime import flusher, runtime
 from worker.store import keys
+from worker.store.outages import is_outage
 
 SWEEP_TASK = "pushsync.sweep"
 ROUTINE_TASKS = frozenset({SWEEP_TASK})
@@ -90,7 +90,9 @@ def run_sweep(hostname: str) -> dict:
     """One sweep, on the worker named `hostname`, unless another one is under way."""
     try:
         outcome = _sweep(hostname)
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
         # Nothing is lost: what was due is due at the next sweep that reaches the store.
         STORE_OUTAGE.down(exc)
         return {"store": "unreachable"}

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-PROCESS_FIXTURES = frozenset({"workers", "emulator", "rabbitmq_node", "rabbitmq_cluster", "network_store", "network_emulator"})
+PROCESS_FIXTURES = frozenset({"workers", "emulator", "rabbitmq_node", "rabbitmq_cluster", "network_store", "network_emulator",
+                              "redis_cluster", "redis_sentinel"})
 """Fixtures that start a process (and so does every fixture built on one, like `clean_emulator`)."""
 RABBITMQ_FIXTURES = frozenset({"rabbitmq_url", "rabbitmq_node", "rabbitmq_cluster"})
 RABBITMQ_PARAMETER = "rabbitmq"

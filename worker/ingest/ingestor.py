@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
-from kombu.exceptions import OperationalError
 
 from producers import broker
 from producers.errors import InvalidEventError
@@ -45,6 +44,7 @@ from worker.ingest.compression import BodyError, decompress
 from worker.ingest.horizon import Horizon
 from worker.runs import broker_runs
 from worker.store import keys
+from worker.store.outages import is_outage
 from worker.windows.coalesce import Coalescer, target_of
 
 log = logging.getLogger(__name__)
@@ -63,16 +63,6 @@ OUTAGE_BACKOFF_SECONDS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 """Waits between tries while the store is out, growing to the last one."""
 OUTAGE_LOG_SECONDS = 30.0
 """While an outage lasts, it is logged again this often (not at every try)."""
-OUTAGE_ERRORS = (
-    redis.ConnectionError, redis.TimeoutError, redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError,
-    redis.exceptions.MasterDownError, redis.exceptions.ClusterDownError, redis.exceptions.TryAgainError,
-    redis.exceptions.AuthenticationError, redis.exceptions.NoPermissionError, OperationalError, OSError,
-)
-"""Errors that say the store or broker cannot take anything now (down, loading, full, failing over,
-refusing the credentials), whatever is written."""
-OUTAGE_ANSWERS = ("OOM command not allowed", "READONLY", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN",
-                  "NOREPLICAS", "BUSY ", "MISCONF")
-"""Redis error answers of the same meaning, as they also come wrapped in a script's or a pipeline's error."""
 MESSAGE_TRIES = 3
 """Tries of one message alone before the store's refusal is taken as the message's own fault."""
 MESSAGE_QUARANTINE_EVENTS = 100
@@ -94,13 +84,6 @@ def run_announcer(app: Any) -> RunAnnouncer:
 
 class Stopping(Exception):
     """The worker is shutting down while the store was out: the group stays unacknowledged."""
-
-
-def is_outage(exc: BaseException) -> bool:
-    """Whether `exc` says the store or the broker cannot be used now, rather than that a message is bad."""
-    if isinstance(exc, OUTAGE_ERRORS):
-        return True
-    return isinstance(exc, redis.ResponseError) and any(answer in str(exc) for answer in OUTAGE_ANSWERS)
 
 
 @dataclass(frozen=True)
@@ -366,23 +349,34 @@ class Ingestor:
         return dict(outcomes)
 
     def _quarantine(self, invalid: list[InvalidEvent], overflow: list[InvalidEvent], causes: Counter) -> None:
-        """Keep `invalid` in quarantine (and `overflow`, kept in one of them, only for their runs), in one transaction."""
+        """Keep `invalid` in quarantine (and `overflow`, kept in one of them, only for their runs).
+
+        Each step is one hash slot's (a Cluster has no transaction across slots) and may be written twice:
+        the runs' marks first (a run missing any of its events must not delete), then the entries in
+        one transaction; the message is acknowledged only after both.
+        """
+        marks = self.client.pipeline(transaction=False)
+        for entry in (*invalid, *overflow):
+            broker_runs.record_invalid(marks, entry)
+        if len(marks):
+            marks.execute()
         pipe = self.client.pipeline(transaction=True)
         for entry in invalid:
             quarantine.keep(pipe, quarantine.entry_for(entry, queue=broker.EVENTS_QUEUE))
-            broker_runs.record_invalid(pipe, entry)
-        for entry in overflow:  # a run missing any of its events must not delete
-            broker_runs.record_invalid(pipe, entry)
         pipe.execute()
         log.warning("quarantined %d invalid event(s): %s", len(invalid), invalid[0].reason)
         for cause, count in causes.items():
             hooks.emit("after_quarantine", cause, count)
 
     def _record_runs(self, events: list[RebuildBegin | RebuildEnd]) -> None:
-        pipe = self.client.pipeline(transaction=True)
-        for event in events:
-            broker_runs.record(pipe, event)
-        pipe.execute()
+        # Two steps, each writable twice: every run's state (its target's slot), then the global set of
+        # ended runs that the sweep reads it from.
+        for step in (broker_runs.record, broker_runs.mark_ending):
+            pipe = self.client.pipeline(transaction=False)
+            for event in events:
+                step(pipe, event)
+            if len(pipe):
+                pipe.execute()
         for event in events:
             # An ended run is looked at by the sweep (see broker_runs.due); a begun one starts at once.
             if isinstance(event, RebuildBegin):

@@ -49,6 +49,7 @@ from worker.pushapi.errors import (
 from worker.pushapi.retry import RetryHook
 from worker.settings import Settings
 from worker.store import keys, recent
+from worker.store.outages import STORE_ERRORS
 from worker.store.ranks import RANK_LUA, is_newer, rank
 from worker.store.scripts import script
 
@@ -258,7 +259,7 @@ class BatchPush:
         def note(operation: str, wait: float, retry_after: float | None, error: BaseException | None) -> None:
             try:
                 recent.failed(self.client, target, f"retrying {operation} in {wait:.0f}s: {error}")
-            except redis.RedisError:
+            except STORE_ERRORS:
                 pass
 
         return note

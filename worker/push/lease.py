@@ -22,6 +22,7 @@ from types import TracebackType
 
 import redis
 
+from worker.store.outages import STORE_ERRORS
 from worker.store.scripts import script
 
 HERE = Path(__file__).parent
@@ -87,7 +88,7 @@ class Lease:
                     log.error("lease %s was lost; another task may own the batch now", self.key)
                     return
                 self._confirmed_at = sent_at
-            except redis.RedisError as exc:
+            except STORE_ERRORS as exc:
                 log.warning("could not renew lease %s: %s", self.key, exc)
 
     def held(self) -> bool:
@@ -113,7 +114,7 @@ class Lease:
         self.halt()
         try:
             self._script(keys=[self.key], args=[self.token, 0])
-        except redis.RedisError as exc:
+        except STORE_ERRORS as exc:
             log.warning("could not drop lease %s (it expires by itself): %s", self.key, exc)
 
     def __enter__(self) -> "Lease":
