@@ -49,6 +49,7 @@ def test_an_ended_run_of_a_source_whose_id_holds_a_bar_is_due_and_forgotten(redi
     end = parse_event(complete_event({"kind": "rebuild.end", "source": source.id, "run": "nightly", "events": 0}))
     pipe = redis_client.pipeline()
     broker_runs.record(pipe, end)
+    broker_runs.mark_ending(pipe, end)
     pipe.execute()
     assert broker_runs.due(redis_client, poll_seconds=60) == [(source, "nightly")]
     # Nothing began: once overdue, the run is concluded and forgotten, which only its exact ref can do.
