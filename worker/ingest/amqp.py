@@ -31,6 +31,7 @@ from worker.ingest import compression
 from worker.ingest.ingestor import INGEST_GROUP_MESSAGES, Ingestor, Received, Stopping, run_announcer
 from worker.settings import load_settings
 from worker.store.connection import connect
+from worker.store.durability import Durability
 from worker.windows.coalesce import Coalescer
 
 log = logging.getLogger(__name__)
@@ -65,9 +66,10 @@ class AmqpIngestStep(bootsteps.ConsumerStep):
         if not self.enabled:
             return
         compression.install()
-        client = connect(self.settings)
+        durability = Durability.of(connect(self.settings), self.settings)
+        client = durability.client
         self.ingestor = Ingestor(client, Coalescer(client, self.settings), run_announcer(parent.app),
-                                 protected=frozenset(self.settings.protected_sources))
+                                 protected=frozenset(self.settings.protected_sources), durability=durability)
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pushsync-ingest")
 
     def start(self, c: Any) -> None:

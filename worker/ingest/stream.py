@@ -38,6 +38,7 @@ from worker.ingest.ingestor import (
 )
 from worker.settings import Settings, load_settings
 from worker.store.connection import connect, store_url
+from worker.store.durability import Durability
 from worker.windows.coalesce import Coalescer
 
 log = logging.getLogger(__name__)
@@ -234,8 +235,9 @@ class StreamIngestStep(bootsteps.StartStopStep):
 
     def create(self, parent: Any) -> StreamConsumer:
         settings: Settings = load_settings()
-        client = connect(settings)
+        durability = Durability.of(connect(settings), settings)
+        client = durability.client
         ingestor = Ingestor(client, Coalescer(client, settings), run_announcer(parent.app),
-                            protected=frozenset(settings.protected_sources))
+                            protected=frozenset(settings.protected_sources), durability=durability)
         return StreamConsumer(settings.broker_url or store_url(settings), ingestor,
                               claim_seconds=settings.events_claim_seconds)

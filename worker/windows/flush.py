@@ -29,6 +29,7 @@ from worker import hooks
 from worker.push import pause, prerequisites
 from worker.settings import Settings
 from worker.store import keys
+from worker.store.durability import Durability
 from worker.store.scripts import script
 from worker.windows import holds
 
@@ -53,13 +54,17 @@ class SweepResult:
 class Flusher:
     """Claims due windows as batches and re-enqueues lost ones."""
 
-    def __init__(self, client: redis.Redis, settings: Settings, enqueue: Enqueue) -> None:
+    def __init__(self, client: redis.Redis, settings: Settings, enqueue: Enqueue,
+                 durability: Durability | None = None) -> None:
         """
         client: the coalescing store.
         settings: window lengths.
         enqueue: sends the push task for a claimed batch.
+        durability: confirms a claim by the store's replicas before its task is sent (default: none);
+            `client` must be its `client`.
         """
         self.client = client
+        self.durability = durability or Durability(client, 0)
         self.settings = settings
         self.enqueue = enqueue
         self._claim = script(client, HERE / "claim.lua")
@@ -85,6 +90,7 @@ class Flusher:
     def claim(self, target: keys.Target, now: float) -> keys.Batch | None:
         """Claim `target`'s window; None while a batch is in flight, a batch with no id when empty."""
         batch = target.batch(uuid.uuid4().hex)
+        since = self.durability.mark()
         # Registered before the claim, so a crash right after it still leaves the reaper a trace.
         self.client.zadd(keys.CLAIMED, {batch.claim_ref: now})
         outcome = self._claim(
@@ -103,6 +109,8 @@ class Flusher:
         hooks.emit("after_flush", target)
         if target.kind == keys.SOURCE:
             prerequisites.record(self.client, batch, self.settings.providers_of(target.id))
+        # Unconfirmed, the claim waits for the reaper, which finds it registered (if it outlived a failover).
+        self.durability.confirm(since)
         self.enqueue(batch)
         return batch
 

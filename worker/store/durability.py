@@ -1,0 +1,120 @@
+"""Durable writes: a write that a later step depends on is confirmed by the store's replicas first.
+
+Redis replicates asynchronously: a primary that dies right after it answered a write may take that
+write with it, and the replica promoted in its place never had it. With
+`PUSHSYNC_STORE_MIN_REPLICAS=N`, every step whose writes something later relies on (ingestion before
+it acknowledges a message, a claim before its push task is sent, a lease before a push, the
+high-water marks and the release before a push task acknowledges) waits for N replicas to confirm
+them: Redis `WAIT N` (`WAITAOF`, which also waits for the replicas' append-only files, on Redis 7.2
+and later; older servers lack it, and WAIT is used there).
+
+WAIT counts the writes made on the connection that sends it. So a step's writes and its WAIT all go
+through `Durability.client`, a client of one connection, and a reconnection between them is noticed
+(`Connection.register_connect_callback`): writes sent before it may be gone with the old primary,
+so the step is done again, never confirmed by a WAIT on a new connection that wrote nothing.
+
+Replicas that do not confirm within `CONFIRM_MILLISECONDS` are a store outage
+(`ReplicasUnconfirmed`, a `redis.ConnectionError`): the step is not acknowledged, and whatever waits
+on it waits as it does for a store that does not answer. It never counts against a message.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+
+import redis
+
+from worker.settings import Settings
+
+CONFIRM_MILLISECONDS = 1000
+"""How long one WAIT waits for the replicas; far under every broker redelivery timeout (a minute at
+least) and under the store's socket timeout, so a waiting step tries again instead of timing out."""
+WAITAOF_SINCE = (7, 2)
+"""The Redis version that has WAITAOF."""
+
+
+class ReplicasUnconfirmed(redis.ConnectionError):
+    """Fewer replicas than required confirmed a step's writes in time: the step is not acknowledged."""
+
+    def __init__(self, message: str, *, lost: bool) -> None:
+        """
+        message: what happened, in one line.
+        lost: the connection was replaced since the writes were sent, so they may be gone and must be made again.
+        """
+        super().__init__(message)
+        self.lost = lost
+
+
+@cache
+def _waitaof_local(client: redis.Redis) -> int | None:
+    """What WAITAOF asks of the primary's own append-only file behind `client` (1 when it keeps one, else 0),
+    or None when the server has no WAITAOF; asked once per client."""
+    version = str(client.info("server").get("redis_version", "0"))
+    if tuple(int(part) for part in version.split(".")[:2] if part.isdigit()) < WAITAOF_SINCE:
+        return None
+    return 1 if client.info("persistence").get("aof_enabled") else 0
+
+
+class Durability:
+    """Confirms a step's writes by `min_replicas` replicas before the step is acknowledged."""
+
+    def __init__(self, client: redis.Redis, min_replicas: int) -> None:
+        """
+        client: the coalescing store (its connection settings; steps write through `self.client`).
+        min_replicas: replicas that must confirm each step (0: confirm nothing, write through `client` as it is).
+        """
+        self.shared = client
+        self.min_replicas = min_replicas
+        self._pid = 0
+        self._held: redis.Redis | None = None
+        self._connections = 0
+        """Connections the held client opened: a change between a step's start and its WAIT voids the WAIT."""
+
+    @classmethod
+    def of(cls, client: redis.Redis, settings: Settings) -> Durability:
+        """The durability that `settings` ask for, on `client`."""
+        return cls(client, settings.store_min_replicas)
+
+    @property
+    def client(self) -> redis.Redis:
+        """The client a durable step writes through: the shared one when nothing is confirmed; otherwise
+        this process's client of one connection, so that its WAIT counts every write of the step."""
+        if not self.min_replicas:
+            return self.shared
+        if self._held is None or self._pid != os.getpid():
+            pool = self.shared.connection_pool
+            # A pool of one connection that callers take turns on (the push thread and its lease renewals).
+            held = redis.BlockingConnectionPool(max_connections=1, timeout=None, connection_class=pool.connection_class,
+                                                **pool.connection_kwargs)
+            connection = held.get_connection()
+            connection.register_connect_callback(self._connected)
+            held.release(connection)
+            self._held, self._pid, self._connections = redis.Redis(connection_pool=held), os.getpid(), 0
+        return self._held
+
+    def _connected(self, connection: object) -> None:
+        self._connections += 1
+
+    def mark(self) -> int:
+        """Where a step starts: pass it to `confirm` once the step's writes are sent."""
+        self.client  # noqa: B018 - the held client exists before the step, so its first connection is not a change
+        return self._connections
+
+    def confirm(self, since: int) -> None:
+        """Return once `min_replicas` replicas hold every write sent through `client` (since `mark` gave
+        `since`); raise ReplicasUnconfirmed when they do not in time, or when the connection changed."""
+        if not self.min_replicas:
+            return
+        client = self.client
+        local = _waitaof_local(client)
+        if local is not None:
+            replicas = int(client.waitaof(local, self.min_replicas, CONFIRM_MILLISECONDS)[1])
+        else:
+            replicas = int(client.wait(self.min_replicas, CONFIRM_MILLISECONDS))
+        if self._connections != since:
+            raise ReplicasUnconfirmed("the store connection was replaced while a step was written; writing it again",
+                                      lost=True)
+        if replicas < self.min_replicas:
+            raise ReplicasUnconfirmed(f"replicas did not confirm: {replicas} of the {self.min_replicas} required "
+                                      f"(PUSHSYNC_STORE_MIN_REPLICAS) within {CONFIRM_MILLISECONDS} ms", lost=False)
