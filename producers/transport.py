@@ -23,7 +23,7 @@ from kombu.utils.url import maybe_sanitize_url
 from redis.backoff import AbstractBackoff
 from redis.retry import Retry
 
-from producers import broker
+from producers import broker, redis_urls
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ class StreamTransport:
         retry: how long to retry when Redis cannot be reached.
         connect_timeout: seconds to connect, and to wait for Redis to answer one append.
         """
-        self._client = redis.Redis.from_url(
+        self._client = redis_urls.client_for(
             broker_url, socket_connect_timeout=connect_timeout, socket_timeout=connect_timeout,
             retry=Retry(_PolicyBackoff(retry), retry.max_retries),
             retry_on_error=[redis.ConnectionError, redis.TimeoutError],

@@ -3,6 +3,7 @@
 pytest_plugins = [
     "tests.plugins.services",
     "tests.plugins.rabbitmq_node",
+    "tests.plugins.topologies",
     "tests.plugins.emulator",
     "tests.plugins.worker",
     "tests.plugins.markers",

@@ -17,6 +17,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from emulator.defaults import DEFAULT_API_KEY, DEFAULT_ORGANIZATION, DEFAULT_PLATFORM_URL, DEFAULT_PUSH_URL
+from producers import redis_urls
 from producers.events.limits import CONTAINER_LIMIT_BYTES, MIB
 from worker import redaction
 
@@ -59,8 +60,8 @@ LOG_FORMAT_VARIABLE = "PUSHSYNC_LOG_FORMAT"
 """The variable `pushsync --log-format` sets for its own process and for the children it starts."""
 
 
-STORE_SCHEMES = ("redis", "rediss", "unix")
-"""What REDIS_URL may name: Redis over TCP, over TLS, or a Unix socket."""
+STORE_SCHEMES = redis_urls.STORE_SCHEMES
+"""What REDIS_URL may name: Redis over TCP, TLS or a Unix socket, a Sentinel-watched primary, a Cluster."""
 BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp")
 """What BROKER_URL may name: a Redis broker, or RabbitMQ (kombu's spellings)."""
 HTTP_SCHEMES = ("http", "https")
@@ -79,18 +80,16 @@ def _env(*names: str) -> AliasChoices:
     return AliasChoices(*names)
 
 
-def _checked_url(value: str, schemes: tuple[str, ...], *, database: bool = False) -> str:
-    """`value` when it is a URL of one of `schemes` with a usable host, port and (when `database`)
-    database number; else ValueError saying what is wrong, without repeating the URL (it may hold
-    a password)."""
+def _checked_url(value: str, schemes: tuple[str, ...]) -> str:
+    """`value` when it is a URL of one of `schemes` with a usable host and port (and, for Redis, database
+    number); else ValueError saying what is wrong, without repeating the URL (it may hold a password)."""
     parts = urlsplit(value.strip())
     scheme = parts.scheme.lower()
     if scheme not in schemes:
         given = f"{scheme}://" if scheme and "://" in value else "no scheme"
         raise ValueError(f"expected a URL starting with {', '.join(s + '://' for s in schemes)}; got {given}")
-    if scheme == "unix":
-        if not parts.path:
-            raise ValueError("expected unix:///path/to/redis.sock")
+    if scheme in redis_urls.STORE_SCHEMES:
+        redis_urls.parse(value)
         return value
     if not parts.hostname:
         raise ValueError(f"expected a host after {scheme}://")
@@ -98,9 +97,6 @@ def _checked_url(value: str, schemes: tuple[str, ...], *, database: bool = False
         parts.port
     except ValueError:
         raise ValueError("the port must be a number from 1 to 65535") from None
-    path = parts.path.strip("/")
-    if database and scheme in ("redis", "rediss") and path and not path.isdigit():
-        raise ValueError(f"the path must be a database number, as in {scheme}://host:6379/0")
     return value
 
 
@@ -368,12 +364,12 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _store_url(cls, value: str | None) -> str | None:
-        return None if value is None else _checked_url(value, STORE_SCHEMES, database=True)
+        return None if value is None else _checked_url(value, STORE_SCHEMES)
 
     @field_validator("broker_url")
     @classmethod
     def _broker_url(cls, value: str | None) -> str | None:
-        return None if value is None else _checked_url(value, BROKER_SCHEMES, database=True)
+        return None if value is None else _checked_url(value, BROKER_SCHEMES)
 
     @field_validator("push_url")
     @classmethod
@@ -390,6 +386,14 @@ class Settings(BaseSettings):
         if self.region and (self.push_url or self.platform_url):
             given = "COVEO_PUSH_URL" if self.push_url else "COVEO_PLATFORM_URL"
             raise ValueError(f"COVEO_REGION and {given} both set: give one of them")
+        if self.redis_url and not self.broker_url:
+            topology = redis_urls.parse(self.redis_url).topology
+            if topology is not redis_urls.Topology.SINGLE:
+                raise ValueError(
+                    f"BROKER_URL: not set, and a Redis {topology.value} store cannot be the broker (Celery's Redis "
+                    "transport talks to one server): set BROKER_URL to RabbitMQ (amqp://...) or to a Redis server "
+                    "(redis://host:6379/1)"
+                )
         if self.reap_after_seconds <= self.lease_seconds:
             raise ValueError("PUSHSYNC_REAP_AFTER_SECONDS must be longer than PUSHSYNC_LEASE_SECONDS")
         if self.reap_max_seconds < self.reap_after_seconds:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-import redis
 from celery import shared_task
 from celery.exceptions import Reject
 
@@ -16,6 +15,7 @@ from worker.runs import broker_runs
 from worker.runtime import flusher, runtime
 from worker.store import keys
 from worker.store.durability import ReplicasUnconfirmed
+from worker.store.outages import is_outage
 
 SWEEP_TASK = "pushsync.sweep"
 ROUTINE_TASKS = frozenset({SWEEP_TASK})
@@ -90,7 +90,9 @@ def sweep() -> dict:
     """Claim due windows, re-enqueue lost batches, close quiet bursts; one sweep at a time."""
     try:
         outcome = _sweep(sweep.request.hostname)
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
         # Nothing is lost: what was due is due at the next sweep that reaches the store.
         STORE_OUTAGE.down(exc)
         return {"store": "unreachable"}

@@ -52,8 +52,8 @@ def test_explicit_base_url_and_client(monkeypatch):
         ("COVEO_ORGANIZATION_ID", "my org!", "COVEO_ORGANIZATION_ID: expected the organization's id (letters, digits"),
         ("COVEO_ORGANIZATION_ID", "", "COVEO_ORGANIZATION_ID: expected the organization's id (letters, digits, '-' "
                                       "and '_'), got nothing"),
-        ("REDIS_URL", "http://cache:6379", "REDIS_URL: expected a URL starting with redis://, rediss://, unix://; "
-                                           "got http://"),
+        ("REDIS_URL", "http://cache:6379", "REDIS_URL: expected a URL starting with redis://, rediss://, unix://, "
+                                           "redis+sentinel://, redis+cluster://; got http://"),
         ("REDIS_URL", "redis://cache:notaport/0", "REDIS_URL: the port must be a number from 1 to 65535"),
         ("REDIS_URL", "redis://cache:6379/zero", "REDIS_URL: the path must be a database number"),
         ("REDIS_URL", "redis:///0", "REDIS_URL: expected a host after redis://"),

@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
-from kombu.exceptions import OperationalError
 
 from producers import broker
 from producers.errors import InvalidEventError
@@ -47,6 +46,7 @@ from worker.ingest.horizon import Horizon
 from worker.runs import broker_runs
 from worker.store import keys
 from worker.store.durability import Durability, ReplicasUnconfirmed
+from worker.store.outages import is_outage
 from worker.windows.coalesce import Coalescer, target_of
 
 log = logging.getLogger(__name__)
@@ -65,16 +65,6 @@ OUTAGE_BACKOFF_SECONDS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 """Waits between tries while the store is out, growing to the last one."""
 OUTAGE_LOG_SECONDS = 30.0
 """While an outage lasts, it is logged again this often (not at every try)."""
-OUTAGE_ERRORS = (
-    redis.ConnectionError, redis.TimeoutError, redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError,
-    redis.exceptions.MasterDownError, redis.exceptions.ClusterDownError, redis.exceptions.TryAgainError,
-    redis.exceptions.AuthenticationError, redis.exceptions.NoPermissionError, OperationalError, OSError,
-)
-"""Errors that say the store or broker cannot take anything now (down, loading, full, failing over,
-refusing the credentials), whatever is written."""
-OUTAGE_ANSWERS = ("OOM command not allowed", "READONLY", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN",
-                  "NOREPLICAS", "BUSY ", "MISCONF")
-"""Redis error answers of the same meaning, as they also come wrapped in a script's or a pipeline's error."""
 MESSAGE_TRIES = 3
 """Tries of one message alone before the store's refusal is taken as the message's own fault."""
 MESSAGE_QUARANTINE_EVENTS = 100
@@ -96,13 +86,6 @@ def run_announcer(app: Any) -> RunAnnouncer:
 
 class Stopping(Exception):
     """The worker is shutting down while the store was out: the group stays unacknowledged."""
-
-
-def is_outage(exc: BaseException) -> bool:
-    """Whether `exc` says the store or the broker cannot be used now, rather than that a message is bad."""
-    if isinstance(exc, OUTAGE_ERRORS):
-        return True
-    return isinstance(exc, redis.ResponseError) and any(answer in str(exc) for answer in OUTAGE_ANSWERS)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from typing import Any
 import redis
 from celery import bootsteps
 
-from producers import broker
+from producers import broker, redis_urls
 from worker.ingest.ingestor import (
     INGEST_GROUP_MESSAGES,
     OUTAGE_BACKOFF_SECONDS,
@@ -32,13 +32,13 @@ from worker.ingest.ingestor import (
     Ingestor,
     Received,
     Stopping,
-    is_outage,
     run_announcer,
     unwrap,
 )
 from worker.settings import Settings, load_settings
 from worker.store.connection import connect, store_url
 from worker.store.durability import Durability
+from worker.store.outages import is_outage
 from worker.windows.coalesce import Coalescer
 
 log = logging.getLogger(__name__)
@@ -64,8 +64,8 @@ class StreamConsumer:
         stream: the stream's name (only tests change it).
         name: this consumer's name in the group; unique per process start by default.
         """
-        self.client = redis.Redis.from_url(broker_url, socket_timeout=SOCKET_TIMEOUT_SECONDS,
-                                           socket_connect_timeout=SOCKET_TIMEOUT_SECONDS)
+        self.client = redis_urls.client_for(broker_url, socket_timeout=SOCKET_TIMEOUT_SECONDS,
+                                            socket_connect_timeout=SOCKET_TIMEOUT_SECONDS)
         self.ingestor = ingestor
         self.key = broker.events_stream(stream)
         self.claim_ms = int(claim_seconds * 1000)

@@ -14,7 +14,8 @@ import redis
 from kombu import Connection
 from kombu.utils.url import maybe_sanitize_url
 
-from producers import broker
+from producers import broker, redis_urls
+from worker.store.outages import STORE_ERRORS
 
 STORE_TIMEOUT_SECONDS = 2.0
 """Seconds to connect to the store and for each answer."""
@@ -31,10 +32,10 @@ def shown(url: str) -> str:
     return maybe_sanitize_url(url)
 
 
-def store_client(url: str) -> redis.Redis:
+def store_client(url: str) -> redis_urls.StoreClient:
     """A client of the store at `url` that gives up after `STORE_TIMEOUT_SECONDS`."""
-    return redis.Redis.from_url(url, socket_timeout=STORE_TIMEOUT_SECONDS,
-                                socket_connect_timeout=STORE_TIMEOUT_SECONDS)
+    return redis_urls.client_for(url, socket_timeout=STORE_TIMEOUT_SECONDS,
+                                 socket_connect_timeout=STORE_TIMEOUT_SECONDS)
 
 
 @contextmanager
@@ -42,11 +43,11 @@ def store_errors(url: str) -> Iterator[None]:
     """Turn a Redis error inside the block into `Unreachable` naming the store at `url`."""
     try:
         yield
-    except redis.RedisError as exc:
+    except STORE_ERRORS as exc:
         raise Unreachable(f"Redis (store) at {shown(url)} does not answer: {exc}") from None
 
 
-def check_store(client: redis.Redis, url: str) -> None:
+def check_store(client: redis_urls.StoreClient, url: str) -> None:
     """Raise `Unreachable` unless the store at `url` answers a PING."""
     with store_errors(url):
         client.ping()
@@ -83,8 +84,9 @@ def queue_depths(connection: Connection, names: list[str]) -> dict[str, int]:
     for name in names:
         if on_redis and name == broker.EVENTS_QUEUE:
             # Change events are a stream there: its entries are those not yet acknowledged.
-            client = redis.Redis.from_url(connection.as_uri(include_password=True),
-                                          socket_timeout=STORE_TIMEOUT_SECONDS)
+            client = redis_urls.client_for(connection.as_uri(include_password=True),
+                                           socket_timeout=STORE_TIMEOUT_SECONDS,
+                                           socket_connect_timeout=STORE_TIMEOUT_SECONDS)
             try:
                 depths[name] = client.xlen(broker.events_stream(name))
             except redis.ResponseError:

@@ -1,11 +1,10 @@
-"""The connection to the coalescing store (Redis), one client per process."""
+"""The connection to the coalescing store (Redis: one server, a Sentinel-watched primary, or a Cluster), one client per process."""
 
 from __future__ import annotations
 
 from functools import cache
 
-import redis
-
+from producers.redis_urls import StoreClient, client_for
 from worker.settings import Settings, SettingsError
 
 SOCKET_TIMEOUT_SECONDS = 10.0
@@ -23,13 +22,11 @@ def store_url(settings: Settings) -> str:
 
 
 @cache
-def _client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(
-        url, socket_timeout=SOCKET_TIMEOUT_SECONDS, socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
-        health_check_interval=HEALTH_CHECK_SECONDS,
-    )
+def _client(url: str) -> StoreClient:
+    return client_for(url, socket_timeout=SOCKET_TIMEOUT_SECONDS, socket_connect_timeout=SOCKET_TIMEOUT_SECONDS,
+                      health_check_interval=HEALTH_CHECK_SECONDS)
 
 
-def connect(settings: Settings) -> redis.Redis:
+def connect(settings: Settings) -> StoreClient:
     """This process's client for the coalescing store (pooled; shared by every caller)."""
     return _client(store_url(settings))

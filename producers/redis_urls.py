@@ -1,0 +1,164 @@
+"""Redis URLs of every topology pushsync runs on, and the redis-py client each one calls for.
+
+One place reads them, for the coalescing store and for a Redis broker's events stream alike (the
+producers publish there without the worker, so this lives on their side):
+
+- `redis://[user:password@]host:6379/0`, `rediss://…` (TLS), `unix:///path/redis.sock?db=0`: one
+  server, through `redis.Redis.from_url`;
+- `redis+sentinel://[user:password@]h1:26379,h2:26379,h3:26379/mymaster/0`: the primary that the
+  Sentinels at those hosts name for master `mymaster`, database 0 (optional), through
+  `redis.sentinel.Sentinel.master_for`; the password is the primary's (the Sentinels take none);
+- `redis+cluster://[user:password@]h1:7000,h2:7001,h3:7002`: a Redis Cluster found from those seed
+  nodes (one is enough), through `redis.cluster.RedisCluster`; a Cluster has only database 0.
+
+`parse` says in one line what is wrong with a malformed URL, never repeating it (it may hold a
+password).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, Union
+from urllib.parse import unquote, urlsplit
+
+import redis
+from redis.cluster import ClusterNode, RedisCluster
+from redis.sentinel import Sentinel
+
+PLAIN_SCHEMES = ("redis", "rediss", "unix")
+"""One server: over TCP, over TLS, or on a Unix socket."""
+SENTINEL_SCHEME = "redis+sentinel"
+CLUSTER_SCHEME = "redis+cluster"
+STORE_SCHEMES = (*PLAIN_SCHEMES, SENTINEL_SCHEME, CLUSTER_SCHEME)
+"""Every scheme a store URL may have."""
+DEFAULT_PORTS = {SENTINEL_SCHEME: 26379, CLUSTER_SCHEME: 6379}
+SENTINEL_EXAMPLE = "redis+sentinel://h1:26379,h2:26379,h3:26379/mymaster/0"
+CLUSTER_EXAMPLE = "redis+cluster://h1:7000,h2:7001,h3:7002"
+
+StoreClient = Union[redis.Redis, RedisCluster]
+"""What `client_for` makes: a client of one server (a Sentinel's primary is one), or of a Cluster."""
+
+
+class Topology(str, enum.Enum):
+    """How the servers behind a URL are arranged."""
+
+    SINGLE = "single"
+    SENTINEL = "sentinel"
+    CLUSTER = "cluster"
+
+
+@dataclass(frozen=True)
+class RedisUrl:
+    """A checked Redis URL, taken apart."""
+
+    url: str
+    """The URL as given."""
+    topology: Topology
+    hosts: tuple[tuple[str, int], ...] = ()
+    """Sentinel and Cluster: the (host, port) of each Sentinel or seed node."""
+    master: str | None = None
+    """Sentinel: the name of the monitored master."""
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+
+
+def parse(url: str) -> RedisUrl:
+    """`url` taken apart; ValueError in one line when it is not a Redis URL pushsync can use."""
+    scheme, sep, rest = url.strip().partition("://")
+    scheme = scheme.lower()
+    if not sep or scheme not in STORE_SCHEMES:
+        given = f"{scheme}://" if scheme and sep else "no scheme"
+        raise ValueError(f"expected a URL starting with {', '.join(s + '://' for s in STORE_SCHEMES)}; got {given}")
+    if scheme in PLAIN_SCHEMES:
+        return _plain(url.strip(), scheme)
+    netloc, _, path = rest.partition("/")
+    path, _, _query = path.partition("?")
+    userinfo, _, hostlist = netloc.rpartition("@")
+    username, password = _credentials(userinfo)
+    hosts = tuple(_host(part, scheme) for part in hostlist.split(","))
+    segments = [unquote(segment) for segment in path.strip("/").split("/")] if path.strip("/") else []
+    if scheme == SENTINEL_SCHEME:
+        if not segments or not segments[0]:
+            raise ValueError(f"expected the master's name after the Sentinel hosts, as in {SENTINEL_EXAMPLE}")
+        if len(segments) > 2 or (len(segments) == 2 and not segments[1].isdigit()):
+            raise ValueError(f"expected /master-name or /master-name/database-number after the hosts, as in {SENTINEL_EXAMPLE}")
+        db = int(segments[1]) if len(segments) == 2 else 0
+        return RedisUrl(url.strip(), Topology.SENTINEL, hosts, segments[0], db, username, password)
+    if segments and segments != ["0"]:
+        raise ValueError(f"a Redis Cluster has only database 0: give no path, as in {CLUSTER_EXAMPLE}")
+    return RedisUrl(url.strip(), Topology.CLUSTER, hosts, None, 0, username, password)
+
+
+def _plain(url: str, scheme: str) -> RedisUrl:
+    parts = urlsplit(url)
+    if scheme == "unix":
+        if not parts.path:
+            raise ValueError("expected unix:///path/to/redis.sock")
+        return RedisUrl(url, Topology.SINGLE)
+    if "," in parts.netloc:
+        raise ValueError(f"one host only in {scheme}://; several are {SENTINEL_SCHEME}:// or {CLUSTER_SCHEME}:// "
+                         f"(as in {SENTINEL_EXAMPLE} or {CLUSTER_EXAMPLE})")
+    if not parts.hostname:
+        raise ValueError(f"expected a host after {scheme}://")
+    try:
+        parts.port
+    except ValueError:
+        raise ValueError("the port must be a number from 1 to 65535") from None
+    path = parts.path.strip("/")
+    if path and not path.isdigit():
+        raise ValueError(f"the path must be a database number, as in {scheme}://host:6379/0")
+    return RedisUrl(url, Topology.SINGLE, db=int(path or 0))
+
+
+def _credentials(userinfo: str) -> tuple[str | None, str | None]:
+    if not userinfo:
+        return None, None
+    user, sep, password = userinfo.partition(":")
+    if not sep:
+        # As redis-py reads `redis://secret@host`: a lone userinfo is the password.
+        return None, unquote(user) or None
+    return unquote(user) or None, unquote(password) or None
+
+
+def _host(part: str, scheme: str) -> tuple[str, int]:
+    """(host, port) of one `host[:port]` (IPv6 in brackets) of a Sentinel or Cluster host list."""
+    part = part.strip()
+    if part.startswith("["):
+        host, _, tail = part[1:].partition("]")
+        port = tail.removeprefix(":") if tail.startswith(":") else ("" if not tail else None)
+    else:
+        host, _, port = part.partition(":")
+    if not host or port is None:
+        raise ValueError(f"expected host:port pairs separated by commas after {scheme}://, with no empty one")
+    if not port:
+        return host, DEFAULT_PORTS[scheme]
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("each port must be a number from 1 to 65535")
+    return host, int(port)
+
+
+def client_for(url: str, *, socket_timeout: float, socket_connect_timeout: float, **options: Any) -> StoreClient:
+    """A pooled redis-py client of the servers `url` names (nothing is connected yet).
+
+    socket_timeout: seconds to wait for each answer.
+    socket_connect_timeout: seconds to open a connection.
+    options: further connection options of redis-py (health_check_interval, retry, retry_on_error).
+    """
+    target = parse(url)
+    timeouts = {"socket_timeout": socket_timeout, "socket_connect_timeout": socket_connect_timeout}
+    if target.topology is Topology.SINGLE:
+        return redis.Redis.from_url(target.url, **timeouts, **options)
+    credentials = {"username": target.username, "password": target.password}
+    if target.topology is Topology.SENTINEL:
+        # A Sentinel answers quickly or not at all: its own connections keep the timeouts, not the retries.
+        sentinel = Sentinel(list(target.hosts), sentinel_kwargs=timeouts, **timeouts, **options)
+        return sentinel.master_for(target.master, db=target.db, **credentials)
+    return RedisCluster(startup_nodes=[ClusterNode(host, port) for host, port in target.hosts],
+                        **credentials, **timeouts, **options)
+
+
+def is_cluster(client: StoreClient) -> bool:
+    """Whether `client` talks to a Redis Cluster (whose multi-key calls must keep to one slot)."""
+    return isinstance(client, RedisCluster)

@@ -1,0 +1,29 @@
+"""Real Redis topologies, started once per test module (tests/support/topologies.py says how).
+
+`redis_cluster`: a 3-primary Cluster with a replica each; `redis_sentinel`: a primary, a replica and
+three Sentinels. Both are stopped at the module's end; a test that kills a node may restart it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.topologies import RedisClusterTopology, SentinelTopology
+
+
+@pytest.fixture(scope="module")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterTopology]:
+    """A running Redis Cluster of this module: `.url` is its `redis+cluster://` store URL."""
+    cluster = RedisClusterTopology(tmp_path_factory.mktemp("redis-cluster"))
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def redis_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelTopology]:
+    """A running Sentinel-watched primary and replica of this module: `.url` is its `redis+sentinel://` store URL."""
+    sentinel = SentinelTopology(tmp_path_factory.mktemp("redis-sentinel"))
+    yield sentinel
+    sentinel.stop()

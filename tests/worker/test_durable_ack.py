@@ -1,0 +1,142 @@
+"""Durable acknowledgement (PUSHSYNC_STORE_MIN_REPLICAS) on a real primary, replica and Sentinels.
+
+A stopped replica (SIGSTOP) stops ingestion from acknowledging: the messages stay in the broker and
+nothing is pushed until it answers again (SIGCONT). Then the failover under load: a steady publisher,
+the primary SIGKILLed and the replica promoted by the Sentinels; with one replica required nothing is
+lost, with none the loss is measured and printed (each event is an item of its own, so a lost event
+is an item missing from the index).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+import pytest
+import redis
+
+from producers import Publisher, broker
+from tests.worker.e2e import converge, expected, index, pipeline_env, wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.process]
+
+HELD_SECONDS = 6
+"""How long the replica stays stopped while events are published: ingestion must hold them all that time."""
+RATE_PER_SECOND = 50
+"""Events published per second while the primary is killed."""
+BEFORE_KILL_SECONDS = 4
+AFTER_KILL_SECONDS = 4
+
+
+def _stream(broker_url: str) -> redis.Redis:
+    return redis.Redis.from_url(broker_url)
+
+
+def _events(source: str, count: int, start: int = 0) -> list[dict[str, Any]]:
+    return [{"kind": "item.upsert", "source": source, "version": 1, "documentId": f"https://example.com/{source}/{n}",
+             "item": {"data": f"{source} {n}"}} for n in range(start, start + count)]
+
+
+def test_a_stopped_replica_holds_every_acknowledgement(workers, clean_emulator, redis_sentinel, redis_broker_url):
+    emulator, source = clean_emulator, "replicated"
+    emulator.create_source(source)
+    env = pipeline_env(redis_sentinel.url, redis_broker_url, emulator, PUSHSYNC_STORE_MIN_REPLICAS="1")
+    workers.start("worker", env)
+    workers.start("beat", env)
+    warm = _events(source, 5)
+    with Publisher(redis_broker_url) as publisher:
+        publisher.publish_many(warm)
+    converge(emulator, warm, [source])
+
+    replica = redis_sentinel.replica()
+    events = warm + _events(source, 40, start=len(warm))
+    os.kill(replica.child.popen.pid, signal.SIGSTOP)
+    try:
+        with Publisher(redis_broker_url) as publisher:
+            publisher.publish_many(events[len(warm):])
+        stream = _stream(redis_broker_url)
+        key = broker.events_stream()
+        wait_for(lambda: stream.xpending(key, broker.CONSUMER_GROUP)["pending"] > 0, 20,
+                 what="the worker reading the new events")
+        time.sleep(HELD_SECONDS)
+        # Without durable acknowledgement they were acknowledged (deleted) and pushed within a window.
+        assert stream.xlen(key) == len(events) - len(warm), "events were acknowledged without their replica"
+        assert index(emulator, source) == expected(warm, source), "events were pushed without their replica"
+    finally:
+        os.kill(replica.child.popen.pid, signal.SIGCONT)
+    converge(emulator, events, [source])
+    wait_for(lambda: _stream(redis_broker_url).xlen(broker.events_stream()) == 0, 20,
+             what="every event acknowledged once the replica answers")
+
+
+class SteadyPublisher(threading.Thread):
+    """Publishes one new item after another at `RATE_PER_SECOND`, noting when each was confirmed."""
+
+    def __init__(self, broker_url: str, source: str) -> None:
+        super().__init__(daemon=True)
+        self.broker_url, self.source = broker_url, source
+        self.published: list[tuple[float, dict[str, Any]]] = []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        with Publisher(self.broker_url) as publisher:
+            n = 0
+            while not self.done.is_set():
+                event = _events(self.source, 1, start=n)[0]
+                publisher.publish(event)
+                self.published.append((time.time(), event))
+                n += 1
+                time.sleep(1 / RATE_PER_SECOND)
+
+    def events(self) -> list[dict[str, Any]]:
+        return [event for _, event in self.published]
+
+
+def _failover_under_load(workers, emulator, topology, broker_url: str, source: str,
+                         min_replicas: str) -> tuple[SteadyPublisher, float]:
+    """Publish steadily, SIGKILL the primary, let the Sentinels promote the replica, restart the killed
+    server as the new replica, publish on; returns the publisher and when the kill happened."""
+    emulator.create_source(source)
+    env = pipeline_env(topology.url, broker_url, emulator, PUSHSYNC_STORE_MIN_REPLICAS=min_replicas)
+    workers.start("worker", env)
+    workers.start("beat", env)
+    publisher = SteadyPublisher(broker_url, source)
+    publisher.start()
+    time.sleep(BEFORE_KILL_SECONDS)
+    killed_at = time.time()
+    killed, _ = topology.kill_primary()
+    # With one replica required, the promoted primary has none until the killed one comes back as one.
+    topology.restart(killed)
+    time.sleep(AFTER_KILL_SECONDS)
+    publisher.done.set()
+    publisher.join()
+    return publisher, killed_at
+
+
+def test_primary_killed_under_load_loses_nothing_with_one_replica(workers, clean_emulator, redis_sentinel,
+                                                                  redis_broker_url):
+    publisher, _ = _failover_under_load(workers, clean_emulator, redis_sentinel, redis_broker_url, "failover-1", "1")
+    converge(clean_emulator, publisher.events(), ["failover-1"], timeout=120)
+
+
+def test_primary_killed_under_load_without_replicas_measured(workers, clean_emulator, redis_sentinel,
+                                                             redis_broker_url):
+    """With no replica required, the events a dead primary took with it are counted, not prevented."""
+    source = "failover-0"
+    publisher, killed_at = _failover_under_load(workers, clean_emulator, redis_sentinel, redis_broker_url, source, "0")
+    want = expected(publisher.events(), source)
+    try:
+        wait_for(lambda: index(clean_emulator, source) == want, 60, what="the index")
+    except AssertionError:
+        pass
+    have = index(clean_emulator, source)
+    lost = [(at, event) for at, event in publisher.published if event["documentId"] not in have]
+    window = (min(at for at, _ in lost) - killed_at, max(at for at, _ in lost) - killed_at) if lost else None
+    print(f"\nMIN_REPLICAS=0, primary SIGKILLed at {RATE_PER_SECOND} events/s: {len(lost)} of "
+          f"{len(publisher.published)} events lost; published from {window[0]:+.3f}s to {window[1]:+.3f}s of the kill"
+          if lost else f"\nMIN_REPLICAS=0: 0 of {len(publisher.published)} events lost")
+    # Whatever is lost was published before the kill: nothing published after it may go missing.
+    assert all(at <= killed_at for at, _ in lost)
