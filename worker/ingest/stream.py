@@ -2,7 +2,8 @@
 
 Each worker process runs one consumer of the group `pushsync.ingest` in a thread of its own. An
 entry read (XREADGROUP) stays in the group's pending list, owned by that consumer, until it is
-acknowledged and deleted (XACK, XDEL) once Redis holds its events: a worker that dies at any
+acknowledged and deleted (XACK, XDEL) once Redis holds its events (confirmed by
+`PUSHSYNC_STORE_MIN_REPLICAS` replicas): a worker that dies at any
 instant leaves its entries pending, never lost. A living consumer takes over (XCLAIM) the entries
 that sat unacknowledged for `PUSHSYNC_EVENTS_CLAIM_SECONDS`; the stream counts each delivery,
 and an entry delivered more than `DELIVERY_LIMIT` times (workers died holding it) is quarantined

@@ -10,7 +10,7 @@ and later; older servers lack it, and WAIT is used there).
 
 WAIT counts the writes made on the connection that sends it. So a step's writes and its WAIT all go
 through `Durability.client`, a client of one connection, and a reconnection between them is noticed
-(`Connection.register_connect_callback`): writes sent before it may be gone with the old primary,
+(counted by the connection's `redis_connect_func`): writes sent before it may be gone with the old primary,
 so the step is done again, never confirmed by a WAIT on a new connection that wrote nothing.
 
 Replicas that do not confirm within `CONFIRM_MILLISECONDS` are a store outage
@@ -69,6 +69,8 @@ class Durability:
         self.min_replicas = min_replicas
         self._pid = 0
         self._held: redis.Redis | None = None
+        self._handshake = None
+        """What the shared pool's connections run when they connect, if anything but `on_connect`."""
         self._connections = 0
         """Connections the held client opened: a change between a step's start and its WAIT voids the WAIT."""
 
@@ -90,21 +92,30 @@ class Durability:
             return self.shared
         if self._held is None or self._pid != os.getpid():
             pool = self.shared.connection_pool
+            options = dict(pool.connection_kwargs)
+            self._handshake = options.get("redis_connect_func")
+            # Counted as each connection is set up (redis-py's hook for that), so none is missed; and
+            # nothing connects before the first command, so a store that is down at start-up is an outage.
+            options["redis_connect_func"] = self._connected
             # A pool of one connection that callers take turns on (the push thread and its lease renewals).
             held = redis.BlockingConnectionPool(max_connections=1, timeout=None, connection_class=pool.connection_class,
-                                                **pool.connection_kwargs)
-            connection = held.get_connection()
-            connection.register_connect_callback(self._connected)
-            held.release(connection)
+                                                **options)
             self._held, self._pid, self._connections = redis.Redis(connection_pool=held), os.getpid(), 0
         return self._held
 
-    def _connected(self, connection: object) -> None:
+    def _connected(self, connection: redis.connection.AbstractConnection) -> None:
+        """Set up a new connection as redis-py would (AUTH, HELLO, SELECT), and count it."""
+        if self._handshake is None:
+            connection.on_connect()
+        else:
+            self._handshake(connection)
         self._connections += 1
 
     def mark(self) -> int:
         """Where a step starts: pass it to `confirm` once the step's writes are sent."""
-        self.client  # noqa: B018 - the held client exists before the step, so its first connection is not a change
+        if self.min_replicas and self._connections == 0:
+            # Connected before the step, so that this first connection is not taken for a replaced one.
+            self.client.ping()
         return self._connections
 
     def confirm(self, since: int) -> None:
