@@ -7,13 +7,14 @@ and on RabbitMQ quorum queues with publisher confirms and a delivery limit.
 
 from kombu import Exchange, Queue
 
-from producers import broker
+from producers import broker, redis_urls
 from worker.settings import load_settings
 from worker.store.connection import store_url
 
 _settings = load_settings()
 
-broker_url = _settings.broker_url or store_url(_settings)
+# A Sentinel-watched Redis is kombu's Sentinel transport, its master's name a transport option.
+broker_url, _topology_options = redis_urls.kombu_form(_settings.broker_url or store_url(_settings))
 broker_connection_retry_on_startup = True
 # Celery gives up after 100 reconnection attempts (about 45 minutes at its 30 s cap) and the worker
 # exits; a broker outage must change when, never whether, so it keeps trying.
@@ -48,7 +49,7 @@ if broker.is_amqp(broker_url):
     broker_transport_options = {"confirm_publish": True}
 else:
     # Redis redelivers an unacknowledged task after this long; every task's hold stays under it.
-    broker_transport_options = {"visibility_timeout": _settings.visibility_timeout}
+    broker_transport_options = {"visibility_timeout": _settings.visibility_timeout, **_topology_options}
 
 # The one schedule is a sweep every fraction of a second: nothing is worth keeping across beat
 # restarts, so beat keeps it in memory (Celery's default writes a file into the working directory),

@@ -20,6 +20,8 @@ from contextlib import contextmanager
 
 from kombu import Connection, Exchange, Queue
 
+from producers import redis_urls
+
 EVENTS_QUEUE = "pushsync.events"
 TASKS_QUEUE = "pushsync.tasks"
 """The workers' Celery task queue (pushes, sweeps), named here with the other queues."""
@@ -77,7 +79,8 @@ def connect(broker_url: str, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
         options = {"confirm_publish": True}
     else:
         options = {"socket_connect_timeout": connect_timeout, "socket_timeout": connect_timeout}
-    return Connection(broker_url, connect_timeout=connect_timeout, transport_options=options)
+    url, topology = redis_urls.kombu_form(broker_url)
+    return Connection(url, connect_timeout=connect_timeout, transport_options={**options, **topology})
 
 
 @contextmanager

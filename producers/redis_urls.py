@@ -18,12 +18,16 @@ password).
 from __future__ import annotations
 
 import enum
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Union
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import redis
+from kombu.utils.url import maybe_sanitize_url
 from redis.cluster import ClusterNode, RedisCluster
+from redis.commands.core import Script
 from redis.sentinel import Sentinel
 
 PLAIN_SCHEMES = ("redis", "rediss", "unix")
@@ -36,7 +40,7 @@ DEFAULT_PORTS = {SENTINEL_SCHEME: 26379, CLUSTER_SCHEME: 6379}
 SENTINEL_EXAMPLE = "redis+sentinel://h1:26379,h2:26379,h3:26379/mymaster/0"
 CLUSTER_EXAMPLE = "redis+cluster://h1:7000,h2:7001,h3:7002"
 
-StoreClient = Union[redis.Redis, RedisCluster]
+StoreClient = Union[redis.Redis, "DeferredCluster"]
 """What `client_for` makes: a client of one server (a Sentinel's primary is one), or of a Cluster."""
 
 
@@ -91,6 +95,40 @@ def parse(url: str) -> RedisUrl:
     return RedisUrl(url.strip(), Topology.CLUSTER, hosts, None, 0, username, password)
 
 
+def shown(url: str) -> str:
+    """`url` as it may be printed: its password masked (kombu's masking, which reads one host only,
+    for any URL that is not a Sentinel or Cluster one)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in (SENTINEL_SCHEME, CLUSTER_SCHEME):
+        return maybe_sanitize_url(url)
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, hosts = netloc.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    masked = f"{user}:**@" if colon and password else userinfo + at
+    return f"{scheme}://{masked}{hosts}{slash}{path}"
+
+
+KOMBU_SENTINEL_SCHEME = "sentinel"
+
+
+def kombu_form(url: str) -> tuple[str, dict[str, Any]]:
+    """The URL and transport options kombu (and Celery) take for the broker at `url`: a Sentinel URL
+    becomes kombu's own Sentinel transport, `sentinel://h1:26379;sentinel://h2:26379/0` with the
+    master's name in `master_name`; any other URL is kombu's as it is."""
+    if url.partition("://")[0].lower() != SENTINEL_SCHEME:
+        return url, {}
+    target = parse(url)
+    auth = ""
+    if target.password:
+        auth = f"{quote(target.username or '', safe='')}:{quote(target.password, safe='')}@"
+    nodes = [f"{KOMBU_SENTINEL_SCHEME}://{auth}{_bracketed(host)}:{port}/{target.db}" for host, port in target.hosts]
+    return ";".join(nodes), {"master_name": target.master}
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
 def _plain(url: str, scheme: str) -> RedisUrl:
     parts = urlsplit(url)
     if scheme == "unix":
@@ -115,10 +153,8 @@ def _plain(url: str, scheme: str) -> RedisUrl:
 def _credentials(userinfo: str) -> tuple[str | None, str | None]:
     if not userinfo:
         return None, None
-    user, sep, password = userinfo.partition(":")
-    if not sep:
-        # As redis-py reads `redis://secret@host`: a lone userinfo is the password.
-        return None, unquote(user) or None
+    # As redis-py reads `redis://name@host`: a userinfo without `:` is a user name.
+    user, _, password = userinfo.partition(":")
     return unquote(user) or None, unquote(password) or None
 
 
@@ -155,10 +191,42 @@ def client_for(url: str, *, socket_timeout: float, socket_connect_timeout: float
         # A Sentinel answers quickly or not at all: its own connections keep the timeouts, not the retries.
         sentinel = Sentinel(list(target.hosts), sentinel_kwargs=timeouts, **timeouts, **options)
         return sentinel.master_for(target.master, db=target.db, **credentials)
-    return RedisCluster(startup_nodes=[ClusterNode(host, port) for host, port in target.hosts],
-                        **credentials, **timeouts, **options)
+    nodes = [ClusterNode(host, port) for host, port in target.hosts]
+    return DeferredCluster(lambda: RedisCluster(startup_nodes=nodes, **credentials, **timeouts, **options))
 
 
-def is_cluster(client: StoreClient) -> bool:
-    """Whether `client` talks to a Redis Cluster (whose multi-key calls must keep to one slot)."""
-    return isinstance(client, RedisCluster)
+class DeferredCluster:
+    """A RedisCluster made at its first use instead of at once, then that client for every call.
+
+    redis-py's asks the nodes for the slot map as it is made: a Cluster unreachable when a process
+    starts would stop the process, where a single server's client only fails its first call. Made
+    here at first use, that failure is the call's, and an outage like any other (made again at the
+    next use).
+    """
+
+    def __init__(self, make: Callable[[], RedisCluster]) -> None:
+        """make: builds the RedisCluster."""
+        self._make = make
+        self._client: RedisCluster | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def cluster(self) -> RedisCluster:
+        """The RedisCluster, made now if it is not yet."""
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._make()
+        return self._client
+
+    def register_script(self, script: str) -> Script:
+        """`script` callable on this Cluster, registered without reaching it (its sha is computed here)."""
+        return Script(self, script.encode())
+
+    def close(self) -> None:
+        """Close the Cluster's connections, if it was ever made (closing reaches no node)."""
+        if self._client is not None:
+            self._client.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.cluster, name)

@@ -19,7 +19,6 @@ from typing import Protocol
 
 import redis
 from kombu import Producer
-from kombu.utils.url import maybe_sanitize_url
 from redis.backoff import AbstractBackoff
 from redis.retry import Retry
 
@@ -146,7 +145,7 @@ class StreamTransport:
             retry_on_error=[redis.ConnectionError, redis.TimeoutError],
         )
         self._key = broker.events_stream(queue_name)
-        self.url = maybe_sanitize_url(broker_url)
+        self.url = redis_urls.shown(broker_url)
 
     def send(self, body: bytes) -> None:
         self._client.xadd(self._key, broker.stream_fields(body))

@@ -62,8 +62,9 @@ LOG_FORMAT_VARIABLE = "PUSHSYNC_LOG_FORMAT"
 
 STORE_SCHEMES = redis_urls.STORE_SCHEMES
 """What REDIS_URL may name: Redis over TCP, TLS or a Unix socket, a Sentinel-watched primary, a Cluster."""
-BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp")
-"""What BROKER_URL may name: a Redis broker, or RabbitMQ (kombu's spellings)."""
+BROKER_SCHEMES = ("redis", "rediss", redis_urls.SENTINEL_SCHEME, "amqp", "amqps", "pyamqp")
+"""What BROKER_URL may name: a Redis broker (one server, or a Sentinel-watched primary), or RabbitMQ (kombu's
+spellings)."""
 HTTP_SCHEMES = ("http", "https")
 PUSH_API_ROOT = "/push/v1"
 PLATFORM_API_ROOT = "/rest"
@@ -80,16 +81,21 @@ def _env(*names: str) -> AliasChoices:
     return AliasChoices(*names)
 
 
-def _checked_url(value: str, schemes: tuple[str, ...]) -> str:
-    """`value` when it is a URL of one of `schemes` with a usable host and port (and, for Redis, database
-    number); else ValueError saying what is wrong, without repeating the URL (it may hold a password)."""
+def _checked_url(value: str, schemes: tuple[str, ...], *, database: bool = False) -> str:
+    """`value` when it is a URL of one of `schemes` with a usable host and port and (when `database`, for
+    Redis: every form `producers.redis_urls` reads) database number; else ValueError saying what is wrong,
+    without repeating the URL (it may hold a password)."""
     parts = urlsplit(value.strip())
     scheme = parts.scheme.lower()
     if scheme not in schemes:
         given = f"{scheme}://" if scheme and "://" in value else "no scheme"
         raise ValueError(f"expected a URL starting with {', '.join(s + '://' for s in schemes)}; got {given}")
-    if scheme in redis_urls.STORE_SCHEMES:
+    if database and scheme in redis_urls.STORE_SCHEMES:
         redis_urls.parse(value)
+        return value
+    if scheme == "unix":
+        if not parts.path:
+            raise ValueError("expected unix:///path/to/redis.sock")
         return value
     if not parts.hostname:
         raise ValueError(f"expected a host after {scheme}://")
@@ -364,12 +370,12 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _store_url(cls, value: str | None) -> str | None:
-        return None if value is None else _checked_url(value, STORE_SCHEMES)
+        return None if value is None else _checked_url(value, STORE_SCHEMES, database=True)
 
     @field_validator("broker_url")
     @classmethod
     def _broker_url(cls, value: str | None) -> str | None:
-        return None if value is None else _checked_url(value, BROKER_SCHEMES)
+        return None if value is None else _checked_url(value, BROKER_SCHEMES, database=True)
 
     @field_validator("push_url")
     @classmethod
@@ -386,14 +392,12 @@ class Settings(BaseSettings):
         if self.region and (self.push_url or self.platform_url):
             given = "COVEO_PUSH_URL" if self.push_url else "COVEO_PLATFORM_URL"
             raise ValueError(f"COVEO_REGION and {given} both set: give one of them")
-        if self.redis_url and not self.broker_url:
-            topology = redis_urls.parse(self.redis_url).topology
-            if topology is not redis_urls.Topology.SINGLE:
-                raise ValueError(
-                    f"BROKER_URL: not set, and a Redis {topology.value} store cannot be the broker (Celery's Redis "
-                    "transport talks to one server): set BROKER_URL to RabbitMQ (amqp://...) or to a Redis server "
-                    "(redis://host:6379/1)"
-                )
+        if self.redis_url and not self.broker_url and redis_urls.parse(self.redis_url).topology is redis_urls.Topology.CLUSTER:
+            raise ValueError(
+                "BROKER_URL: not set, and a Redis Cluster store cannot be the broker (kombu has no Cluster "
+                "transport): set BROKER_URL to RabbitMQ (amqp://...), a Redis server (redis://host:6379/1) or "
+                "a Sentinel-watched one (redis+sentinel://...)"
+            )
         if self.reap_after_seconds <= self.lease_seconds:
             raise ValueError("PUSHSYNC_REAP_AFTER_SECONDS must be longer than PUSHSYNC_LEASE_SECONDS")
         if self.reap_max_seconds < self.reap_after_seconds:

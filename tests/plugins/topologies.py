@@ -1,7 +1,8 @@
 """Real Redis topologies, started once per test module (tests/support/topologies.py says how).
 
 `redis_cluster`: a 3-primary Cluster with a replica each; `redis_sentinel`: a primary, a replica and
-three Sentinels. Both are stopped at the module's end; a test that kills a node may restart it.
+three Sentinels. Both are stopped at the module's end and emptied before each test that uses them;
+a test that kills a node may restart it.
 """
 
 from __future__ import annotations
@@ -21,9 +22,24 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClu
     cluster.stop()
 
 
+@pytest.fixture()
+def cluster_store(redis_cluster: RedisClusterTopology) -> RedisClusterTopology:
+    """The module's Redis Cluster, healthy and emptied for this test."""
+    redis_cluster.wait_healthy()
+    redis_cluster.flush()
+    return redis_cluster
+
+
 @pytest.fixture(scope="module")
 def redis_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelTopology]:
     """A running Sentinel-watched primary and replica of this module: `.url` is its `redis+sentinel://` store URL."""
     sentinel = SentinelTopology(tmp_path_factory.mktemp("redis-sentinel"))
     yield sentinel
     sentinel.stop()
+
+
+@pytest.fixture()
+def sentinel_store(redis_sentinel: SentinelTopology) -> SentinelTopology:
+    """The module's Sentinel-watched primary, emptied for this test."""
+    redis_sentinel.flush()
+    return redis_sentinel

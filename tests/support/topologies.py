@@ -13,6 +13,7 @@ Helpers of other tests (durable acknowledgement, failover under load) use the sa
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -87,13 +88,14 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
 class Server:
     """One redis-server process on `port`, with its files in `directory`."""
 
-    def __init__(self, directory: Path, port: int, *args: str) -> None:
+    def __init__(self, directory: Path, port: int, *args: str, password: str | None = None) -> None:
         """
         directory: where the server keeps its data, config and log (made if missing).
         port: the loopback port it listens on.
         args: further redis-server arguments (a config file first, if any).
+        password: what clients (and replicas of it, and it of its primary) must give; None for none.
         """
-        self.directory, self.port, self.args = directory, port, args
+        self.directory, self.port, self.args, self.password = directory, port, args, password
         directory.mkdir(parents=True, exist_ok=True)
         self.child: Child | None = None
         self.start()
@@ -101,7 +103,7 @@ class Server:
     def start(self, *extra: str) -> None:
         """Start the process and wait until it answers; `extra`: arguments of this start only."""
         command = [REDIS_SERVER, *self.args, *extra, "--port", str(self.port), "--dir", str(self.directory),
-                   *SERVER_OPTIONS]
+                   *SERVER_OPTIONS, *self._auth()]
         self.child = Child(f"redis-server:{self.port}", command, env={}, log_path=self.directory / "server.log")
         self.child.wait_until(self._answers, START_TIMEOUT_SECONDS)
 
@@ -111,9 +113,13 @@ class Server:
         except (redis.RedisError, OSError):
             return False
 
+    def _auth(self) -> list[str]:
+        return ["--requirepass", self.password, "--masterauth", self.password] if self.password else []
+
     def client(self, **options: Any) -> redis.Redis:
         """A client of this one server (not following any topology)."""
-        return redis.Redis(LOOPBACK, self.port, socket_timeout=2, socket_connect_timeout=2, **options)
+        return redis.Redis(LOOPBACK, self.port, socket_timeout=2, socket_connect_timeout=2, password=self.password,
+                           **options)
 
     @property
     def alive(self) -> bool:
@@ -132,8 +138,12 @@ class Server:
 class RedisClusterTopology:
     """A 3-primary Redis Cluster with a replica of each primary, on loopback ports."""
 
-    def __init__(self, directory: Path) -> None:
-        """directory: an empty directory for the nodes' files (one subdirectory each)."""
+    def __init__(self, directory: Path, password: str | None = None) -> None:
+        """
+        directory: an empty directory for the nodes' files (one subdirectory each).
+        password: what every node requires (in `url` too); None for none.
+        """
+        self.password = password
         self.nodes: list[Server] = []
         try:
             for n in range(CLUSTER_PRIMARIES * 2):
@@ -141,10 +151,11 @@ class RedisClusterTopology:
                 self.nodes.append(Server(
                     directory / f"node-{port}", port, "--cluster-enabled", "yes",
                     "--cluster-config-file", str(directory / f"node-{port}" / "nodes.conf"),
-                    "--cluster-node-timeout", str(CLUSTER_NODE_TIMEOUT_MS)))
+                    "--cluster-node-timeout", str(CLUSTER_NODE_TIMEOUT_MS), password=password))
             subprocess.run([REDIS_CLI, "--cluster", "create", *(f"{LOOPBACK}:{node.port}" for node in self.nodes),
-                            "--cluster-replicas", "1", "--cluster-yes"], check=True, capture_output=True,
-                           timeout=START_TIMEOUT_SECONDS)
+                            "--cluster-replicas", "1", "--cluster-yes"],
+                           check=True, capture_output=True, timeout=START_TIMEOUT_SECONDS,
+                           env={**os.environ, "REDISCLI_AUTH": password} if password else None)
             self.wait_healthy()
         except BaseException:
             self.stop()
@@ -153,15 +164,22 @@ class RedisClusterTopology:
     @property
     def url(self) -> str:
         """The store URL, seeded with every node."""
-        return "redis+cluster://" + ",".join(f"{LOOPBACK}:{node.port}" for node in self.nodes)
+        return f"redis+cluster://{_userinfo(self.password)}" + ",".join(f"{LOOPBACK}:{node.port}" for node in self.nodes)
 
     def seed_url(self) -> str:
         """The store URL seeded with one living node only (a Cluster client finds the others)."""
-        return f"redis+cluster://{LOOPBACK}:{next(node for node in self.nodes if node.alive).port}"
+        return f"redis+cluster://{_userinfo(self.password)}{LOOPBACK}:{next(node for node in self.nodes if node.alive).port}"
 
     def client(self) -> RedisCluster:
         return RedisCluster(startup_nodes=[redis.cluster.ClusterNode(LOOPBACK, node.port) for node in self.nodes
-                                           if node.alive], socket_timeout=2, socket_connect_timeout=2)
+                                           if node.alive], socket_timeout=2, socket_connect_timeout=2,
+                           password=self.password)
+
+    def flush(self) -> None:
+        """Empty every primary (a test's leftovers are not the next one's)."""
+        for row in self._view():
+            if row["primary"] and not row["failing"]:
+                self.node(row["port"]).client().flushall()
 
     def node(self, port: int) -> Server:
         return next(node for node in self.nodes if node.port == port)
@@ -223,14 +241,18 @@ class RedisClusterTopology:
 class SentinelTopology:
     """A primary, its replica and three Sentinels watching master `MASTER_NAME`, on loopback ports."""
 
-    def __init__(self, directory: Path) -> None:
-        """directory: an empty directory for the servers' files (one subdirectory each)."""
+    def __init__(self, directory: Path, password: str | None = None) -> None:
+        """
+        directory: an empty directory for the servers' files (one subdirectory each).
+        password: what the primary and replica require (in `url` too; the Sentinels require none).
+        """
+        self.password = password
         self.servers: list[Server] = []
         self.sentinels: list[Server] = []
         try:
-            primary = Server(directory / "primary", free_port())
+            primary = Server(directory / "primary", free_port(), password=password)
             self.servers = [primary, Server(directory / "replica", free_port(), "--replicaof", LOOPBACK,
-                                            str(primary.port))]
+                                            str(primary.port), password=password)]
             for n in range(SENTINELS):
                 folder = directory / f"sentinel-{n}"
                 folder.mkdir()
@@ -240,7 +262,8 @@ class SentinelTopology:
                     f"sentinel monitor {MASTER_NAME} {LOOPBACK} {primary.port} {SENTINEL_QUORUM}\n"
                     f"sentinel down-after-milliseconds {MASTER_NAME} {SENTINEL_DOWN_AFTER_MS}\n"
                     f"sentinel failover-timeout {MASTER_NAME} {SENTINEL_FAILOVER_TIMEOUT_MS}\n"
-                    f"sentinel parallel-syncs {MASTER_NAME} 1\n")
+                    f"sentinel parallel-syncs {MASTER_NAME} 1\n"
+                    + (f"sentinel auth-pass {MASTER_NAME} {password}\n" if password else ""))
                 self.sentinels.append(_SentinelServer(folder, free_port(), str(config), "--sentinel"))
             wait_until(self._settled, START_TIMEOUT_SECONDS, "the Sentinels seeing the replica and each other")
         except BaseException:
@@ -251,7 +274,7 @@ class SentinelTopology:
     def url(self) -> str:
         """The store URL naming every Sentinel, the master and database 0."""
         hosts = ",".join(f"{LOOPBACK}:{sentinel.port}" for sentinel in self.sentinels)
-        return f"redis+sentinel://{hosts}/{MASTER_NAME}/0"
+        return f"redis+sentinel://{_userinfo(self.password)}{hosts}/{MASTER_NAME}/0"
 
     def _settled(self) -> bool:
         for sentinel in self.sentinels:
@@ -259,6 +282,10 @@ class SentinelTopology:
             if len(client.sentinel_slaves(MASTER_NAME)) < 1 or len(client.sentinel_sentinels(MASTER_NAME)) < SENTINELS - 1:
                 return False
         return self.primary().client().info("replication").get("connected_slaves", 0) >= 1
+
+    def flush(self) -> None:
+        """Empty the primary (its replica follows)."""
+        self.primary().client().flushall()
 
     def primary(self) -> Server:
         """The server the Sentinels name as the primary now."""
@@ -295,6 +322,10 @@ class SentinelTopology:
     def stop(self) -> None:
         for server in [*self.sentinels, *self.servers]:
             server.stop()
+
+
+def _userinfo(password: str | None) -> str:
+    return f":{password}@" if password else ""
 
 
 class _SentinelServer(Server):

@@ -21,6 +21,42 @@ def pipeline_env(redis_url: str, broker_url: str, emulator: Any, **overrides: st
             "COVEO_ORGANIZATION_ID": emulator.organization, "COVEO_API_KEY": emulator.api_key, **FAST, **overrides}
 
 
+SOURCES = ["docs", "support", "news"]
+
+
+def run_pipeline(workers: Any, emulator: Any, redis_url: str, broker_url: str, sources: list[str] = SOURCES,
+                 **overrides: str) -> None:
+    """The whole pipeline against the store at `redis_url` and the broker at `broker_url` (both empty):
+    two workers and beat, a history published in two halves; the index must end as last-write-wins,
+    with honest REFRESH/IDLE brackets and conforming requests.
+
+    workers: the `workers` fixture; emulator: a clean emulator; overrides: more environment variables.
+    """
+    from producers import Publisher
+
+    for source in sources:
+        emulator.create_source(source)
+    env = pipeline_env(redis_url, broker_url, emulator, **overrides)
+    workers.start("worker", env)
+    workers.start("worker", env)
+    workers.start("beat", env)
+    events = history(sources, items=40, seed=3)
+    with Publisher(broker_url, events_per_message=20) as publisher:
+        half = len(events) // 2
+        publisher.publish_many(events[:half])
+        wait_for(lambda: any(source_calls(emulator.requests(), s) for s in sources), what="a first batch")
+        publisher.publish_many(events[half:])
+    converge(emulator, events, sources)
+    for source in sources:
+        wait_for(lambda: emulator.activities(source)["status"] == "IDLE", 30, what=f"IDLE of {source}")
+    log = emulator.requests()
+    for source in sources:
+        calls = source_calls(log, source)
+        assert honest_brackets(calls), (source, calls)
+        assert calls.count("BATCH") >= 1
+    assert_conforms(log)
+
+
 def history(sources: list[str], *, items: int, seed: int, deletes: int = 3) -> list[dict[str, Any]]:
     """Several versions of each item per source, some deleted, interleaved and out of order."""
     rng = random.Random(seed)

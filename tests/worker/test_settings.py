@@ -57,7 +57,7 @@ def test_explicit_base_url_and_client(monkeypatch):
         ("REDIS_URL", "redis://cache:notaport/0", "REDIS_URL: the port must be a number from 1 to 65535"),
         ("REDIS_URL", "redis://cache:6379/zero", "REDIS_URL: the path must be a database number"),
         ("REDIS_URL", "redis:///0", "REDIS_URL: expected a host after redis://"),
-        ("BROKER_URL", "rabbit://guest@mq:5672//", "BROKER_URL: expected a URL starting with redis://, rediss://, "
+        ("BROKER_URL", "rabbit://guest@mq:5672//", "BROKER_URL: expected a URL starting with redis://, rediss://, redis+sentinel://, "
                                                    "amqp://, amqps://, pyamqp://; got rabbit://"),
         ("COVEO_PUSH_URL", "http://proxy:8080", "COVEO_PUSH_URL: expected the Push API root, ending in /push/v1"),
         ("COVEO_PUSH_URL", "proxy:8080/push/v1", "COVEO_PUSH_URL: expected a URL starting with http://, https://"),
@@ -140,3 +140,30 @@ def test_cli_version_and_help():
     assert version.stdout.startswith("pushsync ")
     usage = subprocess.run([sys.executable, "-m", "worker", "--help"], capture_output=True, text=True, check=True)
     assert "version" in usage.stdout
+
+
+def test_a_cluster_store_needs_a_broker_of_its_own():
+    store = "redis+cluster://h1:7000,h2:7001"
+    with pytest.raises(SettingsError, match="BROKER_URL: not set, and a Redis Cluster store cannot be the broker"):
+        load_settings(redis_url=store)
+    assert load_settings(redis_url=store, broker_url="redis://broker:6379/1").redis_url == store
+    assert load_settings(redis_url=store, broker_url="redis+sentinel://s1,s2/mymaster/1").broker_url
+
+
+def test_a_sentinel_store_is_the_broker_through_kombus_sentinel_transport():
+    from producers.redis_urls import kombu_form
+
+    store = "redis+sentinel://:p%40ss@s1:26379,[::1]:26380/mymaster/2"
+    assert load_settings(redis_url=store).broker_url is None
+    assert kombu_form(store) == ("sentinel://:p%40ss@s1:26379/2;sentinel://:p%40ss@[::1]:26380/2",
+                                 {"master_name": "mymaster"})
+    assert kombu_form("redis://h:6379/1") == ("redis://h:6379/1", {})
+
+
+@pytest.mark.parametrize(("url", "says"), [
+    ("redis+sentinel://h1:26379", "REDIS_URL: expected the master's name after the Sentinel hosts"),
+    ("redis+cluster://h1:7000/3", "REDIS_URL: a Redis Cluster has only database 0"),
+])
+def test_malformed_topology_urls_name_the_variable(url, says):
+    with pytest.raises(SettingsError, match=says):
+        load_settings(redis_url=url, broker_url="redis://broker:6379/1")

@@ -19,7 +19,6 @@ from pathlib import Path
 from types import FrameType
 
 import click
-import redis
 import requests
 
 from producers import Publisher
@@ -27,6 +26,7 @@ from worker.children import Child, celery, emulator
 from worker.commands.demo_events import demo_events, expected_index
 from worker.commands.demo_space import DemoDatabase, SpaceTaken, demo_space
 from worker.commands.services import INVALID_SETTING, fail, reachable
+from worker.observe import probes
 from worker.store import keys
 from worker.store.embedded import EmbeddedRedis, free_port
 
@@ -223,7 +223,7 @@ def _pause(databases: list[DemoDatabase]) -> None:
 
 
 def _summary(demo: Demo, events: list[dict], expected: dict[str, int | None], elapsed: float) -> None:
-    store = redis.Redis.from_url(demo.redis_url)
+    store = probes.store_client(demo.redis_url)
     stats = store.hgetall(TARGET.stats)
     pushed = int(stats.get(b"pushed", 0))
     calls = [r for r in demo.admin_requests() if r["path"].startswith("/push/")]

@@ -14,7 +14,6 @@ import time
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 
-import redis
 from kombu import Connection, Message
 
 from producers import Publisher
@@ -153,12 +152,10 @@ def _peek_redis(connection: Connection) -> list[DeadLetter]:
     Taking entries off to read them is how a broker is browsed, but kombu's Redis transport pops
     a message before it records it as unacknowledged: a browse killed between the two loses that
     entry. RabbitMQ holds what it hands out, so browsing it there is safe."""
-    client = redis.Redis.from_url(connection.as_uri(include_password=True))
-    try:
+    # The transport's own client: it reaches a Sentinel's primary as kombu does.
+    with connection.default_channel.conn_or_acquire() as client:
         # kombu pushes on the left and takes from the right: the oldest entry is the last one.
         raw = client.lrange(DEAD_LETTER_QUEUE, 0, -1)
-    finally:
-        client.close()
     entries = []
     for item in reversed(raw):
         envelope = json.loads(item)

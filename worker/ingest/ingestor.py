@@ -376,23 +376,34 @@ class Ingestor:
         return dict(outcomes)
 
     def _quarantine(self, invalid: list[InvalidEvent], overflow: list[InvalidEvent], causes: Counter) -> None:
-        """Keep `invalid` in quarantine (and `overflow`, kept in one of them, only for their runs), in one transaction."""
+        """Keep `invalid` in quarantine (and `overflow`, kept in one of them, only for their runs).
+
+        Each step is one hash slot's (a Cluster has no transaction across slots) and may be written twice:
+        the runs' marks first (a run missing any of its events must not delete), then the entries in
+        one transaction; the message is acknowledged only after both.
+        """
+        marks = self.client.pipeline(transaction=False)
+        for entry in (*invalid, *overflow):
+            broker_runs.record_invalid(marks, entry)
+        if len(marks):
+            marks.execute()
         pipe = self.client.pipeline(transaction=True)
         for entry in invalid:
             quarantine.keep(pipe, quarantine.entry_for(entry, queue=broker.EVENTS_QUEUE))
-            broker_runs.record_invalid(pipe, entry)
-        for entry in overflow:  # a run missing any of its events must not delete
-            broker_runs.record_invalid(pipe, entry)
         pipe.execute()
         log.warning("quarantined %d invalid event(s): %s", len(invalid), invalid[0].reason)
         for cause, count in causes.items():
             hooks.emit("after_quarantine", cause, count)
 
     def _record_runs(self, events: list[RebuildBegin | RebuildEnd]) -> None:
-        pipe = self.client.pipeline(transaction=True)
-        for event in events:
-            broker_runs.record(pipe, event)
-        pipe.execute()
+        # Two steps, each writable twice: every run's state (its target's slot), then the global set of
+        # ended runs that the sweep reads it from.
+        for step in (broker_runs.record, broker_runs.mark_ending):
+            pipe = self.client.pipeline(transaction=False)
+            for event in events:
+                step(pipe, event)
+            if len(pipe):
+                pipe.execute()
         for event in events:
             # An ended run is looked at by the sweep (see broker_runs.due); a begun one starts once
             # its record is confirmed (`_durably`).

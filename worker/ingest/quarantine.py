@@ -179,8 +179,19 @@ def keep(pipe: redis.client.Pipeline, entry: QuarantineEntry) -> None:
     pipe.zadd(keys.QUARANTINE_INDEX, {entry.id: entry.at})
 
 
+def _adopt_legacy_index(client: redis.Redis) -> None:
+    """Move the index an earlier version kept under its old name into the current one (a single server
+    only ever had it: both names are on the same server there)."""
+    if client.exists(keys.LEGACY_QUARANTINE_INDEX):
+        pipe = client.pipeline()
+        pipe.zunionstore(keys.QUARANTINE_INDEX, [keys.QUARANTINE_INDEX, keys.LEGACY_QUARANTINE_INDEX], aggregate="MIN")
+        pipe.delete(keys.LEGACY_QUARANTINE_INDEX)
+        pipe.execute()
+
+
 def ids(client: redis.Redis) -> list[str]:
     """Every entry id, oldest first."""
+    _adopt_legacy_index(client)
     return [i.decode() for i in client.zrange(keys.QUARANTINE_INDEX, 0, -1)]
 
 
@@ -209,11 +220,13 @@ def show(client: redis.Redis, entry_id: str) -> QuarantineEntry | None:
 
 
 def count(client: redis.Redis) -> int:
+    _adopt_legacy_index(client)
     return client.zcard(keys.QUARANTINE_INDEX)
 
 
 def substitute(client: redis.Redis, entry_id: str, by: list[QuarantineEntry]) -> None:
     """Put the entries `by` in the place of entry `entry_id` in one transaction (`by` may hold it, changed)."""
+    _adopt_legacy_index(client)
     pipe = client.pipeline()
     pipe.hdel(keys.QUARANTINE, entry_id)
     pipe.zrem(keys.QUARANTINE_INDEX, entry_id)
@@ -227,6 +240,7 @@ def purge(client: redis.Redis, entry_ids: list[str] | None = None) -> int:
     chosen = entry_ids if entry_ids is not None else ids(client)
     if not chosen:
         return 0
+    _adopt_legacy_index(client)
     pipe = client.pipeline()
     pipe.hdel(keys.QUARANTINE, *chosen)
     pipe.zrem(keys.QUARANTINE_INDEX, *chosen)

@@ -12,7 +12,7 @@ from contextlib import ExitStack, contextmanager
 
 import redis
 from kombu import Connection
-from kombu.utils.url import maybe_sanitize_url
+from redis.sentinel import MasterNotFoundError
 
 from producers import broker, redis_urls
 from worker.store.outages import STORE_ERRORS
@@ -29,7 +29,7 @@ class Unreachable(Exception):
 
 def shown(url: str) -> str:
     """`url` as it may be printed: the password masked."""
-    return maybe_sanitize_url(url)
+    return redis_urls.shown(url)
 
 
 def store_client(url: str) -> redis_urls.StoreClient:
@@ -43,6 +43,11 @@ def store_errors(url: str) -> Iterator[None]:
     """Turn a Redis error inside the block into `Unreachable` naming the store at `url`."""
     try:
         yield
+    except MasterNotFoundError as exc:
+        # redis-py's message goes on with the repr of every Sentinel client it asked.
+        reason = str(exc).split(" : ", 1)[0]
+        raise Unreachable(f"Redis (store) at {shown(url)} does not answer: {reason} (no Sentinel answers, "
+                          "or none knows a primary of that name)") from None
     except STORE_ERRORS as exc:
         raise Unreachable(f"Redis (store) at {shown(url)} does not answer: {exc}") from None
 
@@ -84,15 +89,12 @@ def queue_depths(connection: Connection, names: list[str]) -> dict[str, int]:
     for name in names:
         if on_redis and name == broker.EVENTS_QUEUE:
             # Change events are a stream there: its entries are those not yet acknowledged.
-            client = redis_urls.client_for(connection.as_uri(include_password=True),
-                                           socket_timeout=STORE_TIMEOUT_SECONDS,
-                                           socket_connect_timeout=STORE_TIMEOUT_SECONDS)
-            try:
-                depths[name] = client.xlen(broker.events_stream(name))
-            except redis.ResponseError:
-                depths[name] = 0
-            finally:
-                client.close()
+            # The transport's own client: it reaches a Sentinel's primary as kombu does.
+            with connection.default_channel.conn_or_acquire() as client:
+                try:
+                    depths[name] = client.xlen(broker.events_stream(name))
+                except redis.ResponseError:
+                    depths[name] = 0
             continue
         # RabbitMQ closes a channel on a passive declare of a missing queue: one channel per queue.
         channel = connection.channel()

@@ -45,7 +45,8 @@ def target_of_run(event: RebuildBegin | RebuildEnd) -> keys.Target:
 
 
 def record(pipe: Pipeline, event: RebuildBegin | RebuildEnd) -> None:
-    """Queue on `pipe` what `event` says about its run; writing it twice changes nothing."""
+    """Queue on `pipe` what `event` says about its run (its target's keys only); writing it twice changes
+    nothing. An ended run is then `mark_ending`."""
     target = target_of_run(event)
     state = target.run_state(event.run)
     if isinstance(event, RebuildBegin):
@@ -57,8 +58,14 @@ def record(pipe: Pipeline, event: RebuildBegin | RebuildEnd) -> None:
     else:
         pipe.hset(state, mapping={"expected": event.events, "complete": int(event.complete)})
         pipe.hsetnx(state, "ended_at", repr(time.time()))
-        pipe.sadd(keys.RUNS_ENDING, target.compound_ref(event.run))
     pipe.expire(state, keys.RUN_TTL_SECONDS)
+
+
+def mark_ending(pipe: Pipeline, event: RebuildBegin | RebuildEnd) -> None:
+    """Queue on `pipe` the note that `event`'s run ended, for the sweep to look at it; once its state is
+    written (`record`), since the sweep reads it from there."""
+    if isinstance(event, RebuildEnd):
+        pipe.sadd(keys.RUNS_ENDING, target_of_run(event).compound_ref(event.run))
 
 
 def due(client: redis.Redis, poll_seconds: float) -> list[tuple[keys.Target, str]]:
@@ -205,7 +212,9 @@ class BrokerRuns:
     def _forget(self, target: keys.Target, run_id: str) -> None:
         pipe = self.client.pipeline(transaction=False)
         # A run's seen bitmap has a bit per event it carried: freed in the background, not while Redis waits.
-        pipe.unlink(target.run_state(run_id), target.run_seen(run_id), target.run_looked_at(run_id))
+        # One key per UNLINK: a Cluster pipeline sends no multi-key one (these share a slot all the same).
+        for key in (target.run_state(run_id), target.run_seen(run_id), target.run_looked_at(run_id)):
+            pipe.unlink(key)
         pipe.zrem(target.run_cutoffs, run_id)
         pipe.srem(keys.RUNS_ENDING, target.compound_ref(run_id))
         pipe.execute()

@@ -2,7 +2,8 @@
 
 All keys of one target (a Push source, or a security provider) share the Redis Cluster hash
 tag `{kind:id}`, so the Lua scripts that change several of them run on one shard. The few
-global keys (the deadline index, the quarantine) are only ever touched by single commands.
+global keys (the deadline index, the quarantine) are only ever touched by single commands, or by
+transactions within one hash slot (the quarantine's hash and its index share one).
 
 Refs name a target, or a target and one of its batches or runs, inside global keys and task
 arguments. Each is decoded from its end that only pushsync writes, so any id the schema accepts
@@ -27,8 +28,11 @@ BURSTS = f"{PREFIX}:bursts"
 """Set of target refs whose burst is open (REFRESH sent or pending, IDLE not yet sent)."""
 QUARANTINE = f"{PREFIX}:quarantine"
 """Hash: quarantine id -> JSON entry (raw message or event, reason, time)."""
-QUARANTINE_INDEX = f"{PREFIX}:quarantine:index"
-"""Sorted set: quarantine id -> epoch seconds, for listing in arrival order."""
+QUARANTINE_INDEX = f"{PREFIX}:{{{QUARANTINE}}}:index"
+"""Sorted set: quarantine id -> epoch seconds, for listing in arrival order; its hash tag is the
+quarantine's whole name, so a transaction changing both keeps to one Cluster slot."""
+LEGACY_QUARANTINE_INDEX = f"{QUARANTINE}:index"
+"""Where versions before Cluster support kept the index (moved into QUARANTINE_INDEX when found)."""
 TARGETS = f"{PREFIX}:targets"
 """Set of target refs that ever finished a batch, failed or paused, so `pushsync status` lists quiet ones too."""
 DEAD_LETTER_BROWSE_LOCK = f"{PREFIX}:dead_letter:browse"

@@ -22,7 +22,7 @@ from producers.events import Event, IdentityAlias, IdentityDisable, IdentityUpse
 from worker.settings import Settings
 from worker.store import keys
 from worker.store.ranks import RANK_LUA, rank
-from worker.store.scripts import script
+from worker.store.scripts import ScriptPipeline, script
 
 HERE = Path(__file__).parent
 
@@ -111,9 +111,7 @@ class Coalescer:
     def _write(self, by_target: dict[keys.Target, Sequence[KeyedEvent]], now: float) -> tuple[CoalesceResult, Pipeline]:
         """Run coalesce.lua over each target's entries; the result, and a pipeline holding the
         deadline changes of full windows, for the caller to add to and execute."""
-        pipe = self.client.pipeline(transaction=False)
-        # What calling the Script does, once: the pipeline loads it if Redis lost it.
-        pipe.scripts.add(self._coalesce)
+        pipe = ScriptPipeline(self.client)
         calls = []
         for target, entries in by_target.items():
             window_keys = (target.window, target.versions, target.window_meta, target.stats)
@@ -123,11 +121,10 @@ class Coalescer:
                 args: list[Any] = [repr(now)]
                 for entry in chunk:
                     args += entry
-                pipe.evalsha(self._coalesce.sha, len(window_keys) + len(chunk), *window_keys,
-                             *(high_water + key for key, _, _ in chunk), *args)
+                pipe.run(self._coalesce, (*window_keys, *(high_water + key for key, _, _ in chunk)), args)
                 calls.append(target)
         for target in by_target:
-            pipe.zadd(keys.DEADLINES, {target.ref: now + self.settings.window_for(target.id)}, nx=True)
+            pipe.plain.zadd(keys.DEADLINES, {target.ref: now + self.settings.window_for(target.id)}, nx=True)
         replies = pipe.execute()
         result = CoalesceResult()
         for target, (*counts, count, size, oldest_stale) in zip(calls, replies):

@@ -1,0 +1,136 @@
+"""The whole pipeline on a real Redis Cluster and on a real Sentinel-watched primary.
+
+Every Lua script and pipeline of ingestion, claims, releases, leases, attempts, high-water marks,
+idle bursts, ranks, the beat and sweep locks, the quarantine and broker-started full runs runs here
+through the real worker code: a call whose keys span two slots fails with CROSSSLOT, and the index
+would not converge. A Cluster primary killed mid-ingestion is waited out: nothing is counted against
+an event, and the index still ends as last-write-wins.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+
+from click.testing import CliRunner
+
+from producers import Publisher
+from tests.support.raw import publish_raw
+from tests.support.topologies import free_port
+from tests.worker.e2e import converge, history, pipeline_env, run_pipeline, wait_for
+from worker.cli import main
+from worker.ingest import quarantine
+from worker.store import keys
+
+RUN_SOURCE = "rebuilt"
+QUEUE_DELAY_MINUTES = 15
+
+
+def test_pipeline_on_a_redis_cluster(workers, clean_emulator, cluster_store, redis_broker_url):
+    run_pipeline(workers, clean_emulator, cluster_store.url, redis_broker_url)
+
+
+def test_pipeline_on_a_sentinel_primary(workers, clean_emulator, sentinel_store, redis_broker_url):
+    run_pipeline(workers, clean_emulator, sentinel_store.url, redis_broker_url)
+
+
+def _item(n: int, version: int) -> dict:
+    return {"kind": "item.upsert", "source": RUN_SOURCE, "version": version, "documentId": f"https://example.com/{n}",
+            "item": {"data": f"{n} v{version}"}}
+
+
+def _contents(emulator) -> dict[str, str]:
+    return {i["documentId"].rsplit("/", 1)[1]: i["content"] for i in emulator.items(RUN_SOURCE)}
+
+
+def test_quarantine_and_a_broker_run_on_a_redis_cluster(workers, clean_emulator, cluster_store, redis_broker_url):
+    emulator = clean_emulator
+    emulator.create_source(RUN_SOURCE)
+    env = pipeline_env(cluster_store.seed_url(), redis_broker_url, emulator)
+    workers.start("worker", env)
+    workers.start("beat", env)
+    store = cluster_store.client()
+    before = quarantine.count(store)
+    with Publisher(redis_broker_url) as publisher:
+        publisher.publish_many([_item(n, 1) for n in range(10)])
+    wait_for(lambda: len(emulator.items(RUN_SOURCE)) == 10, 60, what="the seeded items")
+    publish_raw(redis_broker_url, [json.dumps({"events": [{"kind": "item.upsert", "source": RUN_SOURCE}]}).encode()])
+    wait_for(lambda: quarantine.count(store) == before + 1, 30, what="the invalid event quarantined")
+    assert quarantine.list_entries(store, limit=1000)[-1].target == RUN_SOURCE
+    # The operator's commands read (and purge) the quarantine and the store on the Cluster too.
+    for command in (["quarantine", "list"], ["status"], ["health"]):
+        result = CliRunner().invoke(main, command, env=env)
+        assert result.exit_code == 0, (command, result.output)
+    assert RUN_SOURCE in CliRunner().invoke(main, ["quarantine", "list"], env=env).output
+    purged = CliRunner().invoke(main, ["quarantine", "purge", "--all", "--yes"], env=env)
+    assert purged.exit_code == 0 and quarantine.count(store) == 0, purged.output
+    with Publisher(redis_broker_url) as publisher:
+        with publisher.full_run(source=RUN_SOURCE, queueDelay=QUEUE_DELAY_MINUTES) as run:
+            for n in range(7):
+                run.publish(_item(n, 2))
+    wait_for(lambda: any(r["path"].endswith("/olderthan") for r in emulator.requests()), 60,
+             what="the delete of what the run did not push")
+    emulator.advance_clock(QUEUE_DELAY_MINUTES * 60 + 1)
+    wait_for(lambda: _contents(emulator) == {str(n): f"{n} v2" for n in range(7)}, 30, what="the stale items removed")
+    target = keys.Target(keys.SOURCE, RUN_SOURCE)
+    wait_for(lambda: not store.exists(target.rebuild) and not store.sismember(keys.RUNS_ENDING,
+                                                                             target.compound_ref(run.id)),
+             30, what="the run concluded and forgotten")
+
+
+def test_a_cluster_primary_killed_mid_ingestion_is_waited_out(workers, clean_emulator, cluster_store,
+                                                              redis_broker_url):
+    emulator = clean_emulator
+    sources = ["alpha", "beta", "gamma", "delta"]
+    for source in sources:
+        emulator.create_source(source)
+    env = pipeline_env(cluster_store.url, redis_broker_url, emulator)
+    workers.start("worker", env)
+    workers.start("worker", env)
+    workers.start("beat", env)
+    events = history(sources, items=60, seed=11)
+    victim = keys.Target(keys.SOURCE, sources[0]).window
+    published = threading.Event()
+
+    def publish() -> None:
+        with Publisher(redis_broker_url, events_per_message=5) as publisher:
+            for start in range(0, len(events), 25):
+                publisher.publish_many(events[start:start + 25])
+        published.set()
+
+    publisher = threading.Thread(target=publish)
+    publisher.start()
+    wait_for(lambda: emulator.items(sources[0]), 60, what="a first batch before the kill")
+    killed, _ = cluster_store.kill_primary_of(victim)
+    publisher.join(120)
+    assert published.is_set()
+    converge(emulator, events, sources, timeout=120)
+    store = cluster_store.client()
+    for source in sources:
+        stats = store.hgetall(keys.Target(keys.SOURCE, source).stats)
+        assert b"dead_lettered" not in stats, (source, stats)
+    assert quarantine.list_entries(store, limit=10_000, target=sources[0]) == []
+    cluster_store.restart(killed)
+
+
+def test_a_worker_started_while_its_cluster_is_unreachable_waits_for_it(workers, clean_emulator, redis_broker_url):
+    nowhere = f"redis+cluster://127.0.0.1:{free_port(bus=True)}"
+    worker = workers.start("worker", pipeline_env(nowhere, redis_broker_url, clean_emulator))
+    with Publisher(redis_broker_url) as publisher:
+        publisher.publish(_item(1, 1))
+    # Held unacknowledged, as on any outage: the message stays the broker's until the store answers.
+    worker.wait_for_log("coalescing store refused the messages", timeout=60)
+    assert "Redis Cluster cannot be connected" in worker.log()
+    assert worker.popen.poll() is None, worker.log()[-3000:]
+
+
+def test_a_sentinel_store_is_also_the_broker_when_none_is_set(workers, clean_emulator, sentinel_store):
+    # Celery's tasks go through kombu's Sentinel transport, change events through the Sentinel client.
+    run_pipeline(workers, clean_emulator, sentinel_store.url, sentinel_store.url, BROKER_URL="")
+    # The operator's views of the broker read the events stream and the dead-letter queue there too.
+    env = {"REDIS_URL": sentinel_store.url, "BROKER_URL": ""}
+    status = CliRunner().invoke(main, ["status", "--json"], env=env)
+    assert status.exit_code == 0, status.output
+    assert json.loads(status.output)["queues"]["pushsync.events"] == 0, status.output
+    listed = CliRunner().invoke(main, ["dlq", "list"], env=env)
+    assert listed.exit_code == 0, listed.output
