@@ -17,23 +17,23 @@ pytestmark = pytest.mark.process
 
 
 @pytest.fixture()
-def durability(redis_sentinel) -> Durability:
+def durability(sentinel_store) -> Durability:
     """Durability of one replica on a plain client of the Sentinels' primary, once the replica is in sync
     (its first sync waits out the primary's diskless-sync delay, 5 s)."""
-    wait_until(lambda: redis_sentinel.replica().client().info("replication")["master_link_status"] == "up",
+    wait_until(lambda: sentinel_store.replica().client().info("replication")["master_link_status"] == "up",
                START_TIMEOUT_SECONDS, "the replica in sync")
-    return Durability(redis_sentinel.primary().client(), 1)
+    return Durability(sentinel_store.primary().client(), 1)
 
 
-def test_writes_confirmed_by_the_replica(durability, redis_sentinel):
+def test_writes_confirmed_by_the_replica(durability, sentinel_store):
     since = durability.mark()
     durability.client.set("durable:a", 1)
     durability.confirm(since)
-    assert redis_sentinel.replica().client().get("durable:a") == b"1"
+    assert sentinel_store.replica().client().get("durable:a") == b"1"
 
 
-def test_a_stopped_replica_is_refused_in_time_and_confirms_once_back(durability, redis_sentinel):
-    pid = redis_sentinel.replica().child.popen.pid
+def test_a_stopped_replica_is_refused_in_time_and_confirms_once_back(durability, sentinel_store):
+    pid = sentinel_store.replica().child.popen.pid
     since = durability.mark()
     os.kill(pid, signal.SIGSTOP)
     try:
@@ -49,11 +49,11 @@ def test_a_stopped_replica_is_refused_in_time_and_confirms_once_back(durability,
     durability.confirm(since)
 
 
-def test_a_replaced_connection_is_never_a_confirmation(durability, redis_sentinel):
+def test_a_replaced_connection_is_never_a_confirmation(durability, sentinel_store):
     since = durability.mark()
     durability.client.set("durable:c", 1)
     held = durability.client.client_id()
-    redis_sentinel.primary().client().client_kill_filter(_id=held)
+    sentinel_store.primary().client().client_kill_filter(_id=held)
     # redis-py reconnects for the WAIT; that new connection wrote nothing, so its WAIT would pass.
     with pytest.raises(ReplicasUnconfirmed, match="replaced") as refused:
         durability.confirm(since)
@@ -63,8 +63,8 @@ def test_a_replaced_connection_is_never_a_confirmation(durability, redis_sentine
     durability.confirm(since)
 
 
-def test_nothing_required_writes_through_the_shared_client(redis_sentinel):
-    shared = redis_sentinel.primary().client()
+def test_nothing_required_writes_through_the_shared_client(sentinel_store):
+    shared = sentinel_store.primary().client()
     none = Durability(shared, 0)
     assert none.client is shared
     none.confirm(none.mark())

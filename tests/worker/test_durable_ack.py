@@ -47,10 +47,10 @@ def _events(source: str, count: int, start: int = 0) -> list[dict[str, Any]]:
              "item": {"data": f"{source} {n}"}} for n in range(start, start + count)]
 
 
-def test_a_stopped_replica_holds_every_acknowledgement(workers, clean_emulator, redis_sentinel, redis_broker_url):
+def test_a_stopped_replica_holds_every_acknowledgement(workers, clean_emulator, sentinel_store, redis_broker_url):
     emulator, source = clean_emulator, "replicated"
     emulator.create_source(source)
-    env = pipeline_env(redis_sentinel.url, redis_broker_url, emulator, PUSHSYNC_STORE_MIN_REPLICAS="1")
+    env = pipeline_env(sentinel_store.url, redis_broker_url, emulator, PUSHSYNC_STORE_MIN_REPLICAS="1")
     workers.start("worker", env)
     workers.start("beat", env)
     warm = _events(source, 5)
@@ -58,7 +58,7 @@ def test_a_stopped_replica_holds_every_acknowledgement(workers, clean_emulator, 
         publisher.publish_many(warm)
     converge(emulator, warm, [source])
 
-    replica = redis_sentinel.replica()
+    replica = sentinel_store.replica()
     events = warm + _events(source, 40, start=len(warm))
     os.kill(replica.child.popen.pid, signal.SIGSTOP)
     try:
@@ -117,13 +117,14 @@ def _failover_under_load(workers, emulator, topology, broker_url: str, source: s
     publisher.start()
     time.sleep(BEFORE_KILL_SECONDS)
     lagging = topology.replica().client()
+    password = lagging.config_get("masterauth")["masterauth"]
     lagging.config_set("masterauth", WRONG_PASSWORD)
     topology.primary().client().client_kill_filter(_type="replica")
     time.sleep(LAG_SECONDS)
     killed_at = time.time()
     killed, _ = topology.kill_primary()
     promoted_at = time.time()
-    lagging.config_set("masterauth", "")
+    lagging.config_set("masterauth", password)
     # With one replica required, the promoted primary has none until the killed one comes back as one.
     topology.restart(killed)
     time.sleep(AFTER_KILL_SECONDS)
@@ -132,17 +133,17 @@ def _failover_under_load(workers, emulator, topology, broker_url: str, source: s
     return publisher, killed_at, promoted_at
 
 
-def test_primary_killed_under_load_loses_nothing_with_one_replica(workers, clean_emulator, redis_sentinel,
+def test_primary_killed_under_load_loses_nothing_with_one_replica(workers, clean_emulator, sentinel_store,
                                                                   redis_broker_url):
-    publisher, _, _ = _failover_under_load(workers, clean_emulator, redis_sentinel, redis_broker_url, "failover-1", "1")
+    publisher, _, _ = _failover_under_load(workers, clean_emulator, sentinel_store, redis_broker_url, "failover-1", "1")
     converge(clean_emulator, publisher.events(), ["failover-1"], timeout=120)
 
 
-def test_primary_killed_under_load_without_replicas_measured(workers, clean_emulator, redis_sentinel,
+def test_primary_killed_under_load_without_replicas_measured(workers, clean_emulator, sentinel_store,
                                                              redis_broker_url):
     """With no replica required, the events a dead primary took with it are counted, not prevented."""
     source = "failover-0"
-    publisher, killed_at, promoted_at = _failover_under_load(workers, clean_emulator, redis_sentinel, redis_broker_url, source, "0")
+    publisher, killed_at, promoted_at = _failover_under_load(workers, clean_emulator, sentinel_store, redis_broker_url, source, "0")
     want = expected(publisher.events(), source)
     try:
         wait_for(lambda: index(clean_emulator, source) == want, 60, what="the index")

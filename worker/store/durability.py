@@ -25,8 +25,7 @@ from functools import cache
 
 import redis
 
-from producers.redis_urls import is_cluster
-from worker.settings import Settings, SettingsError
+from worker.settings import Settings
 
 CONFIRM_MILLISECONDS = 1000
 """How long one WAIT waits for the replicas; far under every broker redelivery timeout (a minute at
@@ -76,12 +75,8 @@ class Durability:
 
     @classmethod
     def of(cls, client: redis.Redis, settings: Settings) -> Durability:
-        """The durability that `settings` ask for, on `client`."""
-        if settings.store_min_replicas and is_cluster(client):
-            # WAIT counts one node's replicas, on the connection that wrote: a step writing to several
-            # primaries would need one WAIT per node on each node's own connection.
-            raise SettingsError("PUSHSYNC_STORE_MIN_REPLICAS: not supported with a redis+cluster:// store yet; "
-                                "use 0 there, or a single or Sentinel-watched primary")
+        """The durability that `settings` ask for, on `client` (a single server or a Sentinel's primary:
+        the settings refuse it on a Cluster)."""
         return cls(client, settings.store_min_replicas)
 
     @property
