@@ -398,12 +398,6 @@ class Settings(BaseSettings):
                 "transport): set BROKER_URL to RabbitMQ (amqp://...), a Redis server (redis://host:6379/1) or "
                 "a Sentinel-watched one (redis+sentinel://...)"
             )
-        if (self.store_min_replicas and self.redis_url
-                and redis_urls.parse(self.redis_url).topology is redis_urls.Topology.CLUSTER):
-            # WAIT counts one node's replicas on the connection that wrote: a step that writes to
-            # several primaries would need a WAIT of its own on each node's connection.
-            raise ValueError("PUSHSYNC_STORE_MIN_REPLICAS: not supported with a redis+cluster:// store yet; "
-                             "set it to 0 there, or use a single or Sentinel-watched primary")
         if self.reap_after_seconds <= self.lease_seconds:
             raise ValueError("PUSHSYNC_REAP_AFTER_SECONDS must be longer than PUSHSYNC_LEASE_SECONDS")
         if self.reap_max_seconds < self.reap_after_seconds:

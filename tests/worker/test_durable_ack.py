@@ -4,7 +4,8 @@ A stopped replica (SIGSTOP) stops ingestion from acknowledging: the messages sta
 nothing is pushed until it answers again (SIGCONT). Then the failover under load: a steady publisher,
 the primary SIGKILLed and the replica promoted by the Sentinels; with one replica required nothing is
 lost, with none the loss is measured and printed (each event is an item of its own, so a lost event
-is an item missing from the index).
+is an item missing from the index). The same on a 3-primary Cluster: the primary of the source's slot
+SIGKILLed, nothing lost with one replica required (with none, that test fails: events go missing).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import redis
 
 from producers import Publisher, broker
 from tests.worker.e2e import converge, expected, index, pipeline_env, wait_for
+from worker.store import keys
 
 pytestmark = [pytest.mark.slow, pytest.mark.process]
 
@@ -167,3 +169,35 @@ def test_primary_killed_under_load_without_replicas_measured(workers, clean_emul
     # What is lost was acknowledged while the replica lagged (the kill itself lands a few ms after it is
     # called), never once the replica took over.
     assert all(killed_at - LAG_SECONDS - 1 <= at <= promoted_at for at, _ in lost)
+
+
+def test_cluster_primary_killed_under_load_loses_nothing_with_one_replica(workers, clean_emulator, cluster_store,
+                                                                          redis_broker_url):
+    """The primary of the source's slot SIGKILLed while its replica lags, on a 3-primary Cluster: the
+    WAIT of each step goes to every primary on its own connection, and nothing is lost."""
+    emulator, source = clean_emulator, "cluster-failover"
+    emulator.create_source(source)
+    env = pipeline_env(cluster_store.url, redis_broker_url, emulator, PUSHSYNC_STORE_MIN_REPLICAS="1")
+    workers.start("worker", env)
+    workers.start("beat", env)
+    publisher = SteadyPublisher(redis_broker_url, source)
+    publisher.start()
+    time.sleep(BEFORE_KILL_SECONDS)
+    window = keys.Target(keys.SOURCE, source).window
+    primary = cluster_store.primary_of(window)
+    replica_port = int(primary.client().info("replication")["slave0"]["port"])
+    lagging = cluster_store.node(replica_port).client()
+    password = lagging.config_get("masterauth")["masterauth"]
+    lagging.config_set("masterauth", WRONG_PASSWORD)
+    primary.client().client_kill_filter(_type="replica")
+    time.sleep(LAG_SECONDS)
+    try:
+        killed, _ = cluster_store.kill_primary_of(window)
+    finally:
+        lagging.config_set("masterauth", password)
+    # The promoted primary has no replica, and confirms nothing, until the killed node is back as one.
+    cluster_store.restart(killed)
+    time.sleep(AFTER_KILL_SECONDS)
+    publisher.done.set()
+    publisher.join()
+    converge(emulator, publisher.events(), [source], timeout=120)

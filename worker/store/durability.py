@@ -9,7 +9,8 @@ them: Redis `WAIT N` (`WAITAOF`, which also waits for the replicas' append-only 
 and later; older servers lack it, and WAIT is used there).
 
 WAIT counts the writes made on the connection that sends it. So a step's writes and its WAIT all go
-through `Durability.client`, a client of one connection, and a reconnection between them is noticed
+through `Durability.client`, a client of one connection (on a Cluster, one per node, and the WAIT goes
+to every primary on its own), and a reconnection between them is noticed
 (counted by the connection's `redis_connect_func`): writes sent before it may be gone with the old primary,
 so the step is done again, never confirmed by a WAIT on a new connection that wrote nothing.
 
@@ -25,7 +26,9 @@ from functools import cache
 
 import redis
 
+from producers.redis_urls import DeferredCluster, StoreClient, client_for
 from worker.settings import Settings
+from worker.store.connection import HEALTH_CHECK_SECONDS, SOCKET_TIMEOUT_SECONDS, store_url
 
 CONFIRM_MILLISECONDS = 1000
 """How long one WAIT waits for the replicas; far under every broker redelivery timeout (a minute at
@@ -59,44 +62,55 @@ def _waitaof_local(client: redis.Redis) -> int | None:
 class Durability:
     """Confirms a step's writes by `min_replicas` replicas before the step is acknowledged."""
 
-    def __init__(self, client: redis.Redis, min_replicas: int) -> None:
+    def __init__(self, client: StoreClient, min_replicas: int, url: str | None = None) -> None:
         """
         client: the coalescing store (its connection settings; steps write through `self.client`).
         min_replicas: replicas that must confirm each step (0: confirm nothing, write through `client` as it is).
+        url: the store's URL, from which a Cluster's client of one connection per node is made (a Cluster only).
         """
         self.shared = client
         self.min_replicas = min_replicas
+        self.url = url
         self._pid = 0
-        self._held: redis.Redis | None = None
+        self._held: StoreClient | None = None
         self._handshake = None
         """What the shared pool's connections run when they connect, if anything but `on_connect`."""
         self._connections = 0
         """Connections the held client opened: a change between a step's start and its WAIT voids the WAIT."""
 
     @classmethod
-    def of(cls, client: redis.Redis, settings: Settings) -> Durability:
-        """The durability that `settings` ask for, on `client` (a single server or a Sentinel's primary:
-        the settings refuse it on a Cluster)."""
-        return cls(client, settings.store_min_replicas)
+    def of(cls, client: StoreClient, settings: Settings) -> Durability:
+        """The durability that `settings` ask for, on `client`."""
+        return cls(client, settings.store_min_replicas, store_url(settings))
 
     @property
-    def client(self) -> redis.Redis:
+    def client(self) -> StoreClient:
         """The client a durable step writes through: the shared one when nothing is confirmed; otherwise
-        this process's client of one connection, so that its WAIT counts every write of the step."""
+        this process's client of one connection (one per node of a Cluster), so that its WAIT counts every
+        write of the step."""
         if not self.min_replicas:
             return self.shared
         if self._held is None or self._pid != os.getpid():
-            pool = self.shared.connection_pool
-            options = dict(pool.connection_kwargs)
-            self._handshake = options.get("redis_connect_func")
-            # Counted as each connection is set up (redis-py's hook for that), so none is missed; and
-            # nothing connects before the first command, so a store that is down at start-up is an outage.
-            options["redis_connect_func"] = self._connected
-            # A pool of one connection that callers take turns on (the push thread and its lease renewals).
-            held = redis.BlockingConnectionPool(max_connections=1, timeout=None, connection_class=pool.connection_class,
-                                                **options)
-            self._held, self._pid, self._connections = redis.Redis(connection_pool=held), os.getpid(), 0
+            self._held, self._pid, self._connections = self._one_connection(), os.getpid(), 0
         return self._held
+
+    def _one_connection(self) -> StoreClient:
+        if isinstance(self.shared, DeferredCluster):
+            # redis-py's Cluster runs its own set-up of a node's connection, then this counter.
+            return client_for(self.url or "", socket_timeout=SOCKET_TIMEOUT_SECONDS,
+                              socket_connect_timeout=SOCKET_TIMEOUT_SECONDS, health_check_interval=HEALTH_CHECK_SECONDS,
+                              connection_pool_class=redis.BlockingConnectionPool, max_connections=1,
+                              redis_connect_func=self._counted)
+        pool = self.shared.connection_pool
+        options = dict(pool.connection_kwargs)
+        self._handshake = options.get("redis_connect_func")
+        # Counted as each connection is set up (redis-py's hook for that), so none is missed; and
+        # nothing connects before the first command, so a store that is down at start-up is an outage.
+        options["redis_connect_func"] = self._connected
+        # A pool of one connection that callers take turns on (the push thread and its lease renewals).
+        held = redis.BlockingConnectionPool(max_connections=1, timeout=None, connection_class=pool.connection_class,
+                                            **options)
+        return redis.Redis(connection_pool=held)
 
     def _connected(self, connection: redis.connection.AbstractConnection) -> None:
         """Set up a new connection as redis-py would (AUTH, HELLO, SELECT), and count it."""
@@ -104,13 +118,21 @@ class Durability:
             connection.on_connect()
         else:
             self._handshake(connection)
+        self._counted(connection)
+
+    def _counted(self, connection: redis.connection.AbstractConnection) -> None:
         self._connections += 1
 
     def mark(self) -> int:
         """Where a step starts: pass it to `confirm` once the step's writes are sent."""
         if self.min_replicas and self._connections == 0:
-            # Connected before the step, so that this first connection is not taken for a replaced one.
-            self.client.ping()
+            # Connected before the step (to every primary of a Cluster), so that a first connection is not
+            # taken for a replaced one.
+            client = self.client
+            if isinstance(client, DeferredCluster):
+                client.ping(target_nodes=client.cluster.PRIMARIES)
+            else:
+                client.ping()
         return self._connections
 
     def confirm(self, since: int) -> None:
@@ -119,14 +141,27 @@ class Durability:
         if not self.min_replicas:
             return
         client = self.client
-        local = _waitaof_local(client)
-        if local is not None:
-            replicas = int(client.waitaof(local, self.min_replicas, CONFIRM_MILLISECONDS)[1])
-        else:
-            replicas = int(client.wait(self.min_replicas, CONFIRM_MILLISECONDS))
+        try:
+            if isinstance(client, DeferredCluster):
+                # Each primary's own connection: it holds every write of the step to that primary's slots.
+                replicas = min(self._wait(node.redis_connection) for node in client.cluster.get_primaries()
+                               if node.redis_connection is not None)
+            else:
+                replicas = self._wait(client)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            # The connection that wrote is gone, and what it wrote may be gone with its server.
+            raise ReplicasUnconfirmed(f"the store did not answer the confirmation ({exc}); writing the step again",
+                                      lost=True) from exc
         if self._connections != since:
             raise ReplicasUnconfirmed("the store connection was replaced while a step was written; writing it again",
                                       lost=True)
         if replicas < self.min_replicas:
             raise ReplicasUnconfirmed(f"replicas did not confirm: {replicas} of the {self.min_replicas} required "
                                       f"(PUSHSYNC_STORE_MIN_REPLICAS) within {CONFIRM_MILLISECONDS} ms", lost=False)
+
+    def _wait(self, server: redis.Redis) -> int:
+        """Replicas of `server` that hold every write its connection sent, waiting up to CONFIRM_MILLISECONDS."""
+        local = _waitaof_local(server)
+        if local is not None:
+            return int(server.waitaof(local, self.min_replicas, CONFIRM_MILLISECONDS)[1])
+        return int(server.wait(self.min_replicas, CONFIRM_MILLISECONDS))
