@@ -132,6 +132,20 @@ DESCRIPTIONS = {
         sides=("1,000,000 events", "100 times smaller"),
         notes=["Worker memory must not grow with the window, and no event may be lost."],
     ),
+    "hosts": Description(
+        "End-to-end throughput (events per second from the first publish to the acceptance of the last batch) "
+        "with 1, 2 and 3 worker hosts, each a network namespace with one worker process of one pool process "
+        "(tests/support/hosts.py), against one private Redis (store and broker) and the emulator on the hosts' "
+        "bridge, with a 1-second window. The same 100,000-event workload runs on each host count in turn; the "
+        "index is checked item by item against last-write-wins after each run, and batches must come from "
+        "every host. `hostsN_ratio` is the run's throughput against the 1-host run of the same invocation.",
+        notes=["On a 2-core machine the hosts add processes, not cores. One host is held back by its one "
+               "ingesting main process (its run ends long after the last publish); with two and three hosts the "
+               "run ends within a few seconds of the last publish, so the publisher, on the same cores, is the "
+               "bottleneck. The machine is shared: `hostsN_publish_seconds` shows how much the load moved between "
+               "the runs of one invocation (two invocations 20 minutes apart measured 1.97x and 2.28x, then "
+               "1.50x and 3.07x)."],
+    ),
     "emulator": Description(
         "The emulator must never be the bottleneck of the other benchmarks. Each part runs on a fresh emulator "
         "process: single-item PUTs per second against a trivial Starlette route on the same server stack; a "
@@ -142,8 +156,21 @@ DESCRIPTIONS = {
         "Events per second a producer publishes with one event per message (the baseline) and batched, on the "
         "same broker in the same run.",
     ),
+    "small_windows": Description(
+        "Windows of one or two items through a real worker and beat into the emulator: the requests that carry "
+        "each window's items, by single-item calls (pushsync's default) against a file container, its upload and "
+        "a batch call (the baseline, `PUSHSYNC_SINGLE_CALL_MAX_ITEMS=0`), on sources of their own in the same run.",
+        sides=("single-item calls", "file containers"),
+    ),
+    "paused_drain": Description(
+        "A source paused by the emulator's item allowance (412 DOCUMENT_LIMIT_EXCEEDED) while a backlog buffers, "
+        "then lifted: what each pause period sends (one probe of one item) against the refused attempt that "
+        "uploaded the whole batch (the baseline, the run's first refusal), and how soon after the pause ends the "
+        "parked batch is sent and the backlog drained.",
+        sides=("each pause period", "the refused batch"),
+    ),
 }
-ORDER = ["end_to_end", "rebuild", "chaos", "ingest", "big_window", "emulator", "publish"]
+ORDER = ["end_to_end", "rebuild", "chaos", "ingest", "big_window", "hosts", "emulator", "publish"]
 """Sections in this order; results not named here follow, by name."""
 
 INTRO = """# Benchmarks

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from memory import tree, tree_peak_rss_mib
 from prometheus_client.parser import text_string_to_metric_families
 
 from worker.children import Child, celery, emulator
-from worker.store.embedded import EmbeddedRedis, free_port
+from worker.store.embedded import LOOPBACK, EmbeddedRedis, free_port
 
 ORGANIZATION = "bench"
 API_KEY = "bench-key"
@@ -33,7 +33,8 @@ HTTP_TIMEOUT_SECONDS = 120
 """The emulator lists tens of thousands of items in one answer."""
 STOP_SECONDS = 30
 POLL_SECONDS = 1.0
-BATCH_ROUTE_SUFFIX = "/documents/batch"
+ITEM_ROUTE_SUFFIXES = ("/documents/batch", "/documents")
+"""The paths of the calls that apply items: the batch call, the single-item PUT and DELETE."""
 UPLOAD_PATH_PREFIX = "/_blob/"
 
 
@@ -85,6 +86,10 @@ class Emulator:
     def reset(self) -> None:
         self._admin("POST", "/reset")
 
+    def configure(self, **limits: Any) -> None:
+        """Change the emulator's limits (e.g. itemAllowance=0; None lifts one)."""
+        self._admin("PUT", "/config", json=limits)
+
     def add_fault(self, **rule: Any) -> None:
         self._admin("POST", "/faults", json=rule)
 
@@ -96,18 +101,20 @@ class Stack:
     """A private Redis (store in db 0, broker in db 1) and emulator; workers and beat on demand."""
 
     def __init__(self, directory: Path, sources: Iterable[str], env: dict[str, str] | None = None,
-                 broker_url: str | None = None) -> None:
+                 broker_url: str | None = None, address: str = LOOPBACK) -> None:
         """
         directory: where the Redis data, the emulator's and the workers' logs go.
         sources: the Push sources the emulator has from the start.
         env: settings for the workers and beat beyond the connection ones.
         broker_url: the broker to use instead of the private Redis's db 1 (e.g. a RabbitMQ vhost).
+        address: where Redis and the emulator listen (default: loopback; a bridge's, for workers on other hosts).
         """
         self.directory = directory
-        self.redis = EmbeddedRedis(directory / "redis")
-        self.store_url = f"redis://127.0.0.1:{self.redis.port}/{STORE_DB}"
-        self.broker_url = broker_url or f"redis://127.0.0.1:{self.redis.port}/{BROKER_DB}"
-        port = free_port()
+        self.address = address
+        self.redis = EmbeddedRedis(directory / "redis", host=address)
+        self.store_url = f"redis://{address}:{self.redis.port}/{STORE_DB}"
+        self.broker_url = broker_url or f"redis://{address}:{self.redis.port}/{BROKER_DB}"
+        port = free_port(address)
         self.children: list[Child] = []
         self.workers: dict[str, Child] = {}
         self.metrics_ports: dict[str, int] = {}
@@ -116,12 +123,13 @@ class Stack:
             args = ["--organization", ORGANIZATION]
             for source in sources:
                 args += ["--source", source]
-            self.emulator_process = emulator(port, api_key=API_KEY, log_path=directory / "emulator.log", args=args)
+            self.emulator_process = emulator(port, api_key=API_KEY, log_path=directory / "emulator.log", args=args,
+                                             host=address)
             self.children.append(self.emulator_process)
         except BaseException:
             self.redis.stop()
             raise
-        self.emulator = Emulator(f"http://127.0.0.1:{port}", self.emulator_process.popen.pid)
+        self.emulator = Emulator(f"http://{address}:{port}", self.emulator_process.popen.pid)
         self.env = {"REDIS_URL": self.store_url, "BROKER_URL": self.broker_url,
                     "COVEO_PUSH_URL": f"{self.emulator.url}/push/v1", "COVEO_ORGANIZATION_ID": ORGANIZATION,
                     "COVEO_API_KEY": API_KEY, **(env or {})}
@@ -131,22 +139,24 @@ class Stack:
         self.children.append(beat)
         return beat
 
-    def start_worker(self, concurrency: int) -> str:
-        """Start one more worker with `concurrency` pool processes; returns its name."""
+    def start_worker(self, concurrency: int, runner: Sequence[str] = ()) -> str:
+        """Start one more worker with `concurrency` pool processes (through `runner`, e.g. `ip netns exec
+        NAME`, when given: see `worker.children.celery`); returns its name."""
         self._started += 1
         name = f"bench{self._started}"
         port = free_port()
         env = {**self.env, "PUSHSYNC_METRICS_PORT": str(port), "PUSHSYNC_METRICS_ADDRESS": "127.0.0.1",
                "PUSHSYNC_METRICS_DIR": str(self.directory / f"metrics-{name}")}
         worker = celery("worker", env=env, log_path=self.directory / f"{name}.log",
-                        extra=["--concurrency", str(concurrency), "--hostname", f"{name}@%h"])
+                        extra=["--concurrency", str(concurrency), "--hostname", f"{name}@%h"], runner=runner)
         self.children.append(worker)
         self.workers[name] = worker
         self.metrics_ports[name] = port
         return name
 
     def metrics(self, name: str) -> dict[str, float]:
-        """The worker's counters and histogram sums, added up over their labels, by sample name."""
+        """The worker's counters and histogram sums, added up over their labels, by sample name (a worker on
+        this machine's network: one started through a runner serves them on its own loopback)."""
         text = requests.get(f"http://127.0.0.1:{self.metrics_ports[name]}/metrics", timeout=HTTP_TIMEOUT_SECONDS).text
         totals: dict[str, float] = {}
         for family in text_string_to_metric_families(text):
@@ -163,7 +173,7 @@ class Stack:
         pool processes), beat, the emulator, Redis (store and broker) and this process (the publisher)."""
         mains = [worker.popen.pid for worker in self.workers.values()]
         beat = [child.popen.pid for child in self.children if child.name == "celery beat"]
-        server = redis.Redis(port=self.redis.port).info("cpu")
+        server = redis.Redis(self.address, self.redis.port).info("cpu")
         return {
             "ingest": sum(cpu_seconds(pid, reaped=False) for pid in mains),
             "push": sum(cpu_seconds(pid, reaped=False) for main in mains for pid in tree(main)[1:]),
@@ -209,8 +219,9 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str, logs: P
 
 
 def batch_calls(log: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The accepted batch calls of the request log."""
-    return [entry for entry in log if entry["path"].endswith(BATCH_ROUTE_SUFFIX) and entry["status"] == 202]
+    """The accepted calls of the request log that carried items: batch calls, and the single-item calls
+    of windows of one or two items (PUSHSYNC_SINGLE_CALL_MAX_ITEMS)."""
+    return [entry for entry in log if entry["path"].endswith(ITEM_ROUTE_SUFFIXES) and entry["status"] == 202]
 
 
 def is_upload(entry: dict[str, Any]) -> bool:

@@ -15,6 +15,8 @@ from emulator.defaults import DEFAULT_API_KEY, DEFAULT_HOST, DEFAULT_ORGANIZATIO
 from emulator.paths import PUSH_PREFIX
 
 ENV_PREFIX = "PUSHSYNC_EMULATOR_"
+DEFAULT_KEEP_ALIVE_SECONDS = 5.0
+"""uvicorn's own default."""
 _DEFAULT_LIMITS = Limits()
 
 
@@ -39,13 +41,15 @@ def _option(*names: str, **kwargs: object):  # noqa: ANN202 - a click decorator
 @_option("--item-allowance", type=click.IntRange(0), help="Items the organization may hold (412 at it).")
 @_option("--daily-request-limit", type=click.IntRange(0), help="Push API calls per day (429 past it).")
 @_option("--daily-document-limit", type=click.IntRange(0), help="Items pushed per day (429 past it).")
+@_option("--keep-alive", default=DEFAULT_KEEP_ALIVE_SECONDS, type=click.FloatRange(0, min_open=True),
+         help="Seconds an idle connection is kept open for the client's next request.")
 @_option("--source", "sources", multiple=True, help="Create this Push source at start-up (repeatable).")
 @_option("--provider", "providers", multiple=True, help="Create this identity provider at start-up (repeatable).")
 @_option("--strict-provider", "strict_providers", multiple=True,
          help="Create a provider that rejects items naming unknown identities (repeatable).")
 def command(host: str, port: int, organization: str, api_key: str, data_dir: Path | None, apply_delay: float,
             container_limit: int, item_allowance: int | None, daily_request_limit: int | None,
-            daily_document_limit: int | None, sources: tuple[str, ...], providers: tuple[str, ...],
+            daily_document_limit: int | None, keep_alive: float, sources: tuple[str, ...], providers: tuple[str, ...],
             strict_providers: tuple[str, ...]) -> None:
     """Run a local Coveo Push API: same routes, errors, limits and asynchrony, plus /_emulator/."""
     import uvicorn
@@ -60,4 +64,5 @@ def command(host: str, port: int, organization: str, api_key: str, data_dir: Pat
         )
         click.echo(f"pushsync emulator: http://{host}:{port}{PUSH_PREFIX} (organization {organization!r})", err=True)
         # log_config=None keeps the logging `pushsync --log-format` configured (JSON or text).
-        uvicorn.run(create_app(config), host=host, port=port, log_level="warning", access_log=False, log_config=None)
+        uvicorn.run(create_app(config), host=host, port=port, log_level="warning", access_log=False, log_config=None,
+                    timeout_keep_alive=keep_alive)

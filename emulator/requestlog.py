@@ -1,6 +1,6 @@
 """The request log: what reached the Push API and the upload route, for conformance checks.
 
-Each entry has the time, method, path, query, matched route, status and byte counts, and the
+Each entry has the time, method, path, query, matched route, status, client address and byte counts, and the
 headers that matter for conformance: Content-Type, Accept, User-Agent, whether Authorization
 was there and whether it was a Bearer, and every header name. Never the API key: only the
 Authorization scheme is recorded, and the key is masked wherever else a client may have put it.
@@ -53,6 +53,8 @@ class _Raw:
     query: bytes
     headers: list[tuple[bytes, bytes]]
     """The request's headers, the Authorization value cut down to its scheme."""
+    client: str | None
+    """The address the request came from (None when the server does not know it)."""
     route: str | None = None
     status: int | None = None
     received: int = 0
@@ -68,7 +70,9 @@ class RequestLogMiddleware(TrafficMiddleware):
         emulator = self.current()
         started = time.perf_counter()
         headers = [(name, _scheme(value) if name == b"authorization" else value) for name, value in scope["headers"]]
-        raw = _Raw(emulator.clock.now(), scope["method"], scope["path"], scope["query_string"], headers)
+        client = scope.get("client")
+        raw = _Raw(emulator.clock.now(), scope["method"], scope["path"], scope["query_string"], headers,
+                   client[0] if client else None)
 
         async def counting_receive() -> Message:
             message = await receive()
@@ -106,6 +110,7 @@ def _describe(entry_id: int, raw: _Raw, api_key: str) -> dict[str, object]:
         "query": _masked(raw.query.decode("latin-1"), api_key),
         "route": raw.route,
         "status": raw.status,
+        "client": raw.client,
         "bytes": raw.received,
         "responseBytes": raw.sent,
         "durationMs": raw.duration_ms,

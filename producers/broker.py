@@ -11,12 +11,20 @@ declaration that differs), so the topology lives here and nowhere else.
   more often than that (a poison message) is dead-lettered, at least once, through the direct
   exchange `pushsync.events.dead-letter` to the quorum queue `pushsync.events.poison`.
   Publishers wait for the broker's confirm of every message.
+
+A RabbitMQ cluster is named by kombu's failover list, the nodes' URLs separated by `;`
+(`amqp://u:p@h1:5672/vh;amqp://u:p@h2:5672/vh`): a connection opens to the first node that
+answers, and one that breaks (the node died) is opened again on the next node, round robin; a
+publish whose confirm did not come is sent again there. Quorum queues declared while the nodes
+are up have a member on each (RabbitMQ fixes the members at declaration: a node that joins later
+gets none until `rabbitmq-queues grow`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import urlsplit
 
 from kombu import Connection, Exchange, Queue
 
@@ -50,9 +58,60 @@ KOMBU_FIELD = b"kombu"
 """A whole kombu message, as the list transport of older versions kept it (moved over at upgrade)."""
 
 
+URL_SEPARATOR = ";"
+"""Between the node URLs of a failover list, as kombu and Celery split it."""
+
+
 def is_amqp(broker_url: str) -> bool:
-    """Whether `broker_url` names RabbitMQ (AMQP) rather than Redis."""
+    """Whether `broker_url` (one URL or a failover list) names RabbitMQ (AMQP) rather than Redis."""
     return broker_url.split("://", 1)[0].lower() in AMQP_SCHEMES
+
+
+def split_urls(broker_url: str) -> list[str]:
+    """The URLs of `broker_url`: one URL, or each node of a failover list, in order (empty ones kept)."""
+    return [url.strip() for url in broker_url.split(URL_SEPARATOR)]
+
+
+def checked_urls(broker_url: str) -> list[str]:
+    """The URLs of `broker_url`, or ValueError in one line naming the first element that cannot be a
+    node of the same list (empty, without a scheme, another transport than the first, or a list of
+    Redis URLs), by its position and host only (an element may hold a password)."""
+    urls = split_urls(broker_url)
+    if len(urls) == 1:
+        return urls
+    first = _scheme(urls[0])
+    for n, url in enumerate(urls, 1):
+        where = list_element(urls, n)
+        scheme = _scheme(url)
+        if not scheme:
+            raise ValueError(f"{where} is {'empty' if not url else 'not a URL (no scheme://)'}")
+        if scheme not in AMQP_SCHEMES:
+            raise ValueError(f"{where} is {scheme}://: a list of URLs names the nodes of one RabbitMQ cluster "
+                             "(amqp://…;amqp://…); a Redis broker takes one URL")
+        if scheme != first:
+            raise ValueError(f"{where} is {scheme}:// but URL 1 is {first}://: every node of the list takes "
+                             "the same transport")
+    return urls
+
+
+def _scheme(url: str) -> str:
+    scheme, sep, _ = url.partition("://")
+    return scheme.lower() if sep else ""
+
+
+def list_element(urls: list[str], n: int) -> str:
+    """How a message names the `n`-th (from 1) of a failover list's `urls`: its place and host, no password."""
+    try:
+        host = urlsplit(urls[n - 1]).netloc.rpartition("@")[2]
+    except ValueError:
+        host = ""
+    return f"URL {n} of the {len(urls)} in the broker list" + (f" ({host})" if host else "")
+
+
+def shown(broker_url: str) -> str:
+    """`broker_url` (one URL or a failover list; a store URL too, of any topology) as it may be printed:
+    every password masked."""
+    return URL_SEPARATOR.join(redis_urls.shown(url) for url in split_urls(broker_url))
 
 
 def events_stream(name: str = EVENTS_QUEUE) -> str:
@@ -85,11 +144,13 @@ def connect(broker_url: str, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
 
 @contextmanager
 def opened(broker_url: str, *, connect_timeout: float) -> Iterator[Connection]:
-    """A connection to the broker, opened at once (no retry): what a health probe needs. Whatever
-    stops it from opening (refused, wrong vhost, bad login) is raised as it is."""
+    """A connection to the broker, opened at once (each node of a list tried once, no waits): what a
+    health probe needs. Whatever stops it from opening (refused, wrong vhost, bad login) on the
+    last node tried is raised as it is."""
     connection = connect(broker_url, connect_timeout=connect_timeout)
     try:
-        connection.ensure_connection(max_retries=0)
+        # kombu moves to the next node after each failure, and waits only once a round is done.
+        connection.ensure_connection(max_retries=max(len(connection.alt) - 1, 0))
         yield connection
     finally:
         connection.release()

@@ -11,7 +11,7 @@ from typing import Any, BinaryIO
 
 import click
 
-from producers.broker import EVENTS_QUEUE
+from producers.broker import EVENTS_QUEUE, checked_urls
 from producers.errors import ConfigError
 from producers.events import MAX_EVENT_BYTES
 from producers.ndjson import Report, rewindable, scan
@@ -44,6 +44,10 @@ def _require_broker(ctx: click.Context, param: click.Parameter, value: str | Non
             "no broker given: pass --broker-url or set BROKER_URL (or REDIS_URL), e.g. redis://127.0.0.1:6379/0",
             ctx,
         )
+    try:
+        checked_urls(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
     return value
 
 
@@ -53,7 +57,8 @@ def broker_url_option(command: Callable[..., Any]) -> Callable[..., Any]:
         "--broker-url",
         envvar=["BROKER_URL", "REDIS_URL"],
         callback=_require_broker,
-        help="Broker the workers consume: redis://… or amqp://… [env: BROKER_URL, then REDIS_URL]",
+        help="Broker the workers consume: redis://… or amqp://…, or a RabbitMQ cluster's nodes as "
+             "amqp://…;amqp://… [env: BROKER_URL, then REDIS_URL]",
     )(command)
 
 

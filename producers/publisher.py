@@ -47,7 +47,8 @@ class Publisher:
         queue_name: str = broker.EVENTS_QUEUE,
     ) -> None:
         """
-        `broker_url`: redis://… or amqp://… of the broker the workers consume.
+        `broker_url`: redis://… or amqp://… of the broker the workers consume, or a failover list of
+            a RabbitMQ cluster's nodes (`amqp://…;amqp://…`); ValueError when the list is not one.
         `events_per_message`: most events carried by one message.
         `max_message_bytes`: largest message body, unless one event alone is larger.
         `max_event_bytes`: largest encoded event accepted (keep equal to the worker's).

@@ -12,7 +12,8 @@ producers publish there without the worker, so this lives on their side):
   nodes (one is enough), through `redis.cluster.RedisCluster`; a Cluster has only database 0.
 
 `parse` says in one line what is wrong with a malformed URL, never repeating it (it may hold a
-password).
+password); `client_for` makes the client; `kombu_form` spells a Sentinel broker as kombu's Sentinel
+transport wants it; `shown` masks the password for messages.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ CLUSTER_SCHEME = "redis+cluster"
 STORE_SCHEMES = (*PLAIN_SCHEMES, SENTINEL_SCHEME, CLUSTER_SCHEME)
 """Every scheme a store URL may have."""
 DEFAULT_PORTS = {SENTINEL_SCHEME: 26379, CLUSTER_SCHEME: 6379}
+KOMBU_SENTINEL_SCHEME = "sentinel"
+"""How kombu's Sentinel transport spells each Sentinel of its failover list."""
 SENTINEL_EXAMPLE = "redis+sentinel://h1:26379,h2:26379,h3:26379/mymaster/0"
 CLUSTER_EXAMPLE = "redis+cluster://h1:7000,h2:7001,h3:7002"
 
@@ -78,7 +81,10 @@ def parse(url: str) -> RedisUrl:
     if scheme in PLAIN_SCHEMES:
         return _plain(url.strip(), scheme)
     netloc, _, path = rest.partition("/")
-    path, _, _query = path.partition("?")
+    path, query, _ = path.partition("?")
+    if query or "?" in netloc:
+        raise ValueError(f"{scheme}:// takes no ?options: give the hosts, then the path, as in "
+                         f"{SENTINEL_EXAMPLE if scheme == SENTINEL_SCHEME else CLUSTER_EXAMPLE}")
     userinfo, _, hostlist = netloc.rpartition("@")
     username, password = _credentials(userinfo)
     hosts = tuple(_host(part, scheme) for part in hostlist.split(","))
@@ -106,9 +112,6 @@ def shown(url: str) -> str:
     user, colon, password = userinfo.partition(":")
     masked = f"{user}:**@" if colon and password else userinfo + at
     return f"{scheme}://{masked}{hosts}{slash}{path}"
-
-
-KOMBU_SENTINEL_SCHEME = "sentinel"
 
 
 def kombu_form(url: str) -> tuple[str, dict[str, Any]]:

@@ -10,10 +10,13 @@
 
 Both transports retry a lost connection within the caller's `RetryPolicy`; a message sent twice
 after an ambiguous failure is harmless (coalescing is idempotent by version), a message lost is not.
+On a RabbitMQ cluster named by a failover list (`producers.broker`), each retry goes to the next
+node: a message whose node died before its confirm came is published again, and confirmed, there.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -74,7 +77,7 @@ class AmqpTransport:
     def __init__(self, broker_url: str, queue_name: str, *, retry: RetryPolicy, connect_timeout: float,
                  confirm_timeout: float) -> None:
         """
-        broker_url: amqp://… of the broker.
+        broker_url: amqp://… of the broker, or a failover list of its nodes.
         queue_name: the queue to publish to.
         retry: how long to retry when the broker cannot be reached.
         connect_timeout: seconds to open a connection.
@@ -88,11 +91,22 @@ class AmqpTransport:
         self._queue_name = queue_name
         self._declare = broker.topology(self._connection, queue_name)
         self._producer: Producer | None = None
-        self.url = self._connection.as_uri()
+        self.url = broker.shown(broker_url)
 
     def send(self, body: bytes) -> None:
         if self._producer is None:
             self._producer = Producer(self._connection.default_channel, auto_declare=False)
+        failures = 0
+
+        def wait(exc: BaseException, interval: float) -> None:
+            # kombu waits between rounds of reconnection only: a publish refused at once (the nack
+            # of a quorum queue electing a new leader after its node died) would use up every retry
+            # within milliseconds, so each retry that kombu would not wait for waits as the policy says.
+            nonlocal failures
+            failures += 1
+            if not interval:
+                time.sleep(self._retry.wait(failures))
+
         self._producer.publish(
             body,
             exchange="",
@@ -102,7 +116,7 @@ class AmqpTransport:
             content_encoding=broker.CONTENT_ENCODING,
             delivery_mode=broker.PERSISTENT,
             retry=True,
-            retry_policy=self._retry.as_kombu(),
+            retry_policy={**self._retry.as_kombu(), "errback": wait},
             confirm_timeout=self._confirm_timeout,
         )
 
@@ -145,7 +159,7 @@ class StreamTransport:
             retry_on_error=[redis.ConnectionError, redis.TimeoutError],
         )
         self._key = broker.events_stream(queue_name)
-        self.url = redis_urls.shown(broker_url)
+        self.url = broker.shown(broker_url)
 
     def send(self, body: bytes) -> None:
         self._client.xadd(self._key, broker.stream_fields(body))
@@ -159,7 +173,9 @@ class StreamTransport:
 
 def open_transport(broker_url: str, queue_name: str, *, retry: RetryPolicy, connect_timeout: float,
                    confirm_timeout: float) -> Transport:
-    """The transport for `broker_url`'s kind of broker (nothing is connected yet)."""
+    """The transport for `broker_url`'s kind of broker (nothing is connected yet); ValueError when
+    `broker_url` is a list that cannot name one cluster's nodes."""
+    broker.checked_urls(broker_url)
     if broker.is_amqp(broker_url):
         return AmqpTransport(broker_url, queue_name, retry=retry, connect_timeout=connect_timeout,
                              confirm_timeout=confirm_timeout)

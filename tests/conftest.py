@@ -6,5 +6,6 @@ pytest_plugins = [
     "tests.plugins.topologies",
     "tests.plugins.emulator",
     "tests.plugins.worker",
+    "tests.plugins.hosts",
     "tests.plugins.markers",
 ]

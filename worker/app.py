@@ -12,6 +12,7 @@ from logging.handlers import WatchedFileHandler
 from celery import Celery
 from celery.signals import beat_init, setup_logging, worker_init, worker_process_shutdown, worker_ready
 from celery.utils.log import get_multiprocessing_logger
+from celery.worker.consumer import Consumer as CeleryConsumer
 
 from worker import logs
 from worker.ingest.amqp import AmqpIngestStep
@@ -32,8 +33,20 @@ runtime.observe()
 # as root comes first) goes through pushsync's handler too, in the chosen format.
 logs.configure(load_settings().log_format)
 
+
+class Consumer(CeleryConsumer):
+    """Celery's consumer without its native delayed delivery step (ETA and countdown tasks on quorum
+    queues), which pushsync never sends: that step declares its exchanges on every node of a failover
+    list in turn, and after a reconnection it held the consumer back ~18 s retrying the dead node."""
+
+    class Blueprint(CeleryConsumer.Blueprint):
+        default_steps = [step for step in CeleryConsumer.Blueprint.default_steps
+                         if not step.endswith(":DelayedDelivery")]
+
+
 app = Celery("pushsync")
 app.config_from_object("celeryconfig")
+app.conf.worker_consumer = f"{__name__}:Consumer"
 app.steps["consumer"].add(AmqpIngestStep)
 app.steps["worker"].add(StreamIngestStep)
 app.autodiscover_tasks(["worker"], related_name="tasks", force=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 import requests
 
 from worker.settings import LOG_FORMAT_VARIABLE, LogFormat
+from worker.store.embedded import LOOPBACK
 
 START_TIMEOUT_SECONDS = 60.0
 POLL_SECONDS = 0.1
@@ -133,9 +134,12 @@ def _names_node(args: Sequence[str]) -> bool:
 
 
 def celery(role: str, *, env: dict[str, str], log_path: Path, extra: Sequence[str] = (), cwd: Path | None = None,
-           die_with_parent: bool = False) -> Child:
-    """Start a pushsync Celery `worker` or `beat` and wait until it is ready (`die_with_parent`: see `Child`)."""
-    command = celery_command(role, extra, json_logs=env.get(LOG_FORMAT_VARIABLE) == LogFormat.JSON.value)
+           die_with_parent: bool = False, runner: Sequence[str] = ()) -> Child:
+    """Start a pushsync Celery `worker` or `beat` and wait until it is ready (`die_with_parent`: see `Child`).
+
+    runner: a command that runs the process for us, e.g. `ip netns exec NAME` (it must exec it, so that
+        the child is the process itself and a stop reaches it)."""
+    command = [*runner, *celery_command(role, extra, json_logs=env.get(LOG_FORMAT_VARIABLE) == LogFormat.JSON.value)]
     child = Child(f"celery {role}", command, env=env, log_path=log_path, cwd=cwd, die_with_parent=die_with_parent)
     try:
         return child.wait_for_log(CELERY_READY_MARKERS[role])
@@ -144,9 +148,10 @@ def celery(role: str, *, env: dict[str, str], log_path: Path, extra: Sequence[st
         raise
 
 
-def emulator(port: int, *, api_key: str, log_path: Path, args: Sequence[str] = (), die_with_parent: bool = False) -> Child:
-    """Start the Push API emulator on loopback `port` with `api_key` and wait until it answers."""
-    url = f"http://127.0.0.1:{port}"
+def emulator(port: int, *, api_key: str, log_path: Path, args: Sequence[str] = (), die_with_parent: bool = False,
+             host: str = LOOPBACK) -> Child:
+    """Start the Push API emulator on `host`'s `port` (default: loopback) with `api_key` and wait until it answers."""
+    url = f"http://{host}:{port}"
 
     def up() -> bool:
         try:
@@ -154,7 +159,7 @@ def emulator(port: int, *, api_key: str, log_path: Path, args: Sequence[str] = (
         except requests.RequestException:
             return False
 
-    child = Child("emulator", [sys.executable, "-m", "emulator", "--port", str(port), *args],
+    child = Child("emulator", [sys.executable, "-m", "emulator", "--host", host, "--port", str(port), *args],
                   env={"PUSHSYNC_EMULATOR_API_KEY": api_key}, log_path=log_path, die_with_parent=die_with_parent)
     try:
         return child.wait_until(up)

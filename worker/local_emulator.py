@@ -11,7 +11,7 @@ import requests
 from emulator.paths import ADMIN_PREFIX, PLATFORM_PREFIX, PUSH_PREFIX
 from worker.children import Child
 from worker.children import emulator as emulator_child
-from worker.store.embedded import free_port
+from worker.store.embedded import LOOPBACK, free_port
 
 STOP_SECONDS = 10.0
 """How long the emulator may take to stop politely before it is killed."""
@@ -92,6 +92,10 @@ class EmulatorServer:
     def add_fault(self, **rule: object) -> dict:
         return self._call("POST", "/faults", json=rule)
 
+    def faults(self) -> list[dict]:
+        """The rules in force: a rule with `times` is gone once it fired that often."""
+        return self._call("GET", "/faults")["faults"]
+
     def clear_faults(self) -> None:
         self._call("DELETE", "/faults")
 
@@ -114,16 +118,16 @@ class EmulatorServer:
         return response.json()
 
 
-def start_emulator(data_dir: Path, *options: str) -> EmulatorServer:
-    """Start `python -m emulator` on a free port and wait until it answers; its output goes to
-    data_dir/emulator.log. `options`: more command-line options."""
+def start_emulator(data_dir: Path, *options: str, host: str = LOOPBACK) -> EmulatorServer:
+    """Start `python -m emulator` on a free port of `host` (default: loopback) and wait until it answers;
+    its output goes to data_dir/emulator.log. `options`: more command-line options."""
     from emulator.config import DEFAULT_API_KEY, DEFAULT_ORGANIZATION
 
-    port = free_port()
+    port = free_port(host)
     data_dir.mkdir(parents=True, exist_ok=True)
-    child = emulator_child(port, api_key=DEFAULT_API_KEY, log_path=data_dir / "emulator.log",
+    child = emulator_child(port, api_key=DEFAULT_API_KEY, log_path=data_dir / "emulator.log", host=host,
                            args=["--data-dir", str(data_dir / "data"), *options])
-    return EmulatorServer(f"http://127.0.0.1:{port}", DEFAULT_ORGANIZATION, DEFAULT_API_KEY, child)
+    return EmulatorServer(f"http://{host}:{port}", DEFAULT_ORGANIZATION, DEFAULT_API_KEY, child)
 
 
 def stop_emulator(server: EmulatorServer) -> None:

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from producers.broker import split_urls
+
 MASK = "[redacted]"
 MIN_SECRET_CHARS = 4
 """Shorter values are not hidden as free text, which would garble every word holding them; a
@@ -52,12 +54,17 @@ class Secrets:
             self._pattern = re.compile("|".join(re.escape(value) for value in ordered))
 
     def register_url(self, url: str | None) -> None:
-        """Hide the password of `url` (as written in it, and decoded).
+        """Hide the password of `url`, or of each URL of a broker's failover list (`a;b`), as written
+        in it, and decoded.
 
         A password that is the user name too (RabbitMQ's `guest:guest`) hides nothing the user
         name does not show: it is masked where it stands in a URL, not as free text, so that the
         user name stays readable in every message.
         """
+        for one in split_urls(url or ""):
+            self._register_one_url(one)
+
+    def _register_one_url(self, url: str) -> None:
         parts = urlsplit(url) if url else None
         if parts is not None and parts.password and parts.password != parts.username:
             self.register(parts.password, unquote(parts.password))

@@ -16,6 +16,7 @@ from worker.deadletter.queue import DeadLetters
 from worker.observe import metrics, throughput
 from worker.push.batch import BatchPush
 from worker.push.brackets import StatusBrackets
+from worker.push.lease import request_bound_seconds
 from worker.pushapi.client import PushApiClient
 from worker.runs.broker_runs import BrokerRuns
 from worker.runs.rebuild import Rebuilds
@@ -48,6 +49,7 @@ def push_api_client(settings: Settings, **overrides: Any) -> PushApiClient:
         "read_timeout": settings.read_timeout,
         "retry_budget_seconds": settings.retry_budget_seconds,
         "event_hooks": metrics.client_hooks(),
+        "fence_seconds": request_bound_seconds(settings.lease_seconds),
     }
     return PushApiClient(**(options | overrides))
 

@@ -17,12 +17,12 @@ import logging
 import time
 from typing import Any
 
-import redis
 from celery.beat import Scheduler
 
 from worker.settings import load_settings
 from worker.store import beat_lock
 from worker.store.connection import connect
+from worker.store.outages import STORE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class OneBeat(Scheduler):
                 raise SystemExit(ANOTHER_BEAT)
             try:
                 self.lock.release()
-            except redis.RedisError as exc:
+            except STORE_ERRORS as exc:
                 log.warning("could not drop the beat lock (it lapses by itself): %s", exc)
 
     def _hold(self, final: bool = True) -> bool:
@@ -72,7 +72,7 @@ class OneBeat(Scheduler):
         it stops this one, unless not `final` (False is returned then, to try again)."""
         try:
             other = self.lock.hold()
-        except redis.RedisError as exc:
+        except STORE_ERRORS as exc:
             if not self.store_down:
                 log.warning("cannot take the beat lock, the store does not answer: %s; scheduling on, "
                             "and taking it once the store answers", exc)

@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from emulator.defaults import DEFAULT_API_KEY, DEFAULT_ORGANIZATION, DEFAULT_PLATFORM_URL, DEFAULT_PUSH_URL
 from producers import redis_urls
+from producers.broker import checked_urls, list_element
 from producers.events.limits import CONTAINER_LIMIT_BYTES, MIB
 from worker import redaction
 
@@ -106,6 +107,20 @@ def _checked_url(value: str, schemes: tuple[str, ...], *, database: bool = False
     return value
 
 
+def _checked_broker_urls(value: str) -> str:
+    """`value` when it is one broker URL, or kombu's failover list of a RabbitMQ cluster's nodes
+    (`amqp://…;amqp://…`) each usable and of the same transport; else ValueError naming the bad one."""
+    urls = checked_urls(value)
+    for n, url in enumerate(urls, 1):
+        try:
+            _checked_url(url, BROKER_SCHEMES, database=True)
+        except ValueError as exc:
+            if len(urls) == 1:
+                raise
+            raise ValueError(f"{list_element(urls, n)}: {exc}") from None
+    return value
+
+
 def _api_root(value: str | None, api: str, root: str, example: str) -> str | None:
     """`value` when it is an http(s) URL ending in `root`, the `api`'s base (as in `example`)."""
     if value is None:
@@ -149,7 +164,8 @@ class Settings(BaseSettings):
         None, validation_alias=_env("REDIS_URL"), description="Coalescing store; unset means embedded Redis.",
     )
     broker_url: str | None = Field(
-        None, validation_alias=_env("BROKER_URL"), description="Celery broker; unset means the Redis store.",
+        None, validation_alias=_env("BROKER_URL"),
+        description="Celery broker (a RabbitMQ cluster as its nodes' URLs joined by `;`); unset means the Redis store.",
     )
     store_min_replicas: int = Field(
         0, ge=0, le=16, validation_alias=_env("PUSHSYNC_STORE_MIN_REPLICAS"),
@@ -186,7 +202,8 @@ class Settings(BaseSettings):
         description="Send an item's `data` as ZLIB `compressedBinaryData` when it has a fileExtension and shrinks.",
     )
     connect_timeout: float = Field(
-        10.0, gt=0, validation_alias=_env("PUSHSYNC_CONNECT_TIMEOUT"), description="Seconds to open a connection.",
+        10.0, gt=0, validation_alias=_env("PUSHSYNC_CONNECT_TIMEOUT"),
+        description="Seconds to open a connection (a Push API call's: at most an eighth of the lease).",
     )
     read_timeout: float = Field(
         120.0, gt=0, validation_alias=_env("PUSHSYNC_READ_TIMEOUT"), description="Seconds to wait for an answer.",
@@ -213,7 +230,8 @@ class Settings(BaseSettings):
     )
     lease_seconds: float = Field(
         20.0, ge=1, le=600, validation_alias=_env("PUSHSYNC_LEASE_SECONDS"),
-        description="Life of a batch's lease; a task renews it while it pushes, a dead one lets it expire.",
+        description="Life of a batch's lease; a task renews it while it pushes, a dead one lets it expire. Each "
+                    "Push API request must connect, then be acknowledged, within an eighth of it.",
     )
     reap_after_seconds: float = Field(
         30.0, ge=1, validation_alias=_env("PUSHSYNC_REAP_AFTER_SECONDS"),
@@ -231,13 +249,19 @@ class Settings(BaseSettings):
         10.0, ge=0, validation_alias=_env("PUSHSYNC_IDLE_AFTER_SECONDS"),
         description="Quiet seconds (nothing buffered or in flight) before a source is set IDLE.",
     )
+    single_call_max_items: int = Field(
+        2, ge=0, le=100, validation_alias=_env("PUSHSYNC_SINGLE_CALL_MAX_ITEMS"),
+        description="Batches of at most this many items or identities go by single-item calls, one call each, "
+                    "instead of a file container, its upload and a batch call; 0: always containers.",
+    )
     pause_seconds: float = Field(
         3600.0, gt=0, validation_alias=_env("PUSHSYNC_PAUSE_SECONDS"),
-        description="How long a source stays paused after a quota or item-limit answer.",
+        description="How long a target stays paused after a quota or item-limit answer that gives no "
+                    "Retry-After; then one item probes whether the service takes items again.",
     )
     auth_pause_seconds: float = Field(
         60.0, gt=0, validation_alias=_env("PUSHSYNC_AUTH_PAUSE_SECONDS"),
-        description="How long pushing stops after a 401/403 before the key is tried again.",
+        description="How long pushing stops after a 401/403 or a paused organization before one item probes again.",
     )
     high_water_ttl_seconds: int = Field(
         7 * 24 * 3600, gt=0, validation_alias=_env("PUSHSYNC_HIGH_WATER_TTL_SECONDS"),
@@ -375,7 +399,7 @@ class Settings(BaseSettings):
     @field_validator("broker_url")
     @classmethod
     def _broker_url(cls, value: str | None) -> str | None:
-        return None if value is None else _checked_url(value, BROKER_SCHEMES, database=True)
+        return None if value is None else _checked_broker_urls(value)
 
     @field_validator("push_url")
     @classmethod

@@ -13,7 +13,9 @@ CONTAINER_LIMIT_BYTES = 256 * MIB
 """The service's hard limit for one file container upload."""
 INLINE_CONTENT_LIMIT_BYTES = 5 * MIB
 """Largest `data` / `compressedBinaryData` the service takes inline in an item."""
-MAX_EVENT_BYTES = 6 * MIB
+REQUEST_BODY_LIMIT_BYTES = 6 * MIB
+"""The service's limit for one single-item (or identity, or alias) request body."""
+MAX_EVENT_BYTES = REQUEST_BODY_LIMIT_BYTES
 """Largest encoded event accepted by default: the service's limit for one item request."""
 MAX_MESSAGE_BYTES = 16 * MIB
 """Largest broker message body the worker reads (after decompression); publishers stay well under it."""

@@ -50,6 +50,7 @@ def test_the_request_log_keeps_conformance_headers_but_never_the_key(api: PushAp
     assert (put["contentType"], put["accept"], put["authorization"]) == ("application/json", "application/json", "bearer")
     assert put["userAgent"].startswith("python-requests/")
     assert post["authorization"] == "other"
+    assert put["client"] == post["client"] == "127.0.0.1", "where each request came from (tests/worker/test_hosts.py)"
     assert api.server.api_key not in json.dumps(logged)
     assert all(not entry["path"].startswith("/_emulator") for entry in api.server.requests())
 

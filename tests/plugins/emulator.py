@@ -30,6 +30,8 @@ directory, waits until it answers, and yields an `EmulatorServer` (worker/local_
     .requests(since=0) -> list[dict]          the request log (entries have an increasing "id")
     .add_fault(**rule) -> dict                e.g. add_fault(method="PUT", path="*/documents/batch",
                                               status=429, retryAfter=2, times=1); or latency=0.5
+    .faults() -> list[dict]                   the rules in force (one with `times` leaves once it fired
+                                              that often: when a request it holds arrived)
     .clear_faults()
     .advance_clock(seconds) -> dict
     .wait_idle(timeout=30.0)                  until every accepted operation that is due was applied

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-PROCESS_FIXTURES = frozenset({"workers", "emulator", "rabbitmq_node"})
+PROCESS_FIXTURES = frozenset({"workers", "emulator", "rabbitmq_node", "rabbitmq_cluster", "network_store", "network_emulator"})
 """Fixtures that start a process (and so does every fixture built on one, like `clean_emulator`)."""
-RABBITMQ_FIXTURES = frozenset({"rabbitmq_url", "rabbitmq_node"})
+RABBITMQ_FIXTURES = frozenset({"rabbitmq_url", "rabbitmq_node", "rabbitmq_cluster"})
 RABBITMQ_PARAMETER = "rabbitmq"
 """The parameter value by which the tests and fixtures that run on each broker in turn pick RabbitMQ:
 they ask for `rabbitmq_url` or `private_rabbitmq` only then, so the fixtures do not show it."""

@@ -9,6 +9,10 @@ share it without reading the system node's. Run as root (CI), the node runs as t
 user, as Debian's own wrapper does; otherwise as the current user. Only the shared epmd is
 common to both nodes.
 
+`RabbitCluster` joins three such nodes into one cluster (the same Erlang cookie in every home,
+`join_cluster` to the first node) for the tests of failover between nodes: one per test module,
+since starting it takes a while.
+
 Where the scripts are absent the tests that need the node skip, except under CI (`CI=true`).
 """
 
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import subprocess
@@ -40,15 +45,23 @@ POLL_SECONDS = 0.3
 NODE_CONFIG = "# A pushsync test node: the listener comes from RABBITMQ_NODE_IP_ADDRESS and RABBITMQ_NODE_PORT.\n"
 NO_PLUGINS = "[].\n"
 """An enabled-plugins file that enables none (no management or prometheus port to collide)."""
+COOKIE_FILE = ".erlang.cookie"
+"""Where Erlang looks for the cookie, in the node's home: nodes of one cluster must share it."""
+CLUSTER_NODES = 3
+"""The smallest cluster whose quorum queues survive the loss of a node."""
 
 
 class RabbitNode:
     """One private RabbitMQ node: `url` to connect; `stop()`, `start()` and `kill()` to hurt it."""
 
-    def __init__(self, directory: Path) -> None:
-        """directory: an empty directory for the node's configuration, data, logs and cookie."""
+    def __init__(self, directory: Path, *, name: str | None = None, cookie: str | None = None) -> None:
+        """
+        directory: an empty directory for the node's configuration, data, logs and cookie.
+        name: the node name (default: a new pushsync-test-… one).
+        cookie: the Erlang cookie, shared by the nodes of a cluster (default: the node makes its own).
+        """
         self.directory = directory
-        self.name = f"pushsync-test-{uuid.uuid4().hex[:8]}@localhost"
+        self.name = name or f"pushsync-test-{uuid.uuid4().hex[:8]}@localhost"
         self.port, dist_port = free_port(), free_port()
         self.url = f"amqp://guest:guest@127.0.0.1:{self.port}//"
         self._user = SERVICE_USER if os.geteuid() == 0 else None
@@ -58,6 +71,10 @@ class RabbitNode:
         (directory / "rabbitmq.conf").write_text(NODE_CONFIG)
         (directory / "enabled_plugins").write_text(NO_PLUGINS)
         (directory / "rabbitmq-env.conf").write_text("")
+        if cookie is not None:
+            (home / COOKIE_FILE).write_text(cookie)
+            # Erlang refuses a cookie that others may read.
+            (home / COOKIE_FILE).chmod(0o400)
         if self._user is not None:
             account = pwd.getpwnam(self._user)
             for path in (directory, *directory.rglob("*")):
@@ -86,18 +103,27 @@ class RabbitNode:
     def _run_as(self) -> dict:
         return {"user": self._user, "group": self._user, "extra_groups": []} if self._user else {}
 
-    def ctl(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
-        """Run `rabbitmqctl -n NODE ARGS` with the node's cookie."""
-        return subprocess.run([str(RABBITMQ_BIN / "rabbitmqctl"), "-n", self.name, *args], env=self._env,
+    def ctl(self, *args: str, timeout: float = 30, tool: str = "rabbitmqctl") -> subprocess.CompletedProcess:
+        """Run `rabbitmqctl -n NODE ARGS` (or another of the CLI tools: `rabbitmq-queues`) with the node's cookie."""
+        return subprocess.run([str(RABBITMQ_BIN / tool), "-n", self.name, *args], env=self._env,
                               cwd=self.directory, capture_output=True, text=True, timeout=timeout, **self._run_as())
 
     def start(self) -> None:
         """Start the node (on the same ports and data as before) and wait until it has booted."""
+        self.launch()
+        self.wait_started()
+
+    def launch(self) -> None:
+        """Start the node's server and return at once (then `wait_started()`): nodes boot side by side."""
         assert not self.running, "the node is running"
         with open(self.log_path, "ab") as log:
             self._popen = subprocess.Popen([str(RABBITMQ_BIN / "rabbitmq-server")], env=self._env, cwd=self.directory,
                                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                            start_new_session=True, **self._run_as())
+
+    def wait_started(self) -> None:
+        """Wait until the launched node has booted; RuntimeError with its log's tail if it does not."""
+        assert self._popen is not None, "the node was not launched"
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         # await_startup fails at once while the node is not registered with epmd yet: poll it.
         while time.monotonic() < deadline and self._popen.poll() is None:
@@ -108,9 +134,37 @@ class RabbitNode:
         self._terminate(signal.SIGKILL)
         raise RuntimeError(f"RabbitMQ node {self.name} did not start:\n{tail}")
 
-    def stop(self) -> None:
-        """A clean stop: SIGTERM to the server script, which stops the node gracefully."""
-        self._terminate(signal.SIGTERM)
+    def join(self, seed: RabbitNode) -> None:
+        """Make this running node a member of `seed`'s cluster (it leaves its own, and its data is reset)."""
+        self.leave()
+        for args in (("join_cluster", seed.name), ("start_app",)):
+            self._ctl_or_raise(*args)
+
+    def leave(self) -> None:
+        """Stop the RabbitMQ application of this node and reset it: it leaves its cluster, the server stays up."""
+        for args in (("stop_app",), ("reset",)):
+            self._ctl_or_raise(*args)
+
+    def _ctl_or_raise(self, *args: str) -> None:
+        done = self.ctl(*args, timeout=START_TIMEOUT_SECONDS)
+        if done.returncode != 0:
+            raise RuntimeError(f"rabbitmqctl -n {self.name} {' '.join(args)} failed: "
+                               f"{(done.stderr or done.stdout).strip()[-2000:]}")
+
+    def stop(self, wait: bool = True) -> None:
+        """A clean stop: SIGTERM to the server script, which stops the node gracefully.
+
+        wait: return once the node is down; otherwise at once (then `wait_stopped()`).
+        """
+        if self.running:
+            os.killpg(self._popen.pid, signal.SIGTERM)
+            if wait:
+                self._wait()
+
+    def wait_stopped(self) -> None:
+        """Wait until a node being stopped is down."""
+        if self._popen is not None:
+            self._wait()
 
     def kill(self) -> None:
         """SIGKILL the node's Erlang VM, as a crash would: nothing is flushed or closed."""
@@ -137,14 +191,58 @@ class RabbitNode:
         self.start()
 
 
-@pytest.fixture(scope="session")
-def rabbitmq_node() -> Iterator[RabbitNode]:
-    """A private RabbitMQ node for the session; skips without Debian's rabbitmq-server, fails under CI."""
+class RabbitCluster:
+    """`CLUSTER_NODES` private nodes joined into one cluster; `url` is kombu's failover list of them all."""
+
+    def __init__(self, directory: Path) -> None:
+        """directory: an empty directory holding one directory per node."""
+        prefix, cookie = f"pushsync-{uuid.uuid4().hex[:8]}", secrets.token_hex(16)
+        self.nodes = []
+        for letter in "abc"[:CLUSTER_NODES]:
+            (directory / letter).mkdir()
+            self.nodes.append(RabbitNode(directory / letter, name=f"{prefix}-{letter}@localhost", cookie=cookie))
+        if os.geteuid() == 0:
+            # The nodes' own directories are theirs; they must be able to reach them.
+            account = pwd.getpwnam(SERVICE_USER)
+            os.chown(directory, account.pw_uid, account.pw_gid)
+        self.url = ";".join(node.url for node in self.nodes)
+
+    def start(self) -> None:
+        """Start every node and join the others to the first."""
+        seed, *others = self.nodes
+        for node in self.nodes:
+            node.launch()
+        for node in self.nodes:
+            node.wait_started()
+        for node in others:
+            node.join(seed)
+
+    def running(self) -> list[RabbitNode]:
+        """The nodes whose server runs now."""
+        return [node for node in self.nodes if node.running]
+
+    def stop(self) -> None:
+        """Stop every node (all at once: a cluster losing its majority makes graceful stops wait)."""
+        stopping = self.running()
+        for node in stopping:
+            node.stop(wait=False)
+        for node in stopping:
+            node.wait_stopped()
+
+
+def _require_rabbitmq_server() -> None:
+    """Skip the test without Debian's rabbitmq-server, or fail it under CI."""
     if not (RABBITMQ_BIN / "rabbitmq-server").exists():
         message = f"rabbitmq-server is not installed ({RABBITMQ_BIN}); apt-get install rabbitmq-server"
         if os.environ.get("CI"):
             pytest.fail(f"{message}: CI requires it")
         pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_node() -> Iterator[RabbitNode]:
+    """A private RabbitMQ node for the session; skips without Debian's rabbitmq-server, fails under CI."""
+    _require_rabbitmq_server()
     directory = Path(tempfile.mkdtemp(prefix="pushsync-rabbitmq-"))
     node = RabbitNode(directory)
     try:
@@ -162,3 +260,17 @@ def private_rabbitmq(rabbitmq_node: RabbitNode) -> RabbitNode:
         rabbitmq_node.start()
     purge_rabbit(rabbitmq_node.url)
     return rabbitmq_node
+
+
+@pytest.fixture(scope="module")
+def rabbitmq_cluster() -> Iterator[RabbitCluster]:
+    """A private 3-node RabbitMQ cluster for one test module; skips or fails as `rabbitmq_node`."""
+    _require_rabbitmq_server()
+    directory = Path(tempfile.mkdtemp(prefix="pushsync-rabbitmq-cluster-"))
+    cluster = RabbitCluster(directory)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(directory, ignore_errors=True)

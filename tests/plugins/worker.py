@@ -1,8 +1,8 @@
 """Real pushsync worker and beat processes for integration tests.
 
 The `workers` fixture starts `celery -A worker.app worker|beat` subprocesses (the same
-`worker.children` the demo uses) with the environment a test gives, and stops
-whatever a test left running. `kill()` on a handle is a SIGKILL of the whole process group.
+`worker.children` the demo uses) with the environment a test gives, on this machine's network or
+on a host of tests/plugins/hosts.py, and stops whatever a test left running. `kill()` on a handle is a SIGKILL of the whole process group.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.hosts import Host
 from worker.children import Child, celery
 
 REPO = Path(__file__).resolve().parents[2]
@@ -22,11 +23,13 @@ class Launcher:
         self.directory = directory
         self.children: list[Child] = []
 
-    def start(self, role: str, env: dict[str, str], *extra: str) -> Child:
-        name = f"{role}-{len(self.children)}"
+    def start(self, role: str, env: dict[str, str], *extra: str, host: Host | None = None) -> Child:
+        """host: run the process on that host (tests/support/hosts.py) instead of this one's network."""
+        name = f"{role}-{len(self.children)}" + (f".{host.name}" if host else "")
         if role == "worker":
             extra = ("--hostname", f"{name}@%h", "--concurrency", "1", *extra)
-        child = celery(role, env=env, log_path=self.directory / f"{name}.log", extra=extra, cwd=REPO)
+        child = celery(role, env=env, log_path=self.directory / f"{name}.log", extra=extra, cwd=REPO,
+                       runner=host.runner if host else ())
         self.children.append(child)
         return child
 

@@ -64,6 +64,8 @@ def test_the_documented_forms():
     ("redis+cluster://h1:70000", "each port must be a number from 1 to 65535"),
     ("redis://h1:6379,h2:6379/0", "one host only in redis://"),
     ("redis+shard://h1", "expected a URL starting with"),
+    ("redis+cluster://h1:7000?ssl=true", "redis+cluster:// takes no ?options"),
+    ("redis+sentinel://h1:26379/mymaster/0?ssl=true", "redis+sentinel:// takes no ?options"),
 ])
 def test_malformed_forms_are_refused_in_one_line_without_the_url(url, says):
     with pytest.raises(ValueError) as refused:

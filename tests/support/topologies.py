@@ -218,20 +218,43 @@ class RedisClusterTopology:
         port = self.client().nodes_manager.get_node_from_slot(slot).port
         return self.node(port)
 
-    def kill_primary_of(self, key: str, timeout: float = FAILOVER_TIMEOUT_SECONDS) -> tuple[Server, Server]:
-        """SIGKILL the primary serving `key` and wait until its replica took over; (killed, promoted)."""
+    def kill_primary_of(self, key: str, timeout: float = FAILOVER_TIMEOUT_SECONDS, *, synced: bool = False,
+                        on_killed: Callable[[], None] | None = None) -> tuple[Server, Server]:
+        """SIGKILL the primary serving `key` and wait until its replica took over; (killed, promoted).
+
+        synced: first wait (WAIT) until the replica has every write made so far, so that only the
+            outage is tested, not the loss asynchronous replication allows.
+        on_killed: called right after the SIGKILL, before the wait for the replica.
+        """
         killed = self.primary_of(key)
-        replica_ports = {row["port"] for row in self._view()
-                         if row["of"] == next(r["id"] for r in self._view() if r["port"] == killed.port)}
+        killed_id = next(row["id"] for row in self._view() if row["port"] == killed.port)
+        replica_ports = {row["port"] for row in self._view() if row["of"] == killed_id}
+        if synced:
+            killed.client().wait(1, int(timeout * 1000))
         killed.kill()
+        if on_killed is not None:
+            on_killed()
         self.wait_healthy(timeout)
         promoted = next(row["port"] for row in self._view() if row["port"] in replica_ports and row["primary"])
         return killed, self.node(promoted)
 
+    def kill_shard_of(self, key: str, *, synced: bool = False) -> list[Server]:
+        """SIGKILL the primary serving `key` and its replicas: the Cluster is down (CLUSTERDOWN on every
+        node) until they are `restart`ed; the nodes killed. synced: as for `kill_primary_of`."""
+        primary = self.primary_of(key)
+        primary_id = next(row["id"] for row in self._view() if row["port"] == primary.port)
+        shard = [primary, *(self.node(row["port"]) for row in self._view() if row["of"] == primary_id)]
+        if synced:
+            primary.client().wait(len(shard) - 1, int(FAILOVER_TIMEOUT_SECONDS * 1000))
+        for node in shard:
+            node.kill()
+        return shard
+
     def restart(self, node: Server) -> None:
         """Start a killed node again (it rejoins as a replica of whoever took its place)."""
         node.start()
-        self.wait_healthy()
+        if all(other.alive for other in self.nodes):
+            self.wait_healthy()
 
     def stop(self) -> None:
         for node in self.nodes:

@@ -51,8 +51,9 @@ class Parts:
 
     def __init__(self, redis_client, broker_url: str, emulator, **overrides) -> None:
         self.redis = redis_client
-        self.settings = load_settings(window_seconds=WINDOW_SECONDS, idle_after_seconds=0,
-                                      reap_after_seconds=REAP_AFTER_SECONDS, **overrides)
+        self.settings = load_settings(**{"window_seconds": WINDOW_SECONDS, "idle_after_seconds": 0,
+                                         "reap_after_seconds": REAP_AFTER_SECONDS, "single_call_max_items": 0,
+                                         **overrides})
         api = PushApiClient(base_url=emulator.push_url, organization_id=emulator.organization,
                             api_key=emulator.api_key, retry_budget_seconds=2, read_timeout=5)
         self.enqueued: list[keys.Batch] = []

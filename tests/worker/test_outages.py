@@ -23,7 +23,8 @@ from typing import Any
 import pytest
 import redis
 
-from producers import Publisher, PublishError, RetryPolicy
+from producers import Publisher
+from tests.support.steady import PATIENT, SteadyPublisher
 from tests.worker.e2e import converge, history, pipeline_env, wait_for
 from worker.ingest import quarantine
 from worker.store import keys
@@ -40,61 +41,6 @@ KILL_EVERY_SECONDS = 5.0 if LONG else 3.0
 long_only = pytest.mark.skipif(not LONG, reason="long fault profile: set PUSHSYNC_LONG_FAULTS=1")
 BROKER_LOST = "Connection to broker lost"
 """What Celery logs when its consumer's broker connection breaks."""
-PATIENT = RetryPolicy(max_retries=2, interval_step=0.2, interval_max=0.5)
-
-
-class SteadyPublisher:
-    """Publishes `events` at a steady pace from a thread, retrying what the broker refused."""
-
-    def __init__(self, broker_url: str, events: list[dict[str, Any]], seconds: float, per_message: int = 10) -> None:
-        """
-        broker_url: the broker to publish to.
-        events: what to publish, in order.
-        seconds: about how long publishing should take.
-        per_message: events per message.
-        """
-        self.broker_url = broker_url
-        self.events = events
-        self.per_message = per_message
-        self.pause = seconds / max(len(events) // per_message, 1)
-        self.refusals = 0
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> SteadyPublisher:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._thread.join(600)
-        if self.error is not None:
-            raise self.error
-
-    def _run(self) -> None:
-        try:
-            publisher = Publisher(self.broker_url, events_per_message=self.per_message, retry=PATIENT)
-            for start in range(0, len(self.events), self.per_message):
-                publisher.publish_many(self.events[start:start + self.per_message])
-                time.sleep(self.pause)
-            publisher.close()
-        except PublishError:
-            self.refusals += 1
-            self._retry_from_scratch()
-        except BaseException as exc:  # noqa: BLE001 - reported by __exit__
-            self.error = exc
-
-    def _retry_from_scratch(self) -> None:
-        # What a producer does when the broker did not confirm: send again (coalescing is idempotent).
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                with Publisher(self.broker_url, retry=PATIENT) as publisher:
-                    publisher.publish_many(self.events)
-                return
-            except PublishError:
-                self.refusals += 1
-                time.sleep(0.5)
-        self.error = AssertionError("the broker refused the events for two minutes")
 
 
 def restart(server: EmbeddedRedis, directory: Path, down_seconds: float) -> EmbeddedRedis:

@@ -27,6 +27,8 @@ from worker.windows.coalesce import Coalescer
 from worker.windows.flush import Flusher
 
 SOURCE = keys.Target(keys.SOURCE, "src")
+RETRY_AFTER_SECONDS = 120
+SHORT_PAUSE_SECONDS = 0.2
 
 
 def wait_until(condition, seconds: float = 10.0, what: str = "") -> None:
@@ -51,7 +53,9 @@ class Stages:
     """The worker's parts wired to one Redis database, one broker and one HTTP server."""
 
     def __init__(self, redis_client, broker_url: str, server: ScriptedServer, **overrides) -> None:
-        self.settings = load_settings(**{"window_seconds": 5, "idle_after_seconds": 0, **overrides})
+        # Every window through a file container unless a test says otherwise: these tests script the batch call.
+        self.settings = load_settings(**{"window_seconds": 5, "idle_after_seconds": 0, "single_call_max_items": 0,
+                                         **overrides})
         self.redis = redis_client
         self.server = server
         self.api = PushApiClient(base_url=server.push_url, organization_id="org", api_key="key",
@@ -253,6 +257,55 @@ def test_quota_auth_and_paused_organization_pause_the_source_and_keep_the_batch(
     assert [b.id for b in stages.flusher.reap(time.time() + 10 + stages.settings.reap_after_seconds + 1)] == [batch.id]
     (outcome,) = stages.push_all()
     assert outcome.state == "pushed"
+
+
+def test_a_pause_lasts_its_retry_after_and_the_sweep_resumes_the_batch_the_moment_it_ends(stages):
+    stages.server.script("PUT", r"/documents/batch$", 429, error_code="TOO_MANY_DOCUMENTS_DAILY",
+                         headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    stages.coalescer.add([item(n, 1) for n in range(5)])
+    (batch,) = stages.flush().claimed
+    (outcome,) = stages.push_all()
+    assert outcome.state == "paused"
+    until = float(stages.redis.hget(SOURCE.pause, "until"))
+    # What the service said, not PUSHSYNC_PAUSE_SECONDS (an hour).
+    assert abs(until - time.time() - RETRY_AFTER_SECONDS) < 5
+    stages.flush(now=until - 1)
+    assert stages.enqueued == []
+    stages.flush(now=until + 0.01)
+    assert [b.id for b in stages.enqueued] == [batch.id]
+
+
+def test_a_429_that_asks_for_longer_than_the_retry_budget_pauses_the_source_instead_of_failing_it(stages):
+    stages.server.script("PUT", r"/documents/batch$", 429, error_code="TOO_MANY_REQUESTS",
+                         headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    stages.coalescer.add([item(1, 1)])
+    (batch,) = stages.flush().claimed
+    (outcome,) = stages.push_all()
+    assert outcome.state == "paused" and stages.dead_letters.list() == []
+    assert pause.paused(stages.redis, [SOURCE]) == {SOURCE: pause.QUOTA}
+    assert float(stages.redis.hget(SOURCE.pause, "until")) > time.time() + RETRY_AFTER_SECONDS - 5
+
+
+def test_a_batch_that_met_a_pause_probes_with_one_item_and_uploads_nothing_while_it_is_refused(
+        redis_client, redis_broker_url, server):
+    stages = Stages(redis_client, redis_broker_url, server, pause_seconds=SHORT_PAUSE_SECONDS)
+    stages.server.script("PUT", r"/documents/batch$", 412, error_code="DOCUMENT_LIMIT_EXCEEDED")
+    stages.server.script("PUT", r"/sources/src/documents$", 412, error_code="DOCUMENT_LIMIT_EXCEEDED")
+    stages.coalescer.add([item(n, 1) for n in range(5)])
+    (batch,) = stages.flush().claimed
+    assert [outcome.state for outcome in stages.push_all()] == ["paused"]
+    for _ in range(2):  # the pause ends; the first probe is refused, the second taken
+        wait_until(lambda: not pause.active(redis_client, SOURCE), what="the pause's end")
+        assert stages.flusher.resume(time.time()) == [batch]
+        (outcome,) = stages.push_all()
+    assert outcome.state == "pushed" and outcome.pushed == 5
+    probes = stages.server.matching("PUT", r"/sources/src/documents$")
+    assert len(probes) == 2
+    (refused, taken) = stages.batch_items()
+    # The refused attempt uploaded the whole batch; the push after the taken probe, the four others only.
+    assert len(refused["addOrUpdate"]) == 5 and len(taken["addOrUpdate"]) == 4
+    assert probes[1].query["documentId"][0] not in {entry["documentId"] for entry in taken["addOrUpdate"]}
+    assert len(stages.server.matching("POST", r"/files$")) == 2
 
 
 def test_413_splits_the_batch(stages):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 from click.testing import CliRunner
 
@@ -20,9 +21,15 @@ from tests.support.topologies import free_port
 from tests.worker.e2e import converge, history, pipeline_env, run_pipeline, wait_for
 from worker.cli import main
 from worker.ingest import quarantine
+from worker.settings import load_settings
 from worker.store import keys
+from worker.store.connection import connect
+from worker.windows.coalesce import Coalescer
 
 RUN_SOURCE = "rebuilt"
+PUBLISH_CHUNK = 10
+PUBLISH_PAUSE_SECONDS = 0.05
+"""Events published at a time, and the pause after each, while a Cluster primary fails over (about 2 s)."""
 QUEUE_DELAY_MINUTES = 15
 
 
@@ -89,19 +96,25 @@ def test_a_cluster_primary_killed_mid_ingestion_is_waited_out(workers, clean_emu
     workers.start("worker", env)
     workers.start("beat", env)
     events = history(sources, items=60, seed=11)
+    first, rest = events[:len(events) // 3], events[len(events) // 3:]
     victim = keys.Target(keys.SOURCE, sources[0]).window
-    published = threading.Event()
+    killing, published = threading.Event(), threading.Event()
 
     def publish() -> None:
         with Publisher(redis_broker_url, events_per_message=5) as publisher:
-            for start in range(0, len(events), 25):
-                publisher.publish_many(events[start:start + 25])
+            publisher.publish_many(first)
+            # The rest arrives steadily while the primary is down and its replica takes over.
+            killing.wait(60)
+            for start in range(0, len(rest), PUBLISH_CHUNK):
+                publisher.publish_many(rest[start:start + PUBLISH_CHUNK])
+                time.sleep(PUBLISH_PAUSE_SECONDS)
         published.set()
 
     publisher = threading.Thread(target=publish)
     publisher.start()
     wait_for(lambda: emulator.items(sources[0]), 60, what="a first batch before the kill")
-    killed, _ = cluster_store.kill_primary_of(victim)
+    # Synced first: this tests the outage, not what asynchronous replication may lose (PUSHSYNC_STORE_MIN_REPLICAS).
+    killed, _ = cluster_store.kill_primary_of(victim, synced=True, on_killed=killing.set)
     publisher.join(120)
     assert published.is_set()
     converge(emulator, events, sources, timeout=120)
@@ -111,6 +124,33 @@ def test_a_cluster_primary_killed_mid_ingestion_is_waited_out(workers, clean_emu
         assert b"dead_lettered" not in stats, (source, stats)
     assert quarantine.list_entries(store, limit=10_000, target=sources[0]) == []
     cluster_store.restart(killed)
+
+
+def test_a_cluster_down_is_waited_out(workers, clean_emulator, cluster_store, redis_broker_url):
+    emulator = clean_emulator
+    sources = ["north", "south", "east"]
+    for source in sources:
+        emulator.create_source(source)
+    env = pipeline_env(cluster_store.url, redis_broker_url, emulator)
+    workers.start("worker", env)
+    workers.start("beat", env)
+    events = history(sources, items=30, seed=5)
+    first, rest = events[:len(events) // 2], events[len(events) // 2:]
+    with Publisher(redis_broker_url, events_per_message=5) as publisher:
+        publisher.publish_many(first)
+        wait_for(lambda: emulator.items(sources[0]), 60, what="a first batch before the shard dies")
+        shard = cluster_store.kill_shard_of(keys.Target(keys.SOURCE, sources[0]).window, synced=True)
+        publisher.publish_many(rest)
+    # Every node answers CLUSTERDOWN while a shard has no living node: nothing is written anywhere.
+    wait_for(lambda: any("CLUSTERDOWN" in child.log() or "cluster is down" in child.log()
+                         for child in workers.children), 60, what="the workers meeting the Cluster down")
+    for node in shard:
+        cluster_store.restart(node)
+    converge(emulator, events, sources, timeout=120)
+    store = cluster_store.client()
+    assert quarantine.count(store) == 0
+    for source in sources:
+        assert b"dead_lettered" not in store.hgetall(keys.Target(keys.SOURCE, source).stats), source
 
 
 def test_a_worker_started_while_its_cluster_is_unreachable_waits_for_it(workers, clean_emulator, redis_broker_url):
@@ -134,3 +174,27 @@ def test_a_sentinel_store_is_also_the_broker_when_none_is_set(workers, clean_emu
     assert json.loads(status.output)["queues"]["pushsync.events"] == 0, status.output
     listed = CliRunner().invoke(main, ["dlq", "list"], env=env)
     assert listed.exit_code == 0, listed.output
+
+
+def test_a_node_that_lost_the_coalesce_script_gets_it_again(cluster_store):
+    # What a restarted node or a replica just promoted answers: NOSCRIPT, for calls already pipelined.
+    settings = load_settings(redis_url=cluster_store.url, broker_url="redis://127.0.0.1:6379/0")
+    store = connect(settings)
+    coalescer = Coalescer(store, settings)
+    targets = [keys.Target(keys.SOURCE, f"noscript-{n}") for n in range(6)]
+    assert len({cluster_store.primary_of(target.window).port for target in targets}) > 1, "one node only"
+    for version in (1, 2):
+        for node in cluster_store.nodes:
+            node.client().script_flush()
+        for target in targets:
+            coalescer.add_encoded(target, [("https://example.com/a", f"{version}", json.dumps({"v": version}).encode())])
+    for target in targets:
+        assert json.loads(store.hget(target.window, "https://example.com/a")) == {"v": 2}
+        assert store.hget(target.versions, "https://example.com/a") == b"2"
+
+
+def test_beat_started_while_its_cluster_is_unreachable_schedules_on(workers, clean_emulator, redis_broker_url):
+    nowhere = f"redis+cluster://127.0.0.1:{free_port(bus=True)}"
+    beat = workers.start("beat", pipeline_env(nowhere, redis_broker_url, clean_emulator))
+    beat.wait_for_log("cannot take the beat lock, the store does not answer", timeout=30)
+    assert beat.popen.poll() is None, beat.log()[-3000:]

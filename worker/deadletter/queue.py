@@ -42,6 +42,7 @@ from worker import hooks
 from worker.pushapi.errors import StatusError
 from worker.redaction import redact
 from worker.store import keys, recent
+from worker.store.outages import STORE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -195,5 +196,5 @@ def best_effort(what: str) -> Iterator[None]:
     """Run a store write that the queue does not depend on: a failure is logged, not raised."""
     try:
         yield
-    except redis.RedisError as exc:
+    except STORE_ERRORS as exc:
         log.warning("could not %s (the next `pushsync dlq list` repairs it): %s", what, exc)

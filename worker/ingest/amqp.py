@@ -100,7 +100,12 @@ class AmqpIngestStep(bootsteps.ConsumerStep):
         if self.in_flight is not None:
             # The group being written is settled (acknowledged if the channel still lives); a
             # message not acknowledged comes back, and coalescing it again changes nothing.
-            self._settle(wait=c.connection is not None)
+            try:
+                self._settle(wait=c.connection is not None)
+            except c.connection_errors:
+                # Celery stops the steps before it drops a connection its node broke (SIGKILLed):
+                # the acknowledgements had nowhere to go, and the rest of the close must still run.
+                pass
             self.in_flight = None
         if self._timer is not None:
             self._timer.cancel()

@@ -29,6 +29,7 @@ from worker.observe import liveness, metric_files, probes
 from worker.observe.metrics import TARGET
 from worker.push import pause
 from worker.store import keys
+from worker.store.outages import STORE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class SharedState(Collector):
             paused = paused_targets(self.store, now)
             quarantined = quarantine.count(self.store)
             swept_at = liveness.last_sweep(self.store)
-        except redis.RedisError as exc:
+        except STORE_ERRORS as exc:
             log.warning("metrics: cannot read the coalescing store: %s", exc)
             return
         age = GaugeMetricFamily("pushsync_oldest_buffered_event_age_seconds",

@@ -28,8 +28,8 @@ class Unreachable(Exception):
 
 
 def shown(url: str) -> str:
-    """`url` as it may be printed: the password masked."""
-    return redis_urls.shown(url)
+    """`url` (or a broker's failover list) as it may be printed: every password masked."""
+    return broker.shown(url)
 
 
 def store_client(url: str) -> redis_urls.StoreClient:

@@ -13,6 +13,7 @@ from worker.observe import probes
 from worker.settings import Settings
 from worker.store import keys, minutes
 from worker.store.connection import store_url
+from worker.store.outages import STORE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ class Throughput(hooks.Listener):
         # The stage's own writes are safe by now: a chart's count is not worth failing them for.
         try:
             minutes.add(self._store(), target, field, count)
-        except redis.RedisError as exc:
+        except STORE_ERRORS as exc:
             log.warning("could not count %s for %s in the console's chart: %s", field, target.ref, exc)
 
 

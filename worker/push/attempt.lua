@@ -6,7 +6,8 @@
 --   "push"   the task starts to push: one more attempt, returned. An attempt stays counted only
 --            if its task never comes back: a delivery that died without finishing;
 --   "park"   the task comes back without finishing B (the target is paused): it gives back its
---            own attempt, if it counted one, and the reaper hands B out again once the pause is over.
+--            own attempt, if it counted one, and the sweep hands B out again once the pause is over;
+--            B's pushes probe first from now on ('probe'), since its target was refusing them.
 -- Returns the attempts counted ("push") or 1, and -1 when the lease is not the task's or B is gone.
 if redis.call('GET', KEYS[2]) ~= ARGV[1] or redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local step = ARGV[2]
@@ -22,5 +23,5 @@ if redis.call('HGET', KEYS[1], 'pushing') == ARGV[1] then
   redis.call('HDEL', KEYS[1], 'pushing')
   redis.call('HINCRBY', KEYS[1], 'attempts', -1)
 end
-redis.call('HSET', KEYS[1], 'parked', 1)
+redis.call('HSET', KEYS[1], 'parked', 1, 'probe', 1)
 return 1

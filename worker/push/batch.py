@@ -4,7 +4,10 @@ The task is idempotent by batch id: a batch that is gone was finished; a batch w
 held is being pushed by a live task. Errors follow invariant 5 (docs/architecture.md): retryable ones
 are retried inside the client within the budget; 413 splits the batch into smaller files;
 quota and item-limit answers, a paused organization and a wrong key pause the target (the
-batch stays claimed and events keep buffering); everything else dead-letters the batch.
+batch stays claimed, parked until the pause ends, and events keep buffering; once a batch met a
+pause, its pushes send one item alone first, so that a refusal costs one small call and no upload:
+see `pause.py`); everything else dead-letters the batch. A batch of at most
+`PUSHSYNC_SINGLE_CALL_MAX_ITEMS` goes by single-item calls, one each, under the same lease.
 Items that cannot be sent at all (too large, invalid) are dead-lettered alone.
 
 Attempts count only deliveries that died without finishing: a run counts one when it starts
@@ -41,11 +44,13 @@ from worker.pushapi.errors import (
     PayloadTooLargeError,
     PushApiError,
     QuotaError,
+    ThrottledError,
 )
 from worker.pushapi.retry import RetryHook
 from worker.settings import Settings
 from worker.store import keys, recent
 from worker.store.durability import Durability
+from worker.store.outages import STORE_ERRORS
 from worker.store.ranks import RANK_LUA, is_newer, rank
 from worker.store.scripts import script
 
@@ -139,8 +144,7 @@ class BatchPush:
         if self._step(batch, lease, "start") < 0:
             return PushOutcome("done")
         if pause.active(self.client, batch.target):
-            self._step(batch, lease, "park")
-            return PushOutcome("paused")
+            return self._park(batch, lease)
         waiting_for = prerequisites.pending(self.client, batch)
         if waiting_for:
             prerequisites.hasten(self.client, waiting_for)
@@ -156,22 +160,31 @@ class BatchPush:
                                  f"{attempts - 1} deliveries died while pushing it")
             return self._dead_letter(batch, lease, error, attempts)
         try:
-            return self._push(batch, lease)
-        except QuotaError as exc:
+            return self._push(batch, lease, probe=bool(self.client.hexists(batch.meta, "probe")))
+        except (QuotaError, ThrottledError) as exc:
+            # A 429 the client stopped retrying asked for a longer wait than its budget (the day's calls
+            # are spent): a pause for that long, not a failure of the batch.
             pause.pause(self.client, batch.target, cause=pause.QUOTA, reason=str(exc),
-                        seconds=self.settings.pause_seconds)
+                        seconds=pause.length(exc, self.settings.pause_seconds))
         except OrganizationPausedError as exc:
             pause.pause(self.client, batch.target, cause=pause.ORGANIZATION_PAUSED, reason=str(exc),
-                        seconds=self.settings.auth_pause_seconds)
+                        seconds=pause.length(exc, self.settings.auth_pause_seconds))
         except AuthError as exc:
             log.critical("THE API KEY IS WRONG or lacks a privilege for %s; not pushing: %s", batch.target.ref, exc,
                          extra=exc.log_fields())
             pause.pause(self.client, batch.target, cause=pause.KEY_REFUSED, reason=f"API key refused: {exc}",
-                        seconds=self.settings.auth_pause_seconds)
+                        seconds=pause.length(exc, self.settings.auth_pause_seconds))
         except PushApiError as exc:
             log.error("batch cannot be pushed: %s", exc, extra=exc.log_fields())
             return self._dead_letter(batch, lease, exc, attempts)
-        # A pause is nobody's failure: the attempt is given back, however long and often the pauses.
+        return self._park(batch, lease)
+
+    def _park(self, batch: keys.Batch, lease: Lease) -> PushOutcome:
+        """Leave `batch` claimed until its target's pause ends. A pause is nobody's failure: the
+        attempt is given back, however long and often the pauses."""
+        # Recorded before the step: a task that dies in between leaves a record whose batch the
+        # sweep finds held or lost, and the reaper's rules take it from there.
+        pause.park(self.client, batch)
         self._step(batch, lease, "park")
         return PushOutcome("paused")
 
@@ -184,7 +197,8 @@ class BatchPush:
             lease.check(f"the {step} step")
         return done
 
-    def _push(self, batch: keys.Batch, lease: Lease) -> PushOutcome:
+    def _push(self, batch: keys.Batch, lease: Lease, probe: bool) -> PushOutcome:
+        """Send the batch and release it; `probe`: its target was paused, so one item goes alone first."""
         target = batch.target
         started = time.monotonic()
         if target.kind == keys.SOURCE:
@@ -193,14 +207,14 @@ class BatchPush:
         while True:
             stale: list[str] = []
             try:
-                report = self._send(batch, stale, max_bytes)
+                report = self._send(batch, stale, max_bytes, probe)
                 break
             except PayloadTooLargeError:
                 if max_bytes // 2 < MIN_SPLIT_BYTES:
                     raise
                 max_bytes //= 2
                 log.warning("413: splitting the batch into files of %d bytes", max_bytes, extra={"maxBytes": max_bytes})
-        if report.file_ids:
+        if report.counts:
             opened_at = self.client.hget(batch.meta, "opened_at")
             hooks.emit("after_push", target, report.counts, report.bytes, time.monotonic() - started,
                        float(opened_at) if opened_at else None)
@@ -217,13 +231,14 @@ class BatchPush:
         recent.pushed(self.client, target, batch.id, pushed)
         return PushOutcome("pushed", pushed=pushed, stale=len(stale), dead_lettered=len(rejected), file_ids=report.file_ids)
 
-    def _send(self, batch: keys.Batch, stale: list[str], max_bytes: int) -> PushReport:
+    def _send(self, batch: keys.Batch, stale: list[str], max_bytes: int, probe: bool) -> PushReport:
         operations = self._operations(batch, stale)
         pusher = ContainerPusher(self.api, max_bytes=max_bytes, directory=self.directory,
-                             compress_data=self.settings.compress_data)
+                                 compress_data=self.settings.compress_data,
+                                 single_max=self.settings.single_call_max_items)
         if batch.target.kind == keys.SOURCE:
-            return pusher.push_documents(batch.target.id, operations)
-        return pusher.push_identities(batch.target.id, operations)
+            return pusher.push_documents(batch.target.id, operations, probe=probe)
+        return pusher.push_identities(batch.target.id, operations, probe=probe)
 
     def _operations(self, batch: keys.Batch, stale: list[str]) -> Iterator[Any]:
         """The batch's events as push operations, streamed, skipping those already superseded."""
@@ -248,7 +263,7 @@ class BatchPush:
         def note(operation: str, wait: float, retry_after: float | None, error: BaseException | None) -> None:
             try:
                 recent.failed(self.client, target, f"retrying {operation} in {wait:.0f}s: {error}")
-            except redis.RedisError:
+            except STORE_ERRORS:
                 pass
 
         return note

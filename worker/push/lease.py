@@ -23,6 +23,7 @@ from types import TracebackType
 import redis
 
 from worker.store.durability import Durability
+from worker.store.outages import STORE_ERRORS
 from worker.store.scripts import script
 
 HERE = Path(__file__).parent
@@ -35,6 +36,13 @@ FENCE_MARGIN = 0.25
 """Share of the lease period `check` keeps in hand: it vouches for the lease only up to the rest of
 the period after the last confirmed renewal, so a request sent right after a check still reaches
 the service before the lease could expire and a successor take the batch."""
+
+
+def request_bound_seconds(lease_seconds: float) -> float:
+    """How long a request fenced by a lease of `lease_seconds` may take to connect, and again to have what it
+    sent acknowledged, before the client gives it up: half of the margin `held` keeps in hand each, so a
+    request sent after a check reaches the service before the lease can expire, or never."""
+    return lease_seconds * FENCE_MARGIN / 2
 
 
 class LeaseLost(Exception):
@@ -88,7 +96,7 @@ class Lease:
                     return
                 self.durability.confirm(since)
                 self._confirmed_at = sent_at
-            except redis.RedisError as exc:
+            except STORE_ERRORS as exc:
                 log.warning("could not renew lease %s: %s", self.key, exc)
 
     def held(self) -> bool:
@@ -114,7 +122,7 @@ class Lease:
         self.halt()
         try:
             self._script(keys=[self.key], args=[self.token, 0])
-        except redis.RedisError as exc:
+        except STORE_ERRORS as exc:
             log.warning("could not drop lease %s (it expires by itself): %s", self.key, exc)
 
     def __enter__(self) -> "Lease":

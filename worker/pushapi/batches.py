@@ -1,11 +1,13 @@
-"""Pushing a whole batch of items or identities through file containers.
+"""Pushing a whole batch of items or identities through file containers, or a small one item by item.
 
 `Entries` turns each operation into its batch-file entry without calling the service (so a
 run can size its windows from them, see `worker/runs/packing.py`); `ContainerPusher` streams those
 entries into batch files that fit one container each, sends item content that is too large to
 inline through a container of its own, and for every finished file creates a container,
-uploads, and calls the batch operation. An item that cannot be sent at all (too large,
-invalid) is reported back instead of failing the batch, so the caller can dead-letter it alone.
+uploads, and calls the batch operation. A batch of one or two operations is cheaper by the
+single-item calls (`PUT`/`DELETE .../documents?documentId=`, `.../permissions`, `.../mappings`):
+one call each instead of three. An item that cannot be sent at all (too large, invalid) is
+reported back instead of failing the batch, so the caller can dead-letter it alone.
 """
 
 from __future__ import annotations
@@ -15,16 +17,31 @@ import logging
 import os
 import tempfile
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
-from producers.events.limits import CONTAINER_LIMIT_BYTES, INLINE_CONTENT_LIMIT_BYTES
+from producers.events.limits import CONTAINER_LIMIT_BYTES, INLINE_CONTENT_LIMIT_BYTES, REQUEST_BODY_LIMIT_BYTES
 from worker.pushapi import documents
-from worker.pushapi.batchfile import IDENTITY_SECTIONS, ITEM_SECTIONS, BatchFile, BatchFileWriter
+from worker.pushapi.batchfile import (
+    DELETE_SECTIONS,
+    IDENTITY_SECTIONS,
+    ITEM_SECTIONS,
+    BatchFile,
+    BatchFileWriter,
+    encode,
+)
 from worker.pushapi.client import FileContainer, PushApiClient
-from worker.pushapi.errors import ContainerExpiredError, InvalidInputError, ItemTooLargeError, PushApiError
+from worker.pushapi.errors import (
+    ContainerExpiredError,
+    InvalidInputError,
+    InvalidRequestError,
+    ItemTooLargeError,
+    OrganizationPausedError,
+    PushApiError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +51,12 @@ COUNT_FIELDS = {"addOrUpdate": "items", "delete": "deletes", "members": "identit
                 "deleted": "disables"}
 """What a log line calls the entries of each batch-file section."""
 ZLIB_LEVEL = 6
+ALIAS_SECTION = IDENTITY_SECTIONS[1]
+"""The identity batch file's section of aliases, whose single-item call is PUT .../mappings."""
+PROBE_LOOKAHEAD = 20
+"""Operations a probing push looks through for one that adds (what a quota or an item limit refuses) to
+send alone first: those before it are held in memory (an item too large to go alone holds its content),
+the rest of the batch is streamed."""
 CONTENT_FILE_ID_FIELD = "compressedBinaryDataFileId"
 
 
@@ -78,8 +101,9 @@ class PushReport:
     file_ids: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     bytes: int = 0
-    rejected: list[tuple[Any, InvalidInputError]] = field(default_factory=list)
-    """Operations refused before sending, with the reason (too large, invalid)."""
+    rejected: list[tuple[Any, PushApiError]] = field(default_factory=list)
+    """Operations that cannot be sent, with the reason: too large or invalid (refused before sending), or
+    refused by their single-item call."""
 
 
 @dataclass(frozen=True)
@@ -159,8 +183,28 @@ class Entries:
         return None, ""
 
 
+@dataclass(frozen=True)
+class _Route:
+    """How the operations of one kind of target travel: their sections, entries and calls."""
+
+    target: str
+    """The source or provider id."""
+    sections: tuple[str, ...]
+    entry: Callable[[Any], BatchFileEntry]
+    """An operation's entry, built without calling the service."""
+    apply: Callable[[str], None]
+    """The batch call that applies an uploaded container, by fileId."""
+    alone: Callable[[BatchFileEntry], None]
+    """The single-item call that applies one entry by itself."""
+
+
 class ContainerPusher:
-    """Sends batches of items or identities through file containers.
+    """Sends batches of items or identities through file containers, or with single-item calls.
+
+    A batch of at most `single_max` operations goes by the single-item calls, one call each,
+    instead of a container, its upload and the batch call. A push that `probe`s sends one added
+    item (or identity) alone first: what a quota or an item limit refuses, refused for the price
+    of one small call, before the rest is built and uploaded.
 
     `containers` lists the fileId of every container this pusher created, in order, the one a
     failure happened on included, so that a dead-letter entry can name them.
@@ -173,53 +217,119 @@ class ContainerPusher:
         max_bytes: int = CONTAINER_LIMIT_BYTES,
         directory: str | os.PathLike[str] | None = None,
         compress_data: bool = False,
+        single_max: int = 0,
     ) -> None:
         """
         client: the Push API client to call.
         max_bytes: the largest batch file (and content container) to send.
         directory: where batch files are written while they are built.
         compress_data: send the `data` of items that state their fileExtension compressed, when that is smaller.
+        single_max: the most operations a batch sent by single-item calls holds; 0: always containers.
         """
         self.client = client
         self.max_bytes = max_bytes
         self.directory = directory
         self.entries = Entries(max_bytes=max_bytes, compress_data=compress_data)
+        self.single_max = single_max
         self.containers: list[str] = []
 
-    def push_documents(self, source_id: str, operations: Iterable[Upsert | Delete]) -> PushReport:
-        """Push item upserts and deletes to `source_id` in as few containers as fit."""
-        return self._push(ITEM_SECTIONS, operations, self._item_entry, source_id,
-                          lambda file_id: self.client.push_documents_batch(source_id, file_id))
+    def push_documents(self, source_id: str, operations: Iterable[Upsert | Delete], *,
+                       probe: bool = False) -> PushReport:
+        """Push item upserts and deletes to `source_id` in as few calls as fit.
 
-    def push_identities(self, provider_id: str, operations: Iterable[IdentityOp]) -> PushReport:
-        """Push identity members, aliases and disables to `provider_id`."""
-        return self._push(IDENTITY_SECTIONS, operations, self.entries.identity, provider_id,
-                          lambda file_id: self.client.push_identities_batch(provider_id, file_id))
+        probe: send one upsert alone before anything is uploaded (the source was paused)."""
+        route = _Route(source_id, ITEM_SECTIONS, self.entries.item,
+                       lambda file_id: self.client.push_documents_batch(source_id, file_id),
+                       lambda entry: self._document_alone(source_id, entry))
+        return self._push(route, operations, probe)
 
-    def _push(self, sections: tuple[str, ...], operations: Iterable[Any], entry_of: Callable[[Any], BatchFileEntry],
-              target: str, apply: Callable[[str], None]) -> PushReport:
-        """Write each operation's entry into batch files, sending each file as it fills."""
+    def push_identities(self, provider_id: str, operations: Iterable[IdentityOp], *,
+                        probe: bool = False) -> PushReport:
+        """Push identity members, aliases and disables to `provider_id`.
+
+        probe: send one identity or alias alone before anything is uploaded (the provider was paused)."""
+        route = _Route(provider_id, IDENTITY_SECTIONS, self.entries.identity,
+                       lambda file_id: self.client.push_identities_batch(provider_id, file_id),
+                       lambda entry: self._identity_alone(provider_id, entry))
+        return self._push(route, operations, probe)
+
+    def _push(self, route: _Route, operations: Iterable[Any], probe: bool) -> PushReport:
+        """Send a small batch by single-item calls, else the probe alone and the rest in batch files."""
         report = PushReport()
-        writer = BatchFileWriter(sections, max_bytes=self.max_bytes, on_file=self._sender(report, apply, target),
-                                 directory=self.directory)
+        entries = self._entries(route, operations, report)
         try:
-            for operation in operations:
+            head = list(islice(entries, self.single_max + 1))
+            if len(head) <= self.single_max and all(_fits_alone(entry) for _, entry in head):
+                # In the order a batch file applies them: its sections one after the other.
+                for operation, entry in sorted(head, key=lambda pair: route.sections.index(pair[1].section)):
+                    self._alone(route, operation, entry, report)
+                return report
+            probing = _probe(head, entries) if probe else None
+            if probing is not None:
+                self._alone(route, *head.pop(probing), report)
+            self._through_containers(route, chain(head, entries), report)
+        except PushApiError as exc:
+            exc.file_ids = list(self.containers)
+            raise
+        return report
+
+    def _entries(self, route: _Route, operations: Iterable[Any],
+                 report: PushReport) -> Iterator[tuple[Any, BatchFileEntry]]:
+        """Each operation with its entry; an operation that cannot be sent at all goes into `report`."""
+        for operation in operations:
+            try:
+                yield operation, route.entry(operation)
+            except InvalidInputError as exc:
+                report.rejected.append((operation, exc))
+
+    def _alone(self, route: _Route, operation: Any, entry: BatchFileEntry, report: PushReport) -> None:
+        """Send one entry by its single-item call and record it in `report`."""
+        try:
+            route.alone(entry)
+        except InvalidRequestError as exc:
+            if isinstance(exc, OrganizationPausedError):
+                raise
+            # Refused at once where a batch call would take it and reject it after its 202: this
+            # entry alone cannot be sent, the others can.
+            report.rejected.append((operation, exc))
+            return
+        report.counts[entry.section] = report.counts.get(entry.section, 0) + 1
+        report.bytes += len(encode(entry.body))
+        log.info("%s %s accepted for %s by a single-item call", COUNT_FIELDS[entry.section], entry.name, route.target,
+                 extra={"singleCall": entry.section, "entry": entry.name})
+
+    def _document_alone(self, source_id: str, entry: BatchFileEntry) -> None:
+        if entry.section in DELETE_SECTIONS:
+            self.client.delete_document(source_id, entry.name, delete_children=bool(entry.body["deleteChildren"]))
+        else:
+            self.client.add_document(source_id, entry.body)
+
+    def _identity_alone(self, provider_id: str, entry: BatchFileEntry) -> None:
+        if entry.section in DELETE_SECTIONS:
+            self.client.disable_identity(provider_id, entry.body["identity"])
+        elif entry.section == ALIAS_SECTION:
+            self.client.add_alias(provider_id, entry.body)
+        else:
+            self.client.add_identity(provider_id, entry.body)
+
+    def _through_containers(self, route: _Route, entries: Iterable[tuple[Any, BatchFileEntry]],
+                            report: PushReport) -> None:
+        """Write the entries into batch files, sending each file as it fills."""
+        writer = BatchFileWriter(route.sections, max_bytes=self.max_bytes,
+                                 on_file=self._sender(report, route.apply, route.target), directory=self.directory)
+        try:
+            for operation, entry in entries:
                 try:
-                    entry = entry_of(operation)
+                    entry = self._content_sent(entry)
                     writer.add(entry.section, entry.body, name=entry.name)
                 except InvalidInputError as exc:
                     report.rejected.append((operation, exc))
             writer.close()
-        except PushApiError as exc:
-            exc.file_ids = list(self.containers)
-            raise
         finally:
             writer.discard()
-        return report
 
-    def _item_entry(self, operation: Upsert | Delete) -> BatchFileEntry:
-        """An item's entry, its content over 5 MB uploaded to a container of its own first."""
-        entry = self.entries.item(operation)
+    def _content_sent(self, entry: BatchFileEntry) -> BatchFileEntry:
+        """`entry`, its content over 5 MB uploaded to a container of its own first."""
         if entry.content_apart is None:
             return entry
         body = {**entry.body, CONTENT_FILE_ID_FIELD: self._upload_content(entry.content_apart)}
@@ -272,6 +382,31 @@ class ContainerPusher:
         container = self.client.create_file_container()
         self.containers.append(container.file_id)
         return container
+
+
+def _probe(head: list[tuple[Any, BatchFileEntry]], entries: Iterator[tuple[Any, BatchFileEntry]]) -> int | None:
+    """Where in `head` the first entry is that adds and fits a single-item call, looking on into
+    `entries` (taking what it reads into `head`) up to PROBE_LOOKAHEAD; None when there is none that early."""
+    for index, (_, entry) in enumerate(head):
+        if _can_probe(entry):
+            return index
+    for pair in entries:
+        head.append(pair)
+        if _can_probe(pair[1]):
+            return len(head) - 1
+        if len(head) >= PROBE_LOOKAHEAD:
+            return None
+    return None
+
+
+def _can_probe(entry: BatchFileEntry) -> bool:
+    """Whether `entry` adds (what a quota or an item limit refuses) and can go alone."""
+    return entry.section not in DELETE_SECTIONS and _fits_alone(entry)
+
+
+def _fits_alone(entry: BatchFileEntry) -> bool:
+    """Whether a single-item call can carry `entry`: its content inline, within the request limit."""
+    return entry.content_apart is None and len(encode(entry.body)) <= REQUEST_BODY_LIMIT_BYTES
 
 
 def _base64_length(size: int) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -20,6 +21,7 @@ from urllib.parse import quote
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection
 from urllib3.util import SKIP_HEADER
 
 from worker import redaction
@@ -48,11 +50,31 @@ JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"
 UPLOAD_DROPPED_HEADERS = {"User-Agent": SKIP_HEADER, "Accept-Encoding": SKIP_HEADER, "Accept": None}
 """Session defaults kept off the upload, which carries only the container's `requiredHeaders`."""
 
+TCP_USER_TIMEOUT = getattr(socket, "TCP_USER_TIMEOUT", None)
+"""Linux's socket option: how long sent bytes may go unacknowledged before the kernel gives the connection up
+(elsewhere None: the bound on a fenced request is then its connect timeout only)."""
+
 RequestHook = Callable[[str], None]
 """Called with an operation's name before each request of it is sent; what it raises stops the call."""
 AnsweredHook = Callable[[str, "int | None", "PushApiError | None"], None]
 """Called after each request with its operation, the answer's status (None when no answer came)
 and, without an answer, the error it failed with."""
+
+
+class FencedAdapter(HTTPAdapter):
+    """Connections on which the kernel gives up sent bytes left unacknowledged for `unacknowledged_seconds`
+    (TCP_USER_TIMEOUT) and resets the connection, instead of retransmitting them until the peer answers."""
+
+    def __init__(self, unacknowledged_seconds: float, **kwargs: Any) -> None:
+        """unacknowledged_seconds: how long; kwargs: HTTPAdapter's."""
+        self._socket_options = list(HTTPConnection.default_socket_options)
+        if TCP_USER_TIMEOUT is not None:
+            milliseconds = max(1, int(unacknowledged_seconds * 1000))
+            self._socket_options.append((socket.IPPROTO_TCP, TCP_USER_TIMEOUT, milliseconds))
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
+        super().init_poolmanager(connections, maxsize, block, socket_options=self._socket_options, **pool_kwargs)
 
 
 @dataclass
@@ -90,6 +112,7 @@ class PushApiClient:
         retry_budget_seconds: float = 600.0,
         sleep: Callable[[float], None] = time.sleep,
         event_hooks: EventHooks | None = None,
+        fence_seconds: float | None = None,
     ) -> None:
         """
         base_url: the Push API root ending in /push/v1 (a region's host, the emulator, a proxy).
@@ -101,6 +124,12 @@ class PushApiClient:
         retry_budget_seconds: the span retries of one call may take, waits included.
         sleep: how to wait between attempts (tests may record the waits).
         event_hooks: who hears of each request and retry (metrics attach here).
+        fence_seconds: the longest a Push API request may take to connect, and then to have what it sent
+            acknowledged, before it is given up; None: no bound beyond `connect_timeout`. A lease vouches
+            for a request only that long after its check (worker/push/lease.py): a request sent into a
+            network partition must die, not reach the service once the partition heals, after the batch's
+            successor (TCP would retransmit it for minutes, and the service stamps a batch call's orderingId
+            when it receives it, so the late call would win over newer items).
         """
         organization_path = f"/organizations/{quote(organization_id, safe='')}"
         self.organization_url = base_url.rstrip("/") + organization_path
@@ -117,6 +146,12 @@ class PushApiClient:
         adapter = HTTPAdapter(pool_connections=POOL_CONNECTIONS, pool_maxsize=POOL_MAXSIZE, max_retries=0)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
+        self._push_timeout = self.timeout
+        if fence_seconds is not None:
+            # Uploads go to the storage host through the default adapter: a late one only fills its container.
+            self.session.mount(self.organization_url + "/", FencedAdapter(
+                fence_seconds, pool_connections=POOL_CONNECTIONS, pool_maxsize=POOL_MAXSIZE, max_retries=0))
+            self._push_timeout = (min(connect_timeout, fence_seconds), read_timeout)
 
     def close(self) -> None:
         self.session.close()
@@ -355,7 +390,8 @@ class PushApiClient:
         for hook in self._hooks():
             hook(operation)
         try:
-            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+            timeout = self._push_timeout if url.startswith(self.organization_url + "/") else self.timeout
+            response = self.session.request(method, url, timeout=timeout, **kwargs)
         except requests.Timeout as exc:
             error = TimeoutError(redaction.redact(f"no answer in time: {exc}"), operation=operation, target=target)
         except requests.ConnectionError as exc:

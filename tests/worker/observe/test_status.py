@@ -68,8 +68,9 @@ def test_healthy_pipeline_shows_buffered_paused_pushed_and_dead_lettered_sources
     for source in (OK, SLOW, QUOTA, BAD):
         emulator.create_source(source)
     emulator.create_provider(PROVIDER)
+    # The pause lasts what Retry-After says: an hour, as a day's quota that ran out early would say.
     emulator.add_fault(method="PUT", path=f"*/sources/{QUOTA}/documents/batch", status=429,
-                       errorCode="TOO_MANY_DOCUMENTS_DAILY")
+                       errorCode="TOO_MANY_DOCUMENTS_DAILY", retryAfter=3600)
     emulator.add_fault(method="PUT", path=f"*/sources/{BAD}/documents/batch", status=400, errorCode="INVALID_JSON",
                        times=1)
     env = pipeline_env(redis_url, redis_broker_url, emulator, PUSHSYNC_SOURCE_WINDOWS=f"{SLOW}=300")

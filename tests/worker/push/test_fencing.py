@@ -42,7 +42,7 @@ def test_a_worker_frozen_past_its_lease_makes_no_call_after_its_batch_was_taken_
     frozen = workers.start("worker", env)
     with Publisher(redis_broker_url) as publisher:
         publisher.publish_many(versions(1))
-    wait_for(lambda: emulator.containers(), 30, interval=0.02, what="the first worker creating a file container")
+    wait_for(lambda: not emulator.faults(), 30, interval=0.02, what="the first worker's upload held by the emulator")
     os.killpg(frozen.popen.pid, signal.SIGSTOP)
     try:
         assert redis_client.keys("pushsync:*:lease"), "the frozen worker holds the batch's lease mid-push"

@@ -181,3 +181,54 @@ def test_writer_files_are_valid_json_and_never_over_the_limit(tmp_path, count):
     assert sum(len(doc["delete"]) for _, _, doc, _ in finished) == count
     assert all(c == {"addOrUpdate": len(d["addOrUpdate"]), "delete": len(d["delete"])} for _, _, d, c in finished)
     assert os.listdir(tmp_path) == []
+
+
+def test_a_batch_of_two_goes_by_single_item_calls_adds_first(client, server):
+    report = ContainerPusher(client, single_max=2).push_documents(
+        "src", [Delete("https://example.com/gone", delete_children=True),
+                Upsert({"documentId": "https://example.com/kept", "data": "kept"})])
+    (put,) = server.matching("PUT", r"/sources/src/documents$")
+    (removal,) = server.matching("DELETE", r"/sources/src/documents$")
+    assert put.query["documentId"] == ["https://example.com/kept"] and put.json() == {"data": "kept"}
+    assert removal.query == {"documentId": ["https://example.com/gone"], "deleteChildren": ["true"]}
+    assert server.requests.index(put) < server.requests.index(removal)
+    assert server.matching("POST", r"/files$") == [] and uploads(server) == []
+    assert report.counts == {"addOrUpdate": 1, "delete": 1} and report.file_ids == []
+
+
+def test_a_batch_of_three_or_one_too_large_to_go_alone_goes_through_a_container(client, server):
+    three = [Upsert({"documentId": f"https://example.com/{n}", "data": "x"}) for n in range(3)]
+    ContainerPusher(client, single_max=2).push_documents("src", three)
+    big = [Upsert({"documentId": "https://example.com/big"}, content=os.urandom(7 * MB))]
+    ContainerPusher(client, single_max=2).push_documents("src", big)
+    assert server.matching("PUT", r"/sources/src/documents$") == []
+    assert len(batch_calls(server)) == 2
+
+
+def test_a_probe_is_the_first_add_alone_and_its_refusal_uploads_nothing(client, server):
+    server.script("PUT", r"/sources/src/documents$", 412, error_code="DOCUMENT_LIMIT_EXCEEDED")
+    operations = [Delete("https://example.com/d0"), Delete("https://example.com/d1"),
+                  *(Upsert({"documentId": f"https://example.com/{n}", "data": "x"}) for n in range(5))]
+    with pytest.raises(errors.DocumentLimitExceeded):
+        ContainerPusher(client, single_max=2).push_documents("src", operations, probe=True)
+    (probe,) = server.requests
+    assert probe.query["documentId"] == ["https://example.com/0"]
+    report = ContainerPusher(client, single_max=2).push_documents("src", operations, probe=True)
+    (upload,) = uploads(server)
+    sent = upload.json()
+    assert [item["documentId"] for item in sent["addOrUpdate"]] == [f"https://example.com/{n}" for n in range(1, 5)]
+    assert len(sent["delete"]) == 2
+    assert report.counts == {"addOrUpdate": 5, "delete": 2}
+
+
+def test_an_item_its_single_call_refuses_is_reported_alone_and_a_paused_organization_is_not(client, server):
+    server.script("PUT", r"/sources/src/documents$", 400, error_code="INVALID_JSON")
+    two = [Upsert({"documentId": "https://example.com/a", "data": "a"}),
+           Upsert({"documentId": "https://example.com/b", "data": "b"})]
+    report = ContainerPusher(client, single_max=2).push_documents("src", two)
+    assert [operation.document_id if isinstance(operation, Delete) else operation.document["documentId"]
+            for operation, _ in report.rejected] == ["https://example.com/a"]
+    assert report.counts == {"addOrUpdate": 1}
+    server.script("PUT", r"/sources/src/documents$", 400, error_code="ORGANIZATION_IS_PAUSED")
+    with pytest.raises(errors.OrganizationPausedError):
+        ContainerPusher(client, single_max=2).push_documents("src", two)

@@ -21,7 +21,6 @@ from typing import TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import kombu.exceptions
-import redis
 from celery import Celery
 
 from producers.errors import PublishError
@@ -34,6 +33,7 @@ from worker.observe import overview, probes, throughput
 from worker.settings import Settings
 from worker.store import keys
 from worker.store.connection import store_url
+from worker.store.outages import STORE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 ENTRY = re.compile(r"^(?P<page>/dead-letters|/quarantine)/(?P<id>[^/]+)(?:/(?P<verb>replay|purge))?$")
-DOWN = (probes.Unreachable, redis.RedisError, kombu.exceptions.OperationalError, PublishError, BrowseBusy)
+DOWN = (probes.Unreachable, *STORE_ERRORS, kombu.exceptions.OperationalError, PublishError, BrowseBusy)
 """What a store or broker that does not answer (or another browse that keeps the queue) raises on
 the way: a 503, nothing changed."""
 
