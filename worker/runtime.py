@@ -22,6 +22,7 @@ from worker.runs.broker_runs import BrokerRuns
 from worker.runs.rebuild import Rebuilds
 from worker.settings import Settings, load_settings
 from worker.store.connection import connect, store_url
+from worker.store.durability import Durability
 from worker.windows.flush import Enqueue, Flusher
 
 RECORDER = metrics.Recorder()
@@ -57,6 +58,8 @@ def push_api_client(settings: Settings, **overrides: Any) -> PushApiClient:
 class Runtime:
     settings: Settings
     store: redis.Redis
+    durability: Durability
+    """Confirms by the store's replicas what claims and pushes write; they write through its `client`."""
     api: PushApiClient
     brackets: StatusBrackets
     push: BatchPush
@@ -67,10 +70,12 @@ class Runtime:
 def _runtime(pid: int) -> Runtime:
     settings = load_settings()
     store = connect(settings)
+    durability = Durability.of(store, settings)
     api = push_api_client(settings)
     brackets = StatusBrackets(store, api, settings)
     dead_letters = DeadLetters(settings.broker_url or store_url(settings), store)
-    return Runtime(settings, store, api, brackets, BatchPush(store, api, brackets, dead_letters, settings),
+    push = BatchPush(durability.client, api, brackets, dead_letters, settings, durability=durability)
+    return Runtime(settings, store, durability, api, brackets, push,
                    BrokerRuns(Rebuilds(store, api, settings), settings.run_timeout_seconds))
 
 
@@ -82,4 +87,4 @@ def runtime() -> Runtime:
 def flusher(enqueue: Enqueue) -> Flusher:
     """A flusher on this process's store that hands claimed batches to `enqueue`."""
     current = runtime()
-    return Flusher(current.store, current.settings, enqueue)
+    return Flusher(current.durability.client, current.settings, enqueue, current.durability)

@@ -167,6 +167,11 @@ class Settings(BaseSettings):
         None, validation_alias=_env("BROKER_URL"),
         description="Celery broker (a RabbitMQ cluster as its nodes' URLs joined by `;`); unset means the Redis store.",
     )
+    store_min_replicas: int = Field(
+        0, ge=0, le=16, validation_alias=_env("PUSHSYNC_STORE_MIN_REPLICAS"),
+        description="Replicas of the store that must confirm (Redis WAIT) what a step wrote before it is acknowledged; "
+                    "0 confirms nothing.",
+    )
     window_seconds: float = Field(
         5.0, gt=0, le=3600, validation_alias=_env("PUSHSYNC_WINDOW_SECONDS"),
         description="How long a source's window stays open after its first event.",

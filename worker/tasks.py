@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from celery.exceptions import Reject
 
 from worker.ingest.ingestor import REBUILD_BEGIN_TASK
 from worker.logs import Outage
@@ -13,6 +14,7 @@ from worker.push.batch import DEAD_LETTERED
 from worker.runs import broker_runs
 from worker.runtime import flusher, runtime
 from worker.store import keys
+from worker.store.durability import ReplicasUnconfirmed
 from worker.store.outages import is_outage
 
 SWEEP_TASK = "pushsync.sweep"
@@ -33,7 +35,12 @@ def _push(target_ref: str, batch_id: str) -> dict:
     target = keys.Target.from_ref(target_ref)
     with metrics.PUSHES_RUNNING.labels(target.kind).track_inprogress():
         # The push logs its outcome with the batch's fields.
-        outcome = runtime().push.run(target.batch(batch_id))
+        try:
+            outcome = runtime().push.run(target.batch(batch_id))
+        except ReplicasUnconfirmed as exc:
+            # Not acknowledged: the message goes back, and its next delivery finds the batch as the store has it.
+            log.warning("push of batch %s of %s handed back to the broker: %s", batch_id, target_ref, exc)
+            raise Reject(str(exc), requeue=True) from exc
     if outcome.state == DEAD_LETTERED:
         raise BatchDeadLettered(f"batch {batch_id} of {target_ref} was dead-lettered: see `pushsync dlq list`")
     return outcome.__dict__

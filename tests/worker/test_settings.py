@@ -167,3 +167,12 @@ def test_a_sentinel_store_is_the_broker_through_kombus_sentinel_transport():
 def test_malformed_topology_urls_name_the_variable(url, says):
     with pytest.raises(SettingsError, match=says):
         load_settings(redis_url=url, broker_url="redis://broker:6379/1")
+
+
+
+def test_store_min_replicas_defaults_to_none():
+    assert load_settings().store_min_replicas == 0
+    assert load_settings(store_min_replicas=1, redis_url="redis+cluster://h1:7000",
+                         broker_url="redis://b:6379/1").store_min_replicas == 1
+    with pytest.raises(SettingsError, match="PUSHSYNC_STORE_MIN_REPLICAS"):
+        load_settings(store_min_replicas=-1)

@@ -9,7 +9,8 @@ a group (`worker.ingest.Ingestor`) while the consumer gathers the next one; the 
 loop never waits for the writer, so heartbeats and Celery's own work go on through a store
 outage, and the prefetch limit stops deliveries while the writer waits.
 
-A message is acknowledged once Redis holds each of its events. RabbitMQ counts every delivery of
+A message is acknowledged once Redis holds each of its events (confirmed by
+`PUSHSYNC_STORE_MIN_REPLICAS` replicas: `worker.store.durability`). RabbitMQ counts every delivery of
 a message; past `DELIVERY_LIMIT` it dead-letters the message to the poison queue. Deliveries also
 end when a worker or the broker restarts, which is not the message's fault, so a message from the
 poison queue is ingested like any other on its first delivery there, and quarantined as poison
@@ -31,6 +32,7 @@ from worker.ingest import compression
 from worker.ingest.ingestor import INGEST_GROUP_MESSAGES, Ingestor, Received, Stopping, run_announcer
 from worker.settings import load_settings
 from worker.store.connection import connect
+from worker.store.durability import Durability
 from worker.windows.coalesce import Coalescer
 
 log = logging.getLogger(__name__)
@@ -65,9 +67,10 @@ class AmqpIngestStep(bootsteps.ConsumerStep):
         if not self.enabled:
             return
         compression.install()
-        client = connect(self.settings)
+        durability = Durability.of(connect(self.settings), self.settings)
+        client = durability.client
         self.ingestor = Ingestor(client, Coalescer(client, self.settings), run_announcer(parent.app),
-                                 protected=frozenset(self.settings.protected_sources))
+                                 protected=frozenset(self.settings.protected_sources), durability=durability)
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pushsync-ingest")
 
     def start(self, c: Any) -> None:

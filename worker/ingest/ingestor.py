@@ -7,7 +7,8 @@ their windows, invalid ones in quarantine with the reason. The rules, for any bo
 size or encoding:
 
 - decoding never raises: a body that cannot be read is one quarantine entry with the reason;
-- a store outage (connection lost, loading, read-only replica, out of memory) is nobody's
+- a store outage (connection lost, loading, read-only replica, out of memory, fewer replicas
+  than `PUSHSYNC_STORE_MIN_REPLICAS` confirming the group's writes: `worker.store.durability`) is nobody's
   fault: `write` waits and tries again until the store answers, counting nothing against the
   messages, which stay unacknowledged meanwhile;
 - any other failure of a group is tried again message by message, so one message that the
@@ -44,6 +45,7 @@ from worker.ingest.compression import BodyError, decompress
 from worker.ingest.horizon import Horizon
 from worker.runs import broker_runs
 from worker.store import keys
+from worker.store.durability import Durability, ReplicasUnconfirmed
 from worker.store.outages import is_outage
 from worker.windows.coalesce import Coalescer, target_of
 
@@ -117,6 +119,10 @@ class Decoded:
     the invalid event and its cause."""
     aged_out: set[int] = field(default_factory=set)
     """`id()` of the events quarantined late, so a message written alone after its group leaves them out."""
+    since: int | None = None
+    """Where the durable step that writes these started (`Durability.mark`), kept while it is tried again."""
+    begun: list[RebuildBegin] = field(default_factory=list)
+    """Begin events recorded, whose runs start once the replicas confirmed them."""
 
     def refuse(self, invalid: InvalidEvent, cause: str) -> None:
         self.invalid.append(invalid)
@@ -230,7 +236,7 @@ class Ingestor:
 
     def __init__(self, client: redis.Redis, coalescer: Coalescer, announce: RunAnnouncer, *,
                  protected: frozenset[str] = frozenset(), delivery_limit: int = broker.DELIVERY_LIMIT,
-                 horizon: Horizon | None = None) -> None:
+                 horizon: Horizon | None = None, durability: Durability | None = None) -> None:
         """
         client: the coalescing store.
         coalescer: writes valid events into their windows.
@@ -238,6 +244,8 @@ class Ingestor:
         protected: source ids whose events are quarantined instead of pushed.
         delivery_limit: deliveries after which a message is quarantined as poison.
         horizon: how old an event may be to be accepted (default: from the coalescer's settings).
+        durability: confirms each write by the store's replicas (default: none); `client` and the
+            coalescer's client must be its `client`.
         """
         self.client = client
         self.coalescer = coalescer
@@ -245,6 +253,7 @@ class Ingestor:
         self.protected = protected
         self.delivery_limit = delivery_limit
         self.horizon = horizon or Horizon.of(coalescer.settings)
+        self.durability = durability or Durability(client, 0)
         self.stopping = threading.Event()
         """Set at shutdown: a write waiting for the store gives up (raises Stopping)."""
 
@@ -259,7 +268,7 @@ class Ingestor:
         for one in decoded:
             group.extend(one)
         try:
-            return self._patiently(lambda: self._store(group))
+            return self._patiently(lambda: self._durably(group))
         except Stopping:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure of one message must not hold back the others
@@ -278,7 +287,7 @@ class Ingestor:
                 refused = Decoded()
                 refused.refuse(InvalidEvent(reason=REFUSED_REASON.format(f"{type(exc).__name__}: {exc}"),
                                             raw=message.body), quarantine.UNDECODABLE)
-                outcomes.update(self._patiently(lambda: self._store(refused)))
+                outcomes.update(self._patiently(lambda: self._durably(refused)))
         return dict(outcomes)
 
     def _alone(self, decoded: Decoded) -> dict[str, int]:
@@ -286,7 +295,7 @@ class Ingestor:
         attempt = 1
         while True:
             try:
-                return self._patiently(lambda: self._store(decoded))
+                return self._patiently(lambda: self._durably(decoded))
             except Stopping:
                 raise
             except Exception:
@@ -320,6 +329,23 @@ class Ingestor:
                 log.warning("coalescing store answers again after %.1fs of outage", time.monotonic() - since)
             return result
 
+    def _durably(self, decoded: Decoded) -> dict[str, int]:
+        """`_store`, then wait for the replicas to confirm every write of it (since its first try)."""
+        if decoded.since is None:
+            decoded.since = self.durability.mark()
+        try:
+            outcomes = self._store(decoded)
+            self.durability.confirm(decoded.since)
+        except ReplicasUnconfirmed as exc:
+            if exc.lost:  # what the earlier tries wrote may be gone: the next try writes everything again
+                decoded.done.clear()
+                decoded.since = None
+            raise
+        for event in decoded.begun:
+            self.announce(broker_runs.target_of_run(event), event.run)
+        decoded.begun = []
+        return outcomes
+
     def _store(self, decoded: Decoded) -> dict[str, int]:
         """Quarantine the invalid events, coalesce the valid ones, record and announce full runs."""
         decoded.refuse_oversized()
@@ -346,6 +372,7 @@ class Ingestor:
         if decoded.runs and "runs" not in decoded.done:
             self._record_runs(decoded.runs)
             decoded.done.add("runs")
+            decoded.begun = [event for event in decoded.runs if isinstance(event, RebuildBegin)]
         return dict(outcomes)
 
     def _quarantine(self, invalid: list[InvalidEvent], overflow: list[InvalidEvent], causes: Counter) -> None:
@@ -378,9 +405,8 @@ class Ingestor:
             if len(pipe):
                 pipe.execute()
         for event in events:
-            # An ended run is looked at by the sweep (see broker_runs.due); a begun one starts at once.
-            if isinstance(event, RebuildBegin):
-                self.announce(broker_runs.target_of_run(event), event.run)
+            # An ended run is looked at by the sweep (see broker_runs.due); a begun one starts once
+            # its record is confirmed (`_durably`).
             log.info("%s of run %s of %s received", event.kind, event.run, event.target)
 
 

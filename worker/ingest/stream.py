@@ -2,7 +2,8 @@
 
 Each worker process runs one consumer of the group `pushsync.ingest` in a thread of its own. An
 entry read (XREADGROUP) stays in the group's pending list, owned by that consumer, until it is
-acknowledged and deleted (XACK, XDEL) once Redis holds its events: a worker that dies at any
+acknowledged and deleted (XACK, XDEL) once Redis holds its events (confirmed by
+`PUSHSYNC_STORE_MIN_REPLICAS` replicas): a worker that dies at any
 instant leaves its entries pending, never lost. A living consumer takes over (XCLAIM) the entries
 that sat unacknowledged for `PUSHSYNC_EVENTS_CLAIM_SECONDS`; the stream counts each delivery,
 and an entry delivered more than `DELIVERY_LIMIT` times (workers died holding it) is quarantined
@@ -37,6 +38,7 @@ from worker.ingest.ingestor import (
 )
 from worker.settings import Settings, load_settings
 from worker.store.connection import connect, store_url
+from worker.store.durability import Durability
 from worker.store.outages import is_outage
 from worker.windows.coalesce import Coalescer
 
@@ -234,8 +236,9 @@ class StreamIngestStep(bootsteps.StartStopStep):
 
     def create(self, parent: Any) -> StreamConsumer:
         settings: Settings = load_settings()
-        client = connect(settings)
+        durability = Durability.of(connect(settings), settings)
+        client = durability.client
         ingestor = Ingestor(client, Coalescer(client, settings), run_announcer(parent.app),
-                            protected=frozenset(settings.protected_sources))
+                            protected=frozenset(settings.protected_sources), durability=durability)
         return StreamConsumer(settings.broker_url or store_url(settings), ingestor,
                               claim_seconds=settings.events_claim_seconds)

@@ -49,6 +49,7 @@ from worker.pushapi.errors import (
 from worker.pushapi.retry import RetryHook
 from worker.settings import Settings
 from worker.store import keys, recent
+from worker.store.durability import Durability
 from worker.store.outages import STORE_ERRORS
 from worker.store.ranks import RANK_LUA, is_newer, rank
 from worker.store.scripts import script
@@ -84,7 +85,8 @@ class BatchPush:
     """Pushes claimed batches of sources (items) and providers (identities)."""
 
     def __init__(self, client: redis.Redis, api: PushApiClient, brackets: StatusBrackets,
-                 dead_letters: DeadLetters, settings: Settings, directory: str | None = None) -> None:
+                 dead_letters: DeadLetters, settings: Settings, directory: str | None = None,
+                 durability: Durability | None = None) -> None:
         """
         client: the coalescing store.
         api: the Push API client.
@@ -92,6 +94,8 @@ class BatchPush:
         dead_letters: where batches and items that cannot succeed go.
         settings: container limit, pause lengths, attempt limit, high-water mark expiry.
         directory: where batch files are written while they are built (default: the temp dir).
+        durability: confirms a run's writes (lease, high-water marks, release) by the store's replicas before
+            the run returns (default: none); `client` must be its `client`.
         """
         self.client = client
         self.api = api
@@ -99,6 +103,7 @@ class BatchPush:
         self.brackets = brackets
         self.dead_letters = dead_letters
         self.settings = settings
+        self.durability = durability or Durability(client, 0)
         self._advance = script(client, HERE / "advance.lua", RANK_LUA)
         self._release = script(client, HERE / "release.lua")
         self._attempt = script(client, HERE / "attempt.lua")
@@ -106,9 +111,14 @@ class BatchPush:
             raise ValueError("the status brackets must call through the push's client, so its lease fences them")
 
     def run(self, batch: keys.Batch) -> PushOutcome:
-        """Push `batch` if it still needs pushing and nobody else is; every line logged meanwhile names it."""
+        """Push `batch` if it still needs pushing and nobody else is; every line logged meanwhile names it.
+
+        Returns once the store's replicas confirmed what the run wrote (raises ReplicasUnconfirmed otherwise:
+        the task message must then go back to the broker, not be acknowledged)."""
         with log_context(**{batch.target.kind: batch.target.id}, batchId=batch.id):
+            since = self.durability.mark()
             outcome = self._run(batch)
+            self.durability.confirm(since)
             log.info("batch %s: %d pushed, %d stale, %d dead-lettered", outcome.state, outcome.pushed, outcome.stale,
                      outcome.dead_lettered, extra={"state": outcome.state, "pushed": outcome.pushed,
                                                    "stale": outcome.stale, "deadLettered": outcome.dead_lettered,
@@ -118,7 +128,7 @@ class BatchPush:
     def _run(self, batch: keys.Batch) -> PushOutcome:
         if not self.client.exists(batch.meta):
             return PushOutcome("done")
-        lease = Lease(self.client, batch.lease, self.settings.lease_seconds)
+        lease = Lease(self.client, batch.lease, self.settings.lease_seconds, self.durability)
         if not lease.acquire():
             return PushOutcome("held")
         # Every Push API call of the push, status calls and retries included, is fenced by the lease.

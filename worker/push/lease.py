@@ -22,6 +22,7 @@ from types import TracebackType
 
 import redis
 
+from worker.store.durability import Durability
 from worker.store.outages import STORE_ERRORS
 from worker.store.scripts import script
 
@@ -51,13 +52,16 @@ class LeaseLost(Exception):
 class Lease:
     """Holds `key` with a random token while the `with` block runs."""
 
-    def __init__(self, client: redis.Redis, key: str, seconds: float) -> None:
+    def __init__(self, client: redis.Redis, key: str, seconds: float, durability: Durability | None = None) -> None:
         """
         client: the coalescing store.
         key: the lease's key.
         seconds: how long the lease lives without a renewal.
+        durability: confirms the take and each renewal by the store's replicas (default: none); `client`
+            must be its `client`. A renewal they do not confirm vouches for nothing.
         """
         self.client = client
+        self.durability = durability or Durability(client, 0)
         self.key = key
         self.milliseconds = int(seconds * 1000)
         self.token = uuid.uuid4().hex
@@ -71,8 +75,10 @@ class Lease:
     def acquire(self) -> bool:
         """Take the lease if nobody holds it; start renewing it."""
         sent_at = time.monotonic()
+        since = self.durability.mark()
         if not self.client.set(self.key, self.token, nx=True, px=self.milliseconds):
             return False
+        self.durability.confirm(since)
         self._confirmed_at = sent_at
         self._thread = threading.Thread(target=self._renew, name=f"lease-{self.key}", daemon=True)
         self._thread.start()
@@ -83,10 +89,12 @@ class Lease:
             # The new expiry counts from some instant after this one: the renewal vouches from here.
             sent_at = time.monotonic()
             try:
+                since = self.durability.mark()
                 if not self._script(keys=[self.key], args=[self.token, self.milliseconds]):
                     self.lost = True
                     log.error("lease %s was lost; another task may own the batch now", self.key)
                     return
+                self.durability.confirm(since)
                 self._confirmed_at = sent_at
             except STORE_ERRORS as exc:
                 log.warning("could not renew lease %s: %s", self.key, exc)

@@ -40,6 +40,7 @@ from worker import hooks
 from worker.push import pause, prerequisites
 from worker.settings import Settings
 from worker.store import keys
+from worker.store.durability import Durability
 from worker.store.scripts import run_many, script
 from worker.windows import holds
 
@@ -74,13 +75,17 @@ class SweepResult:
 class Flusher:
     """Claims due windows as batches and re-enqueues lost ones."""
 
-    def __init__(self, client: redis.Redis, settings: Settings, enqueue: Enqueue) -> None:
+    def __init__(self, client: redis.Redis, settings: Settings, enqueue: Enqueue,
+                 durability: Durability | None = None) -> None:
         """
         client: the coalescing store.
         settings: window lengths.
         enqueue: sends the push task for a claimed batch.
+        durability: confirms a claim by the store's replicas before its task is sent (default: none);
+            `client` must be its `client`.
         """
         self.client = client
+        self.durability = durability or Durability(client, 0)
         self.settings = settings
         self.enqueue = enqueue
         self._claim = script(client, HERE / "claim.lua")
@@ -129,6 +134,7 @@ class Flusher:
         batches = [target.batch(uuid.uuid4().hex) for target in targets]
         if not batches:
             return [], [], 0
+        since = self.durability.mark()
         # Registered before the claims, so a crash right after one still leaves the reaper a trace.
         pipe = self.client.pipeline(transaction=False)
         for batch in batches:
@@ -154,6 +160,8 @@ class Flusher:
                 items += outcome[2]
         pipe.execute()
         self._reschedule(ended, now)
+        # Unconfirmed, the claims wait for the reaper, which finds them registered (if they outlived a failover).
+        self.durability.confirm(since)
         for batch in claimed:
             hooks.emit("after_flush", batch.target)
             if batch.target.kind == keys.SOURCE:
