@@ -69,8 +69,7 @@ def batch_times(emulator) -> list[float]:
 HOOK_SECRET = "cluster-hook-secret"
 HOOK_SOURCE = "failover-hooks"
 HOOK_CONFIG = {
-    # Retries that outlast a quorum queue's election (waits of 0, 0.2, 0.4, 0.6 … 1 s).
-    "server": {"publish_retries": 6},
+    # The receiver's default retries, which must outlast a quorum queue's election.
     "sources": {"direct": {"adapter": "generic", "secret": HOOK_SECRET, "source_id": HOOK_SOURCE}},
 }
 HOOK_EVERY_SECONDS = 0.05
