@@ -16,6 +16,7 @@ import pytest
 
 from producers.events import complete_event, parse_event
 from tests.support.scripted_server import UPLOAD_PREFIX, ScriptedServer
+from tests.worker.test_many_sources import commands_of
 from worker.deadletter.operator import DeadLetterBrowser
 from worker.push import pause
 from worker.push.batch import BatchPush
@@ -253,8 +254,10 @@ def test_quota_auth_and_paused_organization_pause_the_source_and_keep_the_batch(
     assert stages.redis.hget(batch.meta, "attempts") == b"0", "a pause gives its attempt back"
     stages.coalescer.add([item(2, 1)])
     assert stages.flush().claimed == []
+    # Once the pause is over (its end, here brought forward for the push), the reaper hands the batch out again.
+    until = float(stages.redis.hget(SOURCE.pause, "until"))
     stages.redis.delete(SOURCE.pause)
-    assert [b.id for b in stages.flusher.reap(time.time() + 10 + stages.settings.reap_after_seconds + 1)] == [batch.id]
+    assert [b.id for b in stages.flusher.reap(until + 1)] == [batch.id]
     (outcome,) = stages.push_all()
     assert outcome.state == "pushed"
 
@@ -273,6 +276,23 @@ def test_a_pause_lasts_its_retry_after_and_the_sweep_resumes_the_batch_the_momen
     assert stages.enqueued == []
     stages.flush(now=until + 0.01)
     assert [b.id for b in stages.enqueued] == [batch.id]
+
+
+def test_a_parked_batch_costs_the_reaper_nothing_more_until_its_pause_ends(stages):
+    stages.server.script("PUT", r"/documents/batch$", 429, error_code="TOO_MANY_DOCUMENTS_DAILY",
+                         headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    stages.coalescer.add([item(n, 1) for n in range(3)])
+    (batch,) = stages.flush().claimed
+    assert [outcome.state for outcome in stages.push_all()] == ["paused"]
+    until = float(stages.redis.hget(SOURCE.pause, "until"))
+    # Its record taken by a sweep while the parking task still held the lease: the reaper's rule is left.
+    stages.redis.zrem(keys.PARKED, batch.claim_ref)
+    assert stages.flusher.reap(time.time()) == []
+    # A quota parks every source's batch at once: each pass must not read them all again.
+    seen = commands_of(stages.redis, lambda: stages.flusher.reap(time.time() + 1))
+    assert seen["HMGET"] == 0 and seen["HGET"] == 0, seen
+    assert stages.flusher.reap(until - 1) == []
+    assert stages.flusher.reap(until + 0.01) == [batch]
 
 
 def test_a_429_that_asks_for_longer_than_the_retry_budget_pauses_the_source_instead_of_failing_it(stages):

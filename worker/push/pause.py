@@ -99,6 +99,18 @@ def describe(client: redis.Redis, target: keys.Target) -> dict[str, str] | None:
 
 def paused(client: redis.Redis, targets: list[keys.Target], now: float | None = None) -> dict[keys.Target, str]:
     """Those of `targets` paused now, with the cause of each pause (read only: an expired pause is skipped)."""
+    return {target: cause.decode() if cause is not None else UNKNOWN_CAUSE
+            for target, (_, cause) in _pauses(client, targets, now).items()}
+
+
+def ends(client: redis.Redis, targets: list[keys.Target], now: float | None = None) -> dict[keys.Target, float]:
+    """Those of `targets` paused now, with the epoch seconds when each pause ends (read only, one round trip)."""
+    return {target: until for target, (until, _) in _pauses(client, targets, now).items()}
+
+
+def _pauses(client: redis.Redis, targets: list[keys.Target],
+            now: float | None) -> dict[keys.Target, tuple[float, bytes | None]]:
+    """Those of `targets` paused at `now` (default: now), with their pause's end and its cause as stored."""
     now = time.time() if now is None else now
     pipe = client.pipeline(transaction=False)
     for target in targets:
@@ -106,5 +118,5 @@ def paused(client: redis.Redis, targets: list[keys.Target], now: float | None = 
     found = {}
     for target, (until, cause) in zip(targets, pipe.execute()):
         if until is not None and float(until) > now:
-            found[target] = cause.decode() if cause is not None else UNKNOWN_CAUSE
+            found[target] = (float(until), cause)
     return found

@@ -17,8 +17,9 @@ may be due: those enqueued `reap_after_seconds` ago or earlier, and those parked
 - a batch whose task never started may just wait in a busy task queue: enqueuing it again
   would only grow that queue, so it is enqueued again after `reap_after_seconds`, then after
   twice that since, and so on up to `reap_max_seconds` (in case its task message was lost);
-- a batch parked by its task (the target was paused) is enqueued again once the pause is over,
-  and one waiting for identities once those are in.
+- a batch parked by its task (the target was paused) is enqueued again once the pause is over
+  (looked at once, then not again before the pause's end: a quota may park thousands), and one
+  waiting for identities once those are in.
 
 Parked batches do not wait for the reaper: the push records each with the end of its pause
 (`pause.park`) and the sweep enqueues it again the moment that passes (`resume`). The reaper's rule
@@ -223,8 +224,12 @@ class Flusher:
         pipe = self.client.pipeline(transaction=False)
         for batch in batches:
             pipe.hmget(batch.meta, "claimed_at", "queued", "parked", "waiting")
-        due, gone, unstarted = [], [], 0
-        for (raw, enqueued_at), batch, state in zip(claimed, batches, pipe.execute()):
+        states = pipe.execute()
+        # Read at once for every parked batch: thousands may be parked by one quota.
+        pauses = pause.ends(self.client, [batch.target for batch, (claimed_at, _, parked, waiting) in zip(batches, states)
+                                          if claimed_at is not None and parked and not waiting], now)
+        due, gone, later, unstarted = [], [], [], 0
+        for (raw, enqueued_at), batch, state in zip(claimed, batches, states):
             claimed_at, queued, parked, waiting = state
             if claimed_at is None:
                 # Finished; or registered by a claim that is still under way, so give it time.
@@ -234,7 +239,10 @@ class Flusher:
             if waiting:
                 ready = not prerequisites.pending(self.client, batch)
             elif parked:
-                ready = not pause.active(self.client, batch.target, now)
+                ready = batch.target not in pauses
+                if not ready:
+                    # Not looked at again before its pause ends (the reaper sees a score reap_after_seconds late).
+                    later.append((batch, pauses[batch.target] - self.settings.reap_after_seconds))
             else:
                 ready = now >= enqueued_at + self._requeue_delay(int(queued or 0))
             if ready:
@@ -246,6 +254,8 @@ class Flusher:
             pipe.zrem(batch.target.claimed, batch.claim_ref)
         for batch, _, _ in reaped:
             pipe.zadd(batch.target.claimed, {batch.claim_ref: now})
+        for batch, score in later:
+            pipe.zadd(batch.target.claimed, {batch.claim_ref: score}, xx=True)
         pipe.execute()
         for batch, queued, conditional in reaped:
             if queued:
