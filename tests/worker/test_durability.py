@@ -68,3 +68,39 @@ def test_nothing_required_writes_through_the_shared_client(sentinel_store):
     none = Durability(shared, 0)
     assert none.client is shared
     none.confirm(none.mark())
+
+
+class FailsOverOnConfirm(Durability):
+    """Durability whose replica is promoted (REPLICAOF NO ONE) the moment a step is confirmed: what the
+    promoted replica holds then is what a failover right after the confirmation keeps."""
+
+    def __init__(self, client, replica) -> None:
+        super().__init__(client, 1)
+        self.replica = replica
+
+    def confirm(self, since: int) -> None:
+        super().confirm(since)
+        self.replica.client().replicaof("NO", "ONE")
+
+
+def test_a_claim_confirms_what_its_push_relies_on_before_the_task_is_sent(durability, sentinel_store):
+    from worker.settings import load_settings
+    from worker.store import keys
+    from worker.windows.coalesce import Coalescer
+    from worker.windows.flush import Flusher
+
+    primary, replica = sentinel_store.primary(), sentinel_store.replica()
+    settings = load_settings(window_seconds=1, source_providers={"durable-src": ["durable-prov"]})
+    source = keys.Target(keys.SOURCE, "durable-src")
+    Coalescer(durability.client, settings).add_encoded(source, [("https://example.com/1", "1.0",
+                                                                  b'{"kind": "item.upsert"}')])
+    promoted: dict[str, dict] = {}
+    failing_over = FailsOverOnConfirm(durability.shared, replica)
+    flusher = Flusher(failing_over.client, settings, lambda batch: promoted.update(
+        {batch.id: replica.client().hgetall(batch.meta)}), failing_over)
+    try:
+        (batch,) = flusher.sweep(time.time() + 5).claimed
+    finally:
+        replica.client().replicaof("127.0.0.1", primary.port)
+    # The identities this batch must follow (invariant 7): lost with the old primary, it would go before them.
+    assert b"needs:durable-prov" in promoted[batch.id], promoted

@@ -161,12 +161,14 @@ class Flusher:
                 items += outcome[2]
         pipe.execute()
         self._reschedule(ended, now)
-        # Unconfirmed, the claims wait for the reaper, which finds them registered (if they outlived a failover).
+        for batch in claimed:
+            if batch.target.kind == keys.SOURCE:
+                prerequisites.record(self.client, batch, self.settings.providers_of(batch.target.id))
+        # Unconfirmed, the claims wait for the reaper, which finds them registered (if they outlived a failover);
+        # confirmed, so are the identities each push must follow.
         self.durability.confirm(since)
         for batch in claimed:
             hooks.emit("after_flush", batch.target)
-            if batch.target.kind == keys.SOURCE:
-                prerequisites.record(self.client, batch, self.settings.providers_of(batch.target.id))
             self.enqueue(batch)
         return claimed, in_flight, items
 
