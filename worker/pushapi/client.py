@@ -365,7 +365,9 @@ class PushApiClient:
     ) -> Any:
         """One call with retries; returns the decoded JSON answer when `expect_json`.
         base_url: the organization's URL the path follows; None: the Push API's."""
-        data = None if json_body is None else json.dumps(json_body, separators=(",", ":")).encode()
+        # UTF-8 as it is, as the batch files are (`batchfile.encode`): \u-escaped, text of non-ASCII characters
+        # would be up to twice the size a single-item call was measured at against the service's request limit.
+        data = None if json_body is None else json.dumps(json_body, separators=(",", ":"), ensure_ascii=False).encode()
 
         def attempt() -> Any:
             response = self._send(

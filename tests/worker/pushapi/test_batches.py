@@ -232,3 +232,18 @@ def test_an_item_its_single_call_refuses_is_reported_alone_and_a_paused_organiza
     server.script("PUT", r"/sources/src/documents$", 400, error_code="ORGANIZATION_IS_PAUSED")
     with pytest.raises(errors.OrganizationPausedError):
         ContainerPusher(client, single_max=2).push_documents("src", two)
+
+
+def test_a_small_batch_of_non_ascii_text_fits_its_single_call_as_sent(clean_emulator):
+    """The single-item call's body is measured as it is sent: text of 3-byte characters, 4 MB in UTF-8, would be
+    twice that \\u-escaped, over the service's 6 MB request limit (413, then the whole batch dead-lettered)."""
+    from worker.pushapi.client import PushApiClient
+
+    clean_emulator.create_source("src")
+    api = PushApiClient(base_url=clean_emulator.push_url, organization_id=clean_emulator.organization,
+                        api_key=clean_emulator.api_key, retry_budget_seconds=2)
+    text = "日本語" * (4 * MB // 9)
+    report = ContainerPusher(api, single_max=2).push_documents(
+        "src", [Upsert({"documentId": "https://example.com/ja", "data": text})])
+    assert report.counts.get("addOrUpdate") == 1 and report.rejected == []
+    api.close()
