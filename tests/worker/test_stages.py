@@ -421,6 +421,39 @@ def test_items_wait_for_the_identities_of_their_providers(redis_client, redis_br
                      "/push/v1/organizations/org/sources/src/documents/batch"]
 
 
+def round_trips_of(client, action) -> int:
+    """Requests (a command, or a whole pipeline) that `action(counted)` sent, given a client like `client` that counts them."""
+    pool = client.connection_pool
+    sent = []
+
+    class Counted(pool.connection_class):
+        def send_packed_command(self, command, check_health=True):
+            sent.append(1)
+            return super().send_packed_command(command, check_health)
+
+    counted = type(client)(connection_pool=type(pool)(connection_class=Counted, **pool.connection_kwargs))
+    action(counted)
+    counted.close()
+    return len(sent)
+
+
+def test_the_reaper_reads_every_batch_waiting_for_identities_in_a_few_round_trips(
+        redis_client, redis_broker_url, server):
+    sources = [f"src{n}" for n in range(50)]
+    stages = Stages(redis_client, redis_broker_url, server, source_providers={source: ["prov"] for source in sources})
+    stages.coalescer.add([identity("editors", 1, ["ann"])] + [item(1, 1, source=source) for source in sources])
+    claimed = stages.flush().claimed
+    provider_batch = next(b for b in claimed if b.target.kind == keys.PROVIDER)
+    source_batches = [b for b in claimed if b.target.kind == keys.SOURCE]
+    assert {stages.push.run(batch).state for batch in source_batches} == {"waiting"}
+    # Thousands of sources may wait for one provider: a pass must not cost a round trip or two per source.
+    trips = round_trips_of(redis_client, lambda counted: Flusher(counted, stages.settings, stages.enqueued.append)
+                           .reap(time.time()))
+    assert trips < 2 * keys.INDEX_SHARDS, trips
+    assert stages.push.run(provider_batch).state == "pushed"
+    assert sorted(b.id for b in stages.flusher.reap(time.time())) == sorted(b.id for b in source_batches)
+
+
 def test_identities_ingested_after_the_claim_do_not_hold_items_back(redis_client, redis_broker_url, server):
     stages = Stages(redis_client, redis_broker_url, server, source_providers={"src": ["prov"]})
     stages.coalescer.add([item(1, 1)])

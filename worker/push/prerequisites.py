@@ -35,14 +35,24 @@ def record(client: redis.Redis, batch: keys.Batch, providers: Iterable[str]) -> 
 
 def pending(client: redis.Redis, batch: keys.Batch) -> list[keys.Target]:
     """The providers whose identity changes `batch` still waits for."""
-    needs = {field.decode()[len(NEEDS_PREFIX):]: int(value) for field, value in client.hgetall(batch.meta).items()
-             if field.startswith(NEEDS_PREFIX.encode())}
-    waiting = []
-    for provider, needed in needs.items():
-        target = keys.Target(keys.PROVIDER, provider)
-        if int(client.hget(target.stats, "finished_seq") or 0) < needed:
-            waiting.append(target)
-    return waiting
+    return pending_many(client, [batch])[batch]
+
+
+def pending_many(client: redis.Redis, batches: list[keys.Batch]) -> dict[keys.Batch, list[keys.Target]]:
+    """The providers whose identity changes each of `batches` still waits for, in two round trips (the
+    reaper asks for every batch waiting: thousands of sources may wait for one provider)."""
+    pipe = client.pipeline(transaction=False)
+    for batch in batches:
+        pipe.hgetall(batch.meta)
+    needs = [{keys.Target(keys.PROVIDER, field.decode()[len(NEEDS_PREFIX):]): int(value)
+              for field, value in meta.items() if field.startswith(NEEDS_PREFIX.encode())} for meta in pipe.execute()]
+    providers = list({provider for need in needs for provider in need})
+    pipe = client.pipeline(transaction=False)
+    for provider in providers:
+        pipe.hget(provider.stats, "finished_seq")
+    finished = {provider: int(seq or 0) for provider, seq in zip(providers, pipe.execute())}
+    return {batch: [provider for provider, needed in need.items() if finished[provider] < needed]
+            for batch, need in zip(batches, needs)}
 
 
 def hasten(client: redis.Redis, providers: Iterable[keys.Target], now: float | None = None) -> None:

@@ -227,9 +227,11 @@ class Flusher:
         for batch in batches:
             pipe.hmget(batch.meta, "claimed_at", "queued", "parked", "waiting")
         states = pipe.execute()
-        # Read at once for every parked batch: thousands may be parked by one quota.
+        # Read at once for every parked or waiting batch: thousands may be parked by one quota, or wait for one provider.
         pauses = pause.ends(self.client, [batch.target for batch, (claimed_at, _, parked, waiting) in zip(batches, states)
                                           if claimed_at is not None and parked and not waiting], now)
+        waits = prerequisites.pending_many(self.client, [batch for batch, (claimed_at, _, _, waiting)
+                                                         in zip(batches, states) if claimed_at is not None and waiting])
         due, gone, later, unstarted = [], [], [], 0
         for (raw, enqueued_at), batch, state in zip(claimed, batches, states):
             claimed_at, queued, parked, waiting = state
@@ -239,7 +241,7 @@ class Flusher:
                     gone.append(batch)
                 continue
             if waiting:
-                ready = not prerequisites.pending(self.client, batch)
+                ready = not waits[batch]
             elif parked:
                 ready = batch.target not in pauses
                 if not ready:
