@@ -59,6 +59,8 @@ KOMBU_FIELD = b"kombu"
 
 
 URL_SEPARATOR = ";"
+UNREADABLE_HINT = "reserved characters of its user or password (such as / ? # @ :) must be percent-encoded"
+"""Why kombu cannot read a URL whose port it finds inside the password (its own message quotes that part)."""
 """Between the node URLs of a failover list, as kombu and Celery split it."""
 
 
@@ -91,6 +93,8 @@ def checked_urls(broker_url: str) -> list[str]:
         if scheme != first:
             raise ValueError(f"{where} is {scheme}:// but URL 1 is {first}://: every node of the list takes "
                              "the same transport")
+        if _password_cut(url):
+            raise ValueError(f"{where} cannot be read: {UNREADABLE_HINT}")
     return urls
 
 
@@ -101,11 +105,23 @@ def _scheme(url: str) -> str:
 
 def list_element(urls: list[str], n: int) -> str:
     """How a message names the `n`-th (from 1) of a failover list's `urls`: its place and host, no password."""
+    url = urls[n - 1]
     try:
-        host = urlsplit(urls[n - 1]).netloc.rpartition("@")[2]
+        host = urlsplit(url).netloc.rpartition("@")[2]
     except ValueError:
         host = ""
+    if _password_cut(url):
+        host = url.rpartition("@")[2].partition("/")[0]
     return f"URL {n} of the {len(urls)} in the broker list" + (f" ({host})" if host else "")
+
+
+def _password_cut(url: str) -> bool:
+    """Whether `url`'s host part seems to end inside its password (an unencoded `/`, `?` or `#` in it)."""
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:
+        return False
+    return "@" not in netloc and "@" in url.partition("://")[2]
 
 
 def shown(broker_url: str) -> str:
@@ -139,7 +155,11 @@ def connect(broker_url: str, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     else:
         options = {"socket_connect_timeout": connect_timeout, "socket_timeout": connect_timeout}
     url, topology = redis_urls.kombu_form(broker_url)
-    return Connection(url, connect_timeout=connect_timeout, transport_options={**options, **topology})
+    try:
+        return Connection(url, connect_timeout=connect_timeout, transport_options={**options, **topology})
+    except ValueError:
+        # kombu's own message quotes what it misread, which may be part of the password.
+        raise ValueError(f"the broker URL {shown(broker_url)} cannot be read: {UNREADABLE_HINT}") from None
 
 
 @contextmanager

@@ -106,8 +106,16 @@ def shown(url: str) -> str:
     for any URL that is not a Sentinel or Cluster one)."""
     scheme, sep, rest = url.partition("://")
     if not sep or scheme.lower() not in (SENTINEL_SCHEME, CLUSTER_SCHEME):
-        return maybe_sanitize_url(url)
+        try:
+            return maybe_sanitize_url(url)
+        except ValueError:
+            pass  # kombu cannot read it (a password holding an unencoded `/` reads as a port): masked below
     netloc, slash, path = rest.partition("/")
+    if "@" not in netloc and "@" in path:
+        # An unencoded `/` (or `?`, `#`) in the password ends the host part early: everything up to the last
+        # `@` may be the password.
+        userinfo, _, after = rest.rpartition("@")
+        return f"{scheme}://{userinfo.partition(':')[0]}:**@{after}"
     userinfo, at, hosts = netloc.rpartition("@")
     user, colon, password = userinfo.partition(":")
     masked = f"{user}:**@" if colon and password else userinfo + at

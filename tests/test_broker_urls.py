@@ -98,6 +98,19 @@ def test_pushsync_publish_refuses_a_bad_broker_list_in_one_line(url: str, tmp_pa
     assert BAD_LISTS[url] in done.stderr and "s3cret" not in done.stderr + done.stdout
 
 
+UNENCODED_PASSWORDS = ["amqp://sync:s3c/ret@h1:5672/vh", "amqp://sync:ok@h1/vh;amqp://sync:s3c/ret@h2/vh",
+                       "redis://:s3c/ret@h1:6379/0", "redis+sentinel://:s3c/ret@h1:26379,h2/mymaster/0"]
+"""Broker URLs whose password holds an unencoded `/`: the host part seems to end inside the password."""
+
+
+@pytest.mark.parametrize("url", UNENCODED_PASSWORDS)
+def test_a_password_with_an_unencoded_slash_is_never_shown_nor_quoted(url: str) -> None:
+    assert "s3c" not in broker.shown(url) and "ret@" not in broker.shown(url)
+    with pytest.raises(ValueError) as refused:
+        Publisher(url)
+    assert "s3c" not in str(refused.value) and "ret@" not in str(refused.value), refused.value
+
+
 def test_a_publisher_refuses_a_list_of_redis_urls() -> None:
     with pytest.raises(ValueError, match="a Redis broker takes one URL"):
         Publisher("redis://127.0.0.1:6379/0;redis://127.0.0.1:6380/0")
