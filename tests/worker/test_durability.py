@@ -104,3 +104,20 @@ def test_a_claim_confirms_what_its_push_relies_on_before_the_task_is_sent(durabi
         replica.client().replicaof("127.0.0.1", primary.port)
     # The identities this batch must follow (invariant 7): lost with the old primary, it would go before them.
     assert b"needs:durable-prov" in promoted[batch.id], promoted
+
+
+def test_a_lease_its_replicas_did_not_confirm_is_not_left_held(durability, sentinel_store):
+    """The task that took it hands its message back (Reject, requeue): that next delivery must find the lease
+    free, not held by nobody until it expires (it would be acknowledged as 'held', its batch left to the reaper)."""
+    from worker.push.lease import Lease
+
+    pid = sentinel_store.replica().child.popen.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(ReplicasUnconfirmed):
+            Lease(durability.client, "durable:lease", 60, durability).acquire()
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    again = Lease(durability.client, "durable:lease", 60, durability)
+    assert again.acquire(), "the lease was left held by the delivery that handed its message back"
+    again.release()

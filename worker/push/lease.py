@@ -22,7 +22,7 @@ from types import TracebackType
 
 import redis
 
-from worker.store.durability import Durability
+from worker.store.durability import Durability, ReplicasUnconfirmed
 from worker.store.outages import STORE_ERRORS
 from worker.store.scripts import script
 
@@ -78,7 +78,12 @@ class Lease:
         since = self.durability.mark()
         if not self.client.set(self.key, self.token, nx=True, px=self.milliseconds):
             return False
-        self.durability.confirm(since)
+        try:
+            self.durability.confirm(since)
+        except ReplicasUnconfirmed:
+            # The task hands its message back: its next delivery must find the lease free, not held by nobody.
+            self.release()
+            raise
         self._confirmed_at = sent_at
         self._thread = threading.Thread(target=self._renew, name=f"lease-{self.key}", daemon=True)
         self._thread.start()
