@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from celery import shared_task
 from celery.exceptions import Reject
@@ -23,6 +24,10 @@ ROUTINE_TASKS = frozenset({SWEEP_TASK})
 log = logging.getLogger(__name__)
 STORE_OUTAGE = Outage(log, "the store (Redis)", "sweeps wait for it, and windows stay buffered")
 SWEEP_LOCK_SECONDS = 30
+HAND_BACK_DELAY_SECONDS = 5.0
+"""How long a push whose writes the replicas did not confirm waits before handing its message back: on
+RabbitMQ each hand-back counts toward the tasks queue's delivery limit, so an outage of the replicas
+must not use it up in seconds."""
 """A sweep that takes longer than this (it should take milliseconds) lets the next one run."""
 
 
@@ -39,7 +44,9 @@ def _push(target_ref: str, batch_id: str) -> dict:
             outcome = runtime().push.run(target.batch(batch_id))
         except ReplicasUnconfirmed as exc:
             # Not acknowledged: the message goes back, and its next delivery finds the batch as the store has it.
-            log.warning("push of batch %s of %s handed back to the broker: %s", batch_id, target_ref, exc)
+            log.warning("push of batch %s of %s handed back to the broker in %.0f s: %s", batch_id, target_ref,
+                        HAND_BACK_DELAY_SECONDS, exc)
+            time.sleep(HAND_BACK_DELAY_SECONDS)
             raise Reject(str(exc), requeue=True) from exc
     if outcome.state == DEAD_LETTERED:
         raise BatchDeadLettered(f"batch {batch_id} of {target_ref} was dead-lettered: see `pushsync dlq list`")

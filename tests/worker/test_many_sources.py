@@ -13,6 +13,7 @@ import redis
 
 from producers import Publisher
 from tests.worker.e2e import pipeline_env, wait_for
+from worker.push import pause
 from worker.push.brackets import StatusBrackets
 from worker.runtime import push_api_client
 from worker.settings import load_settings
@@ -161,3 +162,23 @@ def test_sweeps_go_on_while_every_pool_process_is_busy_pushing(workers, clean_em
     # The pool is held by the slow push for 30 s; the quick window is claimed by a sweep meanwhile.
     wait_for(lambda: redis_client.scard(quick.inflight), 15, what="the quick source's window claimed")
     assert redis_client.keys("pushsync:{source:slow}:batch:*:lease"), "the slow push still holds the pool"
+
+
+def test_batches_whose_pause_ends_at_once_are_resumed_a_bounded_number_per_sweep(redis_client, monkeypatch):
+    # An organization's daily quota pauses every source at once, and its end frees them all in one instant.
+    settings = load_settings(window_seconds=1, reap_after_seconds=30)
+    enqueued: list[keys.Batch] = []
+    flusher = Flusher(redis_client, settings, enqueued.append)
+    coalescer = Coalescer(redis_client, settings)
+    for target in sources(50):
+        window(coalescer, target)
+    now = time.time()
+    parked = flusher.sweep(now + 2).claimed
+    assert len(parked) == 50
+    for batch in parked:
+        pause.park(redis_client, batch)
+    enqueued.clear()
+    monkeypatch.setattr(flush, "SWEEP_MAX_CLAIMS", 30)
+    assert len(flusher.sweep(now + 3).reaped) == 30, "one sweep resumes at most its bound"
+    assert len(flusher.sweep(now + 3).reaped) == 20 and flusher.sweep(now + 3).reaped == []
+    assert sorted(batch.id for batch in enqueued) == sorted(batch.id for batch in parked)

@@ -62,10 +62,10 @@ def park(client: redis.Redis, batch: keys.Batch) -> None:
     client.zadd(keys.PARKED, {batch.claim_ref: float(until) if until is not None else time.time()})
 
 
-def parked_due(client: redis.Redis, now: float) -> list[keys.Batch]:
-    """The parked batches whose pause is over at `now`, taken off the record; one whose target was
-    paused again meanwhile stays recorded, with the new end."""
-    refs = client.zrangebyscore(keys.PARKED, "-inf", now)
+def parked_due(client: redis.Redis, now: float, limit: int) -> list[keys.Batch]:
+    """The parked batches whose pause is over at `now` (at most `limit`, earliest first), taken off the
+    record; one whose target was paused again meanwhile stays recorded, with the new end."""
+    refs = client.zrangebyscore(keys.PARKED, "-inf", now, start=0, num=limit)
     batches = [keys.Batch.from_claim_ref(ref.decode()) for ref in refs]
     pipe = client.pipeline(transaction=False)
     for batch in batches:

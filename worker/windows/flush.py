@@ -208,10 +208,11 @@ class Flusher:
                  len(deadlines), len(claims))
 
     def resume(self, now: float) -> list[keys.Batch]:
-        """Enqueue again the parked batches whose target's pause is over (a batch held by a live task,
-        or finished, is left to it)."""
+        """Enqueue again the parked batches whose target's pause is over, at most SWEEP_MAX_CLAIMS (a
+        batch held by a live task, or finished, is left to it); an organization's pause ends for all its
+        sources at once, and the rest wait for the next sweep."""
         resumed = []
-        for batch in pause.parked_due(self.client, now):
+        for batch in pause.parked_due(self.client, now, SWEEP_MAX_CLAIMS):
             if self._requeue(keys=[batch.meta, batch.lease]):
                 self.client.zadd(batch.target.claimed, {batch.claim_ref: now})
                 log.info("the pause of %s is over; enqueuing its batch %s again", batch.target.ref, batch.id)
