@@ -38,7 +38,7 @@ from typing import Any
 import click
 from expectation import Check, check, idle, last_changes, settled
 from results import at_least, below, echo_targets, invocation, write_result
-from stack import API_KEY, ORGANIZATION, Stack, batch_calls, is_upload, wait_until
+from stack import API_KEY, ORGANIZATION, CallCounts, Stack, batch_calls, wait_until
 from workload import DELETED_HOT_EVERY, HOT_SHARE, HOT_UPDATES, MS_PER_SECOND, URL_ROOT, Change, Workload, publish
 
 from worker.pushapi.client import PushApiClient
@@ -69,7 +69,7 @@ ITEM_COUNTERS = ("pushsync_items_pushed_total", "pushsync_deletes_pushed_total")
 
 
 @dataclass
-class Phase:
+class Phase(CallCounts):
     """What one publishing phase took, from the first publish to the last batch accepted."""
 
     events: int
@@ -93,14 +93,6 @@ class Phase:
     def rate(self) -> float:
         return self.events / self.wall
 
-    @property
-    def api_calls(self) -> int:
-        """Push API calls: status, file container and batch calls (uploads go to storage)."""
-        return sum(not is_upload(entry) for entry in self.log)
-
-    @property
-    def uploads(self) -> int:
-        return sum(is_upload(entry) for entry in self.log)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from typing import Any
 
 import click
 from results import at_least, echo_targets, invocation, write_result
-from stack import Stack, is_upload, wait_until
+from stack import CallCounts, Stack, wait_until
 
 from producers import Publisher
 
@@ -41,7 +41,7 @@ ITEM_TEXT = "lorem ipsum " * 40
 
 
 @dataclass
-class Phase:
+class Phase(CallCounts):
     """What one phase sent for its windows."""
 
     name: str
@@ -50,13 +50,6 @@ class Phase:
     log: list[dict[str, Any]]
     wall: float
 
-    @property
-    def api_calls(self) -> int:
-        return sum(not is_upload(entry) for entry in self.log)
-
-    @property
-    def uploads(self) -> int:
-        return sum(is_upload(entry) for entry in self.log)
 
     @property
     def item_traffic(self) -> int:

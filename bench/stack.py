@@ -227,3 +227,18 @@ def batch_calls(log: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def is_upload(entry: dict[str, Any]) -> bool:
     """An upload to a file container: storage traffic, not a Push API call."""
     return entry["path"].startswith(UPLOAD_PATH_PREFIX)
+
+
+class CallCounts:
+    """Counts of a request log (`log`: the emulator's entries): Push API calls and uploads apart."""
+
+    log: list[dict[str, Any]]
+
+    @property
+    def api_calls(self) -> int:
+        """Push API calls: status, file container, batch and single-item calls (uploads go to storage)."""
+        return sum(not is_upload(entry) for entry in self.log)
+
+    @property
+    def uploads(self) -> int:
+        return sum(is_upload(entry) for entry in self.log)

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Union
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 import redis
 from kombu.utils.url import maybe_sanitize_url
@@ -149,16 +149,21 @@ def _plain(url: str, scheme: str) -> RedisUrl:
     if "," in parts.netloc:
         raise ValueError(f"one host only in {scheme}://; several are {SENTINEL_SCHEME}:// or {CLUSTER_SCHEME}:// "
                          f"(as in {SENTINEL_EXAMPLE} or {CLUSTER_EXAMPLE})")
+    check_host(parts, scheme)
+    path = parts.path.strip("/")
+    if path and not path.isdigit():
+        raise ValueError(f"the path must be a database number, as in {scheme}://host:6379/0")
+    return RedisUrl(url, Topology.SINGLE, db=int(path or 0))
+
+
+def check_host(parts: SplitResult, scheme: str) -> None:
+    """ValueError in one line unless the URL `parts` (of `scheme`) name a host and, if any, a valid port."""
     if not parts.hostname:
         raise ValueError(f"expected a host after {scheme}://")
     try:
         parts.port
     except ValueError:
         raise ValueError("the port must be a number from 1 to 65535") from None
-    path = parts.path.strip("/")
-    if path and not path.isdigit():
-        raise ValueError(f"the path must be a database number, as in {scheme}://host:6379/0")
-    return RedisUrl(url, Topology.SINGLE, db=int(path or 0))
 
 
 def _credentials(userinfo: str) -> tuple[str | None, str | None]:

@@ -94,16 +94,7 @@ def _checked_url(value: str, schemes: tuple[str, ...], *, database: bool = False
     if database and scheme in redis_urls.STORE_SCHEMES:
         redis_urls.parse(value)
         return value
-    if scheme == "unix":
-        if not parts.path:
-            raise ValueError("expected unix:///path/to/redis.sock")
-        return value
-    if not parts.hostname:
-        raise ValueError(f"expected a host after {scheme}://")
-    try:
-        parts.port
-    except ValueError:
-        raise ValueError("the port must be a number from 1 to 65535") from None
+    redis_urls.check_host(parts, scheme)
     return value
 
 
