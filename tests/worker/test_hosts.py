@@ -69,14 +69,14 @@ def contents(version: int) -> dict[str, str]:
     return {event["documentId"]: event["item"]["data"] for event in versions(version)}
 
 
-@pytest.mark.slow
-def test_a_host_cut_off_past_its_lease_lands_nothing_after_its_successor(hosts, workers, network_store,
-                                                                         network_emulator):
-    emulator = network_emulator
+def two_hosts_one_holding_an_upload(hosts, workers, network_store, emulator, *, lease: float, reap_after: float,
+                                    upload_latency: float):
+    """Two worker hosts and beat on the shared store; the first window of PARTITIONED published and its
+    upload held by the emulator for `upload_latency` seconds. Returns (host holding it, its worker, the other host)."""
     emulator.create_source(PARTITIONED)
-    emulator.add_fault(method="PUT", path=f"{UPLOAD_PATH_PREFIX}*", latency=UPLOAD_LATENCY_SECONDS, times=1)
+    emulator.add_fault(method="PUT", path=f"{UPLOAD_PATH_PREFIX}*", latency=upload_latency, times=1)
     env = pipeline_env(network_store.url, network_store.broker_url, emulator,
-                       PUSHSYNC_LEASE_SECONDS=str(LEASE_SECONDS), PUSHSYNC_REAP_AFTER_SECONDS=str(REAP_AFTER_SECONDS),
+                       PUSHSYNC_LEASE_SECONDS=str(lease), PUSHSYNC_REAP_AFTER_SECONDS=str(reap_after),
                        PUSHSYNC_EVENTS_CLAIM_SECONDS=str(CLAIM_SECONDS))
     workers.start("beat", env)
     by_address = {}
@@ -87,8 +87,18 @@ def test_a_host_cut_off_past_its_lease_lands_nothing_after_its_successor(hosts, 
         publisher.publish_many(versions(1))
     wait_for(lambda: not emulator.faults(), 30, interval=0.02, what="a host's upload held by the emulator")
     created = [e for e in emulator.requests() if e["path"].endswith(FILES_PATH_SUFFIX)]
-    (cut, cut_worker), = [by_address[created[0]["client"]]]
-    (successor, _), = [pair for address, pair in by_address.items() if address != cut.address]
+    (holder, holder_worker), = [by_address[created[0]["client"]]]
+    (other, _), = [pair for address, pair in by_address.items() if address != holder.address]
+    return holder, holder_worker, other
+
+
+@pytest.mark.slow
+def test_a_host_cut_off_past_its_lease_lands_nothing_after_its_successor(hosts, workers, network_store,
+                                                                         network_emulator):
+    emulator = network_emulator
+    cut, cut_worker, successor = two_hosts_one_holding_an_upload(
+        hosts, workers, network_store, emulator, lease=LEASE_SECONDS, reap_after=REAP_AFTER_SECONDS,
+        upload_latency=UPLOAD_LATENCY_SECONDS)
     cut.cut()
     try:
         assert network_store.client.keys("pushsync:*:lease"), "the cut host holds the batch's lease mid-upload"
@@ -125,23 +135,9 @@ the batch call that follows passes the lease check and is sent into the partitio
 def test_a_batch_call_sent_into_a_partition_does_not_land_when_it_heals(hosts, workers, network_store,
                                                                         network_emulator):
     emulator = network_emulator
-    emulator.create_source(PARTITIONED)
-    emulator.add_fault(method="PUT", path=f"{UPLOAD_PATH_PREFIX}*", latency=MUTED_UPLOAD_LATENCY_SECONDS, times=1)
-    env = pipeline_env(network_store.url, network_store.broker_url, emulator,
-                       PUSHSYNC_LEASE_SECONDS=str(MUTED_LEASE_SECONDS),
-                       PUSHSYNC_REAP_AFTER_SECONDS=str(MUTED_REAP_AFTER_SECONDS),
-                       PUSHSYNC_EVENTS_CLAIM_SECONDS=str(CLAIM_SECONDS))
-    workers.start("beat", env)
-    by_address = {}
-    for _ in range(2):
-        host, child = hosts.worker(env)
-        by_address[host.address] = (host, child)
-    with Publisher(network_store.broker_url) as publisher:
-        publisher.publish_many(versions(1))
-    wait_for(lambda: not emulator.faults(), 30, interval=0.02, what="a host's upload held by the emulator")
-    created = [e for e in emulator.requests() if e["path"].endswith(FILES_PATH_SUFFIX)]
-    (muted, muted_worker), = [by_address[created[0]["client"]]]
-    (successor, _), = [pair for address, pair in by_address.items() if address != muted.address]
+    muted, muted_worker, successor = two_hosts_one_holding_an_upload(
+        hosts, workers, network_store, emulator, lease=MUTED_LEASE_SECONDS, reap_after=MUTED_REAP_AFTER_SECONDS,
+        upload_latency=MUTED_UPLOAD_LATENCY_SECONDS)
     muted.mute()
     try:
         wait_for(lambda: index(emulator, PARTITIONED) == contents(1), 30, what="the batch taken over and pushed")
