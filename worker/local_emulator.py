@@ -7,6 +7,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from emulator.paths import ADMIN_PREFIX, PLATFORM_PREFIX, PUSH_PREFIX
 from worker.children import Child
@@ -35,6 +37,10 @@ class EmulatorServer:
         self.process = child.popen
         self.log_path = child.log_path
         self._session = requests.Session()
+        # The emulator closes a connection idle for its keep-alive; a call sent on it at that instant
+        # is reset before the emulator read it, so sending it once more is safe.
+        self._session.mount(url, HTTPAdapter(max_retries=Retry(total=1, allowed_methods=None, status=0,
+                                                                 raise_on_status=False)))
 
     def headers(self) -> dict[str, str]:
         """Headers of a Push API call with the emulator's key."""
