@@ -22,6 +22,7 @@ import pytest
 import redis
 
 from producers import Publisher, broker
+from tests.support.profiles import long_only
 from tests.support.topologies import START_TIMEOUT_SECONDS
 from tests.support.topologies import wait_until as wait_until_answered  # errors count as not yet
 from tests.worker.e2e import converge, expected, index, pipeline_env, wait_for
@@ -158,6 +159,8 @@ def test_primary_killed_under_load_loses_nothing_with_one_replica(workers, clean
     converge(clean_emulator, publisher.events(), ["failover-1"], timeout=120)
 
 
+# A measurement, not a guard: it waits out an index that stays incomplete, so it runs with the long profiles.
+@long_only
 def test_primary_killed_under_load_without_replicas_measured(workers, clean_emulator, sentinel_store,
                                                              redis_broker_url):
     """With no replica required, the events a dead primary took with it are counted, not prevented."""

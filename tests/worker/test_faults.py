@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from producers import Publisher
+from tests.support.profiles import LONG
 from tests.worker.e2e import converge, history, pipeline_env, wait_for
 from worker.cli import main
 from worker.deadletter.operator import DeadLetterBrowser
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 SOURCE = "faulty"
 BATCH = "*/documents/batch"
-OUTAGE_SECONDS = 60 if os.environ.get("PUSHSYNC_LONG_FAULTS") == "1" else 12
+OUTAGE_SECONDS = 60 if LONG else 12
 """A 503 outage several backoff draws long; the long profile holds it a minute."""
 
 

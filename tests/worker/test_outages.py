@@ -24,6 +24,7 @@ import pytest
 import redis
 
 from producers import Publisher
+from tests.support.profiles import LONG, long_only
 from tests.support.steady import PATIENT, SteadyPublisher
 from tests.worker.e2e import converge, history, pipeline_env, wait_for
 from worker.ingest import quarantine
@@ -32,13 +33,11 @@ from worker.store.embedded import EmbeddedRedis
 
 pytestmark = pytest.mark.slow
 
-LONG = os.environ.get("PUSHSYNC_LONG_FAULTS") == "1"
 CRASH_EVENTS = int(os.environ.get("PUSHSYNC_CRASH_EVENTS", "200000" if LONG else "600"))
 """About how many events the crash lane publishes."""
 CRASH_SECONDS = float(os.environ.get("PUSHSYNC_CRASH_SECONDS", "120" if LONG else "10"))
 """How long the crash lane publishes, killing a worker every KILL_EVERY_SECONDS."""
 KILL_EVERY_SECONDS = 5.0 if LONG else 3.0
-long_only = pytest.mark.skipif(not LONG, reason="long fault profile: set PUSHSYNC_LONG_FAULTS=1")
 BROKER_LOST = "Connection to broker lost"
 """What Celery logs when its consumer's broker connection breaks."""
 
