@@ -69,6 +69,11 @@ def unsubscribe(listener: Listener) -> None:
         _listeners.remove(listener)
 
 
+def subscribed() -> tuple[Listener, ...]:
+    """The listeners whose hooks are called, in subscription order."""
+    return tuple(_listeners)
+
+
 def emit(hook: str, *args: Any, **kwargs: Any) -> None:
     """Call `hook` (one of `HOOKS`) on every subscribed listener, in subscription order."""
     if hook not in HOOKS:

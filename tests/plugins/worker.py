@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.hosts import Host
+from worker import hooks
 from worker.children import Child, celery
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,3 +45,15 @@ def workers(tmp_path: Path) -> Iterator[Launcher]:
     launcher = Launcher(tmp_path)
     yield launcher
     launcher.stop_all()
+
+
+@pytest.fixture(autouse=True)
+def no_hook_listeners() -> Iterator[None]:
+    """Each test starts and ends with no listener on the stages' hooks. Importing `worker.app` (an
+    in-process `pushsync status` does) subscribes the metrics as a worker's start does, and those
+    count in the store of the environment's REDIS_URL: a later in-process push would fail on them."""
+    for listener in hooks.subscribed():
+        hooks.unsubscribe(listener)
+    yield
+    for listener in hooks.subscribed():
+        hooks.unsubscribe(listener)

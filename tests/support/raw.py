@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 import redis
+import tenacity
 from kombu import Connection, Producer
 
 from producers import broker
@@ -71,6 +72,16 @@ def drain(url: str, queue: str = broker.EVENTS_QUEUE) -> list[bytes]:
         client.close()
 
 
+SETUP_ATTEMPTS = 3
+
+on_a_fresh_connection = tenacity.retry(retry=tenacity.retry_if_exception_type(OSError),
+                                       stop=tenacity.stop_after_attempt(SETUP_ATTEMPTS), wait=tenacity.wait_fixed(0.5),
+                                       reraise=True)
+"""Retry a test's broker set-up on a new connection: the shared RabbitMQ, under the whole suite's
+load, once reset one (a CI run lost a test to it), and the set-up is not what the test is about."""
+
+
+@on_a_fresh_connection
 def purge_rabbit(url: str) -> None:
     """Declare the events queues of a RabbitMQ broker and empty them."""
     with Connection(url) as connection:

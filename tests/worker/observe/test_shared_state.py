@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from producers import Publisher, broker
 from producers.events.codec import InvalidEvent
+from tests.support.raw import on_a_fresh_connection
 from worker.deadletter.operator import DeadLetterBrowser
 from worker.deadletter.queue import DeadLetters
 from worker.ingest import quarantine
@@ -47,13 +48,18 @@ def names(samples: Samples) -> set[str]:
 def broker_url(request) -> str:
     """Each broker in turn, with no change event and no dead letter waiting."""
     url = request.getfixturevalue("redis_broker_url" if request.param == "redis" else "rabbitmq_url")
+    _empty(url)
+    return url
+
+
+@on_a_fresh_connection
+def _empty(url: str) -> None:
     with probes.open_broker(url) as connection:
         channel = connection.channel()
         broker.events_queue(connection)(channel).declare()
         channel.queue_purge(broker.EVENTS_QUEUE)
         channel.close()
     DeadLetterBrowser(url).purge()
-    return url
 
 
 def test_paused_targets_backlog_last_sweep_quarantine_and_dead_letters_are_read_at_scrape_time(
