@@ -12,6 +12,7 @@ import pytest
 from kombu import Connection
 
 from producers import broker
+from producers import publisher as publisher_module
 from producers.clock import VersionClock
 from producers.errors import InvalidEventError, PublishError
 from producers.events import parse_event
@@ -39,6 +40,32 @@ def test_events_come_back_exactly_as_sent_batched_per_message(broker_url: str, q
         assert (message["content_type"], message["content_encoding"]) == ("application/json", "utf-8")
         if broker.is_amqp(broker_url):
             assert message["delivery_mode"] == broker.PERSISTENT
+
+
+def test_a_slow_producer_s_events_leave_once_the_first_has_waited_the_delay(
+        redis_url: str, queue_name: str, read_queue: Reader, monkeypatch: pytest.MonkeyPatch) -> None:
+    now = 0.0
+    monkeypatch.setattr(publisher_module, "monotonic", lambda: now)
+    publisher = Publisher(redis_url, max_delay_seconds=0.05, queue_name=queue_name)
+    for n, now in enumerate([0.0, 0.01, 0.07, 0.08]):  # the clock at each publish
+        publisher.publish(item_upsert(n))
+    assert [len(message["body"]["events"]) for message in read_queue(redis_url)] == [3]
+    now = 0.2  # the one left has waited 0.12 s when the next comes
+    publisher.publish(item_upsert(4))
+    assert [len(message["body"]["events"]) for message in read_queue(redis_url)] == [2]
+    publisher.close()
+
+
+def test_without_a_delay_a_message_waits_to_fill(redis_url: str, queue_name: str, read_queue: Reader) -> None:
+    publisher = Publisher(redis_url, max_delay_seconds=None, events_per_message=3, queue_name=queue_name)
+    publisher.publish(item_upsert(1))
+    time.sleep(0.06)
+    publisher.publish(item_upsert(2))
+    assert read_queue(redis_url) == []
+    publisher.close()
+    assert [len(message["body"]["events"]) for message in read_queue(redis_url)] == [2]
+    with pytest.raises(ValueError, match="max_delay_seconds must not be negative"):
+        Publisher(redis_url, max_delay_seconds=-1, queue_name=queue_name)
 
 
 def test_publish_many_returns_once_the_broker_has_every_event(broker_url: str, queue_name: str, read_queue: Reader) -> None:
