@@ -18,7 +18,7 @@ from producers.events import complete_event, parse_event
 from tests.support.scripted_server import UPLOAD_PREFIX, ScriptedServer
 from tests.worker.test_many_sources import commands_of
 from worker.deadletter.operator import DeadLetterBrowser
-from worker.push import pause
+from worker.push import pause, prerequisites
 from worker.push.batch import BatchPush
 from worker.push.brackets import StatusBrackets
 from worker.pushapi.client import PushApiClient
@@ -452,6 +452,36 @@ def test_the_reaper_reads_every_batch_waiting_for_identities_in_a_few_round_trip
     assert trips < 2 * keys.INDEX_SHARDS, trips
     assert stages.push.run(provider_batch).state == "pushed"
     assert sorted(b.id for b in stages.flusher.reap(time.time())) == sorted(b.id for b in source_batches)
+
+
+class KilledHere(BaseException):
+    """The claiming process dies at this instant."""
+
+
+def test_a_claimer_killed_before_it_recorded_what_a_batch_waits_for_still_leaves_the_items_after_the_identities(
+        redis_client, redis_broker_url, server, monkeypatch):
+    stages = Stages(redis_client, redis_broker_url, server, source_providers={"src": ["prov"]})
+    stages.coalescer.add([identity("editors", 1, ["ann"]), item(1, 1)])
+
+    def killed(client, batch, providers):
+        if providers:
+            raise KilledHere
+
+    due = time.time() + stages.settings.window_seconds
+    with monkeypatch.context() as patched:
+        patched.setattr(prerequisites, "record", killed)
+        with pytest.raises(KilledHere):
+            stages.flush(due)
+    assert stages.enqueued == []  # killed before any task was sent
+    lost = stages.flusher.reap(due + stages.settings.reap_after_seconds + 1)
+    source_batch = next(b for b in lost if b.target == SOURCE)
+    provider_batch = next(b for b in lost if b.target.kind == keys.PROVIDER)
+    assert stages.push.run(source_batch).state == "waiting"
+    assert stages.push.run(provider_batch).state == "pushed"
+    assert stages.flusher.reap(time.time()) == [source_batch]
+    assert stages.push.run(source_batch).state == "pushed"
+    order = [r.path.rsplit("/", 3)[-3] for r in server.requests if r.path.endswith("/batch")]
+    assert order == ["prov", "src"]
 
 
 def test_identities_ingested_after_the_claim_do_not_hold_items_back(redis_client, redis_broker_url, server):

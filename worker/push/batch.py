@@ -145,6 +145,8 @@ class BatchPush:
             return PushOutcome("done")
         if pause.active(self.client, batch.target):
             return self._park(batch, lease)
+        if batch.target.kind == keys.SOURCE:
+            prerequisites.settle(self.client, batch, self.settings.providers_of(batch.target.id))
         waiting_for = prerequisites.pending(self.client, batch)
         if waiting_for:
             prerequisites.hasten(self.client, waiting_for)

@@ -19,6 +19,9 @@ from worker.store import keys
 
 NEEDS_PREFIX = "needs:"
 """Batch meta fields `needs:<provider id>` hold the provider sequence the batch waits for."""
+NEEDS_UNKNOWN = "needs_unknown"
+"""Batch meta field set by the claim (claim.lua) of a batch that has providers, removed once `record`
+wrote its needs: a claimer killed in between leaves it, and the push records the needs itself."""
 
 
 def record(client: redis.Redis, batch: keys.Batch, providers: Iterable[str]) -> None:
@@ -30,7 +33,18 @@ def record(client: redis.Redis, batch: keys.Batch, providers: Iterable[str]) -> 
     for provider in providers:
         pipe.hget(keys.Target(keys.PROVIDER, provider).stats, "buffered_seq")
     needs = {f"{NEEDS_PREFIX}{provider}": int(seq or 0) for provider, seq in zip(providers, pipe.execute())}
-    client.hset(batch.meta, mapping=needs)
+    pipe = client.pipeline(transaction=True)  # one key: one slot
+    pipe.hset(batch.meta, mapping=needs)
+    pipe.hdel(batch.meta, NEEDS_UNKNOWN)
+    pipe.execute()
+
+
+def settle(client: redis.Redis, batch: keys.Batch, providers: Iterable[str]) -> None:
+    """Record `batch`'s needs if its claimer died before it did. Read now, the providers' sequences
+    cover at least every identity change ingested before the claim: the batch may wait longer, never less."""
+    providers = list(providers)
+    if providers and client.hexists(batch.meta, NEEDS_UNKNOWN):
+        record(client, batch, providers)
 
 
 def pending(client: redis.Redis, batch: keys.Batch) -> list[keys.Target]:

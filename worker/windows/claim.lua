@@ -1,7 +1,8 @@
 -- Claim a target's open window as batch B, unless a batch of the target is already in flight.
 -- KEYS: 1 window, 2 window versions, 3 window meta, 4 in-flight set,
 --       5 batch events, 6 batch versions, 7 batch meta, 8 burst hash, 9 stats
--- ARGV: 1 batch id, 2 now (epoch seconds), 3 opens bursts ("1" for sources, "0" for providers)
+-- ARGV: 1 batch id, 2 now (epoch seconds), 3 opens bursts ("1" for sources, "0" for providers),
+--       4 "1" when the target must follow providers' identities (prerequisites.py records which next)
 -- Returns {1, epoch, count} claimed; {0} a batch is in flight; {-1} the window is empty.
 if redis.call('SCARD', KEYS[4]) > 0 then return {0} end
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -26,4 +27,6 @@ end
 local seq = redis.call('HGET', KEYS[9], 'buffered_seq') or '0'
 -- queued: enqueues of B that no task started yet (the claim enqueues it once; see flush.py).
 redis.call('HSET', KEYS[7], 'epoch', epoch, 'claimed_at', ARGV[2], 'attempts', 0, 'seq', seq, 'queued', 1)
+-- Until the needs are recorded, a push must record them itself (the claimer may die in between).
+if ARGV[4] == '1' then redis.call('HSET', KEYS[7], 'needs_unknown', 1) end
 return {1, epoch, tonumber(redis.call('HGET', KEYS[7], 'count'))}

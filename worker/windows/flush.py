@@ -144,7 +144,7 @@ class Flusher:
         outcomes = run_many(self.client, self._claim, [
             ([target.window, target.versions, target.window_meta, target.inflight,
               batch.events, batch.versions, batch.meta, target.burst, target.stats],
-             [batch.id, repr(now), "1" if target.kind == keys.SOURCE else "0"])
+             [batch.id, repr(now), "1" if target.kind == keys.SOURCE else "0", "1" if self._providers(target) else "0"])
             for target, batch in zip(targets, batches)])
         pipe = self.client.pipeline(transaction=False)
         claimed, in_flight, ended, items = [], [], [], 0
@@ -162,8 +162,7 @@ class Flusher:
         pipe.execute()
         self._reschedule(ended, now)
         for batch in claimed:
-            if batch.target.kind == keys.SOURCE:
-                prerequisites.record(self.client, batch, self.settings.providers_of(batch.target.id))
+            prerequisites.record(self.client, batch, self._providers(batch.target))
         # Unconfirmed, the claims wait for the reaper, which finds them registered (if they outlived a failover);
         # confirmed, so are the identities each push must follow.
         self.durability.confirm(since)
@@ -171,6 +170,10 @@ class Flusher:
             hooks.emit("after_flush", batch.target)
             self.enqueue(batch)
         return claimed, in_flight, items
+
+    def _providers(self, target: keys.Target) -> list[str]:
+        """The providers whose identities `target`'s batches must follow."""
+        return self.settings.providers_of(target.id) if target.kind == keys.SOURCE else []
 
     def _reschedule(self, targets: list[keys.Target], now: float) -> None:
         """Events that arrived since their old deadline was dropped (after the claim) get a deadline of their own."""
