@@ -24,11 +24,11 @@ ROUTINE_TASKS = frozenset({SWEEP_TASK})
 log = logging.getLogger(__name__)
 STORE_OUTAGE = Outage(log, "the store (Redis)", "sweeps wait for it, and windows stay buffered")
 SWEEP_LOCK_SECONDS = 30
+"""A sweep that takes longer than this (it should take milliseconds) lets the next one run."""
 HAND_BACK_DELAY_SECONDS = 5.0
 """How long a push whose writes the replicas did not confirm waits before handing its message back: on
 RabbitMQ each hand-back counts toward the tasks queue's delivery limit, so an outage of the replicas
 must not use it up in seconds."""
-"""A sweep that takes longer than this (it should take milliseconds) lets the next one run."""
 
 
 class BatchDeadLettered(Exception):

@@ -121,3 +121,43 @@ def test_a_lease_its_replicas_did_not_confirm_is_not_left_held(durability, senti
     again = Lease(durability.client, "durable:lease", 60, durability)
     assert again.acquire(), "the lease was left held by the delivery that handed its message back"
     again.release()
+
+
+def test_a_push_its_replicas_did_not_confirm_waits_before_it_hands_its_message_back(durability, sentinel_store,
+                                                                                    monkeypatch):
+    """Each hand-back is a delivery, and RabbitMQ sets a task aside after a few: handed back within the
+    WAIT's second, a task would use them up in seconds of a replica outage."""
+    from types import SimpleNamespace
+
+    from celery.exceptions import Reject
+
+    from worker import tasks
+    from worker.deadletter.queue import DeadLetters
+    from worker.push.batch import BatchPush
+    from worker.push.brackets import StatusBrackets
+    from worker.pushapi.client import PushApiClient
+    from worker.settings import load_settings
+    from worker.store import keys
+    from worker.windows.coalesce import Coalescer
+    from worker.windows.flush import Flusher
+
+    settings = load_settings(window_seconds=1)
+    source = keys.Target(keys.SOURCE, "handed-back")
+    Coalescer(durability.client, settings).add_encoded(source, [("https://example.com/1", "1.0",
+                                                                  b'{"kind": "item.upsert"}')])
+    (batch,) = Flusher(durability.client, settings, lambda batch: None).sweep(time.time() + 5).claimed
+    api = PushApiClient(base_url="http://127.0.0.1:9/push/v1", organization_id="org", api_key="key")
+    push = BatchPush(durability.client, api, StatusBrackets(durability.client, api, settings),
+                     DeadLetters(sentinel_store.url, durability.client), settings, durability=durability)
+    monkeypatch.setattr(tasks, "runtime", lambda: SimpleNamespace(push=push))
+    slept: list[float] = []
+    monkeypatch.setattr(tasks, "time", SimpleNamespace(sleep=slept.append))
+    pid = sentinel_store.replica().child.popen.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(Reject) as handed_back:
+            tasks._push(source.ref, batch.id)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert handed_back.value.requeue
+    assert slept == [tasks.HAND_BACK_DELAY_SECONDS] and tasks.HAND_BACK_DELAY_SECONDS >= 5
