@@ -9,6 +9,7 @@ these add up every worker's in the one place a reader of the whole pipeline can 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import redis
@@ -33,19 +34,24 @@ class Minute:
     pushed: int
 
 
-def add(client: redis.Redis, target: keys.Target, field: str, count: int, now: float | None = None) -> None:
-    """Add `count` to `field` (RECEIVED or PUSHED) of `target`'s current minute (`now`: epoch seconds)."""
-    minute = int((time.time() if now is None else now) // MINUTE_SECONDS)
-    key = target.minute(minute)
+def minute_of(now: float | None = None) -> int:
+    """The number of the minute holding `now` (epoch seconds; default: the current time)."""
+    return int((time.time() if now is None else now) // MINUTE_SECONDS)
+
+
+def add(client: redis.Redis, counts: Mapping[tuple[keys.Target, int, str], int]) -> None:
+    """Add each count to its target's minute and field (RECEIVED or PUSHED), in one round trip."""
     pipe = client.pipeline(transaction=False)
-    pipe.hincrby(key, field, count)
-    pipe.expireat(key, (minute + MINUTES_KEPT + 1) * MINUTE_SECONDS)
+    for (target, minute, field), count in counts.items():
+        key = target.minute(minute)
+        pipe.hincrby(key, field, count)
+        pipe.expireat(key, (minute + MINUTES_KEPT + 1) * MINUTE_SECONDS)
     pipe.execute()
 
 
 def last_hour(client: redis.Redis, targets: list[keys.Target], now: float | None = None) -> dict[str, list[Minute]]:
     """Target ref -> its last `MINUTES_KEPT` minutes, oldest first, the current one last (zeros where quiet)."""
-    current = int((time.time() if now is None else now) // MINUTE_SECONDS)
+    current = minute_of(now)
     minutes = range(current - MINUTES_KEPT + 1, current + 1)
     pipe = client.pipeline(transaction=False)
     for target in targets:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import redis
 
 from worker import hooks
@@ -15,7 +17,7 @@ NOW = 1_800_000_000.0
 
 
 def test_hooks_count_per_minute_and_each_minute_expires_once_out_of_the_hour(redis_client, monkeypatch):
-    listener = Throughput(lambda: redis_client)
+    listener = Throughput(lambda: redis_client, flush_seconds=60)
     monkeypatch.setattr(minutes.time, "time", lambda: NOW)
     hooks.subscribe(listener)
     try:
@@ -24,6 +26,8 @@ def test_hooks_count_per_minute_and_each_minute_expires_once_out_of_the_hour(red
         hooks.emit("after_push", SOURCE, {"addOrUpdate": 4, "delete": 2}, 100, 0.1, None)
     finally:
         hooks.unsubscribe(listener)
+    assert redis_client.dbsize() == 0  # gathered, not written yet
+    listener.flush()
     current = int(NOW // minutes.MINUTE_SECONDS)
     assert redis_client.expiretime(SOURCE.minute(current)) == (current + minutes.MINUTES_KEPT + 1) * minutes.MINUTE_SECONDS
 
@@ -36,5 +40,32 @@ def test_hooks_count_per_minute_and_each_minute_expires_once_out_of_the_hour(red
 
 def test_a_store_that_does_not_answer_costs_the_stage_nothing(caplog):
     gone = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.5)
-    Throughput(lambda: gone).after_ingest(SOURCE, received=1, superseded=0, stale=0)
-    assert "could not count in for source:tp-docs" in caplog.text
+    listener = Throughput(lambda: gone, flush_seconds=60)
+    started = time.perf_counter()
+    listener.after_ingest(SOURCE, received=1, superseded=0, stale=0)
+    assert time.perf_counter() - started < 0.1
+    listener.flush()
+    assert "could not count 1 figure(s) in the console's chart" in caplog.text
+
+
+def test_the_counts_of_many_targets_are_written_in_one_round_trip_within_the_flush_period(redis_client):
+    from tests.worker.test_stages import round_trips_of
+
+    def trips_counting(targets: list[keys.Target]) -> int:
+        last = targets[-1].minute(minutes.minute_of())
+
+        def count_and_wait(counted):
+            listener = Throughput(lambda: counted, flush_seconds=0.2)
+            for target in targets:
+                listener.after_ingest(target, received=1, superseded=0, stale=0)
+            deadline = time.monotonic() + 10
+            while not redis_client.exists(last) and time.monotonic() < deadline:  # not through the counted client
+                time.sleep(0.05)
+
+        return round_trips_of(redis_client, count_and_wait)
+
+    many = [keys.Target(keys.SOURCE, f"tp-{n}") for n in range(200)]
+    # The same as for one target (a new connection's own set-up commands included in both).
+    assert trips_counting(many) == trips_counting([keys.Target(keys.SOURCE, "tp-one")])
+    series = minutes.last_hour(redis_client, many)
+    assert all(series[target.ref][-1].received == 1 for target in many)
