@@ -17,8 +17,9 @@ Two parts, each on a private embedded Redis (and, for the second, a private emul
 2. end to end, for each point `sources:events per second`: 2 `celery worker`s (1 pool process each)
    and beat publish at that fixed rate for `--seconds`, then the index is read back: p99 from each
    item's publishing to the acceptance of the batch that carried it, the drain (from the broker's
-   confirmation of the last event to the acceptance of the last batch), and CPU per event (the
-   workers, beat and Redis; not the emulator nor the publisher).
+   confirmation of the last event to the acceptance of the last batch), CPU per event (the
+   workers, beat and Redis; not the emulator nor the publisher), and CPU per batch call of the
+   workers' main processes, their pools, Redis and the emulator (where a batch's cost goes).
 
 Ratios are against the first (smallest) point of each part, measured in the same run. Figures are
 printed and written to bench/results/sources.json. Not a test.
@@ -86,7 +87,7 @@ def micro(count: int, directory: Path) -> dict[str, float]:
         coalescer = Coalescer(client, settings)
         enqueued: list[keys.Batch] = []
         flusher = Flusher(client, settings, enqueued.append)
-        api = PushApiClient(base_url=UNREACHABLE_URL, organization_id="bench", api_key="bench")
+        api = PushApiClient(base_url=UNREACHABLE_URL, organization_id="bench", api_key="micro-part-key")
         # The opening status as a push records it, without the call: only the sweep's cost is timed here.
         api.set_source_status = lambda source, status: None  # type: ignore[method-assign]
         brackets = StatusBrackets(client, api, settings)
@@ -169,11 +170,13 @@ def end_to_end(sources: int, rate: int, seconds: int, directory: Path) -> dict[s
     calls = batch_calls(log)
     last = max((entry["time"] + entry["durationMs"] / MS_PER_SECOND for entry in calls), default=published)
     busy = sum(cpu[part] - cpu_before[part] for part in ("ingest", "push", "beat", "redis"))
+    per_batch = {f"cpu_ms_per_batch_{part}": (cpu[part] - cpu_before[part]) / max(len(calls), 1) * MS
+                 for part in ("ingest", "push", "redis", "emulator")}
     return {"sources": sources, "events_per_second": rate, "events": load.events,
             "p50_seconds": percentile(result.latencies, 0.5), "p99_seconds": percentile(result.latencies, 0.99),
             "drain_seconds": (last - published) if finished else float("inf"), "drained": int(finished),
             "items_wrong": result.wrong, "batch_calls": len(calls), "push_api_calls": len(log),
-            "cpu_us_per_event": busy / load.events * US, "publish_seconds": published - started}
+            "cpu_us_per_event": busy / load.events * US, "publish_seconds": published - started, **per_batch}
 
 
 def points(text: str) -> list[tuple[int, int]]:
@@ -215,7 +218,9 @@ def main(seconds: int, point_text: str, micro_text: str, name: str) -> None:
                    f"drain {run['drain_seconds']:.1f}s; CPU {run['cpu_us_per_event']:,.0f} us/event "
                    f"(x{run['cpu_us_per_event'] / base['cpu_us_per_event']:.1f}); {run['batch_calls']:,} batch calls, "
                    f"{run['push_api_calls']:,} requests; items wrong {run['items_wrong']}; published in "
-                   f"{run['publish_seconds']:.1f}s")
+                   f"{run['publish_seconds']:.1f}s; CPU ms per batch call: main processes "
+                   f"{run['cpu_ms_per_batch_ingest']:.1f}, pools {run['cpu_ms_per_batch_push']:.1f}, Redis "
+                   f"{run['cpu_ms_per_batch_redis']:.1f}, emulator {run['cpu_ms_per_batch_emulator']:.1f}")
         figures |= {f"e2e_{sources}_{figure}": round(value, 3) if isinstance(value, float) else value
                     for figure, value in run.items() if figure != "sources"}
         targets += [below(f"p99 publish-to-accepted, {sources} sources (s)", round(run["p99_seconds"], 2),
