@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +26,8 @@ from worker.store.embedded import free_port
 pytestmark = pytest.mark.process
 
 SECRET = "generic-secret-value"
+BACK_AFTER_SECONDS = 0.8
+"""How long the broker is down in the default-retries test: shorter than the receiver's default retries wait."""
 CONFIG = {
     "server": {"publish_retries": 1},
     "sources": {"direct": {"adapter": "generic", "secret": SECRET, "source_id": "source-a"}},
@@ -99,4 +102,24 @@ def test_a_stopped_broker_gets_503_and_nothing_published_then_202_once_it_is_bac
     assert post(base, item_upsert(3)).status_code == 202
     assert [m["body"]["events"][0]["documentId"] for m in read_queue(throwaway_redis.url)] == [
         "https://example.com/doc/3"
+    ]
+
+
+def test_with_the_default_retries_a_broker_back_within_a_second_costs_the_cms_no_503(
+    throwaway_redis: ThrowawayRedis, start_receiver: Callable[..., str],
+    read_queue: Callable[[str], list[dict[str, Any]]],
+) -> None:
+    # A RabbitMQ cluster elects a queue's new leader in about a second after a node is lost.
+    config = {"sources": CONFIG["sources"]}
+    base = start_receiver(config, throwaway_redis.url)
+    throwaway_redis.stop()
+    back = threading.Timer(BACK_AFTER_SECONDS, throwaway_redis.start)
+    back.start()
+    try:
+        answer = post(base, item_upsert(4))
+    finally:
+        back.join()
+    assert answer.status_code == 202, answer.text
+    assert [m["body"]["events"][0]["documentId"] for m in read_queue(throwaway_redis.url)] == [
+        "https://example.com/doc/4"
     ]
