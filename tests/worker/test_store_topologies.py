@@ -88,6 +88,38 @@ def test_quarantine_and_a_broker_run_on_a_redis_cluster(workers, clean_emulator,
              30, what="the run concluded and forgotten")
 
 
+def test_identities_before_items_and_a_dead_letter_replay_on_a_redis_cluster(workers, clean_emulator, cluster_store,
+                                                                              redis_broker_url):
+    # What a claim records for invariant 7 (its providers' sequences) and the dead letters' per-target index
+    # live in other slots than the source's window: on a Cluster each is its own step.
+    from tests.worker.test_identities import PROVIDER, SOURCE, identity_events, item_events
+    from worker.deadletter.operator import DeadLetterBrowser
+
+    emulator = clean_emulator
+    emulator.create_provider(PROVIDER, strict=True)
+    emulator.create_source(SOURCE, security_providers=(PROVIDER,))
+    emulator.add_fault(method="PUT", path="*/documents/batch", status=400, errorCode="INVALID_JSON",
+                       times=1)
+    env = pipeline_env(cluster_store.url, redis_broker_url, emulator, PUSHSYNC_SOURCE_PROVIDERS=f"{SOURCE}={PROVIDER}",
+                       PUSHSYNC_SOURCE_WINDOWS=f"{PROVIDER}=3")
+    workers.start("worker", env)
+    workers.start("beat", env)
+    with Publisher(redis_broker_url) as publisher:
+        publisher.publish_many([*identity_events(), *item_events(5)])
+    letters = DeadLetterBrowser(redis_broker_url)
+    wait_for(lambda: letters.depth() == 1, 60, what="the refused batch dead-lettered")
+    cli_env = {"BROKER_URL": redis_broker_url, "REDIS_URL": cluster_store.url}
+    listing = CliRunner().invoke(main, ["dlq", "list", "--source", SOURCE], env=cli_env)
+    assert listing.exit_code == 0 and "InvalidRequestError 400 INVALID_JSON" in listing.output, listing.output
+    replay = CliRunner().invoke(main, ["dlq", "replay", "--source", SOURCE], env=cli_env)
+    assert replay.exit_code == 0, replay.output
+    wait_for(lambda: len(emulator.items(SOURCE)) == 5, 60, what="the replayed items indexed")
+    assert letters.depth() == 0
+    batches = ["identities" if "/providers/" in r["path"] else "items" for r in emulator.requests()
+               if r["path"].endswith("/batch") and r["status"] == 202]
+    assert batches.index("identities") < batches.index("items"), batches
+
+
 def test_a_cluster_primary_killed_mid_ingestion_is_waited_out(workers, clean_emulator, cluster_store,
                                                               redis_broker_url):
     emulator = clean_emulator
