@@ -64,6 +64,10 @@ UNREADABLE_HINT = "reserved characters of its user or password (such as / ? # @ 
 """Between the node URLs of a failover list, as kombu and Celery split it."""
 
 
+NOT_A_CLUSTER = ("a Redis Cluster cannot be the broker (kombu has no Cluster transport): use RabbitMQ (amqp://...), "
+                 "a Redis server (redis://host:6379/1) or a Sentinel-watched one (redis+sentinel://...)")
+
+
 def is_amqp(broker_url: str) -> bool:
     """Whether `broker_url` (one URL or a failover list) names RabbitMQ (AMQP) rather than Redis."""
     return broker_url.split("://", 1)[0].lower() in AMQP_SCHEMES
@@ -80,6 +84,8 @@ def checked_urls(broker_url: str) -> list[str]:
     Redis URLs), by its position and host only (an element may hold a password)."""
     urls = split_urls(broker_url)
     if len(urls) == 1:
+        if _scheme(urls[0]) == redis_urls.CLUSTER_SCHEME:
+            raise ValueError(NOT_A_CLUSTER)
         return urls
     first = _scheme(urls[0])
     for n, url in enumerate(urls, 1):

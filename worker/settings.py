@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from emulator.defaults import DEFAULT_API_KEY, DEFAULT_ORGANIZATION, DEFAULT_PLATFORM_URL, DEFAULT_PUSH_URL
 from producers import redis_urls
-from producers.broker import checked_urls, list_element
+from producers.broker import NOT_A_CLUSTER, checked_urls, list_element
 from producers.events.limits import CONTAINER_LIMIT_BYTES, MIB
 from worker import redaction
 
@@ -126,6 +126,16 @@ def _split_csv(value: object) -> object:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
     return value
+
+
+def the_broker(redis_url: str | None, broker_url: str | None) -> str | None:
+    """The broker of a store at `redis_url` given BROKER_URL `broker_url`: that one, else the store itself,
+    which a Redis Cluster cannot be (ValueError, in one line)."""
+    if broker_url:
+        return broker_url
+    if redis_url and redis_urls.parse(redis_url).topology is redis_urls.Topology.CLUSTER:
+        raise ValueError(f"BROKER_URL: not set, and the store is a Redis Cluster: {NOT_A_CLUSTER}")
+    return redis_url
 
 
 class Settings(BaseSettings):
@@ -407,12 +417,7 @@ class Settings(BaseSettings):
         if self.region and (self.push_url or self.platform_url):
             given = "COVEO_PUSH_URL" if self.push_url else "COVEO_PLATFORM_URL"
             raise ValueError(f"COVEO_REGION and {given} both set: give one of them")
-        if self.redis_url and not self.broker_url and redis_urls.parse(self.redis_url).topology is redis_urls.Topology.CLUSTER:
-            raise ValueError(
-                "BROKER_URL: not set, and a Redis Cluster store cannot be the broker (kombu has no Cluster "
-                "transport): set BROKER_URL to RabbitMQ (amqp://...), a Redis server (redis://host:6379/1) or "
-                "a Sentinel-watched one (redis+sentinel://...)"
-            )
+        the_broker(self.redis_url, self.broker_url)
         if self.reap_after_seconds <= self.lease_seconds:
             raise ValueError("PUSHSYNC_REAP_AFTER_SECONDS must be longer than PUSHSYNC_LEASE_SECONDS")
         if self.reap_max_seconds < self.reap_after_seconds:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from producers import Publisher
 from producers.cli import EXIT_BROKER, EXIT_INVALID
 from producers.events import parse_event
 from producers.progress import Progress
@@ -125,3 +126,14 @@ def test_the_progress_bar_shows_the_share_done_and_a_rate_on_a_terminal_only() -
     quiet.update(events=1, bytes_done=10)
     quiet.close()
     assert piped.getvalue() == ""
+
+
+@pytest.mark.process
+def test_a_redis_cluster_given_as_the_broker_is_refused_in_one_line(queue_name: str) -> None:
+    cluster = "redis+cluster://127.0.0.1:7000,127.0.0.1:7001"
+    done = run_publish("-", broker_url=cluster, queue_name=queue_name, stdin=ndjson(item_delete(1)))
+    assert done.returncode == 2, done.stderr
+    assert "a Redis Cluster cannot be the broker (kombu has no Cluster transport)" in done.stderr
+    assert "Traceback" not in done.stderr
+    with pytest.raises(ValueError, match="a Redis Cluster cannot be the broker"):
+        Publisher(cluster)

@@ -144,7 +144,7 @@ def test_cli_version_and_help():
 
 def test_a_cluster_store_needs_a_broker_of_its_own():
     store = "redis+cluster://h1:7000,h2:7001"
-    with pytest.raises(SettingsError, match="BROKER_URL: not set, and a Redis Cluster store cannot be the broker"):
+    with pytest.raises(SettingsError, match="BROKER_URL: not set, and the store is a Redis Cluster: a Redis Cluster cannot be the broker"):
         load_settings(redis_url=store)
     assert load_settings(redis_url=store, broker_url="redis://broker:6379/1").redis_url == store
     assert load_settings(redis_url=store, broker_url="redis+sentinel://s1,s2/mymaster/1").broker_url

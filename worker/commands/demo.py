@@ -27,6 +27,7 @@ from worker.commands.demo_events import demo_events, expected_index
 from worker.commands.demo_space import DemoDatabase, SpaceTaken, demo_space
 from worker.commands.services import INVALID_SETTING, fail, reachable
 from worker.observe import probes
+from worker.settings import the_broker
 from worker.store import keys
 from worker.store.embedded import EmbeddedRedis, free_port
 
@@ -141,7 +142,11 @@ def run_demo(redis_url: str | None, broker_url: str | None, keep_logs: bool) -> 
         with ExitStack() as stack:
             databases: list[DemoDatabase] = []
             if redis_url is not None or broker_url is not None:
-                stack.enter_context(reachable(store=redis_url, broker=broker_url or redis_url))
+                try:
+                    broker = the_broker(redis_url, broker_url)
+                except ValueError as exc:
+                    fail(INVALID_SETTING, str(exc))
+                stack.enter_context(reachable(store=redis_url, broker=broker))
                 databases = _hold(stack, redis_url, broker_url)
             directory = Path(tempfile.mkdtemp(prefix="pushsync-demo-"))
             demo = Demo(directory, redis_url, broker_url)

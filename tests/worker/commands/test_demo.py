@@ -167,3 +167,10 @@ def test_a_demo_killed_outright_takes_its_children_with_it():
     while alive := [child for child in children if child.is_running() and child.status() != psutil.STATUS_ZOMBIE]:
         assert time.monotonic() < deadline, f"{alive} outlived the killed demo"
         time.sleep(0.2)
+
+
+def test_a_cluster_store_without_a_broker_is_refused_in_one_line():
+    result = run_demo(REDIS_URL=f"redis+cluster://127.0.0.1:{free_port()},127.0.0.1:{free_port()}")
+    assert result.returncode == INVALID_SETTING, result.stderr
+    assert result.stderr.startswith("pushsync: BROKER_URL: not set, and the store is a Redis Cluster: a Redis Cluster cannot be the broker")
+    assert result.stderr.count("\n") == 1 and result.stdout == ""
