@@ -68,7 +68,9 @@ class Throughput(hooks.Listener):
     def flush(self) -> None:
         """Write the counts gathered so far."""
         with self._lock:
-            pending, self._pending, self._timer = self._pending, Counter(), None
+            pending, timer, self._pending, self._timer = self._pending, self._timer, Counter(), None
+        if timer is not None:
+            timer.cancel()  # a flush not of the timer's own: its thread would sleep out the period for nothing
         if not pending:
             return
         # The stages' own writes are safe already: a chart's count is not worth failing anything for.

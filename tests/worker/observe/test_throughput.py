@@ -90,3 +90,17 @@ def test_a_process_that_exits_writes_the_counts_it_gathered(redis_client, redis_
     subprocess.run([sys.executable, "-c", EXITS_AFTER_COUNTING, redis_url], check=True, timeout=60)
     series = minutes.last_hour(redis_client, [keys.Target(keys.SOURCE, "tp-exit")])
     assert sum(minute.received for minute in series["source:tp-exit"]) == 3
+
+
+def test_a_flush_called_early_leaves_no_timer_thread_behind(redis_client):
+    import threading
+
+    listener = Throughput(lambda: redis_client, flush_seconds=60)
+    before = threading.active_count()
+    for _ in range(3):
+        listener.after_ingest(SOURCE, received=1, superseded=0, stale=0)
+        listener.flush()
+    deadline = time.monotonic() + 5
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() == before
