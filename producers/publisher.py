@@ -29,11 +29,11 @@ log = logging.getLogger(__name__)
 
 DEFAULT_EVENTS_PER_MESSAGE = 500
 DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+"""Keeps one message well under what brokers handle comfortably; a larger single event goes alone."""
 DEFAULT_MAX_DELAY_SECONDS = 0.05
 """How long a buffered event may wait for its message to fill: a slow producer's events are not held
 until 500 have come (at 100 events/s that was 5 s of every event's latency); a fast one still fills
 its messages."""
-"""Keeps one message well under what brokers handle comfortably; a larger single event goes alone."""
 ENVELOPE_OVERHEAD_BYTES = len(b'{"events":[]}')
 
 
@@ -70,7 +70,8 @@ class Publisher:
         """
         if events_per_message < 1:
             raise ValueError("events_per_message must be at least 1")
-        if max_delay_seconds is not None and max_delay_seconds < 0:
+        # Not `< 0`: NaN passes that, and no wait is ever `>=` NaN (the messages would wait to fill).
+        if max_delay_seconds is not None and not max_delay_seconds >= 0:
             raise ValueError("max_delay_seconds must not be negative")
         self.max_delay_seconds = max_delay_seconds
         self.events_per_message = events_per_message

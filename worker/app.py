@@ -104,6 +104,8 @@ def serve_metrics(**_: object) -> None:
 
 @worker_process_shutdown.connect
 def forget_process_metrics(pid: int, **_: object) -> None:
-    """A pool child is exiting: its live gauges must stop counting."""
+    """A pool child is exiting: its live gauges must stop counting, and its last counts per minute
+    go to the store now (the child ends with `os._exit`, which runs no `atexit` handler)."""
+    runtime.THROUGHPUT.flush()
     if METRICS_DIRECTORY is not None:
         endpoint.forget_process(pid)

@@ -68,6 +68,12 @@ def test_without_a_delay_a_message_waits_to_fill(redis_url: str, queue_name: str
         Publisher(redis_url, max_delay_seconds=-1, queue_name=queue_name)
 
 
+def test_a_delay_that_is_not_a_number_is_refused(redis_url: str, queue_name: str) -> None:
+    # No time compares as having waited NaN seconds: taken, it would hold every message until full.
+    with pytest.raises(ValueError, match="max_delay_seconds must not be negative"):
+        Publisher(redis_url, max_delay_seconds=float("nan"), queue_name=queue_name)
+
+
 def test_publish_many_returns_once_the_broker_has_every_event(broker_url: str, queue_name: str, read_queue: Reader) -> None:
     publisher = Publisher(broker_url, queue_name=queue_name)
     sent = publisher.publish_many([item_upsert(1), item_delete(1, version=2000)])

@@ -159,8 +159,12 @@ def run_demo(redis_url: str | None, broker_url: str | None, keep_logs: bool) -> 
                 outcome = _converge(demo, databases)
                 _check_interrupted()
             except KeyboardInterrupt:
+                # Also when `_converge` had returned: a signal whose interrupt a finalizer swallowed came
+                # before its end (`_check_interrupted`), and an interrupted demo never exits 0.
+                outcome = INTERRUPTED
                 click.echo("\ninterrupted: stopping every child process (Ctrl-C again to kill them now)", err=True)
     except KeyboardInterrupt:
+        outcome = INTERRUPTED  # its clean-up was cut short, whatever the index did
         click.echo("\ninterrupted", err=True)
     finally:
         for signum, handler in previous.items():

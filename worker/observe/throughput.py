@@ -3,6 +3,7 @@ them (`worker.hooks`), read back for the console's chart (`worker.store.minutes`
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -30,7 +31,9 @@ class Throughput(hooks.Listener):
     """Counts each target's ingested events and pushed operations per minute in the shared store.
 
     The counts of `FLUSH_SECONDS` go in one write, from a timer thread; the chart is a second late,
-    and a process that dies loses at most its last second of counts (the metrics are the exact ones)."""
+    and a process that dies loses at most its last second of counts (the metrics are the exact ones).
+    One that exits writes them first: at the interpreter's exit, or `flush()` where a pool child
+    skips it (`worker.app`)."""
 
     def __init__(self, store: Callable[[], redis.Redis], flush_seconds: float = FLUSH_SECONDS) -> None:
         """
@@ -44,6 +47,8 @@ class Throughput(hooks.Listener):
         self._timer: threading.Timer | None = None
         # A forked child starts with none of its parent's counts: the parent writes those.
         os.register_at_fork(after_in_child=self._forget)
+        # The timer is a daemon thread, which the exit does not wait for.
+        atexit.register(self.flush)
 
     def after_ingest(self, target: keys.Target, *, received: int, superseded: int, stale: int) -> None:
         self._add(target, minutes.RECEIVED, received)
@@ -63,7 +68,9 @@ class Throughput(hooks.Listener):
     def flush(self) -> None:
         """Write the counts gathered so far."""
         with self._lock:
-            pending, self._pending, self._timer = self._pending, Counter(), None
+            pending, timer, self._pending, self._timer = self._pending, self._timer, Counter(), None
+        if timer is not None:
+            timer.cancel()  # a flush not of the timer's own: its thread would sleep out the period for nothing
         if not pending:
             return
         # The stages' own writes are safe already: a chart's count is not worth failing anything for.

@@ -40,3 +40,45 @@ def test_a_ctrl_c_swallowed_by_a_finalizer_still_stops_the_demo_at_its_next_paus
 def test_no_signal_no_interrupt(demo_handler, monkeypatch):
     monkeypatch.setattr(demo, "POLL_SECONDS", 0)
     demo._pause([])
+
+
+class NoDemo:
+    """Stands for the demo's children and services: none are started."""
+
+    embedded = None
+    redis_url = "redis://127.0.0.1:1/0"
+    emulator_url = "http://127.0.0.1:1"
+
+    def __init__(self, *args: object) -> None:
+        pass
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+def test_a_ctrl_c_swallowed_after_the_last_pause_still_ends_the_demo_interrupted(monkeypatch, tmp_path):
+    """The index converged and the summary's HTTP calls are under way (no pause comes any more) when
+    the Ctrl-C lands in a finalizer: the demo must exit INTERRUPTED, not 0."""
+    monkeypatch.setattr(sys, "unraisablehook", lambda report: None)
+    monkeypatch.setattr(demo, "Demo", NoDemo)
+    monkeypatch.setattr(demo.tempfile, "mkdtemp", lambda prefix: str(tmp_path))
+
+    def converged_while_interrupted(*_: object) -> int:
+        connection = PooledConnection()
+        weakref.finalize(connection, os.kill, os.getpid(), signal.SIGINT)
+        del connection
+        return 0
+
+    monkeypatch.setattr(demo, "_converge", converged_while_interrupted)
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, *demo.TERMINATIONS)}
+    try:
+        with pytest.raises(SystemExit) as exited:
+            demo.run_demo(None, None, keep_logs=True)
+    finally:
+        for signum, handler in previous.items():  # an interrupted demo leaves them ignored
+            signal.signal(signum, handler)
+        demo._signalled.clear()
+    assert exited.value.code == demo.INTERRUPTED

@@ -69,3 +69,38 @@ def test_the_counts_of_many_targets_are_written_in_one_round_trip_within_the_flu
     assert trips_counting(many) == trips_counting([keys.Target(keys.SOURCE, "tp-one")])
     series = minutes.last_hour(redis_client, many)
     assert all(series[target.ref][-1].received == 1 for target in many)
+
+
+EXITS_AFTER_COUNTING = """
+import sys
+import redis
+from worker.observe.throughput import Throughput
+from worker.store import keys
+client = redis.Redis.from_url(sys.argv[1])
+Throughput(lambda: client, flush_seconds=60).after_ingest(keys.Target(keys.SOURCE, "tp-exit"), received=3,
+                                                          superseded=0, stale=0)
+"""
+
+
+def test_a_process_that_exits_writes_the_counts_it_gathered(redis_client, redis_url):
+    """A worker stopped politely (a restart, a deploy) is not a dead one: its last second still counts."""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-c", EXITS_AFTER_COUNTING, redis_url], check=True, timeout=60)
+    series = minutes.last_hour(redis_client, [keys.Target(keys.SOURCE, "tp-exit")])
+    assert sum(minute.received for minute in series["source:tp-exit"]) == 3
+
+
+def test_a_flush_called_early_leaves_no_timer_thread_behind(redis_client):
+    import threading
+
+    listener = Throughput(lambda: redis_client, flush_seconds=60)
+    before = threading.active_count()
+    for _ in range(3):
+        listener.after_ingest(SOURCE, received=1, superseded=0, stale=0)
+        listener.flush()
+    deadline = time.monotonic() + 5
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() == before
