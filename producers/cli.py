@@ -17,7 +17,7 @@ from producers.events import MAX_EVENT_BYTES
 from producers.ndjson import Report, rewindable, scan
 from producers.private_files import replacing
 from producers.progress import Progress
-from producers.publisher import DEFAULT_EVENTS_PER_MESSAGE, Publisher
+from producers.publisher import DEFAULT_EVENTS_PER_MESSAGE, DEFAULT_MAX_DELAY_SECONDS, Publisher
 
 
 class CannotDo(click.ClickException):
@@ -105,8 +105,10 @@ def publish(
                 sys.exit(EXIT_INVALID)
             stream.seek(0)
         started = time.monotonic()
+        # A file is read as fast as it publishes: its messages fill. Lines on stdin may come slowly (a stream).
         with Publisher(
             broker_url, events_per_message=events_per_message, max_event_bytes=max_event_bytes, queue_name=queue_name,
+            max_delay_seconds=DEFAULT_MAX_DELAY_SECONDS if source == "-" else None,
         ) as publisher:
             report = scan(
                 stream, publisher=publisher, max_event_bytes=max_event_bytes,

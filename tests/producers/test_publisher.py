@@ -26,7 +26,7 @@ FAST_RETRY = RetryPolicy(max_retries=1, interval_step=0.05, interval_max=0.05)
 
 def test_events_come_back_exactly_as_sent_batched_per_message(broker_url: str, queue_name: str, read_queue: Reader) -> None:
     events = [item_upsert(n) for n in range(7)]
-    with Publisher(broker_url, events_per_message=3, queue_name=queue_name) as publisher:
+    with Publisher(broker_url, events_per_message=3, max_delay_seconds=None, queue_name=queue_name) as publisher:
         for event in events:
             publisher.publish(event)
     assert (publisher.published_events, publisher.published_messages) == (7, 3)

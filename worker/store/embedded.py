@@ -55,6 +55,9 @@ class EmbeddedRedis:
         return self._server.pid
 
     def stop(self) -> None:
-        self._orphan_watch.kill()
-        self._orphan_watch.wait()
-        self._server.shutdown()
+        # The server first: a stop cut short (a second Ctrl-C) still leaves the watch to stop it.
+        try:
+            self._server.shutdown()
+        finally:
+            self._orphan_watch.kill()
+            self._orphan_watch.wait()
