@@ -484,6 +484,24 @@ def test_a_claimer_killed_before_it_recorded_what_a_batch_waits_for_still_leaves
     assert order == ["prov", "src"]
 
 
+def test_a_claimer_slower_than_the_pushes_writes_back_no_meta_of_a_finished_batch(
+        redis_client, redis_broker_url, server, monkeypatch):
+    stages = Stages(redis_client, redis_broker_url, server, source_providers={"src": ["prov"]})
+    stages.coalescer.add([identity("editors", 1, ["ann"]), item(1, 1)])
+    late = []
+    with monkeypatch.context() as patched:
+        patched.setattr(prerequisites, "record", lambda client, batch, providers: late.append((client, batch, providers)))
+        stages.flush()
+    provider_batch = next(b for b in stages.enqueued if b.target.kind == keys.PROVIDER)
+    source_batch = next(b for b in stages.enqueued if b.target == SOURCE)
+    assert stages.push.run(provider_batch).state == "pushed"
+    assert stages.push.run(source_batch).state == "pushed"  # it noted its needs itself
+    assert not redis_client.exists(source_batch.meta)
+    for client, batch, providers in late:  # the claimer goes on only now
+        prerequisites.record(client, batch, providers)
+    assert not redis_client.exists(source_batch.meta), "a finished batch's meta came back, with no TTL"
+
+
 def test_identities_ingested_after_the_claim_do_not_hold_items_back(redis_client, redis_broker_url, server):
     stages = Stages(redis_client, redis_broker_url, server, source_providers={"src": ["prov"]})
     stages.coalescer.add([item(1, 1)])

@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from pathlib import Path
 
 import redis
 
 from worker.store import keys
+from worker.store.scripts import script
+
+HERE = Path(__file__).parent
 
 NEEDS_PREFIX = "needs:"
 """Batch meta fields `needs:<provider id>` hold the provider sequence the batch waits for."""
@@ -25,18 +29,16 @@ wrote its needs: a claimer killed in between leaves it, and the push records the
 
 
 def record(client: redis.Redis, batch: keys.Batch, providers: Iterable[str]) -> None:
-    """Note in `batch`'s meta the identity changes of `providers` it must follow."""
+    """Note in `batch`'s meta the identity changes of `providers` it must follow (nothing if the batch is gone)."""
     providers = list(providers)
     if not providers:
         return
     pipe = client.pipeline(transaction=False)
     for provider in providers:
         pipe.hget(keys.Target(keys.PROVIDER, provider).stats, "buffered_seq")
-    needs = {f"{NEEDS_PREFIX}{provider}": int(seq or 0) for provider, seq in zip(providers, pipe.execute())}
-    pipe = client.pipeline(transaction=True)  # one key: one slot
-    pipe.hset(batch.meta, mapping=needs)
-    pipe.hdel(batch.meta, NEEDS_UNKNOWN)
-    pipe.execute()
+    needs = [part for provider, seq in zip(providers, pipe.execute())
+             for part in (f"{NEEDS_PREFIX}{provider}", int(seq or 0))]
+    script(client, HERE / "needs.lua")(keys=[batch.meta], args=[NEEDS_UNKNOWN, *needs])
 
 
 def settle(client: redis.Redis, batch: keys.Batch, providers: Iterable[str]) -> None:
