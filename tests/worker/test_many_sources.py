@@ -7,6 +7,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
+from typing import NamedTuple
 
 import pytest
 import redis
@@ -16,7 +17,7 @@ from tests.worker.e2e import pipeline_env, wait_for
 from worker.push import pause
 from worker.push.brackets import StatusBrackets
 from worker.runtime import push_api_client
-from worker.settings import load_settings
+from worker.settings import Settings, load_settings
 from worker.store import indexes, keys
 from worker.windows import flush
 from worker.windows.coalesce import Coalescer
@@ -50,12 +51,27 @@ def sources(count: int) -> list[keys.Target]:
     return [keys.Target(keys.SOURCE, f"many-{n}") for n in range(count)]
 
 
+class Parts(NamedTuple):
+    settings: Settings
+    enqueued: list[keys.Batch]
+    flusher: Flusher
+    coalescer: Coalescer
+
+
+def parts(client: redis.Redis, emulator=None, **overrides: object) -> Parts:
+    """The windows' parts on `client` with 1-second windows and `overrides`, pushing to `emulator` if given;
+    the flusher's claimed batches collect in `enqueued`."""
+    if emulator is not None:
+        overrides |= {"push_url": emulator.push_url, "retry_budget_seconds": 2,
+                      "organization_id": emulator.organization, "api_key": emulator.api_key}
+    settings = load_settings(window_seconds=1, **overrides)
+    enqueued: list[keys.Batch] = []
+    return Parts(settings, enqueued, Flusher(client, settings, enqueued.append), Coalescer(client, settings))
+
+
 def test_a_sweep_claims_at_most_its_bound_in_a_few_round_trips_and_says_so_once(redis_client, caplog, monkeypatch):
     monkeypatch.setattr(flush, "SWEEP_MAX_CLAIMS", 30)
-    settings = load_settings(window_seconds=1)
-    enqueued: list[keys.Batch] = []
-    flusher = Flusher(redis_client, settings, enqueued.append)
-    coalescer = Coalescer(redis_client, settings)
+    settings, enqueued, flusher, coalescer = parts(redis_client)
     targets = sources(50)
     for target in targets:
         window(coalescer, target)
@@ -73,12 +89,8 @@ def test_a_sweep_claims_at_most_its_bound_in_a_few_round_trips_and_says_so_once(
 
 
 def test_the_reaper_and_quiet_bursts_look_only_at_what_may_be_due(redis_client, clean_emulator):
-    settings = load_settings(window_seconds=1, idle_after_seconds=10, reap_after_seconds=30,
-                             push_url=clean_emulator.push_url, retry_budget_seconds=2, organization_id=clean_emulator.organization,
-                             api_key=clean_emulator.api_key)
-    enqueued: list[keys.Batch] = []
-    flusher = Flusher(redis_client, settings, enqueued.append)
-    coalescer = Coalescer(redis_client, settings)
+    settings, enqueued, flusher, coalescer = parts(redis_client, clean_emulator, idle_after_seconds=10,
+                                                   reap_after_seconds=30)
     api = push_api_client(settings)
     brackets = StatusBrackets(redis_client, api, settings)
     targets = sources(100)
@@ -110,12 +122,8 @@ def test_the_reaper_and_quiet_bursts_look_only_at_what_may_be_due(redis_client, 
 
 
 def test_what_an_earlier_version_left_in_the_unsharded_indexes_is_still_swept(redis_client, clean_emulator):
-    settings = load_settings(window_seconds=1, idle_after_seconds=1, reap_after_seconds=30,
-                             push_url=clean_emulator.push_url, retry_budget_seconds=2, organization_id=clean_emulator.organization,
-                             api_key=clean_emulator.api_key)
-    enqueued: list[keys.Batch] = []
-    flusher = Flusher(redis_client, settings, enqueued.append)
-    coalescer = Coalescer(redis_client, settings)
+    settings, enqueued, flusher, coalescer = parts(redis_client, clean_emulator, idle_after_seconds=1,
+                                                   reap_after_seconds=30)
     due, lost, quiet = keys.Target(keys.SOURCE, "old-due"), keys.Target(keys.SOURCE, "old-lost"), \
         keys.Target(keys.SOURCE, "old-quiet")
     now = time.time()
@@ -166,10 +174,7 @@ def test_sweeps_go_on_while_every_pool_process_is_busy_pushing(workers, clean_em
 
 def test_batches_whose_pause_ends_at_once_are_resumed_a_bounded_number_per_sweep(redis_client, monkeypatch):
     # An organization's daily quota pauses every source at once, and its end frees them all in one instant.
-    settings = load_settings(window_seconds=1, reap_after_seconds=30)
-    enqueued: list[keys.Batch] = []
-    flusher = Flusher(redis_client, settings, enqueued.append)
-    coalescer = Coalescer(redis_client, settings)
+    settings, enqueued, flusher, coalescer = parts(redis_client, reap_after_seconds=30)
     for target in sources(50):
         window(coalescer, target)
     now = time.time()
