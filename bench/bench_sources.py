@@ -86,7 +86,7 @@ def micro(count: int, directory: Path) -> dict[str, float]:
         client = redis.Redis(port=server.port)
         coalescer = Coalescer(client, settings)
         enqueued: list[keys.Batch] = []
-        flusher = Flusher(client, settings, enqueued.append)
+        flusher = Flusher(client, settings, enqueued.extend)
         api = PushApiClient(base_url=UNREACHABLE_URL, organization_id="bench", api_key="micro-part-key")
         # The opening status as a push records it, without the call: only the sweep's cost is timed here.
         api.set_source_status = lambda source, status: None  # type: ignore[method-assign]

@@ -31,13 +31,15 @@ RECONNECT_SECONDS = 2.0
 class SweepConsumer:
     """Consumes the sweep queue and runs its sweeps, in a thread of its own."""
 
-    def __init__(self, app: Any, hostname: str) -> None:
+    def __init__(self, app: Any, hostname: str, pool_processes: int | None = None) -> None:
         """
         app: the Celery application (its broker connection and the sweep's route).
         hostname: this worker's node name, recorded by each sweep it runs.
+        pool_processes: tasks this worker's pool runs at once, recorded with it (None: unknown).
         """
         self.app = app
         self.hostname = hostname
+        self.pool_processes = pool_processes
         self.queue: Queue = app.conf.task_routes[tasks.SWEEP_TASK]["queue"]
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self.run, name="pushsync-sweeper", daemon=True)
@@ -46,6 +48,9 @@ class SweepConsumer:
         self.thread.start()
 
     def run(self) -> None:
+        # Counted among the pools at once, not at its first sweep: the sweeps meanwhile would spread their
+        # pushes over the other workers only.
+        tasks.announce(self.hostname, self.pool_processes)
         while not self.stopping.is_set():
             try:
                 self._consume()
@@ -67,7 +72,7 @@ class SweepConsumer:
         # Acknowledged first: a sweep lost with its worker is replaced by the next one beat sends.
         message.ack()
         if not _expired(message):
-            tasks.run_sweep(self.hostname)
+            tasks.run_sweep(self.hostname, self.pool_processes)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -87,4 +92,5 @@ class SweepStep(bootsteps.StartStopStep):
     requires = ("celery.worker.components:Pool",)
 
     def create(self, parent: Any) -> SweepConsumer:
-        return SweepConsumer(parent.app, parent.hostname)
+        concurrency = parent.concurrency
+        return SweepConsumer(parent.app, parent.hostname, concurrency if isinstance(concurrency, int) else None)

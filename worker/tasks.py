@@ -1,9 +1,11 @@
-"""The Celery tasks: the periodic sweep, the push of one batch, and closing a quiet burst."""
+"""The Celery tasks: the periodic sweep, the push of claimed batches (several per task), and closing a quiet burst."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from celery import shared_task
 from celery.exceptions import Reject
@@ -11,7 +13,7 @@ from celery.exceptions import Reject
 from worker.ingest.ingestor import REBUILD_BEGIN_TASK
 from worker.logs import Outage
 from worker.observe import liveness, metrics
-from worker.push.batch import DEAD_LETTERED
+from worker.push.batch import DEAD_LETTERED, PushOutcome
 from worker.runs import broker_runs
 from worker.runtime import flusher, runtime
 from worker.store import keys
@@ -22,9 +24,14 @@ SWEEP_TASK = "pushsync.sweep"
 ROUTINE_TASKS = frozenset({SWEEP_TASK})
 """Tasks too frequent to log each run of: they log what they do."""
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 STORE_OUTAGE = Outage(log, "the store (Redis)", "sweeps wait for it, and windows stay buffered")
 SWEEP_LOCK_SECONDS = 30
 """A sweep that takes longer than this (it should take milliseconds) lets the next one run."""
+PUSH_TASK_MAX_BATCHES = 16
+"""Batches one push task carries at most (a sweep's batches are spread over the pool processes)."""
+HAND_ON_SECONDS = 2.0
+"""A push task that has run this long sends the batches it has not started on to another task."""
 HAND_BACK_DELAY_SECONDS = 5.0
 """How long a push whose writes the replicas did not confirm waits before handing its message back: on
 RabbitMQ each hand-back counts toward the tasks queue's delivery limit, so an outage of the replicas
@@ -36,40 +43,99 @@ class BatchDeadLettered(Exception):
     as Flower shows it failed (the message is acknowledged all the same: the batch is kept there)."""
 
 
-def _push(target_ref: str, batch_id: str) -> dict:
+def _push(target_ref: str, batch_id: str) -> PushOutcome:
     target = keys.Target.from_ref(target_ref)
     with metrics.PUSHES_RUNNING.labels(target.kind).track_inprogress():
         # The push logs its outcome with the batch's fields.
+        return runtime().push.run(target.batch(batch_id))
+
+
+def _push_all(task_name: str, refs: Sequence[Sequence[str]]) -> dict:
+    """Push the batches `refs` names ([target ref, batch id] each) one after the other.
+
+    A batch that fails does not stop the others (each is the reaper's once its task is gone); a run
+    longer than HAND_ON_SECONDS sends the batches it has not started to the queue in a task of their
+    own, so that an idle pool process takes them."""
+    started = time.monotonic()
+    outcomes, dead_lettered, failure = [], [], None
+    for index, (target_ref, batch_id) in enumerate(refs):
+        if index and time.monotonic() - started > HAND_ON_SECONDS:
+            _send(task_name, refs[index:])
+            log.info("%d batch(es) of this task handed on to another task after %.1f s", len(refs) - index,
+                     time.monotonic() - started)
+            break
         try:
-            outcome = runtime().push.run(target.batch(batch_id))
+            outcome = _push(target_ref, batch_id)
         except ReplicasUnconfirmed as exc:
-            # Not acknowledged: the message goes back, and its next delivery finds the batch as the store has it.
+            # Not acknowledged: the message goes back, and its next delivery finds each batch as the store has it
+            # (those pushed already are done).
             log.warning("push of batch %s of %s handed back to the broker in %.0f s: %s", batch_id, target_ref,
                         HAND_BACK_DELAY_SECONDS, exc)
             time.sleep(HAND_BACK_DELAY_SECONDS)
             raise Reject(str(exc), requeue=True) from exc
-    if outcome.state == DEAD_LETTERED:
-        raise BatchDeadLettered(f"batch {batch_id} of {target_ref} was dead-lettered: see `pushsync dlq list`")
-    return outcome.__dict__
+        except Exception as exc:
+            if is_outage(exc):
+                # The store is gone for every batch alike: the reaper enqueues them again once it is back.
+                raise
+            log.exception("push of batch %s of %s failed; the reaper enqueues it again", batch_id, target_ref)
+            failure = failure or exc
+            continue
+        outcomes.append(outcome.__dict__)
+        if outcome.state == DEAD_LETTERED:
+            dead_lettered.append(f"{batch_id} of {target_ref}")
+    if failure is not None:
+        raise failure
+    if dead_lettered:
+        raise BatchDeadLettered(f"batch {', '.join(dead_lettered)} dead-lettered: see `pushsync dlq list`")
+    return outcomes[0] if len(outcomes) == 1 else {"batches": outcomes}
 
 
 # `throws`: an expected failure, logged in one line without a traceback (the push logged why).
 @shared_task(name="pushsync.push_batch", acks_late=True, throws=(BatchDeadLettered,))
-def push_batch(target_ref: str, batch_id: str) -> dict:
-    """Push one claimed batch of items (idempotent by batch id)."""
-    return _push(target_ref, batch_id)
+def push_batch(target_ref: str, batch_id: str, *more: Sequence[str]) -> dict:
+    """Push one claimed batch of items (idempotent by batch id), then each of `more` ([target ref, batch id])."""
+    return _push_all(push_batch.name, [(target_ref, batch_id), *more])
 
 
 @shared_task(name="pushsync.push_identities", acks_late=True, throws=(BatchDeadLettered,))
-def push_identities(target_ref: str, batch_id: str) -> dict:
-    """Push one claimed batch of a provider's identity changes (idempotent by batch id)."""
-    return _push(target_ref, batch_id)
+def push_identities(target_ref: str, batch_id: str, *more: Sequence[str]) -> dict:
+    """Push one claimed batch of a provider's identity changes (idempotent by batch id), then each of `more`."""
+    return _push_all(push_identities.name, [(target_ref, batch_id), *more])
 
 
-def enqueue_push(batch: keys.Batch) -> None:
-    """Send the task that pushes `batch`: items and identities have tasks of their own."""
-    task = push_batch if batch.target.kind == keys.SOURCE else push_identities
-    task.delay(batch.target.ref, batch.id)
+TASK_OF_KIND = {keys.SOURCE: push_batch, keys.PROVIDER: push_identities}
+
+
+def _send(task_name: str, refs: Sequence[Sequence[str]]) -> None:
+    task = push_batch if task_name == push_batch.name else push_identities
+    task.apply_async(args=[*refs[0], *[list(ref) for ref in refs[1:]]])
+
+
+def pushes_enqueuer(pool_processes: int) -> Callable[[Sequence[keys.Batch]], None]:
+    """What sends the push tasks of a sweep's batches, spread over `pool_processes` (see `spread`)."""
+    def enqueue(batches: Sequence[keys.Batch]) -> None:
+        for kind, task in TASK_OF_KIND.items():
+            for refs in spread([(batch.target.ref, batch.id) for batch in batches if batch.target.kind == kind],
+                               pool_processes):
+                _send(task.name, refs)
+
+    return enqueue
+
+
+def spread(refs: Sequence[T], pool_processes: int) -> list[Sequence[T]]:
+    """`refs` cut into the tasks that carry them: as many as `pool_processes` (the workers' pools; 0 when
+    unknown: one task each), PUSH_TASK_MAX_BATCHES each at most, in order. A task per batch would cost
+    more than the push of a small batch itself (a message, its task events, a round trip to the pool)."""
+    if pool_processes <= 0:
+        return [refs[index:index + 1] for index in range(len(refs))]
+    count = max(-(-len(refs) // PUSH_TASK_MAX_BATCHES), min(len(refs), pool_processes))
+    chunks, start = [], 0
+    for index in range(count):
+        # Sizes differ by one at most, so no pool process waits on a task twice another's.
+        size = len(refs) // count + (index < len(refs) % count)
+        chunks.append(refs[start:start + size])
+        start += size
+    return chunks
 
 
 @shared_task(name="pushsync.close_burst", acks_late=True)
@@ -100,10 +166,22 @@ def sweep() -> dict:
     return run_sweep(sweep.request.hostname)
 
 
-def run_sweep(hostname: str) -> dict:
-    """One sweep, on the worker named `hostname`, unless another one is under way."""
+def announce(hostname: str, pool_processes: int | None) -> None:
+    """Record the pool of the worker named `hostname` among those push tasks are spread over (best effort:
+    its every sweep records it too)."""
     try:
-        outcome = _sweep(hostname)
+        liveness.record_pool(runtime().store, hostname, pool_processes)
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        STORE_OUTAGE.down(exc)
+
+
+def run_sweep(hostname: str, pool_processes: int | None = None) -> dict:
+    """One sweep, on the worker named `hostname` (whose pool runs `pool_processes` tasks at once, None when
+    unknown), unless another one is under way."""
+    try:
+        outcome = _sweep(hostname, pool_processes)
     except Exception as exc:
         if not is_outage(exc):
             raise
@@ -114,14 +192,14 @@ def run_sweep(hostname: str) -> dict:
     return outcome
 
 
-def _sweep(hostname: str) -> dict:
+def _sweep(hostname: str, pool_processes: int | None) -> dict:
     current = runtime()
-    liveness.record_sweep(current.store, hostname)
+    liveness.record_sweep(current.store, hostname, pool_processes)
     lock = current.store.lock(keys.SWEEP_LOCK, timeout=SWEEP_LOCK_SECONDS, blocking=False)
     if not lock.acquire():
         return {"skipped": True}
     try:
-        result = flusher(enqueue_push).sweep()
+        result = flusher(pushes_enqueuer(liveness.pool_processes(current.store))).sweep()
         closing = current.brackets.close_quiet(lambda target, epoch: close_burst.delay(target.ref, epoch))
         for target, run_id in broker_runs.due(current.store, current.settings.run_poll_seconds):
             rebuild_finish.delay(target.ref, run_id)

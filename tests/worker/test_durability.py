@@ -96,8 +96,8 @@ def test_a_claim_confirms_what_its_push_relies_on_before_the_task_is_sent(durabi
                                                                   b'{"kind": "item.upsert"}')])
     promoted: dict[str, dict] = {}
     failing_over = FailsOverOnConfirm(durability.shared, replica)
-    flusher = Flusher(failing_over.client, settings, lambda batch: promoted.update(
-        {batch.id: replica.client().hgetall(batch.meta)}), failing_over)
+    flusher = Flusher(failing_over.client, settings, lambda batches: promoted.update(
+        {batch.id: replica.client().hgetall(batch.meta) for batch in batches}), failing_over)
     try:
         (batch,) = flusher.sweep(time.time() + 5).claimed
     finally:
@@ -145,18 +145,18 @@ def test_a_push_its_replicas_did_not_confirm_waits_before_it_hands_its_message_b
     source = keys.Target(keys.SOURCE, "handed-back")
     Coalescer(durability.client, settings).add_encoded(source, [("https://example.com/1", "1.0",
                                                                   b'{"kind": "item.upsert"}')])
-    (batch,) = Flusher(durability.client, settings, lambda batch: None).sweep(time.time() + 5).claimed
+    (batch,) = Flusher(durability.client, settings, lambda batches: None).sweep(time.time() + 5).claimed
     api = PushApiClient(base_url="http://127.0.0.1:9/push/v1", organization_id="org", api_key="key")
     push = BatchPush(durability.client, api, StatusBrackets(durability.client, api, settings),
                      DeadLetters(sentinel_store.url, durability.client), settings, durability=durability)
     monkeypatch.setattr(tasks, "runtime", lambda: SimpleNamespace(push=push))
     slept: list[float] = []
-    monkeypatch.setattr(tasks, "time", SimpleNamespace(sleep=slept.append))
+    monkeypatch.setattr(tasks, "time", SimpleNamespace(sleep=slept.append, monotonic=time.monotonic))
     pid = sentinel_store.replica().child.popen.pid
     os.kill(pid, signal.SIGSTOP)
     try:
         with pytest.raises(Reject) as handed_back:
-            tasks._push(source.ref, batch.id)
+            tasks._push_all(tasks.push_batch.name, [(source.ref, batch.id)])
     finally:
         os.kill(pid, signal.SIGCONT)
     assert handed_back.value.requeue

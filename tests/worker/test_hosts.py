@@ -50,14 +50,17 @@ def test_workers_on_three_hosts_share_the_work_and_the_index_is_exact(hosts, wor
         emulator.create_source(source)
     emulator.add_fault(method="PUT", path=f"*{BATCH_PATH_SUFFIX}", latency=BATCH_LATENCY_SECONDS)
     env = pipeline_env(network_store.url, network_store.broker_url, emulator)
-    started = [hosts.worker(env)[0] for _ in range(HOSTS)]
+    started = [hosts.worker(env) for _ in range(HOSTS)]
+    for _, worker in started:
+        # Up before the work comes: a sweep spreads its pushes over the pools of the workers running then.
+        worker.wait_for_log("ready.")
     workers.start("beat", env)
     events = history(SOURCES, items=20, seed=17)
     with Publisher(network_store.broker_url, events_per_message=10) as publisher:
         publisher.publish_many(events)
     converge(emulator, events, SOURCES)
     pushed_from = {entry["client"] for entry in batch_accepts(emulator.requests())}
-    assert pushed_from == {host.address for host in started}, "every host pushed batches, and only the hosts did"
+    assert pushed_from == {host.address for host, _ in started}, "every host pushed batches, and only the hosts did"
 
 
 def versions(version: int) -> list[dict]:

@@ -58,7 +58,7 @@ class Parts:
                             api_key=emulator.api_key, retry_budget_seconds=2, read_timeout=5)
         self.enqueued: list[keys.Batch] = []
         self.coalescer = Coalescer(redis_client, self.settings)
-        self.flusher = Flusher(redis_client, self.settings, self.enqueued.append)
+        self.flusher = Flusher(redis_client, self.settings, self.enqueued.extend)
         self.push = BatchPush(redis_client, api, StatusBrackets(redis_client, api, self.settings),
                               DeadLetterBrowser(broker_url), self.settings)
 

@@ -66,7 +66,7 @@ def parts(client: redis.Redis, emulator=None, **overrides: object) -> Parts:
                       "organization_id": emulator.organization, "api_key": emulator.api_key}
     settings = load_settings(window_seconds=1, **overrides)
     enqueued: list[keys.Batch] = []
-    return Parts(settings, enqueued, Flusher(client, settings, enqueued.append), Coalescer(client, settings))
+    return Parts(settings, enqueued, Flusher(client, settings, enqueued.extend), Coalescer(client, settings))
 
 
 def test_a_sweep_claims_at_most_its_bound_in_a_few_round_trips_and_says_so_once(redis_client, caplog, monkeypatch):

@@ -63,7 +63,7 @@ class Stages:
                                  retry_budget_seconds=2, read_timeout=5)
         self.coalescer = Coalescer(redis_client, self.settings)
         self.enqueued: list[keys.Batch] = []
-        self.flusher = Flusher(redis_client, self.settings, self.enqueued.append)
+        self.flusher = Flusher(redis_client, self.settings, self.enqueued.extend)
         self.brackets = StatusBrackets(redis_client, self.api, self.settings)
         self.dead_letters = DeadLetterBrowser(broker_url)
         self.push = BatchPush(redis_client, self.api, self.brackets, self.dead_letters, self.settings)
@@ -447,7 +447,7 @@ def test_the_reaper_reads_every_batch_waiting_for_identities_in_a_few_round_trip
     source_batches = [b for b in claimed if b.target.kind == keys.SOURCE]
     assert {stages.push.run(batch).state for batch in source_batches} == {"waiting"}
     # Thousands of sources may wait for one provider: a pass must not cost a round trip or two per source.
-    trips = round_trips_of(redis_client, lambda counted: Flusher(counted, stages.settings, stages.enqueued.append)
+    trips = round_trips_of(redis_client, lambda counted: Flusher(counted, stages.settings, stages.enqueued.extend)
                            .reap(time.time()))
     assert trips < 2 * keys.INDEX_SHARDS, trips
     assert stages.push.run(provider_batch).state == "pushed"

@@ -21,6 +21,9 @@ from worker.store import beat_lock, keys
 
 REPLY_SECONDS = 1.0
 """How long to wait for workers' answers to a remote-control request."""
+POOL_STALE_SECONDS = 60.0
+"""A worker that ran no sweep this long no longer counts among the pools that push tasks are spread over (sweeps
+go round the workers: with a hundred of them, each runs one about every fifty seconds)."""
 BEAT_STALE_PERIODS = 5
 """Sweep periods without a sweep after which beat counts as gone (sweeps expire after as many)."""
 
@@ -54,10 +57,39 @@ class Beat:
     """The beat process that holds the lock; None when none does."""
 
 
-def record_sweep(client: redis.Redis, worker: str | None, now: float | None = None) -> None:
-    """Note that a sweep ran now on `worker` (beat's sign of life)."""
-    client.hset(keys.SWEEPS, mapping={"at": repr(time.time() if now is None else now),
-                                      "worker": worker or socket.gethostname()})
+def record_sweep(client: redis.Redis, worker: str | None, pool_processes: int | None = None,
+                 now: float | None = None) -> None:
+    """Note that a sweep ran now on `worker` (beat's sign of life), whose pool runs `pool_processes` tasks at
+    once (None: unknown, not recorded)."""
+    now = time.time() if now is None else now
+    worker = worker or socket.gethostname()
+    pipe = client.pipeline(transaction=False)
+    pipe.hset(keys.SWEEPS, mapping={"at": repr(now), "worker": worker})
+    record_pool(pipe, worker, pool_processes, now)
+    pipe.execute()
+
+
+def record_pool(client: redis.Redis, worker: str, pool_processes: int | None, now: float | None = None) -> None:
+    """Count `worker`'s pool of `pool_processes` (None: unknown, nothing recorded) among those push tasks are
+    spread over, as seen now."""
+    if pool_processes:
+        client.hset(keys.POOLS, worker, f"{pool_processes} {time.time() if now is None else now!r}")
+
+
+def pool_processes(client: redis.Redis, now: float | None = None) -> int:
+    """The pool processes of the workers that ran a sweep in the last POOL_STALE_SECONDS (0 if none did);
+    workers not seen for that long are forgotten."""
+    now = time.time() if now is None else now
+    total, stale = 0, []
+    for worker, value in client.hgetall(keys.POOLS).items():
+        processes, _, seen_at = value.decode().partition(" ")
+        if now - float(seen_at) > POOL_STALE_SECONDS:
+            stale.append(worker)
+        else:
+            total += int(processes)
+    if stale:
+        client.hdel(keys.POOLS, *stale)
+    return total
 
 
 def last_sweep(client: redis.Redis) -> float | None:

@@ -126,8 +126,7 @@ class BatchPush:
         return outcome
 
     def _run(self, batch: keys.Batch) -> PushOutcome:
-        if not self.client.exists(batch.meta):
-            return PushOutcome("done")
+        # A finished batch is told by its first step (it leaves no lease behind): no round trip asks first.
         lease = Lease(self.client, batch.lease, self.settings.lease_seconds, self.durability)
         if not lease.acquire():
             return PushOutcome("held")
@@ -162,8 +161,10 @@ class BatchPush:
             error = RuntimeError(f"the push task of this batch was delivered {attempts} times without finishing: "
                                  f"{attempts - 1} deliveries died while pushing it")
             return self._dead_letter(batch, lease, error, attempts)
+        probe, opened_at = self.client.hmget(batch.meta, "probe", "opened_at")
         try:
-            return self._push(batch, lease, probe=bool(self.client.hexists(batch.meta, "probe")))
+            return self._push(batch, lease, probe=probe is not None,
+                              opened_at=float(opened_at) if opened_at is not None else None)
         except (QuotaError, ThrottledError) as exc:
             # A 429 the client stopped retrying asked for a longer wait than its budget (the day's calls
             # are spent): a pause for that long, not a failure of the batch.
@@ -205,8 +206,9 @@ class BatchPush:
             lease.check(f"the {step} step")
         return done
 
-    def _push(self, batch: keys.Batch, lease: Lease, probe: bool) -> PushOutcome:
-        """Send the batch and release it; `probe`: its target was paused, so one item goes alone first."""
+    def _push(self, batch: keys.Batch, lease: Lease, probe: bool, opened_at: float | None) -> PushOutcome:
+        """Send the batch and release it; `probe`: its target was paused, so one item goes alone first;
+        `opened_at`: when its window opened (epoch seconds, None if unknown)."""
         target = batch.target
         started = time.monotonic()
         if target.kind == keys.SOURCE:
@@ -223,9 +225,7 @@ class BatchPush:
                 max_bytes //= 2
                 log.warning("413: splitting the batch into files of %d bytes", max_bytes, extra={"maxBytes": max_bytes})
         if report.counts:
-            opened_at = self.client.hget(batch.meta, "opened_at")
-            hooks.emit("after_push", target, report.counts, report.bytes, time.monotonic() - started,
-                       float(opened_at) if opened_at else None)
+            hooks.emit("after_push", target, report.counts, report.bytes, time.monotonic() - started, opened_at)
         rejected = [operation.ref for operation, _ in report.rejected]
         for operation, error in report.rejected:
             event = self.client.hget(batch.events, operation.ref)
@@ -299,10 +299,13 @@ class BatchPush:
         if not released:
             log.error("lease lost before release; the task that holds it finishes the batch")
             return
-        self.client.zrem(target.claimed, batch.claim_ref)
+        lease.forget()
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zrem(target.claimed, batch.claim_ref)
+        pipe.hget(target.window_meta, "opened_at")
+        _, opened_at = pipe.execute()
         # The sweep puts off a due window while its target's batch is in flight: once B is released,
         # the window that filled meanwhile is due at its own time again.
-        opened_at = self.client.hget(target.window_meta, "opened_at")
         if opened_at is not None:
             due_at = float(opened_at) + self.settings.window_for(target.id)
             self.client.zadd(target.deadlines, {target.ref: due_at}, xx=True, lt=True)

@@ -71,6 +71,7 @@ class Lease:
         self._confirmed_at = 0.0
         """Monotonic time at which the last acquisition or renewal that Redis confirmed was sent."""
         self.lost = False
+        self._ended = False
 
     def acquire(self) -> bool:
         """Take the lease if nobody holds it; start renewing it."""
@@ -122,9 +123,16 @@ class Lease:
         if self._thread is not None:
             self._thread.join()
 
+    def forget(self) -> None:
+        """Stop renewing: a script that ended the hold with the token (release.lua) deleted the key already."""
+        self.halt()
+        self._ended = True
+
     def release(self) -> None:
         """Stop renewing and drop the lease if it is still ours."""
         self.halt()
+        if self._ended:
+            return
         try:
             self._script(keys=[self.key], args=[self.token, 0])
         except STORE_ERRORS as exc:

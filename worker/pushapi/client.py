@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -75,6 +75,34 @@ class FencedAdapter(HTTPAdapter):
 
     def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
         super().init_poolmanager(connections, maxsize, block, socket_options=self._socket_options, **pool_kwargs)
+
+
+class EnvironmentOnce(requests.Session):
+    """A session that reads the environment's proxies (HTTPS_PROXY, NO_PROXY, ...) and CA bundle
+    (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE) once per origin, and never a netrc file.
+
+    requests reads the whole environment at every request, which cost a small push more CPU than
+    its own work; and its netrc lookup replaces the Authorization header with the netrc login of the
+    host, so a ~/.netrc entry for the Push API's host would send that login instead of the key."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trust_env = False
+        self._origins: dict[tuple[str, str], tuple[dict[str, str], str | None]] = {}
+
+    def merge_environment_settings(self, url: str | bytes | None, proxies: Any, stream: Any, verify: Any,
+                                   cert: Any) -> dict[str, Any]:
+        text = url.decode() if isinstance(url, bytes) else url or ""
+        origin = urlsplit(text)[:2]
+        found = self._origins.get(origin)
+        if found is None:
+            found = self._origins[origin] = (requests.utils.get_environ_proxies(text),
+                                             os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE"))
+        environment_proxies, bundle = found
+        if verify is True or verify is None:
+            verify = bundle or verify
+        return super().merge_environment_settings(url, {**environment_proxies, **(proxies or {})}, stream, verify,
+                                                  cert)
 
 
 @dataclass
@@ -141,7 +169,7 @@ class PushApiClient:
         self._sleep = sleep
         self.event_hooks = event_hooks or EventHooks()
         self._local = threading.local()
-        self.session = requests.Session()
+        self.session = EnvironmentOnce()
         self.session.headers["User-Agent"] = USER_AGENT
         adapter = HTTPAdapter(pool_connections=POOL_CONNECTIONS, pool_maxsize=POOL_MAXSIZE, max_retries=0)
         self.session.mount("https://", adapter)

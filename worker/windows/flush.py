@@ -49,7 +49,8 @@ HERE = Path(__file__).parent
 
 log = logging.getLogger(__name__)
 
-Enqueue = Callable[[keys.Batch], None]
+Enqueue = Callable[[Sequence[keys.Batch]], None]
+"""Sends the push tasks of claimed batches (all those of one step of a sweep at once)."""
 MAX_DOUBLINGS = 32
 """Doublings of the re-enqueue wait computed at most (the cap is reached long before; no float overflow)."""
 SWEEP_MAX_CLAIMS = 2000
@@ -81,7 +82,7 @@ class Flusher:
         """
         client: the coalescing store.
         settings: window lengths.
-        enqueue: sends the push task for a claimed batch.
+        enqueue: sends the push tasks of claimed batches.
         durability: confirms a claim by the store's replicas before its task is sent (default: none);
             `client` must be its `client`.
         """
@@ -168,7 +169,8 @@ class Flusher:
         self.durability.confirm(since)
         for batch in claimed:
             hooks.emit("after_flush", batch.target)
-            self.enqueue(batch)
+        if claimed:
+            self.enqueue(claimed)
         return claimed, in_flight, items
 
     def _providers(self, target: keys.Target) -> list[str]:
@@ -219,8 +221,9 @@ class Flusher:
             if self._requeue(keys=[batch.meta, batch.lease]):
                 self.client.zadd(batch.target.claimed, {batch.claim_ref: now})
                 log.info("the pause of %s is over; enqueuing its batch %s again", batch.target.ref, batch.id)
-                self.enqueue(batch)
                 resumed.append(batch)
+        if resumed:
+            self.enqueue(resumed)
         return resumed
 
     def reap(self, now: float) -> list[keys.Batch]:
@@ -270,7 +273,8 @@ class Flusher:
                 unstarted += 1
             elif not conditional:
                 log.warning("batch %s of %s has no live task; enqueuing it again", batch.id, batch.target.ref)
-            self.enqueue(batch)
+        if reaped:
+            self.enqueue([batch for batch, _, _ in reaped])
         if unstarted:
             log.info("%d batch(es) still not started by a task after their wait; enqueuing them again", unstarted)
         return [batch for batch, _, _ in reaped]

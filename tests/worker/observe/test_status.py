@@ -220,6 +220,9 @@ def test_status_lists_nothing_on_an_empty_store(redis_client, redis_url, redis_b
     assert redis.Redis.from_url(redis_url).dbsize() == 0, "status only reads"
 
 
+ENDED = {"task-failed", "task-succeeded"}
+
+
 def test_a_monitor_such_as_flower_sees_pushes_not_sweeps_and_a_dead_letter_as_a_failure(
         workers, clean_emulator, redis_client, redis_url, redis_broker_url):
     clean_emulator.create_source(OK)  # BAD does not exist: its batch is dead-lettered (404)
@@ -243,12 +246,15 @@ def test_a_monitor_such_as_flower_sees_pushes_not_sweeps_and_a_dead_letter_as_a_
         for _ in receiver.itercapture(limit=None, timeout=30, wakeup=True):
             outcomes = {uuid: kinds[uuid][-1] for uuid in kinds if names.get(uuid)}
             # Several beat periods (0.5 s) pass, so sweeps had every chance to show up.
-            if len(outcomes) >= 2 and "task-failed" in outcomes.values() and time.monotonic() - started > 3:
+            # A task may carry both sources' batches: the one with the dead-lettered batch fails.
+            if ("task-failed" in outcomes.values() and set(outcomes.values()) <= ENDED
+                    and time.monotonic() - started > 3):
                 break
             assert time.monotonic() - started < 40, (names, kinds)
     assert "pushsync.sweep" not in names.values() and "" not in names.values(), names
-    final = sorted(kinds[uuid][-1] for uuid in kinds if names[uuid] == "pushsync.push_batch")
-    assert final == ["task-failed", "task-succeeded"], kinds
+    final = [kinds[uuid][-1] for uuid in kinds if names[uuid] == "pushsync.push_batch"]
+    assert final.count("task-failed") == 1 and set(final) <= ENDED, kinds
+    assert len(clean_emulator.items(OK)) == 2, "the batch that could be pushed was, in whichever task"
     pushes = [events for uuid, events in kinds.items() if names[uuid] == "pushsync.push_batch"]
     assert all(events[:2] == ["task-sent", "task-received"] for events in pushes), kinds
 

@@ -120,7 +120,7 @@ def test_a_sampled_item_whose_content_goes_apart_is_sized_without_a_service(tmp_
 def test_a_feeding_run_holds_its_window_past_its_time_until_it_holds_enough(redis_client):
     settings = load_settings(window_seconds=1)
     claimed: list[keys.Batch] = []
-    flusher = Flusher(redis_client, settings, claimed.append)
+    flusher = Flusher(redis_client, settings, claimed.extend)
     coalescer = Coalescer(redis_client, settings)
     events = [json.loads(line(n)) for n in range(3)]
     entries = [(e["documentId"], f"{e['version']}.0", json.dumps(e).encode()) for e in events]
