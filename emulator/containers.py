@@ -12,6 +12,7 @@ import hmac
 import secrets
 import time
 import uuid
+from collections import deque
 from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,14 +81,21 @@ class ContainerStore:
         self._clock = clock
         self._secret = secrets.token_bytes(32)
         self._containers: dict[str, Container] = {}
+        self._unswept: deque[Container] = deque()
+        """Containers whose blob may still be on disk, oldest first: they expire in about that order, so a
+        sweep stops at the first that has not."""
+        self._uploading: list[Container] = []
+        """Expired containers that were still being uploaded to when a sweep reached them."""
 
     def create(self) -> Container:
         """A new, empty container (and the blobs of expired ones are removed)."""
         self._sweep()
-        private_directory(self._directory)
+        if not self._unswept and not self._uploading:
+            private_directory(self._directory)
         file_id = str(uuid.uuid4())
         container = Container(file_id, self._clock.now(), self._directory / f"{file_id}.blob")
         self._containers[file_id] = container
+        self._unswept.append(container)
         return container
 
     def upload_query(self, container: Container) -> str:
@@ -163,6 +171,23 @@ class ContainerStore:
         return self._clock.now() >= container.expires_at
 
     def _sweep(self) -> None:
-        for container in self._containers.values():
-            if container.state is not ContainerState.UPLOADING and self._expired(container):
+        # An expired container still being uploaded to keeps its blob until a sweep after its upload ends.
+        self._uploading += self._drain_expired()
+        still = []
+        for container in self._uploading:
+            if container.state is ContainerState.UPLOADING:
+                still.append(container)
+            else:
                 container.path.unlink(missing_ok=True)
+        self._uploading = still
+
+    def _drain_expired(self) -> list[Container]:
+        """Take the expired containers off the front of the queue, and return those not ready to sweep yet."""
+        kept = []
+        while self._unswept and self._expired(self._unswept[0]):
+            container = self._unswept.popleft()
+            if container.state is ContainerState.UPLOADING:
+                kept.append(container)
+            else:
+                container.path.unlink(missing_ok=True)
+        return kept

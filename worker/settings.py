@@ -250,6 +250,12 @@ class Settings(BaseSettings):
         10.0, ge=0, validation_alias=_env("PUSHSYNC_IDLE_AFTER_SECONDS"),
         description="Quiet seconds (nothing buffered or in flight) before a source is set IDLE.",
     )
+    queue_seconds: float = Field(
+        1.0, ge=0, le=3600, validation_alias=_env("PUSHSYNC_QUEUE_SECONDS"),
+        description="Seconds of pushes, at the rate the pools finish them, that the sweeps claim ahead (at least "
+                    "16 batches per pool process); past it, due windows stay open and keep filling, so a load the "
+                    "pools cannot keep up with makes fewer, larger batches instead of a growing queue; 0: no bound.",
+    )
     single_call_max_items: int = Field(
         2, ge=0, le=100, validation_alias=_env("PUSHSYNC_SINGLE_CALL_MAX_ITEMS"),
         description="Batches of at most this many items or identities go by single-item calls, one call each, "

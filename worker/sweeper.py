@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -25,6 +26,9 @@ log = logging.getLogger(__name__)
 DRAIN_SECONDS = 1.0
 """How long one wait for a sweep message lasts, so a stop is noticed within about a second."""
 RECONNECT_SECONDS = 2.0
+ANNOUNCE_SECONDS = 15.0
+"""How often a worker records its pool among those push tasks are spread over, sweep or not (a quarter of
+`liveness.POOL_STALE_SECONDS`)."""
 """Wait before the consumer connects again after the broker failed it."""
 
 
@@ -62,7 +66,12 @@ class SweepConsumer:
     def _consume(self) -> None:
         with self.app.connection_for_read() as connection:
             with connection.Consumer(self.queue, callbacks=[self._on_message], accept=["json"], prefetch_count=1):
+                announced = time.monotonic()
                 while not self.stopping.is_set():
+                    if time.monotonic() - announced > ANNOUNCE_SECONDS:
+                        # Sweeps come to each worker by chance: its pool would drop out of the count without one.
+                        tasks.announce(self.hostname, self.pool_processes)
+                        announced = time.monotonic()
                     try:
                         connection.drain_events(timeout=DRAIN_SECONDS)
                     except socket.timeout:

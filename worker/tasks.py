@@ -60,7 +60,7 @@ def _push_all(task_name: str, refs: Sequence[Sequence[str]]) -> dict:
     outcomes, dead_lettered, failure = [], [], None
     for index, (target_ref, batch_id) in enumerate(refs):
         if index and time.monotonic() - started > HAND_ON_SECONDS:
-            _send(task_name, refs[index:])
+            _hand_on(task_name, refs[index:])
             log.info("%d batch(es) of this task handed on to another task after %.1f s", len(refs) - index,
                      time.monotonic() - started)
             break
@@ -103,7 +103,19 @@ def push_identities(target_ref: str, batch_id: str, *more: Sequence[str]) -> dic
     return _push_all(push_identities.name, [(target_ref, batch_id), *more])
 
 
-TASK_OF_KIND = {keys.SOURCE: push_batch, keys.PROVIDER: push_identities}
+TASK_OF_KIND = {keys.PROVIDER: push_identities, keys.SOURCE: push_batch}
+"""Providers first: a source's batch claimed by the same sweep as its provider's would wait for its identities."""
+
+
+def _hand_on(task_name: str, refs: Sequence[Sequence[str]]) -> None:
+    """Send `refs` in a new task, their enqueue time now: the reaper counts from there, not from the first task."""
+    now = time.time()
+    pipe = runtime().store.pipeline(transaction=False)
+    for target_ref, batch_id in refs:
+        batch = keys.Target.from_ref(target_ref).batch(batch_id)
+        pipe.zadd(batch.target.claimed, {batch.claim_ref: now}, xx=True, gt=True)
+    pipe.execute()
+    _send(task_name, refs)
 
 
 def _send(task_name: str, refs: Sequence[Sequence[str]]) -> None:
@@ -199,7 +211,8 @@ def _sweep(hostname: str, pool_processes: int | None) -> dict:
     if not lock.acquire():
         return {"skipped": True}
     try:
-        result = flusher(pushes_enqueuer(liveness.pool_processes(current.store))).sweep()
+        pools = liveness.pool_processes(current.store)
+        result = flusher(pushes_enqueuer(pools)).sweep(pool_processes=pools)
         closing = current.brackets.close_quiet(lambda target, epoch: close_burst.delay(target.ref, epoch))
         for target, run_id in broker_runs.due(current.store, current.settings.run_poll_seconds):
             rebuild_finish.delay(target.ref, run_id)

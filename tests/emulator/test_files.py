@@ -132,3 +132,31 @@ def test_a_batch_needs_an_uploaded_container(api: PushApi) -> None:
 def test_use_virtual_hosted_style_url_is_a_boolean(api: PushApi) -> None:
     assert api.call("POST", "/files", params={"useVirtualHostedStyleUrl": "true"}).status_code == 201
     assert_error(api.call("POST", "/files", params={"useVirtualHostedStyleUrl": "maybe"}), 400)
+
+
+def test_expired_containers_blobs_are_removed_and_a_sweep_stops_at_the_first_unexpired(tmp_path):
+    """A sweep at each new container walks only the expired ones (before, every container ever made)."""
+    from emulator.clock import Clock
+    from emulator.containers import ContainerState, ContainerStore
+    from emulator.limits import CONTAINER_LIFETIME_SECONDS
+
+    clock = Clock()
+    store = ContainerStore(tmp_path / "containers", clock)
+    uploading, old = store.create(), store.create()
+    for container in (uploading, old):
+        container.path.write_bytes(b"{}")
+    uploading.state = ContainerState.UPLOADING
+    clock.advance(CONTAINER_LIFETIME_SECONDS / 2)
+    recent = store.create()
+    recent.path.write_bytes(b"{}")
+    clock.advance(CONTAINER_LIFETIME_SECONDS / 2 + 1)
+    store.create()
+    assert uploading.path.exists(), "an upload under way keeps its blob"
+    assert not old.path.exists(), "and keeps no other from being swept"
+    store.upload_finished(uploading, 2)
+    store.create()
+    assert not uploading.path.exists()
+    assert recent.path.exists(), "not expired yet"
+    clock.advance(CONTAINER_LIFETIME_SECONDS)
+    store.create()
+    assert not recent.path.exists()

@@ -4,6 +4,7 @@ sharded (and what an earlier version left unsharded is still swept), and sweeps 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -187,3 +188,58 @@ def test_batches_whose_pause_ends_at_once_are_resumed_a_bounded_number_per_sweep
     assert len(flusher.sweep(now + 3).reaped) == 30, "one sweep resumes at most its bound"
     assert len(flusher.sweep(now + 3).reaped) == 20 and flusher.sweep(now + 3).reaped == []
     assert sorted(batch.id for batch in enqueued) == sorted(batch.id for batch in parked)
+
+
+def test_a_sweep_claims_no_more_than_the_queue_has_room_for_and_the_windows_left_open_keep_filling(
+        redis_client, clean_emulator, redis_broker_url):
+    from producers.events import complete_event, parse_event
+    from worker.deadletter.operator import DeadLetterBrowser
+    from worker.push.batch import BatchPush
+
+    def upsert(target: keys.Target, n: int) -> object:
+        return parse_event(complete_event({"kind": "item.upsert", "source": target.id, "version": 1,
+                                           "documentId": f"https://example.com/{n}", "item": {"data": "x"}}))
+
+    settings, enqueued, flusher, coalescer = parts(redis_client, clean_emulator, queue_seconds=1,
+                                                   idle_after_seconds=3600, single_call_max_items=0)
+    targets = sources(flush.QUEUE_FLOOR + 8)
+    for target in targets:
+        clean_emulator.create_source(target.id)
+        coalescer.add([upsert(target, 1)])  # deadlines in this order
+    later = time.time() + 5
+    first = flusher.sweep(later, pool_processes=1)
+    assert [batch.target for batch in first.claimed] == targets[:flush.QUEUE_FLOOR], "earliest deadlines first"
+    assert first.left_open == targets[flush.QUEUE_FLOOR:]
+    waiting = targets[-1]
+    coalescer.add([upsert(waiting, 2)])
+    assert flusher.sweep(later + 0.1, pool_processes=1).claimed == [], "the queue is full until pushes finish"
+    api = push_api_client(settings)
+    push = BatchPush(redis_client, api, StatusBrackets(redis_client, api, settings),
+                     DeadLetterBrowser(redis_broker_url), settings)
+    assert {push.run(batch).state for batch in enqueued} == {"pushed"}
+    third = flusher.sweep(later + 1, pool_processes=1)
+    assert [batch.target for batch in third.claimed] == targets[flush.QUEUE_FLOOR:] and third.left_open == []
+    assert push.run(third.claimed[-1]).pushed == 2, "the window left open took the event that came meanwhile"
+    api.close()
+
+
+def test_the_queues_bound_follows_the_rate_its_batches_finish_at_and_parked_ones_do_not_count(redis_client):
+    settings, _, flusher, _ = parts(redis_client, queue_seconds=2)
+    now = time.time()
+    queued = [keys.Target(keys.SOURCE, f"q{n}").batch(str(n)) for n in range(30)]
+    for batch in queued:
+        redis_client.zadd(batch.target.claimed, {batch.claim_ref: now - 1})
+    for batch in queued[20:25]:
+        redis_client.zadd(batch.target.claimed, {batch.claim_ref: keys.PARKED_SCORE})
+    for batch in queued[25:]:
+        # Parked, and looked at again by the reaper only once their pause is about to end.
+        redis_client.zadd(batch.target.claimed, {batch.claim_ref: now + 300})
+    # The last sweep left 100 queued a second ago (by Redis's clock) and measured 20/s: 80 finished since, 80/s.
+    seconds, microseconds = redis_client.time()
+    redis_client.hset(keys.QUEUE, mapping={"at": repr(seconds + microseconds / 1e6 - 1), "queued": 100, "rate": 20})
+    room = flusher.room(pool_processes=1, now=now)
+    assert room.queued == 20 and room.rate == pytest.approx(20 + flush.RATE_WEIGHT * 60, rel=0.05)
+    assert room.batches == math.ceil(room.rate * 2) - 20
+    assert flusher.room(pool_processes=8, now=now).batches == 8 * flush.QUEUE_FLOOR - 20, "never below the floor"
+    assert flusher.room(pool_processes=0, now=now) is None, "no pool known: no bound"
+    assert parts(redis_client, queue_seconds=0).flusher.room(pool_processes=1, now=now) is None

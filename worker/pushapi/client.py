@@ -76,6 +76,10 @@ class FencedAdapter(HTTPAdapter):
     def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
         super().init_poolmanager(connections, maxsize, block, socket_options=self._socket_options, **pool_kwargs)
 
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        # Through a proxy too: the connection to the proxy carries the request, and must die the same way.
+        return super().proxy_manager_for(proxy, socket_options=self._socket_options, **proxy_kwargs)
+
 
 class EnvironmentOnce(requests.Session):
     """A session that reads the environment's proxies (HTTPS_PROXY, NO_PROXY, ...) and CA bundle
@@ -92,17 +96,28 @@ class EnvironmentOnce(requests.Session):
 
     def merge_environment_settings(self, url: str | bytes | None, proxies: Any, stream: Any, verify: Any,
                                    cert: Any) -> dict[str, Any]:
+        environment_proxies, bundle = self._environment(url)
+        if verify is True or verify is None:
+            verify = bundle or verify
+        return super().merge_environment_settings(url, {**environment_proxies, **(proxies or {})}, stream, verify,
+                                                  cert)
+
+    def rebuild_proxies(self, prepared_request: Any, proxies: Any) -> dict[str, str]:
+        # A redirect (an upload's storage host may answer 307) takes the proxy of the host it leads to.
+        merged = dict(proxies or {})
+        for scheme, proxy in self._environment(prepared_request.url)[0].items():
+            merged.setdefault(scheme, proxy)
+        return super().rebuild_proxies(prepared_request, merged)
+
+    def _environment(self, url: str | bytes | None) -> tuple[dict[str, str], str | None]:
+        """The proxies the environment gives `url`'s origin, and its CA bundle, read at the origin's first request."""
         text = url.decode() if isinstance(url, bytes) else url or ""
         origin = urlsplit(text)[:2]
         found = self._origins.get(origin)
         if found is None:
             found = self._origins[origin] = (requests.utils.get_environ_proxies(text),
                                              os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE"))
-        environment_proxies, bundle = found
-        if verify is True or verify is None:
-            verify = bundle or verify
-        return super().merge_environment_settings(url, {**environment_proxies, **(proxies or {})}, stream, verify,
-                                                  cert)
+        return found
 
 
 @dataclass

@@ -70,6 +70,9 @@ RUNS_ENDING = f"{PREFIX}:runs:ending"
 """Set of compound refs `target ref|run id`: broker-started full runs whose rebuild.end came, until they are concluded."""
 SWEEPS = f"{PREFIX}:sweeps"
 """Hash: at (epoch seconds of the last sweep run) and worker (who ran it): beat's sign of life."""
+QUEUE = f"{PREFIX}:queue"
+"""Hash: at, queued, rate: what the last sweep left claimed and not parked, and the rate (batches a second)
+the pools finish them at, by which the next sweep bounds its claims (`worker.windows.flush`)."""
 POOLS = f"{PREFIX}:pools"
 """Hash: worker name -> `processes seen_at`: the pool size of each worker that ran a sweep lately, over which
 the sweep spreads push tasks."""

@@ -29,6 +29,7 @@ for parked batches only catches one parked without that record (a task that died
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -59,10 +60,32 @@ REAP_MAX_BATCHES = 2000
 """Claimed batches one reaper pass looks at at most, earliest enqueued first."""
 MIGRATE_MEMBERS = 1000
 """Members moved from each unsharded index into its shards per sweep."""
+QUEUE_FLOOR = 16
+"""Batches the queue may hold per pool process whatever the rate measured (one full push task each)."""
+RATE_WEIGHT = 0.5
+"""Weight of the latest sweep's finishing rate in the moving average: a load that doubles is followed
+within a few sweeps."""
+RATE_MIN_GAP_SECONDS = 0.2
+"""Sweeps closer than this (sweeps queued behind a slow one) measure no rate: a few batches over a few
+milliseconds would read as hundreds a second."""
+RATE_MAX_GAP_SECONDS = 10.0
+"""Sweeps further apart than this (none ran meanwhile) measure no rate: the queue changed without them."""
 IN_FLIGHT_RECHECK_SECONDS = 5.0
 """A due target whose batch is still in flight is due again this much later, or as soon as that batch
 is released (its push brings the deadline forward): thousands of targets waiting for their push
 are not looked at by every sweep."""
+
+
+@dataclass(frozen=True)
+class Room:
+    """What the queue of claimed batches has room for at one sweep."""
+
+    batches: int
+    """Batches the sweep may claim."""
+    queued: int
+    """Batches claimed and not parked when it began."""
+    rate: float
+    """Batches a second the pools finished lately (a moving average)."""
 
 
 @dataclass
@@ -72,6 +95,9 @@ class SweepResult:
     """Due targets left for the next sweep: a batch of theirs is in flight, they are paused, or a
     rebuild run holds their window open."""
     reaped: list[keys.Batch] = field(default_factory=list)
+    left_open: list[keys.Target] = field(default_factory=list)
+    """Due targets not claimed because the queue held as many batches as the pools are allowed
+    (`Flusher.room`): their windows keep filling until a later sweep."""
 
 
 class Flusher:
@@ -93,8 +119,9 @@ class Flusher:
         self._claim = script(client, HERE / "claim.lua")
         self._requeue = script(client, HERE / "requeue.lua")
 
-    def sweep(self, now: float | None = None) -> SweepResult:
-        """Claim the due windows (at most SWEEP_MAX_CLAIMS); re-enqueue lost batches."""
+    def sweep(self, now: float | None = None, pool_processes: int = 0) -> SweepResult:
+        """Claim the due windows (at most SWEEP_MAX_CLAIMS, and no more than the queue has room for); re-enqueue
+        lost batches. pool_processes: the workers' pool processes (0: unknown, the queue unbounded)."""
         started = time.perf_counter()
         now = time.time() if now is None else now
         self.migrate()
@@ -103,19 +130,65 @@ class Flusher:
         held = pause.paused(self.client, due, now).keys() | holds.holding_any(self.client, due, now)
         in_flight = self._in_flight([target for target in due if target not in held], now)
         result.busy = [target for target in due if target in held or target in in_flight]
-        result.claimed, raced, items = self.claim([target for target in due if target not in result.busy], now)
+        # Paused and held targets stay due, earliest first: the bound applies to those that can be claimed.
+        claimable = [target for target in due if target not in result.busy]
+        room = self.room(pool_processes, now)
+        taken = claimable if room is None else claimable[:room.batches]
+        result.left_open = claimable[len(taken):]
+        result.claimed, raced, items = self.claim(taken, now)
         result.busy += raced
         result.reaped = self.resume(now) + self.reap(now)
-        if result.claimed or result.reaped:
-            log.info("sweep: claimed batches: %d (%d items); due but busy: %d; enqueued again: %d; %.0f ms",
-                     len(result.claimed), items, len(result.busy), len(result.reaped),
-                     (time.perf_counter() - started) * 1000)
+        if room is not None:
+            self._note_queue(room, now)
+        if result.claimed or result.reaped or result.left_open:
+            queue = "" if room is None else f" (queued before: {room.queued}, finished lately: {room.rate:.0f}/s)"
+            log.info("sweep: claimed batches: %d (%d items); due but busy: %d; left open, the queue full: %d%s; "
+                     "enqueued again: %d; %.0f ms", len(result.claimed), items, len(result.busy),
+                     len(result.left_open), queue, len(result.reaped), (time.perf_counter() - started) * 1000)
         return result
 
     def due(self, now: float) -> list[keys.Target]:
         """The targets whose window is due by `now`, earliest first, at most SWEEP_MAX_CLAIMS."""
         found = _ranges(self.client, keys.DEADLINES, now, SWEEP_MAX_CLAIMS)
         return [keys.Target.from_ref(raw.decode()) for raw, _ in found[:SWEEP_MAX_CLAIMS]]
+
+    def room(self, pool_processes: int, now: float) -> Room | None:
+        """How many more batches this sweep may claim, given the workers' `pool_processes` (0: unknown); None
+        when unbounded (`PUSHSYNC_QUEUE_SECONDS` 0).
+
+        The queue (batches claimed and not parked) is bounded by what the pools finish in
+        `queue_seconds`, at the rate measured from one sweep to the next, and never below QUEUE_FLOOR
+        per pool process. A due window left unclaimed keeps its place (earliest deadline first) and keeps
+        filling: under a load the pools cannot keep up with, batches grow instead of the queue, and each
+        costs the pools about the same whatever its size."""
+        if pool_processes <= 0 or self.settings.queue_seconds <= 0:
+            return None
+        at, queued_before, rate = self.client.hmget(keys.QUEUE, "at", "queued", "rate")
+        queued, clock = self._queue(now)
+        rate = float(rate or 0)
+        # Timed by Redis's clock: the sweeps run on any worker, whose clocks may differ.
+        elapsed = clock - float(at or 0)
+        if RATE_MIN_GAP_SECONDS <= elapsed <= RATE_MAX_GAP_SECONDS:
+            finished = max(int(queued_before or 0) - queued, 0) / elapsed
+            rate += RATE_WEIGHT * (finished - rate)
+        bound = max(pool_processes * QUEUE_FLOOR, math.ceil(rate * self.settings.queue_seconds))
+        return Room(max(bound - queued, 0), queued, rate)
+
+    def _queue(self, now: float) -> tuple[int, float]:
+        """The batches claimed and waiting for a pool (parked ones, scored PARKED_SCORE or, by the reaper, at
+        the end of their pause, wait for a condition instead), and Redis's clock."""
+        pipe = self.client.pipeline(transaction=False)
+        for shard in keys.CLAIMED:
+            pipe.zcount(shard, f"({keys.PARKED_SCORE}", now)
+        pipe.time()
+        *counts, (seconds, microseconds) = pipe.execute()
+        return sum(counts), seconds + microseconds / 1_000_000
+
+    def _note_queue(self, room: Room, now: float) -> None:
+        """Record for the next sweep what this one left in the queue (counted again: its claims, resumed and
+        reaped batches changed it)."""
+        queued, clock = self._queue(now)
+        self.client.hset(keys.QUEUE, mapping={"at": repr(clock), "queued": queued, "rate": repr(room.rate)})
 
     def _in_flight(self, targets: Sequence[keys.Target], now: float) -> set[keys.Target]:
         """Those of `targets` with a batch in flight, their deadline put off by IN_FLIGHT_RECHECK_SECONDS."""

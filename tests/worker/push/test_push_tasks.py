@@ -67,7 +67,7 @@ def pushes(redis_client, redis_url, redis_broker_url, clean_emulator, monkeypatc
     api = push_api_client(settings)
     push = BatchPush(redis_client, api, StatusBrackets(redis_client, api, settings),
                      DeadLetterBrowser(redis_broker_url), settings)
-    monkeypatch.setattr(tasks, "runtime", lambda: SimpleNamespace(push=push))
+    monkeypatch.setattr(tasks, "runtime", lambda: SimpleNamespace(push=push, store=redis_client))
     Coalescer(redis_client, settings).add([parse_event(complete_event({
         "kind": "item.upsert", "source": source, "version": 1, "documentId": f"https://example.com/{source}",
         "item": {"data": source}})) for source in ("a", "b", "c")])
@@ -78,6 +78,7 @@ def pushes(redis_client, redis_url, redis_broker_url, clean_emulator, monkeypatc
                  config_source={"broker_url": redis_broker_url, "task_default_queue": TASKS_QUEUE})
     monkeypatch.setattr(tasks, "push_batch", app.tasks["pushsync.push_batch"])
     yield SimpleNamespace(batches=sorted(claimed, key=lambda batch: batch.target.id), emulator=clean_emulator,
+                          store=redis_client,
                           broker=redis.Redis.from_url(redis_broker_url))
     api.close()
 
@@ -100,8 +101,11 @@ def test_a_batch_that_fails_does_not_keep_the_rest_of_its_task_from_landing(push
 def test_a_task_that_ran_long_hands_the_batches_it_did_not_start_on_to_another_task(pushes, monkeypatch):
     monkeypatch.setattr(tasks, "HAND_ON_SECONDS", 0.0)
     first, *rest = [(batch.target.ref, batch.id) for batch in pushes.batches]
+    handed_at = time.time()
     outcome = tasks._push_all(tasks.push_batch.name, [first, *rest])
     assert outcome["state"] == "pushed" and outcome["pushed"] == 1
     assert [item["documentId"] for item in pushes.emulator.items("a")] == ["https://example.com/a"]
     assert pushes.emulator.items("c") == [], "the batches handed on are not pushed by this task"
     assert sent_tasks(pushes.broker) == [[*rest[0], list(rest[1])]]
+    # The reaper counts from the hand-on: it enqueues them again only if the new task is lost too.
+    assert all(pushes.store.zscore(batch.target.claimed, batch.claim_ref) >= handed_at for batch in pushes.batches[1:])

@@ -40,3 +40,21 @@ def test_the_proxy_the_environment_names_carries_the_calls_and_no_proxy_is_honou
         direct.close()
     assert [call.query["statusType"] for call in server.matching("POST", r"/status$")] == [["REFRESH"], ["IDLE"]]
     assert waits == [], "no call needed a retry"
+
+
+def test_a_proxied_push_api_connection_is_fenced_as_a_direct_one(monkeypatch):
+    """TCP_USER_TIMEOUT on the proxy's connection too: a request sent into a partition must die, not reach the
+    service after its batch's successor (docs/architecture.md, invariant 10)."""
+    from worker.pushapi.client import TCP_USER_TIMEOUT
+
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    client = PushApiClient(base_url=UNRESOLVABLE_PUSH_URL, organization_id=ORGANIZATION, api_key=API_KEY,
+                           fence_seconds=2.5)
+    try:
+        adapter = client.session.get_adapter(client.organization_url + "/")
+        manager = adapter.proxy_manager_for("http://127.0.0.1:9")
+        options = manager.connection_pool_kw["socket_options"]
+    finally:
+        client.close()
+    if TCP_USER_TIMEOUT is not None:
+        assert any(option[1] == TCP_USER_TIMEOUT and option[2] == 2500 for option in options), options
