@@ -22,6 +22,8 @@ class Check:
     """Items with the wrong version or content, missing, or present though not expected."""
     latencies: list[float] = field(default_factory=list)
     """Seconds from each timed item's publishing to the acceptance of the batch that carried it."""
+    published_at: list[float] = field(default_factory=list)
+    """When each of those items was published (epoch seconds), in the same order."""
 
 
 def check(emulator: Emulator, expected: dict[str, dict[str, int]], timed_prefix: str) -> Check:
@@ -41,6 +43,7 @@ def check(emulator: Emulator, expected: dict[str, dict[str, int]], timed_prefix:
                 result.wrong += 1
             elif document_id.startswith(timed_prefix):
                 result.latencies.append((item["orderingId"] - item["metadata"]["publishedAt"]) / MS_PER_SECOND)
+                result.published_at.append(item["metadata"]["publishedAt"] / MS_PER_SECOND)
     return result
 
 

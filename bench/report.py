@@ -174,12 +174,15 @@ DESCRIPTIONS = {
         "sources, each with one open window (real scripts on a private Redis, no push made). Then end to end: "
         "events published at a fixed rate over 10, 1,000 or 10,000 sources through 2 workers of one pool process "
         "each, beat, a private Redis and the emulator, all on the same 2 cores: p99 from each event's publishing to "
-        "the acceptance of the batch that carried it, the drain after the last event, and CPU per event and per "
-        "batch call. Ratios are against the 10-source point (the baseline) of the same run.",
+        "the acceptance of the batch that carried it (also past the first two windows), the drain after the last "
+        "event, and CPU per event and per batch call. Ratios are against the 10-source point (the baseline) of the "
+        "same run.",
         notes=["The targets are p99 within the window plus 2 s and a drain within two windows. At 1,000 sources "
-               "and 1,000 events/s the windows of 5 s hold about 5 events each, so the pipeline must push about "
-               "180 batches a second: the CPU per batch call (the workers, Redis and the emulator together) "
-               "limits it to about 70 on these 2 cores, and the backlog grows until publishing stops."],
+               "and 1,000 events/s the windows of 5 s hold about 5 events each, about 200 batches a second; the "
+               "pools push about 140 a second on these 2 cores, and the bound on the queue lengthens the windows "
+               "instead of queueing. Every source's first window opens when publishing starts, so all are due at "
+               "once: that wave is the whole-run p99 at 1,000 sources; past the first two windows it meets the "
+               "target."],
     ),
 }
 ORDER = ["end_to_end", "rebuild", "chaos", "ingest", "big_window", "hosts", "emulator", "publish"]
