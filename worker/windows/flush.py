@@ -180,8 +180,9 @@ class Flusher:
         pipe = self.client.pipeline(transaction=False)
         for shard in keys.CLAIMED:
             pipe.zcount(shard, f"({keys.PARKED_SCORE}", now)
-        pipe.time()
-        *counts, (seconds, microseconds) = pipe.execute()
+        counts = pipe.execute()
+        # Not in the pipeline: a Cluster pipeline takes only commands with keys.
+        seconds, microseconds = self.client.time()
         return sum(counts), seconds + microseconds / 1_000_000
 
     def _note_queue(self, room: Room, now: float) -> None:
