@@ -84,13 +84,13 @@ class ContainerStore:
         self._unswept: deque[Container] = deque()
         """Containers whose blob may still be on disk, oldest first: they expire in about that order, so a
         sweep stops at the first that has not."""
-        self._uploading: list[Container] = []
-        """Expired containers that were still being uploaded to when a sweep reached them."""
+        self._lapsed: list[Container] = []
+        """Expired containers whose blob is still on disk: those still being uploaded to when a sweep took them."""
 
     def create(self) -> Container:
         """A new, empty container (and the blobs of expired ones are removed)."""
         self._sweep()
-        if not self._unswept and not self._uploading:
+        if not self._containers:
             private_directory(self._directory)
         file_id = str(uuid.uuid4())
         container = Container(file_id, self._clock.now(), self._directory / f"{file_id}.blob")
@@ -171,23 +171,11 @@ class ContainerStore:
         return self._clock.now() >= container.expires_at
 
     def _sweep(self) -> None:
-        # An expired container still being uploaded to keeps its blob until a sweep after its upload ends.
-        self._uploading += self._drain_expired()
-        still = []
-        for container in self._uploading:
-            if container.state is ContainerState.UPLOADING:
-                still.append(container)
-            else:
-                container.path.unlink(missing_ok=True)
-        self._uploading = still
-
-    def _drain_expired(self) -> list[Container]:
-        """Take the expired containers off the front of the queue, and return those not ready to sweep yet."""
-        kept = []
         while self._unswept and self._expired(self._unswept[0]):
-            container = self._unswept.popleft()
-            if container.state is ContainerState.UPLOADING:
-                kept.append(container)
-            else:
+            self._lapsed.append(self._unswept.popleft())
+        # One still being uploaded to keeps its blob until a sweep after its upload ends.
+        uploading = [container for container in self._lapsed if container.state is ContainerState.UPLOADING]
+        for container in self._lapsed:
+            if container.state is not ContainerState.UPLOADING:
                 container.path.unlink(missing_ok=True)
-        return kept
+        self._lapsed = uploading

@@ -26,10 +26,10 @@ log = logging.getLogger(__name__)
 DRAIN_SECONDS = 1.0
 """How long one wait for a sweep message lasts, so a stop is noticed within about a second."""
 RECONNECT_SECONDS = 2.0
+"""Wait before the consumer connects again after the broker failed it."""
 ANNOUNCE_SECONDS = 15.0
 """How often a worker records its pool among those push tasks are spread over, sweep or not (a quarter of
 `liveness.POOL_STALE_SECONDS`)."""
-"""Wait before the consumer connects again after the broker failed it."""
 
 
 class SweepConsumer:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from celery import shared_task
+from celery import Task, shared_task
 from celery.exceptions import Reject
 
 from worker.ingest.ingestor import REBUILD_BEGIN_TASK
@@ -50,7 +50,7 @@ def _push(target_ref: str, batch_id: str) -> PushOutcome:
         return runtime().push.run(target.batch(batch_id))
 
 
-def _push_all(task_name: str, refs: Sequence[Sequence[str]]) -> dict:
+def _push_all(task: Task, refs: Sequence[Sequence[str]]) -> dict:
     """Push the batches `refs` names ([target ref, batch id] each) one after the other.
 
     A batch that fails does not stop the others (each is the reaper's once its task is gone); a run
@@ -60,7 +60,7 @@ def _push_all(task_name: str, refs: Sequence[Sequence[str]]) -> dict:
     outcomes, dead_lettered, failure = [], [], None
     for index, (target_ref, batch_id) in enumerate(refs):
         if index and time.monotonic() - started > HAND_ON_SECONDS:
-            _hand_on(task_name, refs[index:])
+            _hand_on(task, refs[index:])
             log.info("%d batch(es) of this task handed on to another task after %.1f s", len(refs) - index,
                      time.monotonic() - started)
             break
@@ -94,20 +94,20 @@ def _push_all(task_name: str, refs: Sequence[Sequence[str]]) -> dict:
 @shared_task(name="pushsync.push_batch", acks_late=True, throws=(BatchDeadLettered,))
 def push_batch(target_ref: str, batch_id: str, *more: Sequence[str]) -> dict:
     """Push one claimed batch of items (idempotent by batch id), then each of `more` ([target ref, batch id])."""
-    return _push_all(push_batch.name, [(target_ref, batch_id), *more])
+    return _push_all(push_batch, [(target_ref, batch_id), *more])
 
 
 @shared_task(name="pushsync.push_identities", acks_late=True, throws=(BatchDeadLettered,))
 def push_identities(target_ref: str, batch_id: str, *more: Sequence[str]) -> dict:
     """Push one claimed batch of a provider's identity changes (idempotent by batch id), then each of `more`."""
-    return _push_all(push_identities.name, [(target_ref, batch_id), *more])
+    return _push_all(push_identities, [(target_ref, batch_id), *more])
 
 
 TASK_OF_KIND = {keys.PROVIDER: push_identities, keys.SOURCE: push_batch}
 """Providers first: a source's batch claimed by the same sweep as its provider's would wait for its identities."""
 
 
-def _hand_on(task_name: str, refs: Sequence[Sequence[str]]) -> None:
+def _hand_on(task: Task, refs: Sequence[Sequence[str]]) -> None:
     """Send `refs` in a new task, their enqueue time now: the reaper counts from there, not from the first task."""
     now = time.time()
     pipe = runtime().store.pipeline(transaction=False)
@@ -115,11 +115,12 @@ def _hand_on(task_name: str, refs: Sequence[Sequence[str]]) -> None:
         batch = keys.Target.from_ref(target_ref).batch(batch_id)
         pipe.zadd(batch.target.claimed, {batch.claim_ref: now}, xx=True, gt=True)
     pipe.execute()
-    _send(task_name, refs)
+    _send(task, refs)
 
 
-def _send(task_name: str, refs: Sequence[Sequence[str]]) -> None:
-    task = push_batch if task_name == push_batch.name else push_identities
+def _send(task: Task, refs: Sequence[Sequence[str]]) -> None:
+    """Send `task` for the batches `refs` names: the first as its two arguments (what a task of one batch always
+    was), the others after it."""
     task.apply_async(args=[*refs[0], *[list(ref) for ref in refs[1:]]])
 
 
@@ -129,7 +130,7 @@ def pushes_enqueuer(pool_processes: int) -> Callable[[Sequence[keys.Batch]], Non
         for kind, task in TASK_OF_KIND.items():
             for refs in spread([(batch.target.ref, batch.id) for batch in batches if batch.target.kind == kind],
                                pool_processes):
-                _send(task.name, refs)
+                _send(task, refs)
 
     return enqueue
 

@@ -156,7 +156,7 @@ def test_a_push_its_replicas_did_not_confirm_waits_before_it_hands_its_message_b
     os.kill(pid, signal.SIGSTOP)
     try:
         with pytest.raises(Reject) as handed_back:
-            tasks._push_all(tasks.push_batch.name, [(source.ref, batch.id)])
+            tasks._push_all(tasks.push_batch, [(source.ref, batch.id)])
     finally:
         os.kill(pid, signal.SIGCONT)
     assert handed_back.value.requeue

@@ -163,8 +163,7 @@ class Flusher:
         costs the pools about the same whatever its size."""
         if pool_processes <= 0 or self.settings.queue_seconds <= 0:
             return None
-        at, queued_before, rate = self.client.hmget(keys.QUEUE, "at", "queued", "rate")
-        queued, clock = self._queue(now)
+        (at, queued_before, rate), queued, clock = self._queue(now)
         rate = float(rate or 0)
         # Timed by Redis's clock: the sweeps run on any worker, whose clocks may differ.
         elapsed = clock - float(at or 0)
@@ -174,21 +173,23 @@ class Flusher:
         bound = max(pool_processes * QUEUE_FLOOR, math.ceil(rate * self.settings.queue_seconds))
         return Room(max(bound - queued, 0), queued, rate)
 
-    def _queue(self, now: float) -> tuple[int, float]:
-        """The batches claimed and waiting for a pool (parked ones, scored PARKED_SCORE or, by the reaper, at
-        the end of their pause, wait for a condition instead), and Redis's clock."""
+    def _queue(self, now: float) -> tuple[list[bytes | None], int, float]:
+        """What the last sweep recorded of the queue (at, queued, rate), the batches claimed and waiting for a
+        pool (parked ones, scored PARKED_SCORE or, by the reaper, at the end of their pause, wait for a condition
+        instead), and Redis's clock."""
         pipe = self.client.pipeline(transaction=False)
+        pipe.hmget(keys.QUEUE, "at", "queued", "rate")
         for shard in keys.CLAIMED:
             pipe.zcount(shard, f"({keys.PARKED_SCORE}", now)
-        counts = pipe.execute()
+        record, *counts = pipe.execute()
         # Not in the pipeline: a Cluster pipeline takes only commands with keys.
         seconds, microseconds = self.client.time()
-        return sum(counts), seconds + microseconds / 1_000_000
+        return record, sum(counts), seconds + microseconds / 1_000_000
 
     def _note_queue(self, room: Room, now: float) -> None:
         """Record for the next sweep what this one left in the queue (counted again: its claims, resumed and
         reaped batches changed it)."""
-        queued, clock = self._queue(now)
+        _, queued, clock = self._queue(now)
         self.client.hset(keys.QUEUE, mapping={"at": repr(clock), "queued": queued, "rate": repr(room.rate)})
 
     def _in_flight(self, targets: Sequence[keys.Target], now: float) -> set[keys.Target]:

@@ -91,7 +91,7 @@ def sent_tasks(broker: redis.Redis) -> list[list]:
 def test_a_batch_that_fails_does_not_keep_the_rest_of_its_task_from_landing(pushes):
     refs = [(batch.target.ref, batch.id) for batch in pushes.batches]
     with pytest.raises(tasks.BatchDeadLettered) as failed:
-        tasks._push_all(tasks.push_batch.name, refs)
+        tasks._push_all(tasks.push_batch, refs)
     assert "source:b" in str(failed.value) and "source:a" not in str(failed.value)
     assert [item["documentId"] for item in pushes.emulator.items("a")] == ["https://example.com/a"]
     assert [item["documentId"] for item in pushes.emulator.items("c")] == ["https://example.com/c"]
@@ -102,7 +102,7 @@ def test_a_task_that_ran_long_hands_the_batches_it_did_not_start_on_to_another_t
     monkeypatch.setattr(tasks, "HAND_ON_SECONDS", 0.0)
     first, *rest = [(batch.target.ref, batch.id) for batch in pushes.batches]
     handed_at = time.time()
-    outcome = tasks._push_all(tasks.push_batch.name, [first, *rest])
+    outcome = tasks._push_all(tasks.push_batch, [first, *rest])
     assert outcome["state"] == "pushed" and outcome["pushed"] == 1
     assert [item["documentId"] for item in pushes.emulator.items("a")] == ["https://example.com/a"]
     assert pushes.emulator.items("c") == [], "the batches handed on are not pushed by this task"
