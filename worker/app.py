@@ -108,4 +108,4 @@ def forget_process_metrics(pid: int, **_: object) -> None:
     go to the store now (the child ends with `os._exit`, which runs no `atexit` handler)."""
     runtime.THROUGHPUT.flush()
     if METRICS_DIRECTORY is not None:
-        endpoint.forget_process(pid)
+        metric_files.forget(METRICS_DIRECTORY, pid)

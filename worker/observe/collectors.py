@@ -19,7 +19,7 @@ from pathlib import Path
 import redis
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from producers.broker import EVENTS_QUEUE
@@ -116,18 +116,47 @@ class SharedState(Collector):
 
 class WorkerProcesses(MultiProcessCollector):
     """Adds up the values of every process of the worker, first forgetting the live gauges of the
-    processes that are gone (a SIGKILLed pool child never runs its shutdown hook)."""
+    processes that are gone (a SIGKILLed pool child never runs its shutdown hook).
+
+    The files change under a scrape: a process that records its first value creates its file
+    empty and sizes it a moment later, and one that exits has its live gauges' file removed.
+    prometheus_client reads whatever the directory lists and fails the whole scrape on either, so
+    an empty file (nothing recorded in it yet) is left out, and a file gone between the listing
+    and the reading makes the scrape list the directory again."""
 
     def __init__(self, registry: CollectorRegistry, directory: Path) -> None:
         super().__init__(registry, str(directory))
         self.directory = directory
 
     def collect(self) -> Iterable[Metric]:
-        for path in self.directory.glob("gauge_live*.db"):
+        for path in self.directory.glob(f"{metric_files.LIVE_GAUGES}*.db"):
             pid = metric_files.pid_of(path)
             if pid is not None and not _running(pid):
-                mark_process_dead(pid, str(self.directory))
-        return super().collect()
+                metric_files.forget(self.directory, pid)
+        attempts = READ_ATTEMPTS
+        while True:
+            try:
+                return self.merge(_recorded(self.directory), accumulate=True)
+            except FileNotFoundError:
+                attempts -= 1
+                if not attempts:
+                    raise
+
+
+READ_ATTEMPTS = 5
+"""Listings a scrape reads before it gives up on a directory whose files keep vanishing."""
+
+
+def _recorded(directory: Path) -> list[str]:
+    """The value files in `directory` that hold at least their header."""
+    files = []
+    for path in directory.glob("*.db"):
+        try:
+            if path.stat().st_size:
+                files.append(str(path))
+        except FileNotFoundError:
+            continue
+    return files
 
 
 def _running(pid: int) -> bool:

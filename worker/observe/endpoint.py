@@ -7,7 +7,6 @@ from threading import Thread
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client.multiprocess import mark_process_dead
 
 from worker.observe.collectors import SharedState, WorkerProcesses
 from worker.settings import Settings
@@ -24,8 +23,3 @@ def serve(settings: Settings, directory: Path) -> tuple[WSGIServer, Thread]:
     WorkerProcesses(registry, directory)
     registry.register(SharedState(connect(settings), settings.broker_url or store_url(settings)))
     return start_http_server(settings.metrics_port, settings.metrics_address, registry)
-
-
-def forget_process(pid: int) -> None:
-    """Drop the live gauges of pool child `pid`, which is exiting."""
-    mark_process_dead(pid)

@@ -22,6 +22,8 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 """The variable prometheus_client reads to keep values in files."""
 DEFAULT_PREFIX = "pushsync-metrics-"
 """Start of the name of the private directory a worker makes for each run when none is named."""
+LIVE_GAUGES = "gauge_live"
+"""Start of the names of the files of the gauges that count only while their process runs."""
 
 
 def share(settings: Settings) -> Path | None:
@@ -70,3 +72,11 @@ def pid_of(path: Path) -> int | None:
     """The process a value file belongs to (prometheus_client names them `<type>_[<mode>_]<pid>.db`)."""
     _, _, pid = path.stem.rpartition("_")
     return int(pid) if pid.isdigit() else None
+
+
+def forget(directory: Path, pid: int) -> None:
+    """Remove the live gauges of process `pid` (it has exited, or is exiting): they must stop
+    counting. The process itself and any scrape that finds it gone may do this at the same time."""
+    for path in directory.glob(f"{LIVE_GAUGES}*.db"):
+        if pid_of(path) == pid:
+            path.unlink(missing_ok=True)
