@@ -55,7 +55,7 @@ SECONDS = 20
 POINTS = "10:1000,1000:1000,10000:100"
 MICRO = "10,1000,10000"
 WORKERS = 2
-CONCURRENCY = 1
+CONCURRENCY = int(__import__("os").environ.get("BENCH_CONC", "1"))
 SEED = 11
 DRAIN_TIMEOUT_SECONDS = 240
 """A point whose pipeline has not drained this long after publishing stopped is reported as such."""

@@ -177,6 +177,11 @@ class Settings(BaseSettings):
         5.0, gt=0, le=3600, validation_alias=_env("PUSHSYNC_WINDOW_SECONDS"),
         description="How long a source's window stays open after its first event.",
     )
+    first_window_seconds: float = Field(
+        0.5, ge=0, le=3600, validation_alias=_env("PUSHSYNC_FIRST_WINDOW_SECONDS"),
+        description="How long the window of a quiet target (its last batch claimed a whole window ago, or never) "
+                    "stays open, at most its window; a target still gets at most one batch per window.",
+    )
     source_windows: Annotated[dict[str, float], NoDecode] = Field(
         default_factory=dict, validation_alias=_env("PUSHSYNC_SOURCE_WINDOWS"),
         description="Per-target window seconds overriding the default, as `source-a=2,source-b=30`.",
@@ -448,6 +453,10 @@ class Settings(BaseSettings):
     def window_for(self, target_id: str) -> float:
         """Seconds a window of `target_id` stays open after its first event."""
         return self.source_windows.get(target_id, self.window_seconds)
+
+    def first_window_for(self, target_id: str) -> float:
+        """Seconds a window of `target_id` stays open when the target was quiet for a window before it."""
+        return min(self.first_window_seconds, self.window_for(target_id))
 
     @property
     def horizon_seconds(self) -> float:

@@ -156,6 +156,42 @@ def test_full_window_closes_early(redis_client, redis_broker_url, server):
     assert len(stages.flush(now=time.time() + 0.01).claimed) == 1
 
 
+def deadline_in(stages, target: keys.Target = SOURCE) -> float:
+    """Seconds from now until `target`'s window is due."""
+    return stages.redis.zscore(target.deadlines, target.ref) - time.time()
+
+
+def test_a_quiet_sources_first_window_is_short_and_the_next_one_whole(redis_client, redis_broker_url, server):
+    window = 0.4
+    stages = Stages(redis_client, redis_broker_url, server, window_seconds=window, first_window_seconds=0.05)
+    stages.coalescer.add([item(1, 1)])
+    assert deadline_in(stages) <= 0.05
+    (first,) = stages.flush(now=time.time() + 0.05).claimed
+    stages.coalescer.add([item(1, 2)])
+    # Claimed a moment ago: this window is whole, so the source gets no more than a batch per window.
+    assert deadline_in(stages) > window - 0.1
+    stages.push_all()
+    assert stages.flush(now=time.time() + 0.05).claimed == []
+    claimed = []
+    wait_until(lambda: claimed.extend(stages.flush(now=time.time()).claimed) or claimed, what="the whole window due")
+    stages.push_all()
+    # Quiet for a whole window since that claim: short again.
+    time.sleep(window)
+    stages.coalescer.add([item(2, 1)])
+    assert deadline_in(stages) <= 0.05
+    assert [[d["data"] for d in batch["addOrUpdate"]] for batch in stages.batch_items()] == [["v1"], ["v2"]]
+
+
+def test_first_windows_as_long_as_the_window_keep_every_window_whole(redis_client, redis_broker_url, server):
+    stages = Stages(redis_client, redis_broker_url, server, window_seconds=5, first_window_seconds=5)
+    stages.coalescer.add([item(1, 1)])
+    assert deadline_in(stages) > 4.5
+    # A first window is never longer than the target's own window (here a provider's).
+    stages = Stages(redis_client, redis_broker_url, server, window_seconds=5, source_windows={"prov": 0.02})
+    stages.coalescer.add([identity("group", 1, ["a@example.com"])])
+    assert deadline_in(stages, keys.Target(keys.PROVIDER, "prov")) <= 0.02
+
+
 def test_idle_after_quiet_and_never_while_in_flight(stages):
     stages.coalescer.add([item(1, 1)])
     stages.flush()

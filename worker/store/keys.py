@@ -167,7 +167,8 @@ class Target:
 
     @property
     def stats(self) -> str:
-        """Hash of counters: received, buffered, superseded, stale, pushed, dead_lettered..."""
+        """Hash of counters (received, buffered, superseded, stale, pushed, dead_lettered...) and claimed_at,
+        when the target's last batch was claimed."""
         return f"{self._base}:stats"
 
     def minute(self, minute: int) -> str:

@@ -4,7 +4,8 @@
 -- ARGV: 1 now (epoch seconds), then per event: coalescing key, rank ("version.tiebreak", see
 --       coalesce.py), event JSON.
 -- Uses newer() from rank.lua.
--- Returns {added, replaced, superseded, stale, count, bytes, oldest stale push (epoch ms) or false}:
+-- Returns {added, replaced, superseded, stale, count, bytes, oldest stale push (epoch ms) or false,
+--          1 if this call opened the window else 0, when the target's last batch was claimed or false}:
 -- replaced counts events that took the place of an older version in the window; superseded,
 -- events older than what the window holds; stale, events older than what was already pushed;
 -- count and bytes are the window's totals afterwards.
@@ -68,9 +69,9 @@ end
 if stale > 0 then redis.call('HINCRBY', stats, 'stale', stale) end
 -- Both an event older than the window's and a version it replaced were superseded.
 if superseded + replaced > 0 then redis.call('HINCRBY', stats, 'superseded', superseded + replaced) end
-local count, bytes
+local count, bytes, opened = nil, nil, 0
 if #order > 0 then
-  if added > 0 then redis.call('HSETNX', meta, 'opened_at', ARGV[1]) end
+  if added > 0 then opened = redis.call('HSETNX', meta, 'opened_at', ARGV[1]) end
   count = redis.call('HINCRBY', meta, 'count', added)
   bytes = redis.call('HINCRBY', meta, 'bytes', delta)
 else
@@ -78,4 +79,5 @@ else
   bytes = tonumber(redis.call('HGET', meta, 'bytes') or 0)
 end
 if oldest_stale then oldest_stale = tostring(oldest_stale) end
-return {added, replaced, superseded, stale, count, bytes, oldest_stale}
+return {added, replaced, superseded, stale, count, bytes, oldest_stale, opened,
+        redis.call('HGET', stats, 'claimed_at') or false}

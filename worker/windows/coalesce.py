@@ -3,7 +3,8 @@
 Items go to their Push source's window, identity changes to their provider's. A group's events
 are written by one atomic `coalesce.lua` call per target (per `CHUNK_EVENTS` events), all in one
 pipeline; the same round trip registers each window's deadline (unless it has one), brought
-forward to now when the window is full.
+forward to now when the window is full, and to the first window's end (`PUSHSYNC_FIRST_WINDOW_SECONDS`)
+when the window opens for a quiet target, one whose last batch was claimed a whole window ago or never.
 """
 
 from __future__ import annotations
@@ -80,8 +81,8 @@ class Coalescer:
         """Put `events` into their windows; returns only once Redis has every one of them.
 
         One round trip holds the coalesce.lua calls, then each touched window's deadline; a
-        second one brings a full window's deadline forward to now and counts the events of
-        broker-started full runs (see `_count_runs`).
+        second one brings the deadlines of full windows and of quiet targets' new windows forward
+        and counts the events of broker-started full runs (see `_count_runs`).
         """
         now = time.time()
         # Grouped by plain (kind, id) pairs: building a Target per event cost more than the rest of the loop.
@@ -110,7 +111,7 @@ class Coalescer:
 
     def _write(self, by_target: dict[keys.Target, Sequence[KeyedEvent]], now: float) -> tuple[CoalesceResult, Pipeline]:
         """Run coalesce.lua over each target's entries; the result, and a pipeline holding the
-        deadline changes of full windows, for the caller to add to and execute."""
+        deadline changes of full windows and quiet targets' new ones, for the caller to add to and execute."""
         pipe = ScriptPipeline(self.client)
         calls = []
         for target, entries in by_target.items():
@@ -127,7 +128,8 @@ class Coalescer:
             pipe.plain.zadd(target.deadlines, {target.ref: now + self.settings.window_for(target.id)}, nx=True)
         replies = pipe.execute()
         result = CoalesceResult()
-        for target, (*counts, count, size, oldest_stale) in zip(calls, replies):
+        quiet: set[keys.Target] = set()
+        for target, (*counts, count, size, oldest_stale, opened, claimed_at) in zip(calls, replies):
             counted = {name: n for name, n in zip(OUTCOMES, counts) if n}
             result.outcomes.update(counted)
             result.by_target.setdefault(target, Counter()).update(counted)
@@ -135,9 +137,16 @@ class Coalescer:
                 result.stale_push_ms[target] = min(result.stale_push_ms.get(target, int(oldest_stale)), int(oldest_stale))
             if count >= self.settings.window_max_items or size >= self.settings.window_max_bytes:
                 result.full.add(target)
+            elif opened and (claimed_at is None or now - float(claimed_at) >= self.settings.window_for(target.id)):
+                quiet.add(target)
         pipe = self.client.pipeline(transaction=False)
         for target in result.full:
             pipe.zadd(target.deadlines, {target.ref: now}, lt=True)
+        # A quiet target's first events have nothing to coalesce with yet, and a batch now still
+        # leaves a whole window since its last one: waiting the window out would only delay them,
+        # and would make every source's first window of a start fall due in the same instant.
+        for target in quiet:
+            pipe.zadd(target.deadlines, {target.ref: now + self.settings.first_window_for(target.id)}, lt=True)
         return result, pipe
 
     @staticmethod
