@@ -32,7 +32,7 @@ SOURCES = ["docs", "support"]
 GHOST = "ghost"
 """A source the emulator does not have: its batches get 404 and are dead-lettered."""
 SLOW = "slow"
-"""A source whose window stays open for an hour: its event is still buffered when scraped."""
+"""A source whose window stays open for an hour, its first one too: its event is still buffered when scraped."""
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
@@ -95,7 +95,8 @@ def test_worker_metrics_add_up_to_what_the_emulator_saw(workers, clean_emulator,
     directory = tmp_path / "metrics"
     port = free_port()
     env = pipeline_env(redis_url, redis_broker_url, emulator, PUSHSYNC_METRICS_PORT=str(port),
-                       PUSHSYNC_METRICS_DIR=str(directory), PUSHSYNC_SOURCE_WINDOWS=f"{SLOW}=3600")
+                       PUSHSYNC_METRICS_DIR=str(directory), PUSHSYNC_SOURCE_WINDOWS=f"{SLOW}=3600",
+                       PUSHSYNC_FIRST_WINDOW_SECONDS="3600")
     worker = workers.start("worker", env, "--concurrency", "2")
     workers.start("beat", env)
     url = f"http://127.0.0.1:{port}/metrics"

@@ -73,7 +73,8 @@ def test_healthy_pipeline_shows_buffered_paused_pushed_and_dead_lettered_sources
                        errorCode="TOO_MANY_DOCUMENTS_DAILY", retryAfter=3600)
     emulator.add_fault(method="PUT", path=f"*/sources/{BAD}/documents/batch", status=400, errorCode="INVALID_JSON",
                        times=1)
-    env = pipeline_env(redis_url, redis_broker_url, emulator, PUSHSYNC_SOURCE_WINDOWS=f"{SLOW}=300")
+    env = pipeline_env(redis_url, redis_broker_url, emulator, PUSHSYNC_SOURCE_WINDOWS=f"{SLOW}=300",
+                       PUSHSYNC_FIRST_WINDOW_SECONDS="300")
     workers.start("worker", env)
     workers.start("beat", env)
     events = [*upserts(OK, 10), *upserts(SLOW, 7), *upserts(SLOW, 2, version=2), *upserts(QUOTA, 3), *upserts(BAD, 4),
