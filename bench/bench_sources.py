@@ -1,6 +1,7 @@
 """Many sources: sweep and reaper cost, and p99 publish-to-accepted latency, against the number of sources.
 
     .venv/bin/python bench/bench_sources.py [--seconds N] [--points 10:1000,1000:1000,10000:100] [--micro 10,1000,10000]
+        [--concurrency 1]
 
 Two parts, each on a private embedded Redis (and, for the second, a private emulator), never on a shared server:
 
@@ -14,10 +15,10 @@ Two parts, each on a private embedded Redis (and, for the second, a private emul
    - closing quiet bursts with N bursts open (their opening status recorded as a push records it,
      the call itself not made) and none quiet.
    Push tasks are not sent (the enqueue only counts).
-2. end to end, for each point `sources:events per second`: 2 `celery worker`s (1 pool process each)
+2. end to end, for each point `sources:events per second`: 2 `celery worker`s (`--concurrency` pool processes each, 1 by default)
    and beat publish at that fixed rate for `--seconds`, then the index is read back: p99 from each
    item's publishing to the acceptance of the batch that carried it (also once past the first two windows,
-   whose windows all open at the start), the drain (from the broker's
+   the start's wave: every source's first events come at once), the drain (from the broker's
    confirmation of the last event to the acceptance of the last batch), CPU per event (the
    workers, beat and Redis; not the emulator nor the publisher), and CPU per batch call of the
    workers' main processes, their pools, Redis and the emulator (where a batch's cost goes).
@@ -55,7 +56,7 @@ SECONDS = 20
 POINTS = "10:1000,1000:1000,10000:100"
 MICRO = "10,1000,10000"
 WORKERS = 2
-CONCURRENCY = int(__import__("os").environ.get("BENCH_CONC", "1"))
+CONCURRENCY = 1
 SEED = 11
 DRAIN_TIMEOUT_SECONDS = 240
 """A point whose pipeline has not drained this long after publishing stopped is reported as such."""
@@ -66,8 +67,8 @@ LATENCY_MARGIN_SECONDS = 2.0
 """The p99 target is the window plus this; the drain target is two windows."""
 DRAIN_WINDOWS = 2
 STEADY_AFTER_WINDOWS = 2
-"""The steady p99 leaves out items published in the first windows: every source's first window opens at the
-start, so all of them are due at once (a wave a deployment sees after a restart, not at every window)."""
+"""The steady p99 leaves out items published in the first windows: every source's first events come in the
+first seconds, so their windows fall due together (a wave a deployment sees after a restart, not at every window)."""
 MS = 1000
 US = 1_000_000
 EVENT_BYTES = b'{"kind":"item.upsert","data":"x"}'
@@ -151,12 +152,13 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))] if ordered else float("nan")
 
 
-def end_to_end(sources: int, rate: int, seconds: int, directory: Path) -> dict[str, float]:
-    """Publish `rate` events/s over `sources` sources for `seconds` through 2 workers; latency, drain and CPU."""
+def end_to_end(sources: int, rate: int, seconds: int, directory: Path, concurrency: int) -> dict[str, float]:
+    """Publish `rate` events/s over `sources` sources for `seconds` through 2 workers of `concurrency` pool
+    processes each; latency, drain and CPU."""
     load = Workload(rate * seconds, sources, f"s{sources}", SEED)
     with Stack(directory / f"e2e-{sources}", load.source_ids) as stack:
         for _ in range(WORKERS):
-            stack.start_worker(CONCURRENCY)
+            stack.start_worker(concurrency)
         stack.start_beat()
         since = stack.emulator.last_request_id()
         cpu_before = stack.cpu_seconds()
@@ -197,7 +199,8 @@ def points(text: str) -> list[tuple[int, int]]:
 @click.option("--micro", "micro_text", default=MICRO, show_default=True,
               help="Source counts of the sweep and reaper timings; the first is the baseline ('' skips them).")
 @click.option("--name", default="sources", show_default=True, help="Results file name (bench/results/NAME.json).")
-def main(seconds: int, point_text: str, micro_text: str, name: str) -> None:
+@click.option("--concurrency", default=CONCURRENCY, show_default=True, help="Pool processes of each worker.")
+def main(seconds: int, point_text: str, micro_text: str, name: str, concurrency: int) -> None:
     settings = load_settings()
     window = settings.window_seconds
     figures: dict[str, float] = {"window_seconds": window, "seconds_per_point": seconds}
@@ -216,7 +219,7 @@ def main(seconds: int, point_text: str, micro_text: str, name: str) -> None:
                        f"{timing['close_quiet_none_quiet_ms']:.1f} ms "
                        f"(x{timing['close_quiet_none_quiet_ms'] / base['close_quiet_none_quiet_ms']:.1f})")
             figures |= {f"micro_{count}_{figure}": round(value, 3) for figure, value in timing.items()}
-        runs = [end_to_end(sources, rate, seconds, Path(scratch)) for sources, rate in points(point_text)]
+        runs = [end_to_end(sources, rate, seconds, Path(scratch), concurrency) for sources, rate in points(point_text)]
     base = runs[0] if runs else {}
     for run in runs:
         sources = run["sources"]
@@ -236,7 +239,7 @@ def main(seconds: int, point_text: str, micro_text: str, name: str) -> None:
                     below(f"drain after publishing, {sources} sources (s)", round(run["drain_seconds"], 2),
                           DRAIN_WINDOWS * window)]
     echo_targets(targets)
-    notes = [f"{WORKERS} workers x {CONCURRENCY} pool process, beat, a private embedded Redis (store and broker) "
+    notes = [f"{WORKERS} workers x {concurrency} pool process, beat, a private embedded Redis (store and broker) "
              f"and emulator on one machine shared with other work; {seconds}s of publishing per point."]
     write_result(name, "Many sources: sweep and reaper cost, p99 latency against the number of sources",
                  invocation(), figures, targets, notes)

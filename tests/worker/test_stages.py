@@ -458,19 +458,23 @@ def test_items_wait_for_the_identities_of_their_providers(redis_client, redis_br
 
 
 def round_trips_of(client, action) -> int:
-    """Requests (a command, or a whole pipeline) that `action(counted)` sent, given a client like `client` that counts them."""
+    """Requests (a command, or a whole pipeline) that `action(counted)` sent, given a client like `client` that counts
+    them (its `sent`, read at any moment, says how many so far)."""
     pool = client.connection_pool
-    sent = []
+
+    class CountingClient(type(client)):
+        sent = 0
+        """Requests sent so far."""
 
     class Counted(pool.connection_class):
         def send_packed_command(self, command, check_health=True):
-            sent.append(1)
+            CountingClient.sent += 1
             return super().send_packed_command(command, check_health)
 
-    counted = type(client)(connection_pool=type(pool)(connection_class=Counted, **pool.connection_kwargs))
+    counted = CountingClient(connection_pool=type(pool)(connection_class=Counted, **pool.connection_kwargs))
     action(counted)
     counted.close()
-    return len(sent)
+    return CountingClient.sent
 
 
 def test_the_reaper_reads_every_batch_waiting_for_identities_in_a_few_round_trips(
@@ -488,6 +492,32 @@ def test_the_reaper_reads_every_batch_waiting_for_identities_in_a_few_round_trip
     assert trips < 2 * keys.INDEX_SHARDS, trips
     assert stages.push.run(provider_batch).state == "pushed"
     assert sorted(b.id for b in stages.flusher.reap(time.time())) == sorted(b.id for b in source_batches)
+
+
+PUSH_ROUND_TRIPS = 13
+"""Round trips to the store of a push of a small batch through a container once its source's burst is
+open: the lease, two steps, the pause and the meta together, the burst, the events and their marks,
+the versions and the new marks, the release, then the claim's index with the last push."""
+
+
+def test_a_small_batch_is_pushed_in_a_few_round_trips(redis_client, redis_broker_url, server):
+    stages = Stages(redis_client, redis_broker_url, server)
+    trips = []
+
+    def pushes(counted) -> None:
+        push = BatchPush(counted, stages.api, StatusBrackets(counted, stages.api, stages.settings), stages.dead_letters,
+                         stages.settings)
+        for version in (1, 2):
+            stages.coalescer.add([item(n, version) for n in range(5)])
+            (batch,) = stages.flush().claimed
+            push.run(batch)
+            trips.append(counted.sent)
+
+    # The first push opens the burst and the client's connection; the second is counted alone.
+    round_trips_of(redis_client, pushes)
+    # Each round trip costs the pool more than what it carries (a loopback send runs the receiver's side too).
+    assert trips[1] - trips[0] <= PUSH_ROUND_TRIPS, trips[1] - trips[0]
+    assert len(server.matching("PUT", r"/documents/batch$")) == 2
 
 
 class KilledHere(BaseException):

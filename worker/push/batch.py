@@ -64,8 +64,10 @@ MIN_SPLIT_BYTES = MIB
 """Below this, a batch that still gets 413 is dead-lettered rather than split again."""
 
 
+PUSHED = "pushed"
+"""The state of a push the service accepted, and the target's counter of the events it carried."""
 DEAD_LETTERED = "dead_lettered"
-"""The state of a push whose whole batch went to the dead-letter queue."""
+"""The state of a push whose whole batch went to the dead-letter queue, and the counter of its events."""
 
 
 @dataclass
@@ -142,11 +144,16 @@ class BatchPush:
     def _run_leased(self, batch: keys.Batch, lease: Lease) -> PushOutcome:
         if self._step(batch, lease, "start") < 0:
             return PushOutcome("done")
-        if pause.active(self.client, batch.target):
+        # One round trip for the pause and the batch's meta (its needs, whether it probes, its window's start).
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hget(batch.target.pause, "until")
+        pipe.hgetall(batch.meta)
+        until, meta = pipe.execute()
+        if pause.still_paused(self.client, batch.target, until):
             return self._park(batch, lease)
         if batch.target.kind == keys.SOURCE:
-            prerequisites.settle(self.client, batch, self.settings.providers_of(batch.target.id))
-        waiting_for = prerequisites.pending(self.client, batch)
+            meta = prerequisites.settle(self.client, batch, self.settings.providers_of(batch.target.id), meta)
+        waiting_for = prerequisites.waiting(self.client, {batch: meta})[batch]
         if waiting_for:
             prerequisites.hasten(self.client, waiting_for)
             self.client.hset(batch.meta, "waiting", 1)
@@ -161,7 +168,8 @@ class BatchPush:
             error = RuntimeError(f"the push task of this batch was delivered {attempts} times without finishing: "
                                  f"{attempts - 1} deliveries died while pushing it")
             return self._dead_letter(batch, lease, error, attempts)
-        probe, opened_at = self.client.hmget(batch.meta, "probe", "opened_at")
+        # Only this task's park step sets 'probe', and the claim 'opened_at': the meta read above holds both.
+        probe, opened_at = meta.get(b"probe"), meta.get(b"opened_at")
         try:
             return self._push(batch, lease, probe=probe is not None,
                               opened_at=float(opened_at) if opened_at is not None else None)
@@ -232,12 +240,11 @@ class BatchPush:
             self.dead_letters.send(target.ref, batch.id, [event], error, attempts=1, file_ids=report.file_ids)
         if rejected:
             self.client.hdel(batch.versions, *rejected)
-            self.client.hincrby(target.stats, "dead_lettered", len(rejected))
+            self.client.hincrby(target.stats, DEAD_LETTERED, len(rejected))
         self._advance_high_water(batch)
         pushed = sum(report.counts.values())
-        self._finish(batch, lease, "pushed", pushed)
-        recent.pushed(self.client, target, batch.id, pushed)
-        return PushOutcome("pushed", pushed=pushed, stale=len(stale), dead_lettered=len(rejected), file_ids=report.file_ids)
+        self._finish(batch, lease, PUSHED, pushed)
+        return PushOutcome(PUSHED, pushed=pushed, stale=len(stale), dead_lettered=len(rejected), file_ids=report.file_ids)
 
     def _send(self, batch: keys.Batch, stale: list[str], max_bytes: int, probe: bool) -> PushReport:
         operations = self._operations(batch, stale)
@@ -282,13 +289,15 @@ class BatchPush:
         events = (raw for chunk in _scan(self.client, batch.events) for _, raw in chunk)
         count = self.dead_letters.send(batch.target.ref, batch.id, events, error, attempts=attempts, first_failure=first,
                                        file_ids=getattr(error, "file_ids", []))
-        self._finish(batch, lease, "dead_lettered", count)
+        self._finish(batch, lease, DEAD_LETTERED, count)
         fields = error.log_fields() if isinstance(error, PushApiError) else {"error": type(error).__name__}
         log.error("dead-lettered %d event(s): %s", count, error,
                   extra={"events": count, "attempts": attempts, "fileIds": getattr(error, "file_ids", []), **fields})
         return PushOutcome(DEAD_LETTERED, dead_lettered=count)
 
     def _finish(self, batch: keys.Batch, lease: Lease, counter: str, count: int) -> None:
+        """Release `batch`, counting `count` events in its target's `counter` (PUSHED: the service
+        accepted them, which is recorded as the target's last push even if the lease went meanwhile)."""
         target = batch.target
         # The release script deletes the lease: a renewal after it would report the lease as lost.
         lease.halt()
@@ -296,14 +305,17 @@ class BatchPush:
             keys=[batch.events, batch.versions, batch.meta, batch.lease, target.inflight, target.burst, target.stats],
             args=[batch.id, lease.token, repr(time.time()), counter, count],
         )
+        pipe = self.client.pipeline(transaction=False)
+        if counter == PUSHED:
+            recent.pushed(pipe, target, batch.id, count)
         if not released:
             log.error("lease lost before release; the task that holds it finishes the batch")
+            pipe.execute()
             return
         lease.forget()
-        pipe = self.client.pipeline(transaction=False)
         pipe.zrem(target.claimed, batch.claim_ref)
         pipe.hget(target.window_meta, "opened_at")
-        _, opened_at = pipe.execute()
+        opened_at = pipe.execute()[-1]
         # The sweep puts off a due window while its target's batch is in flight: once B is released,
         # the window that filled meanwhile is due at its own time again.
         if opened_at is not None:

@@ -81,7 +81,12 @@ def parked_due(client: redis.Redis, now: float, limit: int) -> list[keys.Batch]:
 
 def active(client: redis.Redis, target: keys.Target, now: float | None = None) -> bool:
     """Whether `target` is paused now; an expired pause is cleared."""
-    until = client.hget(target.pause, "until")
+    return still_paused(client, target, client.hget(target.pause, "until"), now)
+
+
+def still_paused(client: redis.Redis, target: keys.Target, until: bytes | None, now: float | None = None) -> bool:
+    """Whether `target` is paused now, given the end of its pause as read from its pause hash (`until`,
+    None when it has none); an expired pause is cleared."""
     if until is None:
         return False
     if float(until) > (time.time() if now is None else now):

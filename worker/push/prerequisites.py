@@ -26,6 +26,8 @@ NEEDS_PREFIX = "needs:"
 NEEDS_UNKNOWN = "needs_unknown"
 """Batch meta field set by the claim (claim.lua) of a batch that has providers, removed once `record`
 wrote its needs: a claimer killed in between leaves it, and the push records the needs itself."""
+Meta = dict[bytes, bytes]
+"""A batch's meta hash as redis-py reads it."""
 
 
 def record(client: redis.Redis, batch: keys.Batch, providers: Iterable[str]) -> None:
@@ -41,17 +43,15 @@ def record(client: redis.Redis, batch: keys.Batch, providers: Iterable[str]) -> 
     script(client, HERE / "needs.lua")(keys=[batch.meta], args=[NEEDS_UNKNOWN, *needs])
 
 
-def settle(client: redis.Redis, batch: keys.Batch, providers: Iterable[str]) -> None:
-    """Record `batch`'s needs if its claimer died before it did. Read now, the providers' sequences
+def settle(client: redis.Redis, batch: keys.Batch, providers: Iterable[str], meta: Meta) -> Meta:
+    """Record `batch`'s needs if its claimer died before it did; `meta` is the batch's meta as read
+    before, and what is returned is that meta with the needs. Read now, the providers' sequences
     cover at least every identity change ingested before the claim: the batch may wait longer, never less."""
     providers = list(providers)
-    if providers and client.hexists(batch.meta, NEEDS_UNKNOWN):
-        record(client, batch, providers)
-
-
-def pending(client: redis.Redis, batch: keys.Batch) -> list[keys.Target]:
-    """The providers whose identity changes `batch` still waits for."""
-    return pending_many(client, [batch])[batch]
+    if not providers or NEEDS_UNKNOWN.encode() not in meta:
+        return meta
+    record(client, batch, providers)
+    return client.hgetall(batch.meta)
 
 
 def pending_many(client: redis.Redis, batches: list[keys.Batch]) -> dict[keys.Batch, list[keys.Target]]:
@@ -60,15 +60,21 @@ def pending_many(client: redis.Redis, batches: list[keys.Batch]) -> dict[keys.Ba
     pipe = client.pipeline(transaction=False)
     for batch in batches:
         pipe.hgetall(batch.meta)
+    return waiting(client, dict(zip(batches, pipe.execute())))
+
+
+def waiting(client: redis.Redis, metas: dict[keys.Batch, Meta]) -> dict[keys.Batch, list[keys.Target]]:
+    """The providers whose identity changes each batch still waits for, given the batches' metas
+    as read already; one round trip, none when no batch needs anything."""
     needs = [{keys.Target(keys.PROVIDER, field.decode()[len(NEEDS_PREFIX):]): int(value)
-              for field, value in meta.items() if field.startswith(NEEDS_PREFIX.encode())} for meta in pipe.execute()]
+              for field, value in meta.items() if field.startswith(NEEDS_PREFIX.encode())} for meta in metas.values()]
     providers = list({provider for need in needs for provider in need})
     pipe = client.pipeline(transaction=False)
     for provider in providers:
         pipe.hget(provider.stats, "finished_seq")
     finished = {provider: int(seq or 0) for provider, seq in zip(providers, pipe.execute())}
     return {batch: [provider for provider, needed in need.items() if finished[provider] < needed]
-            for batch, need in zip(batches, needs)}
+            for batch, need in zip(metas, needs)}
 
 
 def hasten(client: redis.Redis, providers: Iterable[keys.Target], now: float | None = None) -> None:

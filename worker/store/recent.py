@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 
 import redis
+from redis.client import Pipeline
 
 from worker.store import keys
 
@@ -32,13 +33,12 @@ class Recent:
     error: str | None = None
 
 
-def pushed(client: redis.Redis, target: keys.Target, batch_id: str, items: int, now: float | None = None) -> None:
-    """Record that the service accepted batch `batch_id` of `target` with `items` operations."""
-    pipe = client.pipeline(transaction=False)
+def pushed(pipe: Pipeline, target: keys.Target, batch_id: str, items: int, now: float | None = None) -> None:
+    """Record that the service accepted batch `batch_id` of `target` with `items` operations, in `pipe`
+    (the caller executes it)."""
     pipe.hset(target.recent, mapping={"pushed_at": repr(time.time() if now is None else now),
                                       "pushed_batch": batch_id, "pushed_items": items})
     pipe.sadd(keys.TARGETS, target.ref)
-    pipe.execute()
 
 
 def failed(client: redis.Redis, target: keys.Target, error: str, now: float | None = None) -> None:
