@@ -458,6 +458,13 @@ class Settings(BaseSettings):
         """Seconds a window of `target_id` stays open when the target was quiet for a window before it."""
         return min(self.first_window_seconds, self.window_for(target_id))
 
+    def window_due(self, target_id: str, opened_at: float, since_claim: float | None) -> float:
+        """When a window of `target_id` that opened at `opened_at` is due: after the first window if the
+        target's last claim came `since_claim` seconds or more before (None: never), else after the window."""
+        window = self.window_for(target_id)
+        quiet = since_claim is None or since_claim >= window
+        return opened_at + (self.first_window_for(target_id) if quiet else window)
+
     @property
     def horizon_seconds(self) -> float:
         """The ordering horizon (invariant 11): the oldest an event may be, by its occurredAt, to be accepted."""

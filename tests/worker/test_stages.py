@@ -24,6 +24,7 @@ from worker.push.brackets import StatusBrackets
 from worker.pushapi.client import PushApiClient
 from worker.settings import load_settings
 from worker.store import indexes, keys, recent
+from worker.store.ranks import rank
 from worker.windows.coalesce import Coalescer
 from worker.windows.flush import Flusher
 
@@ -182,6 +183,51 @@ def test_a_quiet_sources_first_window_is_short_and_the_next_one_whole(redis_clie
     assert [[d["data"] for d in batch["addOrUpdate"]] for batch in stages.batch_items()] == [["v1"], ["v2"]]
 
 
+def test_a_claim_is_timed_by_the_store_not_by_a_sweep_that_started_late(redis_client, redis_broker_url, server):
+    window = 1.0
+    stages = Stages(redis_client, redis_broker_url, server, window_seconds=window, first_window_seconds=0.05)
+    stages.coalescer.add([item(1, 1)])
+    # The claimer's `now` is a second old (a slow sweep, or a host whose clock is behind).
+    (claimed, _, _) = stages.flusher.claim([SOURCE], now=time.time() - 1.0)
+    claimed_at = time.time()
+    assert claimed
+    stages.push_all()
+    time.sleep(max(0.0, claimed_at + window - 0.5 - time.time()))
+    stages.coalescer.add([item(1, 2)])
+    # Half a window after the real claim: this window is whole, so the two batches come a window apart.
+    assert deadline_in(stages) > window - 0.5 - 0.1
+
+
+def test_a_window_that_filled_during_a_slow_push_is_due_after_its_first_window_once_released(
+        redis_client, redis_broker_url, server):
+    window = 0.5
+    stages = Stages(redis_client, redis_broker_url, server, window_seconds=window, first_window_seconds=0.05)
+    stages.coalescer.add([item(1, 1)])
+    (batch,) = stages.flush(now=time.time() + 0.05).claimed
+    time.sleep(window)
+    stages.coalescer.add([item(2, 1)])  # a window after the claim: a first window, while the batch is in flight
+    assert deadline_in(stages) <= 0.05
+    assert stages.flush(now=time.time() + 0.05).claimed == []  # put off until the release
+    assert deadline_in(stages) > 1
+    stages.push_all()
+    assert deadline_in(stages) <= 0.05
+
+
+@pytest.mark.parametrize("max_items", [1, 100], ids=["full", "quiet"])
+def test_a_claim_between_the_coalescing_round_trips_leaves_no_deadline_behind(redis_client, redis_broker_url, server,
+                                                                               max_items):
+    stages = Stages(redis_client, redis_broker_url, server, window_seconds=5, first_window_seconds=0.05,
+                    window_max_items=max_items)
+    event = item(1, 1)
+    # The first round trip writes the window and its deadline; the second (full or quiet) brings it forward.
+    _, second = stages.coalescer._write({SOURCE: [(event.coalescing_key, rank(event.kind, event.version),
+                                                   event.encoded)]}, time.time())
+    assert len(second) == 1
+    stages.flush()  # a sweep claims the window in between, and its deadline goes with it
+    second.execute()
+    assert stages.redis.zscore(SOURCE.deadlines, SOURCE.ref) is None
+
+
 def test_first_windows_as_long_as_the_window_keep_every_window_whole(redis_client, redis_broker_url, server):
     stages = Stages(redis_client, redis_broker_url, server, window_seconds=5, first_window_seconds=5)
     stages.coalescer.add([item(1, 1)])
@@ -296,6 +342,18 @@ def test_quota_auth_and_paused_organization_pause_the_source_and_keep_the_batch(
     assert [b.id for b in stages.flusher.reap(until + 1)] == [batch.id]
     (outcome,) = stages.push_all()
     assert outcome.state == "pushed"
+
+
+def test_a_pause_found_over_is_not_cleared_once_another_push_paused_the_target_again(stages):
+    redis = stages.redis
+    redis.hset(SOURCE.pause, mapping={"cause": pause.QUOTA, "reason": "spent", "until": repr(time.time() - 1)})
+    until = redis.hget(SOURCE.pause, "until")
+    # Between this push's read and its clearing of the pause, another push met the quota again.
+    pause.pause(redis, SOURCE, cause=pause.QUOTA, reason="spent again", seconds=RETRY_AFTER_SECONDS)
+    assert not pause.still_paused(redis, SOURCE, until)
+    assert pause.active(redis, SOURCE) and pause.describe(redis, SOURCE)["reason"] == "spent again"
+    assert not pause.still_paused(redis, SOURCE, redis.hget(SOURCE.pause, "until"), now=time.time() + 2 * RETRY_AFTER_SECONDS)
+    assert not pause.active(redis, SOURCE) and redis.exists(SOURCE.pause) == 0
 
 
 def test_a_pause_lasts_its_retry_after_and_the_sweep_resumes_the_batch_the_moment_it_ends(stages):

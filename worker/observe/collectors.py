@@ -160,8 +160,9 @@ def _recorded(directory: Path) -> list[str]:
 
 
 def _running(pid: int) -> bool:
+    """Whether pool child `pid` still runs; a pid another user's process took since is not ours any more."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):
         return False
     return True

@@ -314,12 +314,12 @@ class BatchPush:
             return
         lease.forget()
         pipe.zrem(target.claimed, batch.claim_ref)
-        pipe.hget(target.window_meta, "opened_at")
-        opened_at = pipe.execute()[-1]
+        pipe.hmget(target.window_meta, "opened_at", "since_claim")
+        opened_at, since_claim = pipe.execute()[-1]
         # The sweep puts off a due window while its target's batch is in flight: once B is released,
         # the window that filled meanwhile is due at its own time again.
         if opened_at is not None:
-            due_at = float(opened_at) + self.settings.window_for(target.id)
+            due_at = self.settings.window_due(target.id, float(opened_at), float(since_claim) if since_claim else None)
             self.client.zadd(target.deadlines, {target.ref: due_at}, xx=True, lt=True)
 
 

@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 import redis
 
 from worker.pushapi.errors import StatusError
 from worker.store import keys, recent
+from worker.store.scripts import script
+
+HERE = Path(__file__).parent
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +90,13 @@ def active(client: redis.Redis, target: keys.Target, now: float | None = None) -
 
 def still_paused(client: redis.Redis, target: keys.Target, until: bytes | None, now: float | None = None) -> bool:
     """Whether `target` is paused now, given the end of its pause as read from its pause hash (`until`,
-    None when it has none); an expired pause is cleared."""
+    None when it has none); an expired pause is cleared, unless another push paused the target again since."""
     if until is None:
         return False
     if float(until) > (time.time() if now is None else now):
         return True
-    client.delete(target.pause)
-    log.info("pause of %s is over; pushing again", target.ref)
+    if script(client, HERE / "lapse.lua")(keys=[target.pause], args=[until]):
+        log.info("pause of %s is over; pushing again", target.ref)
     return False
 
 

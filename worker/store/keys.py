@@ -158,7 +158,8 @@ class Target:
 
     @property
     def window_meta(self) -> str:
-        """Hash: count, bytes, opened_at of the open window."""
+        """Hash: count, bytes, opened_at of the open window, and since_claim: seconds from the target's last
+        claim to the window's opening (absent if it was never claimed)."""
         return f"{self._base}:window:meta"
 
     def high_water(self, key: str) -> str:

@@ -27,8 +27,10 @@ end
 local seq = redis.call('HGET', KEYS[9], 'buffered_seq') or '0'
 -- queued: enqueues of B that no task started yet (the claim enqueues it once; see flush.py).
 redis.call('HSET', KEYS[7], 'epoch', epoch, 'claimed_at', ARGV[2], 'attempts', 0, 'seq', seq, 'queued', 1)
--- The target's next window is short only if it opens a whole window after this claim (coalesce.py).
-redis.call('HSET', KEYS[9], 'claimed_at', ARGV[2])
+-- The target's next window is short only if it opens a whole window after this claim (coalesce.py),
+-- measured on this server's clock: the claimer's `now` may be a slow sweep's start or another host's.
+local clock = redis.call('TIME')
+redis.call('HSET', KEYS[9], 'claimed_at', clock[1] .. '.' .. string.format('%06d', clock[2]))
 -- Until the needs are recorded, a push must record them itself (the claimer may die in between).
 if ARGV[4] == '1' then redis.call('HSET', KEYS[7], 'needs_unknown', 1) end
 return {1, epoch, tonumber(redis.call('HGET', KEYS[7], 'count'))}

@@ -5,7 +5,8 @@
 --       coalesce.py), event JSON.
 -- Uses newer() from rank.lua.
 -- Returns {added, replaced, superseded, stale, count, bytes, oldest stale push (epoch ms) or false,
---          1 if this call opened the window else 0, when the target's last batch was claimed or false}:
+--          1 if this call opened the window else 0, and then the seconds since the target's last
+--          claim on this server's clock (claim.lua records it by the same clock), or false if never}:
 -- replaced counts events that took the place of an older version in the window; superseded,
 -- events older than what the window holds; stale, events older than what was already pushed;
 -- count and bytes are the window's totals afterwards.
@@ -79,5 +80,14 @@ else
   bytes = tonumber(redis.call('HGET', meta, 'bytes') or 0)
 end
 if oldest_stale then oldest_stale = tostring(oldest_stale) end
-return {added, replaced, superseded, stale, count, bytes, oldest_stale, opened,
-        redis.call('HGET', stats, 'claimed_at') or false}
+local since_claim = false
+if opened == 1 then
+  local claimed = redis.call('HGET', stats, 'claimed_at')
+  if claimed then
+    local clock = redis.call('TIME')
+    since_claim = tostring(tonumber(clock[1]) + tonumber(clock[2]) / 1000000 - tonumber(claimed))
+    -- Kept with the window: a release that finds it filled while a batch was in flight makes it due again.
+    redis.call('HSET', meta, 'since_claim', since_claim)
+  end
+end
+return {added, replaced, superseded, stale, count, bytes, oldest_stale, opened, since_claim}

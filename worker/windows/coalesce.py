@@ -128,8 +128,8 @@ class Coalescer:
             pipe.plain.zadd(target.deadlines, {target.ref: now + self.settings.window_for(target.id)}, nx=True)
         replies = pipe.execute()
         result = CoalesceResult()
-        quiet: set[keys.Target] = set()
-        for target, (*counts, count, size, oldest_stale, opened, claimed_at) in zip(calls, replies):
+        quiet: dict[keys.Target, float] = {}
+        for target, (*counts, count, size, oldest_stale, opened, since_claim) in zip(calls, replies):
             counted = {name: n for name, n in zip(OUTCOMES, counts) if n}
             result.outcomes.update(counted)
             result.by_target.setdefault(target, Counter()).update(counted)
@@ -137,16 +137,19 @@ class Coalescer:
                 result.stale_push_ms[target] = min(result.stale_push_ms.get(target, int(oldest_stale)), int(oldest_stale))
             if count >= self.settings.window_max_items or size >= self.settings.window_max_bytes:
                 result.full.add(target)
-            elif opened and (claimed_at is None or now - float(claimed_at) >= self.settings.window_for(target.id)):
-                quiet.add(target)
+            elif opened:
+                due_at = self.settings.window_due(target.id, now, float(since_claim) if since_claim else None)
+                if due_at < now + self.settings.window_for(target.id):
+                    quiet[target] = due_at
+        # xx: a sweep may have claimed the window since the first round trip; its deadline must not come back.
         pipe = self.client.pipeline(transaction=False)
         for target in result.full:
-            pipe.zadd(target.deadlines, {target.ref: now}, lt=True)
+            pipe.zadd(target.deadlines, {target.ref: now}, xx=True, lt=True)
         # A quiet target's first events have nothing to coalesce with yet, and a batch now still
         # leaves a whole window since its last one: waiting the window out would only delay them,
         # and would make every source's first window of a start fall due in the same instant.
-        for target in quiet:
-            pipe.zadd(target.deadlines, {target.ref: now + self.settings.first_window_for(target.id)}, lt=True)
+        for target, due_at in quiet.items():
+            pipe.zadd(target.deadlines, {target.ref: due_at}, xx=True, lt=True)
         return result, pipe
 
     @staticmethod

@@ -6,6 +6,7 @@ The files are written with prometheus_client's own `MmapedDict`, the writer ever
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -86,3 +87,20 @@ def test_scrapes_succeed_while_processes_start_and_exit(tmp_path):
         stop.set()
         churner.join()
     assert not failures, f"{len(failures)} of {SCRAPES} scrapes failed, first: {failures[0]!r}"
+
+
+def test_a_pid_another_users_process_took_counts_as_gone(tmp_path, monkeypatch):
+    # As root (CI) every pid can be signalled: what an unprivileged worker meets is played by os.kill.
+    record(tmp_path / f"gauge_livesum_{GONE_PID}.db", "pushsync_running", 1)
+    real_kill = os.kill
+
+    def kill(pid: int, sig: int) -> None:
+        if pid == GONE_PID:
+            raise PermissionError(1, "Operation not permitted")
+        real_kill(pid, sig)
+
+    monkeypatch.setattr(os, "kill", kill)
+    registry = CollectorRegistry()
+    WorkerProcesses(registry, tmp_path)
+    assert totals(registry).get("pushsync_running", 0) == 0
+    assert not list(tmp_path.glob("gauge_live*.db"))
