@@ -72,7 +72,9 @@ def _runtime(pid: int) -> Runtime:
     store = connect(settings)
     durability = Durability.of(store, settings)
     api = push_api_client(settings)
-    brackets = StatusBrackets(store, api, settings)
+    # Through the durable client: WAIT counts only its own connection's writes, and a push's or an IDLE's
+    # bracket state is what the next push relies on.
+    brackets = StatusBrackets(durability.client, api, settings)
     dead_letters = DeadLetters(settings.broker_url or store_url(settings), store)
     push = BatchPush(durability.client, api, brackets, dead_letters, settings, durability=durability)
     return Runtime(settings, store, durability, api, brackets, push,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from celery import Task, shared_task
 from celery.exceptions import Reject
@@ -67,12 +67,8 @@ def _push_all(task: Task, refs: Sequence[Sequence[str]]) -> dict:
         try:
             outcome = _push(target_ref, batch_id)
         except ReplicasUnconfirmed as exc:
-            # Not acknowledged: the message goes back, and its next delivery finds each batch as the store has it
-            # (those pushed already are done).
-            log.warning("push of batch %s of %s handed back to the broker in %.0f s: %s", batch_id, target_ref,
-                        HAND_BACK_DELAY_SECONDS, exc)
-            time.sleep(HAND_BACK_DELAY_SECONDS)
-            raise Reject(str(exc), requeue=True) from exc
+            # Its next delivery finds each batch as the store has it (those pushed already are done).
+            _hand_back(exc, f"push of batch {batch_id} of {target_ref}")
         except Exception as exc:
             if is_outage(exc):
                 # The store is gone for every batch alike: the reaper enqueues them again once it is back.
@@ -105,6 +101,14 @@ def push_identities(target_ref: str, batch_id: str, *more: Sequence[str]) -> dic
 
 TASK_OF_KIND = {keys.PROVIDER: push_identities, keys.SOURCE: push_batch}
 """Providers first: a source's batch claimed by the same sweep as its provider's would wait for its identities."""
+
+
+def _hand_back(exc: ReplicasUnconfirmed, what: str) -> NoReturn:
+    """Give the task's message back to the broker, unacknowledged, after HAND_BACK_DELAY_SECONDS: the
+    store's replicas did not confirm what `what` wrote, so the work is not known to be safe yet."""
+    log.warning("%s handed back to the broker in %.0f s: %s", what, HAND_BACK_DELAY_SECONDS, exc)
+    time.sleep(HAND_BACK_DELAY_SECONDS)
+    raise Reject(str(exc), requeue=True) from exc
 
 
 def _hand_on(task: Task, refs: Sequence[Sequence[str]]) -> None:
@@ -154,7 +158,19 @@ def spread(refs: Sequence[T], pool_processes: int) -> list[Sequence[T]]:
 @shared_task(name="pushsync.close_burst", acks_late=True)
 def close_burst(target_ref: str, epoch: int) -> bool:
     """Send IDLE for a quiet source unless its burst reopened."""
-    return runtime().brackets.close(keys.Target.from_ref(target_ref), epoch)
+    return _close_burst(target_ref, epoch)
+
+
+def _close_burst(target_ref: str, epoch: int) -> bool:
+    current = runtime()
+    since = current.durability.mark()
+    closed = current.brackets.close(keys.Target.from_ref(target_ref), epoch)
+    try:
+        # Lost in a failover, the closed burst would look open still: the next push would skip its REFRESH.
+        current.durability.confirm(since)
+    except ReplicasUnconfirmed as exc:
+        _hand_back(exc, f"IDLE of burst {epoch} of {target_ref}")
+    return closed
 
 
 @shared_task(name=REBUILD_BEGIN_TASK, acks_late=True)

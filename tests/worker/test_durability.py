@@ -161,3 +161,55 @@ def test_a_push_its_replicas_did_not_confirm_waits_before_it_hands_its_message_b
         os.kill(pid, signal.SIGCONT)
     assert handed_back.value.requeue
     assert slept == [tasks.HAND_BACK_DELAY_SECONDS] and tasks.HAND_BACK_DELAY_SECONDS >= 5
+
+
+def test_an_idle_its_replicas_did_not_confirm_is_handed_back_and_its_redelivery_finds_the_burst_closed(
+        durability, sentinel_store, monkeypatch):
+    """Lost in a failover, a closed burst would look open still, and the next push would skip its REFRESH."""
+    from types import SimpleNamespace
+
+    from celery.exceptions import Reject
+
+    from tests.support.scripted_server import ScriptedServer
+    from worker import tasks
+    from worker.deadletter.queue import DeadLetters
+    from worker.push.batch import BatchPush
+    from worker.push.brackets import StatusBrackets
+    from worker.pushapi.client import PushApiClient
+    from worker.settings import load_settings
+    from worker.store import keys
+    from worker.windows.coalesce import Coalescer
+    from worker.windows.flush import Flusher
+
+    settings = load_settings(window_seconds=1, idle_after_seconds=0, single_call_max_items=0)
+    source = keys.Target(keys.SOURCE, "idle-handed-back")
+    client = durability.client
+    server = ScriptedServer()
+    try:
+        api = PushApiClient(base_url=server.push_url, organization_id="org", api_key="key", retry_budget_seconds=2)
+        brackets = StatusBrackets(client, api, settings)
+        Coalescer(client, settings).add_encoded(source, [("https://example.com/1", "1.0",
+                                                          b'{"kind": "item.upsert", "version": 1, '
+                                                          b'"documentId": "https://example.com/1", "item": {}}')])
+        (batch,) = Flusher(client, settings, lambda batches: None).sweep(time.time() + 5).claimed
+        BatchPush(client, api, brackets, DeadLetters(sentinel_store.url, client), settings,
+                  durability=durability).run(batch)
+        closing: list[int] = []
+        brackets.close_quiet(lambda target, epoch: closing.append(epoch), now=time.time() + 5)
+        (epoch,) = closing
+        monkeypatch.setattr(tasks, "runtime", lambda: SimpleNamespace(durability=durability, brackets=brackets))
+        monkeypatch.setattr(tasks, "time", SimpleNamespace(sleep=lambda seconds: None, monotonic=time.monotonic))
+        pid = sentinel_store.replica().child.popen.pid
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(Reject) as handed_back:
+                tasks._close_burst(source.ref, epoch)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert handed_back.value.requeue
+        # The primary kept the close: the redelivery sends no second IDLE.
+        assert tasks._close_burst(source.ref, epoch) is False
+        statuses = [r.query["statusType"][0] for r in server.matching("POST", r"/status$")]
+        assert statuses == ["REFRESH", "IDLE"], statuses
+    finally:
+        server.close()

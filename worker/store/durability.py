@@ -4,7 +4,8 @@ Redis replicates asynchronously: a primary that dies right after it answered a w
 write with it, and the replica promoted in its place never had it. With
 `PUSHSYNC_STORE_MIN_REPLICAS=N`, every step whose writes something later relies on (ingestion before
 it acknowledges a message, a claim before its push task is sent, a lease before a push, the
-high-water marks and the release before a push task acknowledges) waits for N replicas to confirm
+high-water marks, the release and the burst's state before a push or IDLE task acknowledges) waits for N
+replicas to confirm
 them: Redis `WAIT N` (`WAITAOF`, which also waits for the replicas' append-only files, on Redis 7.2
 and later; older servers lack it, and WAIT is used there).
 
