@@ -13,6 +13,7 @@ import signal
 import time
 
 import pytest
+import redis.exceptions as redis_errors
 
 from producers.events import complete_event, parse_event
 from tests.support.scripted_server import UPLOAD_PREFIX, ScriptedServer
@@ -25,6 +26,7 @@ from worker.pushapi.client import PushApiClient
 from worker.settings import load_settings
 from worker.store import indexes, keys, recent
 from worker.store.ranks import rank
+from worker.windows import flush as flush_module
 from worker.windows.coalesce import Coalescer
 from worker.windows.flush import Flusher
 
@@ -226,6 +228,59 @@ def test_a_claim_between_the_coalescing_round_trips_leaves_no_deadline_behind(re
     stages.flush()  # a sweep claims the window in between, and its deadline goes with it
     second.execute()
     assert stages.redis.zscore(SOURCE.deadlines, SOURCE.ref) is None
+
+
+class StoreBlip(redis_errors.ConnectionError):
+    """The store fails the claimer's next call (the sweep takes it as an outage: due again at the next one)."""
+
+
+@pytest.mark.parametrize("failure", ["killed", "store error"])
+def test_a_window_that_filled_during_a_claim_the_claimer_did_not_finish_is_pushed(
+        redis_client, redis_broker_url, server, monkeypatch, failure):
+    failure = KilledHere if failure == "killed" else StoreBlip
+    stages = Stages(redis_client, redis_broker_url, server, window_seconds=0.3, first_window_seconds=0.05)
+    stages.coalescer.add([item(1, 1)])
+    claim_scripts = flush_module.run_many
+
+    def an_event_arrives_right_after_the_claim(*args, **kwargs):
+        outcomes = claim_scripts(*args, **kwargs)
+        stages.coalescer.add([item(2, 1)])  # the old deadline is still there: this window gets none of its own
+        return outcomes
+
+    def fails(self, targets, now):
+        raise failure()
+
+    monkeypatch.setattr(flush_module, "run_many", an_event_arrives_right_after_the_claim)
+    monkeypatch.setattr(Flusher, "_reschedule", fails)
+    with pytest.raises(failure):
+        stages.flush(now=time.time() + 1)
+    monkeypatch.undo()
+    for batch in stages.flusher.reap(time.time() + stages.settings.reap_after_seconds + 1):
+        stages.push.run(batch)
+    (second,) = stages.flush(now=time.time() + 1).claimed
+    stages.push_all()
+    assert [[d["documentId"] for d in batch["addOrUpdate"]] for batch in stages.batch_items()] == [
+        ["https://example.com/1"], ["https://example.com/2"]]
+
+
+def test_a_window_written_before_first_windows_is_whole_once_the_batch_before_it_is_released(
+        redis_client, redis_broker_url, server):
+    window = 2
+    stages = Stages(redis_client, redis_broker_url, server, window_seconds=window, first_window_seconds=0.05)
+    stages.coalescer.add([item(1, 1)])
+    (batch,) = stages.flush(now=time.time() + 0.05).claimed
+    stages.coalescer.add([item(2, 1)])
+    redis_client.hdel(SOURCE.window_meta, "since_claim")  # as an earlier version's coalescing wrote it
+    stages.push_all()
+    assert deadline_in(stages) > window - 0.5
+
+
+@pytest.mark.parametrize("recorded", ["", "garbage", "1.7e9x"])
+def test_a_claim_time_that_is_no_number_is_taken_as_none(redis_client, redis_broker_url, server, recorded):
+    stages = Stages(redis_client, redis_broker_url, server, window_seconds=5, first_window_seconds=0.05)
+    redis_client.hset(SOURCE.stats, "claimed_at", recorded)
+    stages.coalescer.add([item(1, 1)])
+    assert deadline_in(stages) <= 0.05
 
 
 def test_first_windows_as_long_as_the_window_keep_every_window_whole(redis_client, redis_broker_url, server):

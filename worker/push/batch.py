@@ -317,10 +317,13 @@ class BatchPush:
         pipe.hmget(target.window_meta, "opened_at", "since_claim")
         opened_at, since_claim = pipe.execute()[-1]
         # The sweep puts off a due window while its target's batch is in flight: once B is released,
-        # the window that filled meanwhile is due at its own time again.
+        # the window that filled meanwhile is due at its own time again. Not xx: a claimer that died (or met a
+        # store error) between B's claim and rescheduling a window that filled meanwhile left it no deadline,
+        # and B's release comes surely (the reaper's, if need be). No since_claim (a window written before first
+        # windows existed): a whole window, since B was claimed just before it.
         if opened_at is not None:
-            due_at = self.settings.window_due(target.id, float(opened_at), float(since_claim) if since_claim else None)
-            self.client.zadd(target.deadlines, {target.ref: due_at}, xx=True, lt=True)
+            due_at = self.settings.window_due(target.id, float(opened_at), float(since_claim) if since_claim else 0.0)
+            self.client.zadd(target.deadlines, {target.ref: due_at}, lt=True)
 
 
 def _scan(client: redis.Redis, key: str) -> Iterator[list[tuple[bytes, bytes]]]:

@@ -82,10 +82,10 @@ end
 if oldest_stale then oldest_stale = tostring(oldest_stale) end
 local since_claim = false
 if opened == 1 then
-  local claimed = redis.call('HGET', stats, 'claimed_at')
+  local claimed = tonumber(redis.call('HGET', stats, 'claimed_at'))
   if claimed then
     local clock = redis.call('TIME')
-    since_claim = tostring(tonumber(clock[1]) + tonumber(clock[2]) / 1000000 - tonumber(claimed))
+    since_claim = tostring(tonumber(clock[1]) + tonumber(clock[2]) / 1000000 - claimed)
     -- Kept with the window: a release that finds it filled while a batch was in flight makes it due again.
     redis.call('HSET', meta, 'since_claim', since_claim)
   end
