@@ -164,6 +164,14 @@ def deadline_in(stages, target: keys.Target = SOURCE) -> float:
     return stages.redis.zscore(target.deadlines, target.ref) - time.time()
 
 
+def first_window_claimed(redis_client, redis_broker_url, server, window: float) -> "Stages":
+    """Stages with windows of `window` seconds and first windows of 0.05 s, the first one (an item) claimed."""
+    stages = Stages(redis_client, redis_broker_url, server, window_seconds=window, first_window_seconds=0.05)
+    stages.coalescer.add([item(1, 1)])
+    (_,) = stages.flush(now=time.time() + 0.05).claimed
+    return stages
+
+
 def test_a_quiet_sources_first_window_is_short_and_the_next_one_whole(redis_client, redis_broker_url, server):
     window = 0.4
     stages = Stages(redis_client, redis_broker_url, server, window_seconds=window, first_window_seconds=0.05)
@@ -203,9 +211,7 @@ def test_a_claim_is_timed_by_the_store_not_by_a_sweep_that_started_late(redis_cl
 def test_a_window_that_filled_during_a_slow_push_is_due_after_its_first_window_once_released(
         redis_client, redis_broker_url, server):
     window = 0.5
-    stages = Stages(redis_client, redis_broker_url, server, window_seconds=window, first_window_seconds=0.05)
-    stages.coalescer.add([item(1, 1)])
-    (batch,) = stages.flush(now=time.time() + 0.05).claimed
+    stages = first_window_claimed(redis_client, redis_broker_url, server, window)
     time.sleep(window)
     stages.coalescer.add([item(2, 1)])  # a window after the claim: a first window, while the batch is in flight
     assert deadline_in(stages) <= 0.05
@@ -266,9 +272,7 @@ def test_a_window_that_filled_during_a_claim_the_claimer_did_not_finish_is_pushe
 def test_a_window_written_before_first_windows_is_whole_once_the_batch_before_it_is_released(
         redis_client, redis_broker_url, server):
     window = 2
-    stages = Stages(redis_client, redis_broker_url, server, window_seconds=window, first_window_seconds=0.05)
-    stages.coalescer.add([item(1, 1)])
-    (batch,) = stages.flush(now=time.time() + 0.05).claimed
+    stages = first_window_claimed(redis_client, redis_broker_url, server, window)
     stages.coalescer.add([item(2, 1)])
     redis_client.hdel(SOURCE.window_meta, "since_claim")  # as an earlier version's coalescing wrote it
     stages.push_all()
