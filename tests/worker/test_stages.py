@@ -253,7 +253,7 @@ def test_a_window_that_filled_during_a_claim_the_claimer_did_not_finish_is_pushe
         stages.coalescer.add([item(2, 1)])  # the old deadline is still there: this window gets none of its own
         return outcomes
 
-    def fails(self, targets, now):
+    def fails(self, targets, now, settled=()):
         raise failure()
 
     monkeypatch.setattr(flush_module, "run_many", an_event_arrives_right_after_the_claim)
@@ -267,6 +267,38 @@ def test_a_window_that_filled_during_a_claim_the_claimer_did_not_finish_is_pushe
     stages.push_all()
     assert [[d["documentId"] for d in batch["addOrUpdate"]] for batch in stages.batch_items()] == [
         ["https://example.com/1"], ["https://example.com/2"]]
+
+
+@pytest.mark.parametrize("failure", ["killed", "store error"])
+def test_a_window_that_filled_while_a_claimer_found_it_empty_is_pushed_though_the_claimer_did_not_finish(
+        redis_client, redis_broker_url, server, monkeypatch, failure):
+    failure = KilledHere if failure == "killed" else StoreBlip
+    stages = Stages(redis_client, redis_broker_url, server, window_seconds=0.3, first_window_seconds=0.05)
+    # A deadline without a window: a coalescing whose window a sweep claimed between its script and its deadline.
+    redis_client.zadd(SOURCE.deadlines, {SOURCE.ref: time.time()})
+    claim_scripts = flush_module.run_many
+
+    def an_event_arrives_right_after_the_claim(*args, **kwargs):
+        outcomes = claim_scripts(*args, **kwargs)
+        assert [outcome[0] for outcome in outcomes] == [-1]
+        stages.coalescer.add([item(1, 1)])  # the deadline is still there: this window gets none of its own
+        return outcomes
+
+    def fails(self, targets, now, settled=()):
+        raise failure()
+
+    monkeypatch.setattr(flush_module, "run_many", an_event_arrives_right_after_the_claim)
+    monkeypatch.setattr(Flusher, "_reschedule", fails)
+    with pytest.raises(failure):
+        stages.flush(now=time.time() + 1)
+    monkeypatch.undo()
+    later = time.time() + stages.settings.reap_after_seconds + 1
+    assert stages.flusher.reap(later) == []  # nothing to push again: it reschedules the window
+    (batch,) = stages.flush(now=later + 1).claimed
+    stages.push_all()
+    assert [[d["documentId"] for d in batch["addOrUpdate"]] for batch in stages.batch_items()] == [
+        ["https://example.com/1"]]
+    assert indexes.count(redis_client, keys.CLAIMED) == 0  # the reaper dropped the empty claim's registration
 
 
 def test_a_window_written_before_first_windows_is_whole_once_the_batch_before_it_is_released(

@@ -223,11 +223,10 @@ class Flusher:
              [batch.id, repr(now), "1" if target.kind == keys.SOURCE else "0", "1" if self._providers(target) else "0"])
             for target, batch in zip(targets, batches)])
         pipe = self.client.pipeline(transaction=False)
-        claimed, in_flight, ended, items = [], [], [], 0
+        claimed, in_flight, ended, empty, items = [], [], [], [], 0
         for batch, outcome in zip(batches, outcomes):
-            if outcome[0] != 1:
-                pipe.zrem(batch.target.claimed, batch.claim_ref)
             if outcome[0] == 0:
+                pipe.zrem(batch.target.claimed, batch.claim_ref)
                 in_flight.append(batch.target)
                 continue
             ended.append(batch.target)
@@ -235,8 +234,10 @@ class Flusher:
             if outcome[0] == 1:
                 claimed.append(batch)
                 items += outcome[2]
+            else:
+                empty.append(batch)
         pipe.execute()
-        self._reschedule(ended, now)
+        self._reschedule(ended, now, settled=empty)
         for batch in claimed:
             prerequisites.record(self.client, batch, self._providers(batch.target))
         # Unconfirmed, the claims wait for the reaper, which finds them registered (if they outlived a failover);
@@ -252,8 +253,12 @@ class Flusher:
         """The providers whose identities `target`'s batches must follow."""
         return self.settings.providers_of(target.id) if target.kind == keys.SOURCE else []
 
-    def _reschedule(self, targets: list[keys.Target], now: float) -> None:
-        """Events that arrived since their old deadline was dropped (after the claim) get a deadline of their own."""
+    def _reschedule(self, targets: Sequence[keys.Target], now: float, settled: Sequence[keys.Batch] = ()) -> None:
+        """Events that arrived since their old deadline was dropped (after the claim) get a deadline of their own.
+
+        settled: registrations (in `claimed`) of batches that claimed nothing, dropped only once the deadlines are
+            back: a claimer that dies before leaves them to the reaper, which reschedules their targets again
+            (a window found empty has no batch whose release would give the window that refilled it a deadline)."""
         pipe = self.client.pipeline(transaction=False)
         for target in targets:
             pipe.exists(target.window)
@@ -261,6 +266,9 @@ class Flusher:
         pipe = self.client.pipeline(transaction=False)
         for target in refilled:
             pipe.zadd(target.deadlines, {target.ref: now + self.settings.window_for(target.id)}, nx=True)
+        # After the deadlines in the same pipeline: Redis runs them in order, so no crash keeps only the removal.
+        for batch in settled:
+            pipe.zrem(batch.target.claimed, batch.claim_ref)
         pipe.execute()
 
     def migrate(self) -> None:
@@ -318,7 +326,7 @@ class Flusher:
         for (raw, enqueued_at), batch, state in zip(claimed, batches, states):
             claimed_at, queued, parked, waiting = state
             if claimed_at is None:
-                # Finished; or registered by a claim that is still under way, so give it time.
+                # Finished, or its window was found empty; or registered by a claim still under way, so give it time.
                 if enqueued_at <= now - self.settings.reap_after_seconds:
                     gone.append(batch)
                 continue
@@ -335,9 +343,10 @@ class Flusher:
                 due.append((batch, bool(queued), bool(waiting or parked)))
         requeued = run_many(self.client, self._requeue, [([batch.meta, batch.lease], []) for batch, _, _ in due])
         reaped = [(batch, queued, conditional) for (batch, queued, conditional), again in zip(due, requeued) if again]
+        if gone:
+            # A claimer that died after finding a window empty may have dropped the deadline a refilled window relied on.
+            self._reschedule([batch.target for batch in gone], now, settled=gone)
         pipe = self.client.pipeline(transaction=False)
-        for batch in gone:
-            pipe.zrem(batch.target.claimed, batch.claim_ref)
         for batch, _, _ in reaped:
             pipe.zadd(batch.target.claimed, {batch.claim_ref: now})
         for batch, score in later:
