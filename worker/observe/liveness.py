@@ -12,12 +12,16 @@ import fnmatch
 import socket
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import redis
 from celery import Celery
 from kombu import Connection
 
 from worker.store import beat_lock, keys
+from worker.store.scripts import script
+
+HERE = Path(__file__).parent
 
 REPLY_SECONDS = 1.0
 """How long to wait for workers' answers to a remote-control request."""
@@ -82,14 +86,25 @@ def pool_processes(client: redis.Redis, now: float | None = None) -> int:
     now = time.time() if now is None else now
     total, stale = 0, []
     for worker, value in client.hgetall(keys.POOLS).items():
-        processes, _, seen_at = value.decode().partition(" ")
-        if now - float(seen_at) > POOL_STALE_SECONDS:
-            stale.append(worker)
+        processes, seen_at = _pool_record(value)
+        if processes is None or now - seen_at > POOL_STALE_SECONDS:
+            stale += [worker, value]
         else:
-            total += int(processes)
+            total += processes
     if stale:
-        client.hdel(keys.POOLS, *stale)
+        # Compared first: a worker that recorded its pool since the read (a sweep of its own) stays counted.
+        script(client, HERE / "forget_pools.lua")(keys=[keys.POOLS], args=stale)
     return total
+
+
+def _pool_record(value: bytes) -> tuple[int | None, float]:
+    """The pool processes and the time of a record of `keys.POOLS` ((None, 0) if it is no such record: it is
+    forgotten as a stale one is)."""
+    processes, _, seen_at = value.decode(errors="replace").partition(" ")
+    try:
+        return int(processes), float(seen_at)
+    except ValueError:
+        return None, 0.0
 
 
 def last_sweep(client: redis.Redis) -> float | None:

@@ -54,6 +54,31 @@ def test_the_pools_that_ran_sweeps_lately_count_and_stale_ones_are_forgotten(red
     assert redis_client.hget(keys.SWEEPS, "worker") == b"w3@c"
 
 
+def test_a_pool_recorded_again_while_a_sweep_forgets_its_stale_record_stays_counted(redis_client, monkeypatch):
+    now = time.time()
+    liveness.record_sweep(redis_client, "w1@a", 4, now=now - liveness.POOL_STALE_SECONDS - 1)
+    read = redis_client.hgetall
+
+    def its_sweep_comes_right_after_the_read(name):
+        found = read(name)
+        liveness.record_pool(redis_client, "w1@a", 4, now=now)
+        return found
+
+    monkeypatch.setattr(redis_client, "hgetall", its_sweep_comes_right_after_the_read)
+    assert liveness.pool_processes(redis_client, now) == 0  # as read: stale
+    monkeypatch.undo()
+    assert liveness.pool_processes(redis_client, now) == 4, "the fresh record was not forgotten with the stale one"
+
+
+@pytest.mark.parametrize("record", [b"", b"four 9e99", b"4", b"4 soon", b"\xff\xfe 1"])
+def test_a_pool_record_that_is_none_is_forgotten_and_counts_nothing(redis_client, record):
+    now = time.time()
+    redis_client.hset(keys.POOLS, "odd@a", record)
+    liveness.record_sweep(redis_client, "w2@b", 3, now=now)
+    assert liveness.pool_processes(redis_client, now) == 3
+    assert redis_client.hkeys(keys.POOLS) == [b"w2@b"]
+
+
 @pytest.fixture()
 def pushes(redis_client, redis_url, redis_broker_url, clean_emulator, monkeypatch):
     """Three sources' claimed batches (the second source unknown to the service), pushed in this process
