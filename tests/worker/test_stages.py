@@ -236,21 +236,23 @@ def test_a_claim_between_the_coalescing_round_trips_leaves_no_deadline_behind(re
     assert stages.redis.zscore(SOURCE.deadlines, SOURCE.ref) is None
 
 
+class KilledHere(BaseException):
+    """The claiming process dies at this instant."""
+
+
 class StoreBlip(redis_errors.ConnectionError):
     """The store fails the claimer's next call (the sweep takes it as an outage: due again at the next one)."""
 
 
-@pytest.mark.parametrize("failure", ["killed", "store error"])
-def test_a_window_that_filled_during_a_claim_the_claimer_did_not_finish_is_pushed(
-        redis_client, redis_broker_url, server, monkeypatch, failure):
-    failure = KilledHere if failure == "killed" else StoreBlip
-    stages = Stages(redis_client, redis_broker_url, server, window_seconds=0.3, first_window_seconds=0.05)
-    stages.coalescer.add([item(1, 1)])
+def claimer_fails_after_an_event_arrives(stages: Stages, monkeypatch, failure: type[BaseException], outcome: int) -> None:
+    """A sweep whose claim ends with `outcome`, an event arriving right after it while the target's old deadline is
+    still there (so its window gets none of its own), and the claimer failing with `failure` before it reschedules."""
     claim_scripts = flush_module.run_many
 
     def an_event_arrives_right_after_the_claim(*args, **kwargs):
         outcomes = claim_scripts(*args, **kwargs)
-        stages.coalescer.add([item(2, 1)])  # the old deadline is still there: this window gets none of its own
+        assert [found[0] for found in outcomes] == [outcome]
+        stages.coalescer.add([item(2, 1)])
         return outcomes
 
     def fails(self, targets, now, settled=()):
@@ -261,6 +263,14 @@ def test_a_window_that_filled_during_a_claim_the_claimer_did_not_finish_is_pushe
     with pytest.raises(failure):
         stages.flush(now=time.time() + 1)
     monkeypatch.undo()
+
+
+@pytest.mark.parametrize("failure", [KilledHere, StoreBlip], ids=["killed", "store error"])
+def test_a_window_that_filled_during_a_claim_the_claimer_did_not_finish_is_pushed(
+        redis_client, redis_broker_url, server, monkeypatch, failure):
+    stages = Stages(redis_client, redis_broker_url, server, window_seconds=0.3, first_window_seconds=0.05)
+    stages.coalescer.add([item(1, 1)])
+    claimer_fails_after_an_event_arrives(stages, monkeypatch, failure, outcome=1)
     for batch in stages.flusher.reap(time.time() + stages.settings.reap_after_seconds + 1):
         stages.push.run(batch)
     (second,) = stages.flush(now=time.time() + 1).claimed
@@ -269,35 +279,19 @@ def test_a_window_that_filled_during_a_claim_the_claimer_did_not_finish_is_pushe
         ["https://example.com/1"], ["https://example.com/2"]]
 
 
-@pytest.mark.parametrize("failure", ["killed", "store error"])
+@pytest.mark.parametrize("failure", [KilledHere, StoreBlip], ids=["killed", "store error"])
 def test_a_window_that_filled_while_a_claimer_found_it_empty_is_pushed_though_the_claimer_did_not_finish(
         redis_client, redis_broker_url, server, monkeypatch, failure):
-    failure = KilledHere if failure == "killed" else StoreBlip
     stages = Stages(redis_client, redis_broker_url, server, window_seconds=0.3, first_window_seconds=0.05)
     # A deadline without a window: a coalescing whose window a sweep claimed between its script and its deadline.
     redis_client.zadd(SOURCE.deadlines, {SOURCE.ref: time.time()})
-    claim_scripts = flush_module.run_many
-
-    def an_event_arrives_right_after_the_claim(*args, **kwargs):
-        outcomes = claim_scripts(*args, **kwargs)
-        assert [outcome[0] for outcome in outcomes] == [-1]
-        stages.coalescer.add([item(1, 1)])  # the deadline is still there: this window gets none of its own
-        return outcomes
-
-    def fails(self, targets, now, settled=()):
-        raise failure()
-
-    monkeypatch.setattr(flush_module, "run_many", an_event_arrives_right_after_the_claim)
-    monkeypatch.setattr(Flusher, "_reschedule", fails)
-    with pytest.raises(failure):
-        stages.flush(now=time.time() + 1)
-    monkeypatch.undo()
+    claimer_fails_after_an_event_arrives(stages, monkeypatch, failure, outcome=-1)
     later = time.time() + stages.settings.reap_after_seconds + 1
     assert stages.flusher.reap(later) == []  # nothing to push again: it reschedules the window
     (batch,) = stages.flush(now=later + 1).claimed
     stages.push_all()
     assert [[d["documentId"] for d in batch["addOrUpdate"]] for batch in stages.batch_items()] == [
-        ["https://example.com/1"]]
+        ["https://example.com/2"]]
     assert indexes.count(redis_client, keys.CLAIMED) == 0  # the reaper dropped the empty claim's registration
 
 
@@ -667,10 +661,6 @@ def test_a_small_batch_is_pushed_in_a_few_round_trips(redis_client, redis_broker
     # Each round trip costs the pool more than what it carries (a loopback send runs the receiver's side too).
     assert trips[1] - trips[0] <= PUSH_ROUND_TRIPS, trips[1] - trips[0]
     assert len(server.matching("PUT", r"/documents/batch$")) == 2
-
-
-class KilledHere(BaseException):
-    """The claiming process dies at this instant."""
 
 
 def test_a_claimer_killed_before_it_recorded_what_a_batch_waits_for_still_leaves_the_items_after_the_identities(
