@@ -11,8 +11,11 @@ import multiprocessing
 import os
 import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
+import redis
 import redis.exceptions as redis_errors
 
 from producers.events import complete_event, parse_event
@@ -244,25 +247,62 @@ class StoreBlip(redis_errors.ConnectionError):
     """The store fails the claimer's next call (the sweep takes it as an outage: due again at the next one)."""
 
 
-def claimer_fails_after_an_event_arrives(stages: Stages, monkeypatch, failure: type[BaseException], outcome: int) -> None:
-    """A sweep whose claim ends with `outcome`, an event arriving right after it while the target's old deadline is
-    still there (so its window gets none of its own), and the claimer failing with `failure` before it reschedules."""
+def an_event_arrives_right_after_the_claim(stages: Stages, monkeypatch, outcome: int) -> None:
+    """The sweep's claim ends with `outcome`, and an event arrives right after it while the target's old deadline is
+    still there (so its window gets none of its own)."""
     claim_scripts = flush_module.run_many
 
-    def an_event_arrives_right_after_the_claim(*args, **kwargs):
+    def arrives(*args, **kwargs):
         outcomes = claim_scripts(*args, **kwargs)
         assert [found[0] for found in outcomes] == [outcome]
         stages.coalescer.add([item(2, 1)])
         return outcomes
 
+    monkeypatch.setattr(flush_module, "run_many", arrives)
+
+
+def claimer_fails_after_an_event_arrives(stages: Stages, monkeypatch, failure: type[BaseException], outcome: int) -> None:
+    """`an_event_arrives_right_after_the_claim`, and the claimer failing with `failure` before it reschedules."""
+    an_event_arrives_right_after_the_claim(stages, monkeypatch, outcome)
+
     def fails(self, targets, now, settled=()):
         raise failure()
 
-    monkeypatch.setattr(flush_module, "run_many", an_event_arrives_right_after_the_claim)
     monkeypatch.setattr(Flusher, "_reschedule", fails)
     with pytest.raises(failure):
         stages.flush(now=time.time() + 1)
     monkeypatch.undo()
+
+
+OUT_OF_MEMORY = "return redis.error_reply(\"OOM command not allowed when used memory > 'maxmemory'.\")"
+"""What a store at maxmemory (noeviction) answers a write it refuses."""
+
+
+@contextmanager
+def deadlines_refused() -> Iterator[None]:
+    """The store refuses every write to the deadlines, as one at maxmemory refuses a ZADD (and, on a Cluster, as their
+    node alone may fail: the registrations are on others); the other commands of a pipeline still run."""
+    zadd = redis.Redis.zadd
+
+    def refused(self, name, mapping, *args, **kwargs):
+        if name in keys.DEADLINES:
+            return self.execute_command("EVAL", OUT_OF_MEMORY, 0)
+        return zadd(self, name, mapping, *args, **kwargs)
+
+    redis.Redis.zadd = refused
+    try:
+        yield
+    finally:
+        redis.Redis.zadd = zadd
+
+
+def pushed_in_the_end(stages: Stages, later: float, *expected: list[str]) -> None:
+    """After a reaper pass and a sweep at `later`, the batches pushed so far carry `expected`."""
+    stages.flusher.reap(later)
+    stages.flush(now=later + 1)
+    stages.push_all()
+    assert [[d["documentId"] for d in batch["addOrUpdate"]] for batch in stages.batch_items()] == list(expected), (
+        f"deadline: {stages.redis.zscore(SOURCE.deadlines, SOURCE.ref)}, window: {stages.redis.hkeys(SOURCE.window)}")
 
 
 @pytest.mark.parametrize("failure", [KilledHere, StoreBlip], ids=["killed", "store error"])
@@ -293,6 +333,49 @@ def test_a_window_that_filled_while_a_claimer_found_it_empty_is_pushed_though_th
     assert [[d["documentId"] for d in batch["addOrUpdate"]] for batch in stages.batch_items()] == [
         ["https://example.com/2"]]
     assert indexes.count(redis_client, keys.CLAIMED) == 0  # the reaper dropped the empty claim's registration
+
+
+def test_a_window_that_filled_while_a_claimer_found_it_empty_is_pushed_though_its_deadline_was_refused(
+        redis_client, redis_broker_url, server, monkeypatch):
+    stages = Stages(redis_client, redis_broker_url, server, window_seconds=0.3, first_window_seconds=0.05)
+    redis_client.zadd(SOURCE.deadlines, {SOURCE.ref: time.time()})  # a deadline without a window
+    an_event_arrives_right_after_the_claim(stages, monkeypatch, outcome=-1)
+    reschedule = Flusher._reschedule
+
+    def refused(self, *args, **kwargs):
+        with deadlines_refused():
+            return reschedule(self, *args, **kwargs)
+
+    monkeypatch.setattr(Flusher, "_reschedule", refused)
+    with pytest.raises(redis_errors.ResponseError):
+        stages.flush(now=time.time() + 1)
+    monkeypatch.undo()
+    pushed_in_the_end(stages, time.time() + stages.settings.reap_after_seconds + 1, ["https://example.com/2"])
+
+
+def test_a_reaper_whose_deadline_was_refused_keeps_the_registration_that_leads_it_to_the_window(
+        redis_client, redis_broker_url, server, monkeypatch):
+    stages = Stages(redis_client, redis_broker_url, server, window_seconds=0.3, first_window_seconds=0.05)
+    redis_client.zadd(SOURCE.deadlines, {SOURCE.ref: time.time()})
+    claimer_fails_after_an_event_arrives(stages, monkeypatch, KilledHere, outcome=-1)
+    later = time.time() + stages.settings.reap_after_seconds + 1
+    with deadlines_refused(), pytest.raises(redis_errors.ResponseError):
+        stages.flusher.reap(later)
+    pushed_in_the_end(stages, later + stages.settings.reap_after_seconds + 1, ["https://example.com/2"])
+
+
+def test_a_release_keeps_its_registration_until_the_deadline_it_owes_a_refilled_window_is_back(
+        redis_client, redis_broker_url, server, monkeypatch):
+    stages = Stages(redis_client, redis_broker_url, server, window_seconds=0.3, first_window_seconds=0.05)
+    stages.coalescer.add([item(1, 1)])
+    # The claimer dies before rescheduling the window that filled meanwhile: B's release owes it a deadline.
+    claimer_fails_after_an_event_arrives(stages, monkeypatch, KilledHere, outcome=1)
+    later = time.time() + stages.settings.reap_after_seconds + 1
+    (batch,) = stages.flusher.reap(later)
+    with deadlines_refused(), pytest.raises(redis_errors.ResponseError):
+        stages.push.run(batch)
+    pushed_in_the_end(stages, later + stages.settings.reap_after_seconds + 1,
+                      ["https://example.com/1"], ["https://example.com/2"])
 
 
 def test_a_window_written_before_first_windows_is_whole_once_the_batch_before_it_is_released(

@@ -9,6 +9,7 @@ beat cannot be judged. Which process beat is, the lock it holds says (`worker.st
 from __future__ import annotations
 
 import fnmatch
+import math
 import socket
 import time
 from dataclasses import dataclass
@@ -102,9 +103,13 @@ def _pool_record(value: bytes) -> tuple[int | None, float]:
     forgotten as a stale one is)."""
     processes, _, seen_at = value.decode(errors="replace").partition(" ")
     try:
-        return int(processes), float(seen_at)
+        count, at = int(processes), float(seen_at)
     except ValueError:
         return None, 0.0
+    # float() takes nan and inf, which no age exceeds: such a record would count forever.
+    if count <= 0 or not math.isfinite(at):
+        return None, 0.0
+    return count, at
 
 
 def last_sweep(client: redis.Redis) -> float | None:

@@ -302,7 +302,8 @@ class BatchPush:
         # The release script deletes the lease: a renewal after it would report the lease as lost.
         lease.halt()
         released = self._release(
-            keys=[batch.events, batch.versions, batch.meta, batch.lease, target.inflight, target.burst, target.stats],
+            keys=[batch.events, batch.versions, batch.meta, batch.lease, target.inflight, target.burst, target.stats,
+                  target.window_meta],
             args=[batch.id, lease.token, repr(time.time()), counter, count],
         )
         pipe = self.client.pipeline(transaction=False)
@@ -313,9 +314,7 @@ class BatchPush:
             pipe.execute()
             return
         lease.forget()
-        pipe.zrem(target.claimed, batch.claim_ref)
-        pipe.hmget(target.window_meta, "opened_at", "since_claim")
-        opened_at, since_claim = pipe.execute()[-1]
+        _, opened_at, since_claim = released
         # The sweep puts off a due window while its target's batch is in flight: once B is released,
         # the window that filled meanwhile is due at its own time again. Not xx: a claimer that died (or met a
         # store error) between B's claim and rescheduling a window that filled meanwhile left it no deadline,
@@ -323,7 +322,13 @@ class BatchPush:
         # windows existed): a whole window, since B was claimed just before it.
         if opened_at is not None:
             due_at = self.settings.window_due(target.id, float(opened_at), float(since_claim) if since_claim else 0.0)
-            self.client.zadd(target.deadlines, {target.ref: due_at}, lt=True)
+            pipe.zadd(target.deadlines, {target.ref: due_at}, lt=True)
+            pipe.execute()
+            pipe = self.client.pipeline(transaction=False)
+        # Only once the deadline is back (a refused ZADD does not stop a pipeline, and on a Cluster the two
+        # indexes are on different nodes): until then the registration leads the reaper to this target again.
+        pipe.zrem(target.claimed, batch.claim_ref)
+        pipe.execute()
 
 
 def _scan(client: redis.Redis, key: str) -> Iterator[list[tuple[bytes, bytes]]]:

@@ -266,10 +266,14 @@ class Flusher:
         pipe = self.client.pipeline(transaction=False)
         for target in refilled:
             pipe.zadd(target.deadlines, {target.ref: now + self.settings.window_for(target.id)}, nx=True)
-        # After the deadlines in the same pipeline: Redis runs them in order, so no crash keeps only the removal.
-        for batch in settled:
-            pipe.zrem(batch.target.claimed, batch.claim_ref)
         pipe.execute()
+        # Only once every deadline is back: a refused ZADD (a store at maxmemory) does not stop a pipeline, and on a
+        # Cluster the deadlines and the registrations are on different nodes.
+        if settled:
+            pipe = self.client.pipeline(transaction=False)
+            for batch in settled:
+                pipe.zrem(batch.target.claimed, batch.claim_ref)
+            pipe.execute()
 
     def migrate(self) -> None:
         """Move into their shards (a bounded number per call) the deadlines and claims of the unsharded keys."""

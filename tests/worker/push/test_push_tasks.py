@@ -70,7 +70,8 @@ def test_a_pool_recorded_again_while_a_sweep_forgets_its_stale_record_stays_coun
     assert liveness.pool_processes(redis_client, now) == 4, "the fresh record was not forgotten with the stale one"
 
 
-@pytest.mark.parametrize("record", [b"", b"four 9e99", b"4", b"4 soon", b"\xff\xfe 1"])
+@pytest.mark.parametrize("record", [b"", b"four 9e99", b"4", b"4 soon", b"\xff\xfe 1", b"4 nan", b"4 inf", b"4 1e999",
+                                    b"0 9e99", b"-2 9e99"])
 def test_a_pool_record_that_is_none_is_forgotten_and_counts_nothing(redis_client, record):
     now = time.time()
     redis_client.hset(keys.POOLS, "odd@a", record)
