@@ -378,6 +378,32 @@ def test_a_release_keeps_its_registration_until_the_deadline_it_owes_a_refilled_
                       ["https://example.com/1"], ["https://example.com/2"])
 
 
+def test_a_claimer_that_stalled_past_the_reaper_and_then_died_leaves_its_batch_to_the_reaper(
+        redis_client, redis_broker_url, server, monkeypatch):
+    stages = Stages(redis_client, redis_broker_url, server, window_seconds=0.3, first_window_seconds=0.05)
+    stages.coalescer.add([item(1, 1)])
+    claim_scripts = flush_module.run_many
+    stalled_until = time.time() + stages.settings.reap_after_seconds + 5
+
+    def a_reaper_runs_before_the_claim(*args, **kwargs):
+        monkeypatch.setattr(flush_module, "run_many", claim_scripts)  # the reaper's own calls, then the claim's
+        assert stages.flusher.reap(stalled_until) == []  # the registration looks like a finished batch's
+        return claim_scripts(*args, **kwargs)
+
+    def killed(batches):
+        raise KilledHere()
+
+    monkeypatch.setattr(flush_module, "run_many", a_reaper_runs_before_the_claim)
+    monkeypatch.setattr(stages.flusher, "enqueue", killed)
+    with pytest.raises(KilledHere):
+        stages.flush(now=time.time() + 1)
+    monkeypatch.undo()
+    (batch,) = stages.flusher.reap(stalled_until + stages.settings.reap_after_seconds + 1)
+    stages.push.run(batch)
+    assert [[d["documentId"] for d in batch["addOrUpdate"]] for batch in stages.batch_items()] == [
+        ["https://example.com/1"]]
+
+
 def test_a_window_written_before_first_windows_is_whole_once_the_batch_before_it_is_released(
         redis_client, redis_broker_url, server):
     window = 2

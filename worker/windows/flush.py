@@ -232,6 +232,10 @@ class Flusher:
             ended.append(batch.target)
             pipe.zrem(batch.target.deadlines, batch.target.ref)
             if outcome[0] == 1:
+                # Again: a reaper that ran while this claimer stalled (longer than `reap_after_seconds`) between the
+                # registration and the claim took it for a finished batch's and dropped it; without it, a task lost
+                # now would leave the batch in flight for good, and its target blocked behind it.
+                pipe.zadd(batch.target.claimed, {batch.claim_ref: now})
                 claimed.append(batch)
                 items += outcome[2]
             else:
