@@ -16,7 +16,10 @@ from worker.store.connection import store_url
 _settings = load_settings()
 
 # A Sentinel-watched Redis is kombu's Sentinel transport, its master's name a transport option.
-broker_url, _topology_options = redis_urls.kombu_form(_settings.broker_url or store_url(_settings))
+_broker = redis_urls.kombu_form(_settings.broker_url or store_url(_settings))
+broker_url = _broker.url
+if _broker.ssl is not None:
+    broker_use_ssl = _broker.ssl
 broker_connection_retry_on_startup = True
 # Celery gives up after 100 reconnection attempts (about 45 minutes at its 30 s cap) and the worker
 # exits; a broker outage must change when, never whether, so it keeps trying.
@@ -55,7 +58,7 @@ if broker.is_amqp(broker_url):
     broker_transport_options = {"confirm_publish": True}
 else:
     # Redis redelivers an unacknowledged task after this long; every task's hold stays under it.
-    broker_transport_options = {"visibility_timeout": _settings.visibility_timeout, **_topology_options}
+    broker_transport_options = {"visibility_timeout": _settings.visibility_timeout, **_broker.transport_options}
     sweep_queue = Queue(SWEEP_QUEUE_NAME, Exchange(SWEEP_QUEUE_NAME), routing_key=SWEEP_QUEUE_NAME)
 
 # A Queue, not a name: it stays out of the queues the pool consumes (`task_queues`, the default one).

@@ -84,7 +84,7 @@ def checked_urls(broker_url: str) -> list[str]:
     Redis URLs), by its position and host only (an element may hold a password)."""
     urls = split_urls(broker_url)
     if len(urls) == 1:
-        if _scheme(urls[0]) == redis_urls.CLUSTER_SCHEME:
+        if _scheme(urls[0]) in redis_urls.CLUSTER_SCHEMES:
             raise ValueError(NOT_A_CLUSTER)
         return urls
     first = _scheme(urls[0])
@@ -160,9 +160,10 @@ def connect(broker_url: str, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
         options = {"confirm_publish": True}
     else:
         options = {"socket_connect_timeout": connect_timeout, "socket_timeout": connect_timeout}
-    url, topology = redis_urls.kombu_form(broker_url)
+    form = redis_urls.kombu_form(broker_url)
     try:
-        return Connection(url, connect_timeout=connect_timeout, transport_options={**options, **topology})
+        return Connection(form.url, connect_timeout=connect_timeout, ssl=form.ssl or False,
+                          transport_options={**options, **form.transport_options})
     except ValueError:
         # kombu's own message quotes what it misread, which may be part of the password.
         raise ValueError(f"the broker URL {shown(broker_url)} cannot be read: {UNREADABLE_HINT}") from None

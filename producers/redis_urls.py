@@ -9,7 +9,9 @@ producers publish there without the worker, so this lives on their side):
   Sentinels at those hosts name for master `mymaster`, database 0 (optional), through
   `redis.sentinel.Sentinel.master_for`; the password is the primary's (the Sentinels take none);
 - `redis+cluster://[user:password@]h1:7000,h2:7001,h3:7002`: a Redis Cluster found from those seed
-  nodes (one is enough), through `redis.cluster.RedisCluster`; a Cluster has only database 0.
+  nodes (one is enough), through `redis.cluster.RedisCluster`; a Cluster has only database 0;
+- `rediss+sentinel://…` and `rediss+cluster://…`: the same over TLS to every node (the Sentinels
+  too), with the TLS options of `TLS_OPTIONS` after a `?` (a private CA's file, a client certificate).
 
 `parse` says in one line what is wrong with a malformed URL, never repeating it (it may hold a
 password); `client_for` makes the client; `kombu_form` spells a Sentinel broker as kombu's Sentinel
@@ -22,8 +24,8 @@ import enum
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Union
-from urllib.parse import SplitResult, quote, unquote, urlsplit
+from typing import Any, NamedTuple, Union
+from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlsplit
 
 import redis
 from kombu.utils.url import maybe_sanitize_url
@@ -35,9 +37,22 @@ PLAIN_SCHEMES = ("redis", "rediss", "unix")
 """One server: over TCP, over TLS, or on a Unix socket."""
 SENTINEL_SCHEME = "redis+sentinel"
 CLUSTER_SCHEME = "redis+cluster"
-STORE_SCHEMES = (*PLAIN_SCHEMES, SENTINEL_SCHEME, CLUSTER_SCHEME)
+TLS_SENTINEL_SCHEME = "rediss+sentinel"
+TLS_CLUSTER_SCHEME = "rediss+cluster"
+SENTINEL_SCHEMES = (SENTINEL_SCHEME, TLS_SENTINEL_SCHEME)
+CLUSTER_SCHEMES = (CLUSTER_SCHEME, TLS_CLUSTER_SCHEME)
+TLS_SCHEMES = (TLS_SENTINEL_SCHEME, TLS_CLUSTER_SCHEME)
+"""The Sentinel and Cluster forms over TLS (one server over TLS is `rediss://`, read by redis-py itself)."""
+STORE_SCHEMES = (*PLAIN_SCHEMES, *SENTINEL_SCHEMES, *CLUSTER_SCHEMES)
 """Every scheme a store URL may have."""
-DEFAULT_PORTS = {SENTINEL_SCHEME: 26379, CLUSTER_SCHEME: 6379}
+DEFAULT_PORTS = {**dict.fromkeys(SENTINEL_SCHEMES, 26379), **dict.fromkeys(CLUSTER_SCHEMES, 6379)}
+CERT_REQUIREMENTS = ("none", "optional", "required")
+"""What `ssl_cert_reqs` may ask of the servers' certificates (redis-py's spellings; required by default)."""
+BOOLEANS = {"true": True, "false": False}
+TLS_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs", "ssl_check_hostname")
+"""What a `rediss+sentinel://` or `rediss+cluster://` URL takes after `?`, as redis-py names its TLS options: the CA
+file that signed the servers' certificates (default: the system's), this client's certificate and key files,
+whether a certificate is required (`CERT_REQUIREMENTS`), whether it must name the host (`true`/`false`)."""
 KOMBU_SENTINEL_SCHEME = "sentinel"
 """How kombu's Sentinel transport spells each Sentinel of its failover list."""
 SENTINEL_EXAMPLE = "redis+sentinel://h1:26379,h2:26379,h3:26379/mymaster/0"
@@ -69,6 +84,8 @@ class RedisUrl:
     db: int = 0
     username: str | None = None
     password: str | None = None
+    tls: dict[str, Any] | None = None
+    """Sentinel and Cluster over TLS: redis-py's connection options for it (`ssl` and the `TLS_OPTIONS` given)."""
 
 
 def parse(url: str) -> RedisUrl:
@@ -80,32 +97,59 @@ def parse(url: str) -> RedisUrl:
         raise ValueError(f"expected a URL starting with {', '.join(s + '://' for s in STORE_SCHEMES)}; got {given}")
     if scheme in PLAIN_SCHEMES:
         return _plain(url.strip(), scheme)
-    netloc, _, path = rest.partition("/")
-    path, query, _ = path.partition("?")
-    if query or "?" in netloc:
+    # The options first: a CA file's path holds slashes. A `?` of a password must be percent-encoded, as a `/` must.
+    rest, ask, query = rest.partition("?")
+    tls = _tls_options(scheme, query) if scheme in TLS_SCHEMES else None
+    if ask and tls is None:
         raise ValueError(f"{scheme}:// takes no ?options: give the hosts, then the path, as in "
-                         f"{SENTINEL_EXAMPLE if scheme == SENTINEL_SCHEME else CLUSTER_EXAMPLE}")
+                         f"{SENTINEL_EXAMPLE if scheme == SENTINEL_SCHEME else CLUSTER_EXAMPLE} "
+                         f"(over TLS, {TLS_SENTINEL_SCHEME}:// and {TLS_CLUSTER_SCHEME}:// take TLS options)")
+    netloc, _, path = rest.partition("/")
     userinfo, _, hostlist = netloc.rpartition("@")
     username, password = _credentials(userinfo)
     hosts = tuple(_host(part, scheme) for part in hostlist.split(","))
     segments = [unquote(segment) for segment in path.strip("/").split("/")] if path.strip("/") else []
-    if scheme == SENTINEL_SCHEME:
+    if scheme in SENTINEL_SCHEMES:
         if not segments or not segments[0]:
             raise ValueError(f"expected the master's name after the Sentinel hosts, as in {SENTINEL_EXAMPLE}")
         if len(segments) > 2 or (len(segments) == 2 and not segments[1].isdigit()):
             raise ValueError(f"expected /master-name or /master-name/database-number after the hosts, as in {SENTINEL_EXAMPLE}")
         db = int(segments[1]) if len(segments) == 2 else 0
-        return RedisUrl(url.strip(), Topology.SENTINEL, hosts, segments[0], db, username, password)
+        return RedisUrl(url.strip(), Topology.SENTINEL, hosts, segments[0], db, username, password, tls)
     if segments and segments != ["0"]:
         raise ValueError(f"a Redis Cluster has only database 0: give no path, as in {CLUSTER_EXAMPLE}")
-    return RedisUrl(url.strip(), Topology.CLUSTER, hosts, None, 0, username, password)
+    return RedisUrl(url.strip(), Topology.CLUSTER, hosts, None, 0, username, password, tls)
+
+
+def _tls_options(scheme: str, query: str) -> dict[str, Any]:
+    """redis-py's TLS connection options from the `?` part of a `scheme` URL; ValueError in one line naming the
+    option that is unknown or whose value cannot be (never the value: it is a path of this machine at most)."""
+    options: dict[str, Any] = {"ssl": True}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name not in TLS_OPTIONS:
+            # Not named: a `?` left unencoded in a password makes the rest of it read as options.
+            raise ValueError(f"{scheme}:// takes only the TLS options {', '.join(TLS_OPTIONS)} after ?, and one given "
+                             "is none of them")
+        if name in options:
+            raise ValueError(f"{scheme}://: the option {name} is given twice")
+        if not value:
+            raise ValueError(f"{scheme}://: the option {name} has no value")
+        if name == "ssl_cert_reqs" and value.lower() not in CERT_REQUIREMENTS:
+            raise ValueError(f"{scheme}://: ssl_cert_reqs must be one of {', '.join(CERT_REQUIREMENTS)}")
+        if name == "ssl_check_hostname":
+            if value.lower() not in BOOLEANS:
+                raise ValueError(f"{scheme}://: ssl_check_hostname must be true or false")
+            options[name] = BOOLEANS[value.lower()]
+        else:
+            options[name] = value.lower() if name == "ssl_cert_reqs" else value
+    return options
 
 
 def shown(url: str) -> str:
     """`url` as it may be printed: its password masked (kombu's masking, which reads one host only,
     for any URL that is not a Sentinel or Cluster one)."""
     scheme, sep, rest = url.partition("://")
-    if not sep or scheme.lower() not in (SENTINEL_SCHEME, CLUSTER_SCHEME):
+    if not sep or scheme.lower() not in (*SENTINEL_SCHEMES, *CLUSTER_SCHEMES):
         try:
             return maybe_sanitize_url(url)
         except ValueError:
@@ -122,18 +166,32 @@ def shown(url: str) -> str:
     return f"{scheme}://{masked}{hosts}{slash}{path}"
 
 
-def kombu_form(url: str) -> tuple[str, dict[str, Any]]:
-    """The URL and transport options kombu (and Celery) take for the broker at `url`: a Sentinel URL
-    becomes kombu's own Sentinel transport, `sentinel://h1:26379;sentinel://h2:26379/0` with the
-    master's name in `master_name`; any other URL is kombu's as it is."""
-    if url.partition("://")[0].lower() != SENTINEL_SCHEME:
-        return url, {}
+class KombuForm(NamedTuple):
+    """How kombu (and Celery) take a broker URL."""
+
+    url: str
+    transport_options: dict[str, Any]
+    ssl: dict[str, Any] | None
+    """kombu's `ssl` connection option (Celery's `broker_use_ssl`), for a Sentinel-watched primary over TLS."""
+
+
+def kombu_form(url: str) -> KombuForm:
+    """The broker at `url` as kombu takes it: a Sentinel URL becomes kombu's own Sentinel transport,
+    `sentinel://h1:26379;sentinel://h2:26379/0` with the master's name in `master_name` (and, over TLS, the
+    Sentinels' TLS options in `sentinel_kwargs` and the primary's in `ssl`); any other URL is kombu's as it is."""
+    if url.partition("://")[0].lower() not in SENTINEL_SCHEMES:
+        return KombuForm(url, {}, None)
     target = parse(url)
     auth = ""
     if target.password:
         auth = f"{quote(target.username or '', safe='')}:{quote(target.password, safe='')}@"
     nodes = [f"{KOMBU_SENTINEL_SCHEME}://{auth}{_bracketed(host)}:{port}/{target.db}" for host, port in target.hosts]
-    return ";".join(nodes), {"master_name": target.master}
+    options: dict[str, Any] = {"master_name": target.master}
+    if target.tls is None:
+        return KombuForm(";".join(nodes), options, None)
+    # kombu takes a primary over TLS only from a non-empty dict of options (without `ssl`, which it implies).
+    primary = {"ssl_cert_reqs": "required", **{name: value for name, value in target.tls.items() if name != "ssl"}}
+    return KombuForm(";".join(nodes), {**options, "sentinel_kwargs": dict(target.tls)}, primary)
 
 
 def _bracketed(host: str) -> str:
@@ -203,12 +261,13 @@ def client_for(url: str, *, socket_timeout: float, socket_connect_timeout: float
     if target.topology is Topology.SINGLE:
         return redis.Redis.from_url(target.url, **timeouts, **options)
     credentials = {"username": target.username, "password": target.password}
+    tls = target.tls or {}
     if target.topology is Topology.SENTINEL:
         # A Sentinel answers quickly or not at all: its own connections keep the timeouts, not the retries.
-        sentinel = Sentinel(list(target.hosts), sentinel_kwargs=timeouts, **timeouts, **options)
+        sentinel = Sentinel(list(target.hosts), sentinel_kwargs={**timeouts, **tls}, **timeouts, **tls, **options)
         return sentinel.master_for(target.master, db=target.db, **credentials)
     nodes = [ClusterNode(host, port) for host, port in target.hosts]
-    return DeferredCluster(lambda: RedisCluster(startup_nodes=nodes, **credentials, **timeouts, **options))
+    return DeferredCluster(lambda: RedisCluster(startup_nodes=nodes, **credentials, **timeouts, **tls, **options))
 
 
 class DeferredCluster:

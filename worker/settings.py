@@ -63,7 +63,7 @@ LOG_FORMAT_VARIABLE = "PUSHSYNC_LOG_FORMAT"
 
 STORE_SCHEMES = redis_urls.STORE_SCHEMES
 """What REDIS_URL may name: Redis over TCP, TLS or a Unix socket, a Sentinel-watched primary, a Cluster."""
-BROKER_SCHEMES = ("redis", "rediss", redis_urls.SENTINEL_SCHEME, "amqp", "amqps", "pyamqp")
+BROKER_SCHEMES = ("redis", "rediss", *redis_urls.SENTINEL_SCHEMES, "amqp", "amqps", "pyamqp")
 """What BROKER_URL may name: a Redis broker (one server, or a Sentinel-watched primary), or RabbitMQ (kombu's
 spellings)."""
 HTTP_SCHEMES = ("http", "https")

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.topologies import RedisClusterTopology, SentinelTopology
+from tests.support.topologies import RedisClusterTopology, SentinelTopology, Tls
 
 
 @pytest.fixture(scope="module")
@@ -43,3 +43,22 @@ def sentinel_store(redis_sentinel: SentinelTopology) -> SentinelTopology:
     """The module's Sentinel-watched primary, emptied for this test."""
     redis_sentinel.flush()
     return redis_sentinel
+
+
+@pytest.fixture(scope="module")
+def redis_cluster_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterTopology]:
+    """A running Redis Cluster of this module that speaks TLS only: `.url` is its `rediss+cluster://` store URL."""
+    directory = tmp_path_factory.mktemp("redis-cluster-tls")
+    cluster = RedisClusterTopology(directory, tls=Tls(directory / "tls"))
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def redis_sentinel_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelTopology]:
+    """A Sentinel-watched primary and replica of this module that speak TLS only, the Sentinels too: `.url` is its
+    `rediss+sentinel://` store URL."""
+    directory = tmp_path_factory.mktemp("redis-sentinel-tls")
+    sentinel = SentinelTopology(directory, tls=Tls(directory / "tls"))
+    yield sentinel
+    sentinel.stop()

@@ -66,6 +66,14 @@ def test_the_documented_forms():
     ("redis+shard://h1", "expected a URL starting with"),
     ("redis+cluster://h1:7000?ssl=true", "redis+cluster:// takes no ?options"),
     ("redis+sentinel://h1:26379/mymaster/0?ssl=true", "redis+sentinel:// takes no ?options"),
+    ("rediss+cluster://h1:7000?ssl_ca_cert=/ca.pem", "takes only the TLS options ssl_ca_certs, ssl_certfile"),
+    ("rediss+cluster://:pw?secret-host@h1:7000", "one given is none of them"),
+    ("rediss+cluster://h1:7000?ssl_cert_reqs=maybe", "ssl_cert_reqs must be one of none, optional, required"),
+    ("rediss+cluster://h1:7000?ssl_check_hostname=perhaps", "ssl_check_hostname must be true or false"),
+    ("rediss+cluster://h1:7000?ssl_ca_certs=", "the option ssl_ca_certs has no value"),
+    ("rediss+sentinel://h1/m?ssl_ca_certs=/a&ssl_ca_certs=/b", "the option ssl_ca_certs is given twice"),
+    ("rediss+sentinel://h1:26379?ssl_ca_certs=/ca.pem", "expected the master's name"),
+    ("rediss+cluster://h1:7000/2?ssl_ca_certs=/ca.pem", "a Redis Cluster has only database 0"),
 ])
 def test_malformed_forms_are_refused_in_one_line_without_the_url(url, says):
     with pytest.raises(ValueError) as refused:
@@ -74,7 +82,21 @@ def test_malformed_forms_are_refused_in_one_line_without_the_url(url, says):
     assert "\n" not in str(refused.value) and "secret-host" not in str(refused.value)
 
 
+def test_the_tls_forms_take_redis_pys_tls_options():
+    cluster = parse("rediss+cluster://:pw@h1:7000,h2?ssl_ca_certs=/etc/ca/my%20ca.pem&ssl_cert_reqs=Required"
+                    "&ssl_check_hostname=false&ssl_certfile=/c.pem&ssl_keyfile=/k.pem")
+    assert (cluster.topology, cluster.hosts, cluster.password) == (Topology.CLUSTER, (("h1", 7000), ("h2", 6379)), "pw")
+    assert cluster.tls == {"ssl": True, "ssl_ca_certs": "/etc/ca/my ca.pem", "ssl_cert_reqs": "required",
+                           "ssl_check_hostname": False, "ssl_certfile": "/c.pem", "ssl_keyfile": "/k.pem"}
+    sentinel = parse("rediss+sentinel://h1,h2:26380/mymaster/3")
+    assert (sentinel.topology, sentinel.hosts, sentinel.master, sentinel.db) == (
+        Topology.SENTINEL, (("h1", 26379), ("h2", 26380)), "mymaster", 3)
+    assert sentinel.tls == {"ssl": True}, "TLS with the system's CAs and redis-py's defaults"
+    assert parse("redis+cluster://h1:7000").tls is None
+
+
 @pytest.mark.parametrize(("url", "printed"), [
+    ("rediss+cluster://:pw@h1:7000?ssl_ca_certs=/ca.pem", "rediss+cluster://:**@h1:7000?ssl_ca_certs=/ca.pem"),
     ("redis+sentinel://:pw@h1:26379,h2:26379/mymaster/0", "redis+sentinel://:**@h1:26379,h2:26379/mymaster/0"),
     ("redis+cluster://user:pw@h1:7000,h2:7001", "redis+cluster://user:**@h1:7000,h2:7001"),
     ("redis+cluster://h1:7000", "redis+cluster://h1:7000"),

@@ -8,6 +8,9 @@ by `stop()`. The fixtures of tests/plugins/topologies.py start them once per mod
 - `SentinelTopology`: a primary, a replica and three Sentinels, `url` the `redis+sentinel://` form;
   `kill_primary()` SIGKILLs the primary and waits until the Sentinels promoted the replica.
 
+Given `Tls` files (a test CA's, and a certificate it signed for loopback), either speaks TLS only, on
+every link (clients, replication, the cluster bus, the Sentinels), and `url` is the `rediss+` form.
+
 Helpers of other tests (durable acknowledgement, failover under load) use the same classes.
 """
 
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+import trustme
 from redis.cluster import RedisCluster
 
 from worker.children import Child
@@ -47,6 +51,48 @@ POLL_SECONDS = 0.1
 SERVER_OPTIONS = ("--bind", LOOPBACK, "--appendonly", "yes", "--save", "", "--maxmemory-policy", "noeviction",
                   "--protected-mode", "no")
 """As pushsync wants its store: every write kept, nothing evicted."""
+
+
+class Tls:
+    """A test CA's certificate, and a certificate and key it signed for loopback, as files in `directory`."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        authority = trustme.CA()
+        issued = authority.issue_cert(LOOPBACK, "localhost")
+        self.ca, self.cert, self.key = directory / "ca.pem", directory / "server.pem", directory / "server.key"
+        authority.cert_pem.write_to_path(str(self.ca))
+        issued.cert_chain_pems[0].write_to_path(str(self.cert))
+        issued.private_key_pem.write_to_path(str(self.key))
+
+    def listen(self, port: int) -> list[str]:
+        """redis-server arguments that make it listen on `port` over TLS only and replicate over TLS."""
+        return ["--port", "0", "--tls-port", str(port), "--tls-cert-file", str(self.cert),
+                "--tls-key-file", str(self.key), "--tls-ca-cert-file", str(self.ca), "--tls-auth-clients", "no",
+                "--tls-replication", "yes"]
+
+    @property
+    def client_options(self) -> dict[str, Any]:
+        """redis-py's options for a client of these servers."""
+        return {"ssl": True, "ssl_ca_certs": str(self.ca)}
+
+    @property
+    def query(self) -> str:
+        """The `?` part of a store URL of these servers."""
+        return f"?ssl_ca_certs={self.ca}"
+
+    @property
+    def cli(self) -> list[str]:
+        """redis-cli's arguments for these servers."""
+        return ["--tls", "--cacert", str(self.ca)]
+
+
+def _listen(port: int, tls: Tls | None) -> list[str]:
+    return tls.listen(port) if tls else ["--port", str(port)]
+
+
+def _scheme(form: str, tls: Tls | None) -> str:
+    return f"rediss+{form}" if tls else f"redis+{form}"
 
 
 def free_port(*, bus: bool = False) -> int:
@@ -88,21 +134,23 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
 class Server:
     """One redis-server process on `port`, with its files in `directory`."""
 
-    def __init__(self, directory: Path, port: int, *args: str, password: str | None = None) -> None:
+    def __init__(self, directory: Path, port: int, *args: str, password: str | None = None,
+                 tls: Tls | None = None) -> None:
         """
         directory: where the server keeps its data, config and log (made if missing).
         port: the loopback port it listens on.
         args: further redis-server arguments (a config file first, if any).
         password: what clients (and replicas of it, and it of its primary) must give; None for none.
+        tls: the files it speaks TLS with (only TLS); None for plain TCP.
         """
-        self.directory, self.port, self.args, self.password = directory, port, args, password
+        self.directory, self.port, self.args, self.password, self.tls = directory, port, args, password, tls
         directory.mkdir(parents=True, exist_ok=True)
         self.child: Child | None = None
         self.start()
 
     def start(self, *extra: str) -> None:
         """Start the process and wait until it answers; `extra`: arguments of this start only."""
-        command = [REDIS_SERVER, *self.args, *extra, "--port", str(self.port), "--dir", str(self.directory),
+        command = [REDIS_SERVER, *self.args, *extra, *_listen(self.port, self.tls), "--dir", str(self.directory),
                    *SERVER_OPTIONS, *self._auth()]
         self.child = Child(f"redis-server:{self.port}", command, env={}, log_path=self.directory / "server.log")
         self.child.wait_until(self._answers, START_TIMEOUT_SECONDS)
@@ -119,7 +167,7 @@ class Server:
     def client(self, **options: Any) -> redis.Redis:
         """A client of this one server (not following any topology)."""
         return redis.Redis(LOOPBACK, self.port, socket_timeout=2, socket_connect_timeout=2, password=self.password,
-                           **options)
+                           **(self.tls.client_options if self.tls else {}), **options)
 
     @property
     def alive(self) -> bool:
@@ -138,12 +186,13 @@ class Server:
 class RedisClusterTopology:
     """A 3-primary Redis Cluster with a replica of each primary, on loopback ports."""
 
-    def __init__(self, directory: Path, password: str | None = None) -> None:
+    def __init__(self, directory: Path, password: str | None = None, tls: Tls | None = None) -> None:
         """
         directory: an empty directory for the nodes' files (one subdirectory each).
         password: what every node requires (in `url` too); None for none.
+        tls: the files every node speaks TLS with, on every link; None for plain TCP.
         """
-        self.password = password
+        self.password, self.tls = password, tls
         self.nodes: list[Server] = []
         try:
             for n in range(CLUSTER_PRIMARIES * 2):
@@ -151,9 +200,10 @@ class RedisClusterTopology:
                 self.nodes.append(Server(
                     directory / f"node-{port}", port, "--cluster-enabled", "yes",
                     "--cluster-config-file", str(directory / f"node-{port}" / "nodes.conf"),
-                    "--cluster-node-timeout", str(CLUSTER_NODE_TIMEOUT_MS), password=password))
-            subprocess.run([REDIS_CLI, "--cluster", "create", *(f"{LOOPBACK}:{node.port}" for node in self.nodes),
-                            "--cluster-replicas", "1", "--cluster-yes"],
+                    "--cluster-node-timeout", str(CLUSTER_NODE_TIMEOUT_MS),
+                    *(["--tls-cluster", "yes"] if tls else []), password=password, tls=tls))
+            subprocess.run([REDIS_CLI, *(tls.cli if tls else []), "--cluster", "create",
+                            *(f"{LOOPBACK}:{node.port}" for node in self.nodes), "--cluster-replicas", "1", "--cluster-yes"],
                            check=True, capture_output=True, timeout=START_TIMEOUT_SECONDS,
                            env={**os.environ, "REDISCLI_AUTH": password} if password else None)
             self.wait_healthy()
@@ -164,16 +214,18 @@ class RedisClusterTopology:
     @property
     def url(self) -> str:
         """The store URL, seeded with every node."""
-        return f"redis+cluster://{_userinfo(self.password)}" + ",".join(f"{LOOPBACK}:{node.port}" for node in self.nodes)
+        hosts = ",".join(f"{LOOPBACK}:{node.port}" for node in self.nodes)
+        return f"{_scheme('cluster', self.tls)}://{_userinfo(self.password)}{hosts}{self.tls.query if self.tls else ''}"
 
     def seed_url(self) -> str:
         """The store URL seeded with one living node only (a Cluster client finds the others)."""
-        return f"redis+cluster://{_userinfo(self.password)}{LOOPBACK}:{next(node for node in self.nodes if node.alive).port}"
+        port = next(node for node in self.nodes if node.alive).port
+        return f"{_scheme('cluster', self.tls)}://{_userinfo(self.password)}{LOOPBACK}:{port}{self.tls.query if self.tls else ''}"
 
     def client(self) -> RedisCluster:
         return RedisCluster(startup_nodes=[redis.cluster.ClusterNode(LOOPBACK, node.port) for node in self.nodes
                                            if node.alive], socket_timeout=2, socket_connect_timeout=2,
-                           password=self.password)
+                           password=self.password, **(self.tls.client_options if self.tls else {}))
 
     def flush(self) -> None:
         """Empty every primary (a test's leftovers are not the next one's)."""
@@ -264,18 +316,19 @@ class RedisClusterTopology:
 class SentinelTopology:
     """A primary, its replica and three Sentinels watching master `MASTER_NAME`, on loopback ports."""
 
-    def __init__(self, directory: Path, password: str | None = None) -> None:
+    def __init__(self, directory: Path, password: str | None = None, tls: Tls | None = None) -> None:
         """
         directory: an empty directory for the servers' files (one subdirectory each).
         password: what the primary and replica require (in `url` too; the Sentinels require none).
+        tls: the files every server and Sentinel speaks TLS with, on every link; None for plain TCP.
         """
-        self.password = password
+        self.password, self.tls = password, tls
         self.servers: list[Server] = []
         self.sentinels: list[Server] = []
         try:
-            primary = Server(directory / "primary", free_port(), password=password)
+            primary = Server(directory / "primary", free_port(), password=password, tls=tls)
             self.servers = [primary, Server(directory / "replica", free_port(), "--replicaof", LOOPBACK,
-                                            str(primary.port), password=password)]
+                                            str(primary.port), password=password, tls=tls)]
             for n in range(SENTINELS):
                 folder = directory / f"sentinel-{n}"
                 folder.mkdir()
@@ -287,7 +340,7 @@ class SentinelTopology:
                     f"sentinel failover-timeout {MASTER_NAME} {SENTINEL_FAILOVER_TIMEOUT_MS}\n"
                     f"sentinel parallel-syncs {MASTER_NAME} 1\n"
                     + (f"sentinel auth-pass {MASTER_NAME} {password}\n" if password else ""))
-                self.sentinels.append(_SentinelServer(folder, free_port(), str(config), "--sentinel"))
+                self.sentinels.append(_SentinelServer(folder, free_port(), str(config), "--sentinel", tls=tls))
             wait_until(self._settled, START_TIMEOUT_SECONDS, "the Sentinels seeing the replica and each other")
         except BaseException:
             self.stop()
@@ -297,7 +350,7 @@ class SentinelTopology:
     def url(self) -> str:
         """The store URL naming every Sentinel, the master and database 0."""
         hosts = ",".join(f"{LOOPBACK}:{sentinel.port}" for sentinel in self.sentinels)
-        return f"redis+sentinel://{_userinfo(self.password)}{hosts}/{MASTER_NAME}/0"
+        return f"{_scheme('sentinel', self.tls)}://{_userinfo(self.password)}{hosts}/{MASTER_NAME}/0{self.tls.query if self.tls else ''}"
 
     def _settled(self) -> bool:
         for sentinel in self.sentinels:
@@ -355,7 +408,7 @@ class _SentinelServer(Server):
     """A Sentinel: the same process, but no data options (a Sentinel refuses them)."""
 
     def start(self, *extra: str) -> None:
-        command = [REDIS_SERVER, *self.args, *extra, "--port", str(self.port), "--bind", LOOPBACK, "--protected-mode", "no",
-                   "--dir", str(self.directory)]
+        command = [REDIS_SERVER, *self.args, *extra, *_listen(self.port, self.tls), "--bind", LOOPBACK,
+                   "--protected-mode", "no", "--dir", str(self.directory)]
         self.child = Child(f"redis-sentinel:{self.port}", command, env={}, log_path=self.directory / "server.log")
         self.child.wait_until(self._answers, START_TIMEOUT_SECONDS)

@@ -53,12 +53,13 @@ def test_explicit_base_url_and_client(monkeypatch):
         ("COVEO_ORGANIZATION_ID", "", "COVEO_ORGANIZATION_ID: expected the organization's id (letters, digits, '-' "
                                       "and '_'), got nothing"),
         ("REDIS_URL", "http://cache:6379", "REDIS_URL: expected a URL starting with redis://, rediss://, unix://, "
-                                           "redis+sentinel://, redis+cluster://; got http://"),
+                                           "redis+sentinel://, rediss+sentinel://, redis+cluster://, rediss+cluster://; "
+                                           "got http://"),
         ("REDIS_URL", "redis://cache:notaport/0", "REDIS_URL: the port must be a number from 1 to 65535"),
         ("REDIS_URL", "redis://cache:6379/zero", "REDIS_URL: the path must be a database number"),
         ("REDIS_URL", "redis:///0", "REDIS_URL: expected a host after redis://"),
         ("BROKER_URL", "rabbit://guest@mq:5672//", "BROKER_URL: expected a URL starting with redis://, rediss://, redis+sentinel://, "
-                                                   "amqp://, amqps://, pyamqp://; got rabbit://"),
+                                                   "rediss+sentinel://, amqp://, amqps://, pyamqp://; got rabbit://"),
         ("COVEO_PUSH_URL", "http://proxy:8080", "COVEO_PUSH_URL: expected the Push API root, ending in /push/v1"),
         ("COVEO_PUSH_URL", "proxy:8080/push/v1", "COVEO_PUSH_URL: expected a URL starting with http://, https://"),
         ("COVEO_API_KEY", "", "COVEO_API_KEY: Value should have at least 1 item"),
@@ -156,8 +157,20 @@ def test_a_sentinel_store_is_the_broker_through_kombus_sentinel_transport():
     store = "redis+sentinel://:p%40ss@s1:26379,[::1]:26380/mymaster/2"
     assert load_settings(redis_url=store).broker_url is None
     assert kombu_form(store) == ("sentinel://:p%40ss@s1:26379/2;sentinel://:p%40ss@[::1]:26380/2",
-                                 {"master_name": "mymaster"})
-    assert kombu_form("redis://h:6379/1") == ("redis://h:6379/1", {})
+                                 {"master_name": "mymaster"}, None)
+    assert kombu_form("redis://h:6379/1") == ("redis://h:6379/1", {}, None)
+
+
+def test_a_sentinel_store_over_tls_is_the_broker_over_tls_to_the_sentinels_and_the_primary():
+    from producers.redis_urls import kombu_form
+
+    store = "rediss+sentinel://s1:26379,s2/mymaster/2?ssl_ca_certs=/etc/pushsync/ca.pem&ssl_check_hostname=false"
+    assert load_settings(redis_url=store).broker_url is None
+    assert kombu_form(store) == (
+        "sentinel://s1:26379/2;sentinel://s2:26379/2",
+        {"master_name": "mymaster",
+         "sentinel_kwargs": {"ssl": True, "ssl_ca_certs": "/etc/pushsync/ca.pem", "ssl_check_hostname": False}},
+        {"ssl_cert_reqs": "required", "ssl_ca_certs": "/etc/pushsync/ca.pem", "ssl_check_hostname": False})
 
 
 @pytest.mark.parametrize(("url", "says"), [

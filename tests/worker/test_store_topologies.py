@@ -14,6 +14,7 @@ import threading
 import time
 
 import pytest
+import redis
 from click.testing import CliRunner
 
 from producers import Publisher
@@ -42,6 +43,23 @@ def test_pipeline_on_a_redis_cluster(workers, clean_emulator, cluster_store, red
 
 def test_pipeline_on_a_sentinel_primary(workers, clean_emulator, sentinel_store, redis_broker_url):
     run_pipeline(workers, clean_emulator, sentinel_store.url, redis_broker_url)
+
+
+def test_pipeline_on_a_redis_cluster_over_tls(workers, clean_emulator, redis_cluster_tls, redis_broker_url):
+    redis_cluster_tls.wait_healthy()
+    redis_cluster_tls.flush()
+    with pytest.raises(redis.ConnectionError):
+        redis.Redis(port=redis_cluster_tls.nodes[0].port, socket_timeout=2).ping()  # TLS only: plain TCP is refused
+    run_pipeline(workers, clean_emulator, redis_cluster_tls.url, redis_broker_url)
+
+
+def test_a_sentinel_store_over_tls_is_also_the_broker_over_tls(workers, clean_emulator, redis_sentinel_tls):
+    redis_sentinel_tls.flush()
+    for server in [*redis_sentinel_tls.sentinels, redis_sentinel_tls.primary()]:
+        with pytest.raises(redis.ConnectionError):
+            redis.Redis(port=server.port, socket_timeout=2).ping()  # TLS only: plain TCP is refused
+    # Celery's tasks through kombu's Sentinel transport over TLS, change events through the Sentinel client over TLS.
+    run_pipeline(workers, clean_emulator, redis_sentinel_tls.url, redis_sentinel_tls.url, BROKER_URL="")
 
 
 def _item(n: int, version: int) -> dict:
