@@ -112,6 +112,9 @@ def _scheme(url: str) -> str:
 def list_element(urls: list[str], n: int) -> str:
     """How a message names the `n`-th (from 1) of a failover list's `urls`: its place and host, no password."""
     url = urls[n - 1]
+    if n < len(urls) and not _scheme(urls[n]):
+        # The next element is no URL: this one may end at a `;` of its password.
+        return f"URL {n} of the {len(urls)} in the broker list"
     try:
         host = urlsplit(url).netloc.rpartition("@")[2]
     except ValueError:
@@ -133,7 +136,13 @@ def _password_cut(url: str) -> bool:
 def shown(broker_url: str) -> str:
     """`broker_url` (one URL or a failover list; a store URL too, of any topology) as it may be printed:
     every password masked."""
-    return URL_SEPARATOR.join(redis_urls.shown(url) for url in split_urls(broker_url))
+    urls: list[str] = []
+    for url in split_urls(broker_url):
+        if urls and not _scheme(url):
+            urls[-1] += URL_SEPARATOR + url  # no URL of its own: the rest of a password holding a `;`
+        else:
+            urls.append(url)
+    return URL_SEPARATOR.join(redis_urls.shown(url) for url in urls)
 
 
 def events_stream(name: str = EVENTS_QUEUE) -> str:
@@ -162,8 +171,13 @@ def connect(broker_url: str, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
         options = {"socket_connect_timeout": connect_timeout, "socket_timeout": connect_timeout}
     form = redis_urls.kombu_form(broker_url)
     try:
+        transport_options = {**options, **form.transport_options}
+        if "sentinel_kwargs" in transport_options:
+            # redis-py gives the Sentinels the socket_* options only when no sentinel_kwargs are given.
+            timeouts = {name: value for name, value in options.items() if name.startswith("socket_")}
+            transport_options["sentinel_kwargs"] = {**timeouts, **transport_options["sentinel_kwargs"]}
         return Connection(form.url, connect_timeout=connect_timeout, ssl=form.ssl or False,
-                          transport_options={**options, **form.transport_options})
+                          transport_options=transport_options)
     except ValueError:
         # kombu's own message quotes what it misread, which may be part of the password.
         raise ValueError(f"the broker URL {shown(broker_url)} cannot be read: {UNREADABLE_HINT}") from None

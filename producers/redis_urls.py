@@ -57,6 +57,8 @@ KOMBU_SENTINEL_SCHEME = "sentinel"
 """How kombu's Sentinel transport spells each Sentinel of its failover list."""
 SENTINEL_EXAMPLE = "redis+sentinel://h1:26379,h2:26379,h3:26379/mymaster/0"
 CLUSTER_EXAMPLE = "redis+cluster://h1:7000,h2:7001,h3:7002"
+ENCODE_HINT = "a ? / # @ [ ] of the user or password must be percent-encoded (? as %3F)"
+"""What a URL whose user or password holds a reserved character reads as, said without quoting it."""
 
 StoreClient = Union[redis.Redis, "DeferredCluster"]
 """What `client_for` makes: a client of one server (a Sentinel's primary is one), or of a Cluster."""
@@ -103,11 +105,18 @@ def parse(url: str) -> RedisUrl:
     if ask and tls is None:
         raise ValueError(f"{scheme}:// takes no ?options: give the hosts, then the path, as in "
                          f"{SENTINEL_EXAMPLE if scheme == SENTINEL_SCHEME else CLUSTER_EXAMPLE} "
-                         f"(over TLS, {TLS_SENTINEL_SCHEME}:// and {TLS_CLUSTER_SCHEME}:// take TLS options)")
+                         f"(over TLS, {TLS_SENTINEL_SCHEME}:// and {TLS_CLUSTER_SCHEME}:// take TLS options; "
+                         f"{ENCODE_HINT})")
     netloc, _, path = rest.partition("/")
     userinfo, _, hostlist = netloc.rpartition("@")
     username, password = _credentials(userinfo)
-    hosts = tuple(_host(part, scheme) for part in hostlist.split(","))
+    try:
+        hosts = tuple(_host(part, scheme) for part in hostlist.split(","))
+    except ValueError as exc:
+        if "@" in query and not userinfo:
+            # The `@` of the credentials is after a `?`: the password's, unencoded.
+            raise ValueError(f"{exc} ({ENCODE_HINT})") from None
+        raise
     segments = [unquote(segment) for segment in path.strip("/").split("/")] if path.strip("/") else []
     if scheme in SENTINEL_SCHEMES:
         if not segments or not segments[0]:
@@ -129,7 +138,7 @@ def _tls_options(scheme: str, query: str) -> dict[str, Any]:
         if name not in TLS_OPTIONS:
             # Not named: a `?` left unencoded in a password makes the rest of it read as options.
             raise ValueError(f"{scheme}:// takes only the TLS options {', '.join(TLS_OPTIONS)} after ?, and one given "
-                             "is none of them")
+                             f"is none of them ({ENCODE_HINT})")
         if name in options:
             raise ValueError(f"{scheme}://: the option {name} is given twice")
         if not value:
@@ -154,16 +163,23 @@ def shown(url: str) -> str:
             return maybe_sanitize_url(url)
         except ValueError:
             pass  # kombu cannot read it (a password holding an unencoded `/` reads as a port): masked below
-    netloc, slash, path = rest.partition("/")
-    if "@" not in netloc and "@" in path:
-        # An unencoded `/` (or `?`, `#`) in the password ends the host part early: everything up to the last
-        # `@` may be the password.
-        userinfo, _, after = rest.rpartition("@")
-        return f"{scheme}://{userinfo.partition(':')[0]}:**@{after}"
+    try:
+        parse(url)
+    except ValueError:
+        # Not readable: any `@` may end the credentials (an unencoded `/`, `?`, `#` or `@` in the password),
+        # so everything up to the last one is masked.
+        userinfo, at, after = rest.rpartition("@")
+        if not at:
+            return url
+        user, colon, _ = userinfo.partition(":")
+        return f"{scheme}://{user}:**@{after}" if colon else f"{scheme}://**@{after}"
+    # Read as `parse` reads it: the options first (a certificate's path may hold `@` and `/`), then the hosts.
+    head, ask, query = rest.partition("?")
+    netloc, slash, path = head.partition("/")
     userinfo, at, hosts = netloc.rpartition("@")
     user, colon, password = userinfo.partition(":")
     masked = f"{user}:**@" if colon and password else userinfo + at
-    return f"{scheme}://{masked}{hosts}{slash}{path}"
+    return f"{scheme}://{masked}{hosts}{slash}{path}{ask}{query}"
 
 
 class KombuForm(NamedTuple):
@@ -199,7 +215,11 @@ def _bracketed(host: str) -> str:
 
 
 def _plain(url: str, scheme: str) -> RedisUrl:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        # urlsplit's own message may quote a bracketed part of the password.
+        raise ValueError(f"{scheme}:// URL cannot be read: {ENCODE_HINT}") from None
     if scheme == "unix":
         if not parts.path:
             raise ValueError("expected unix:///path/to/redis.sock")

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from producers import redis_urls
 from producers.broker import split_urls
 
 MASK = "[redacted]"
@@ -65,7 +66,22 @@ class Secrets:
             self._register_one_url(one)
 
     def _register_one_url(self, url: str) -> None:
-        parts = urlsplit(url) if url else None
+        scheme = url.partition("://")[0].strip().lower()
+        if scheme in (*redis_urls.SENTINEL_SCHEMES, *redis_urls.CLUSTER_SCHEMES):
+            # Read as redis_urls reads them (urlsplit ends the password at a `#`, or fails on a `[`).
+            try:
+                target = redis_urls.parse(url)
+            except ValueError:
+                return  # refused by the settings before it gets here
+            written = url.partition("://")[2].partition("?")[0].partition("/")[0].rpartition("@")[0].partition(":")[2]
+            if target.password:
+                if target.password != target.username:
+                    self.register(target.password, written)
+                return
+        try:
+            parts = urlsplit(url) if url else None
+        except ValueError:
+            return  # refused by the settings before it gets here
         if parts is not None and parts.password and parts.password != parts.username:
             self.register(parts.password, unquote(parts.password))
         elif parts is not None and not parts.password and parts.netloc:

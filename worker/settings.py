@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from emulator.defaults import DEFAULT_API_KEY, DEFAULT_ORGANIZATION, DEFAULT_PLATFORM_URL, DEFAULT_PUSH_URL
 from producers import redis_urls
-from producers.broker import NOT_A_CLUSTER, checked_urls, list_element
+from producers.broker import NOT_A_CLUSTER, UNREADABLE_HINT, checked_urls, list_element
 from producers.events.limits import CONTAINER_LIMIT_BYTES, MIB
 from worker import redaction
 
@@ -86,14 +86,19 @@ def _checked_url(value: str, schemes: tuple[str, ...], *, database: bool = False
     """`value` when it is a URL of one of `schemes` with a usable host and port and (when `database`, for
     Redis: every form `producers.redis_urls` reads) database number; else ValueError saying what is wrong,
     without repeating the URL (it may hold a password)."""
-    parts = urlsplit(value.strip())
+    text = value.strip()
+    if database and text.partition("://")[0].lower() in set(schemes) & set(redis_urls.STORE_SCHEMES):
+        # redis_urls reads every Redis form itself; urlsplit would quote a bracketed part of a password.
+        redis_urls.parse(value)
+        return value
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        raise ValueError(f"the URL cannot be read: {UNREADABLE_HINT}") from None
     scheme = parts.scheme.lower()
     if scheme not in schemes:
         given = f"{scheme}://" if scheme and "://" in value else "no scheme"
         raise ValueError(f"expected a URL starting with {', '.join(s + '://' for s in schemes)}; got {given}")
-    if database and scheme in redis_urls.STORE_SCHEMES:
-        redis_urls.parse(value)
-        return value
     redis_urls.check_host(parts, scheme)
     return value
 
