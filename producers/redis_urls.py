@@ -87,6 +87,8 @@ class RedisUrl:
     username: str | None = None
     password: str | None = None
     tls: dict[str, Any] | None = None
+    written_password: str | None = None
+    """Sentinel and Cluster: the password as the URL spells it (percent-encoded, where `password` is decoded)."""
     """Sentinel and Cluster over TLS: redis-py's connection options for it (`ssl` and the `TLS_OPTIONS` given)."""
 
 
@@ -110,6 +112,7 @@ def parse(url: str) -> RedisUrl:
     netloc, _, path = rest.partition("/")
     userinfo, _, hostlist = netloc.rpartition("@")
     username, password = _credentials(userinfo)
+    written = userinfo.partition(":")[2] or None
     try:
         hosts = tuple(_host(part, scheme) for part in hostlist.split(","))
     except ValueError as exc:
@@ -124,10 +127,10 @@ def parse(url: str) -> RedisUrl:
         if len(segments) > 2 or (len(segments) == 2 and not segments[1].isdigit()):
             raise ValueError(f"expected /master-name or /master-name/database-number after the hosts, as in {SENTINEL_EXAMPLE}")
         db = int(segments[1]) if len(segments) == 2 else 0
-        return RedisUrl(url.strip(), Topology.SENTINEL, hosts, segments[0], db, username, password, tls)
+        return RedisUrl(url.strip(), Topology.SENTINEL, hosts, segments[0], db, username, password, tls, written)
     if segments and segments != ["0"]:
         raise ValueError(f"a Redis Cluster has only database 0: give no path, as in {CLUSTER_EXAMPLE}")
-    return RedisUrl(url.strip(), Topology.CLUSTER, hosts, None, 0, username, password, tls)
+    return RedisUrl(url.strip(), Topology.CLUSTER, hosts, None, 0, username, password, tls, written)
 
 
 def _tls_options(scheme: str, query: str) -> dict[str, Any]:

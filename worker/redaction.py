@@ -73,10 +73,9 @@ class Secrets:
                 target = redis_urls.parse(url)
             except ValueError:
                 return  # refused by the settings before it gets here
-            written = url.partition("://")[2].partition("?")[0].partition("/")[0].rpartition("@")[0].partition(":")[2]
             if target.password:
                 if target.password != target.username:
-                    self.register(target.password, written)
+                    self.register(target.password, target.written_password)
                 return
         try:
             parts = urlsplit(url) if url else None
